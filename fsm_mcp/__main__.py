@@ -1,0 +1,3 @@
+from fsm_mcp.cli import main
+
+main()

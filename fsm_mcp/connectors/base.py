@@ -1,0 +1,88 @@
+"""The Backend Protocol: everything the tools may ask of a system of record.
+
+A backend is bound to one business. It receives vendor-neutral requests, applies the
+domain rules (identity, scheduling, billing) and answers with the project's models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from fsm_mcp.identity.keys import Profile
+from fsm_mcp.identity.scoring import Scored
+from fsm_mcp.inputs import AddressIn, CustomerDetails, LineItemIn
+from fsm_mcp.models import Customer, Invoice, Job, JobStatus, Priority, Technician
+from fsm_mcp.scheduling import Slot
+from fsm_mcp.settings import Business
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRequest:
+    customer_id: str | None
+    customer: CustomerDetails | None
+    address: AddressIn | None
+    job_type: str
+    summary: str
+    priority: Priority
+    window: tuple[datetime, datetime]
+    technician_id: str | None
+    allow_duplicate: bool
+    new_customer: bool
+
+
+class Booking(BaseModel):
+    job: Job
+    customer_created: bool
+    already_booked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    statuses: tuple[JobStatus, ...] = ()
+    technician_id: str | None = None
+    customer_id: str | None = None
+    limit: int = 50
+
+
+class Billed(BaseModel):
+    invoice: Invoice
+    already_invoiced: bool
+
+
+class CustomerProfile(BaseModel):
+    customer: Customer
+    recent_jobs: list[Job]
+    open_balance: Decimal
+
+
+class Backend(Protocol):
+    business: Business
+
+    async def lookup_customers(self, query: Profile, limit: int) -> list[Scored]: ...
+
+    async def customer_history(self, customer_id: str, jobs: int = 5) -> CustomerProfile: ...
+
+    async def create_job(self, request: BookingRequest) -> Booking: ...
+
+    async def get_job(self, job_id: str) -> Job: ...
+
+    async def list_jobs(self, query: JobFilter) -> list[Job]: ...
+
+    async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job: ...
+
+    async def update_job_status(self, job_id: str, status: JobStatus, note: str | None) -> Job: ...
+
+    async def create_invoice(
+        self, job_id: str, lines: list[LineItemIn], tax_rate: Decimal, discount: Decimal, allow_additional: bool
+    ) -> Billed: ...
+
+    async def list_technicians(self, skill: str | None, include_inactive: bool) -> list[Technician]: ...
+
+    async def find_slots(self, skill: str, date_from: date, date_to: date, duration: timedelta) -> list[Slot]: ...

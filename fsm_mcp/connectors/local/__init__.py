@@ -1,0 +1,81 @@
+"""The embedded backend: a full system of record in one SQLite file.
+
+Each operation is one transaction, so the checks it makes (duplicate booking, a
+technician's other jobs, an existing customer) hold when it writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TypeVar
+
+from fsm_mcp.connectors.base import Billed, Booking, BookingRequest, CustomerProfile, JobFilter
+from fsm_mcp.connectors.local import customers, invoices, jobs, technicians
+from fsm_mcp.identity.keys import Profile
+from fsm_mcp.identity.scoring import Scored
+from fsm_mcp.inputs import LineItemIn
+from fsm_mcp.models import Job, JobStatus, Technician
+from fsm_mcp.scheduling import Slot, free_slots
+from fsm_mcp.settings import Business
+from fsm_mcp.store.db import Database, utcnow
+
+T = TypeVar("T")
+
+
+class LocalBackend:
+    def __init__(self, db: Database, business: Business, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.business = business
+        self.tenant = business.tenant_id
+        self.clock = clock
+
+    async def lookup_customers(self, query: Profile, limit: int) -> list[Scored]:
+        return await self.db.aread(customers.lookup, self.tenant, query, limit)
+
+    async def customer_history(self, customer_id: str, jobs_limit: int = 5) -> CustomerProfile:
+        def read(conn: sqlite3.Connection, tenant: str) -> CustomerProfile:
+            customer = customers.load_customer(conn, tenant, customer_id)
+            recent = jobs.load_jobs(conn, tenant, "j.customer_id=?", (customer.customer_id,),
+                                    f"ORDER BY j.window_start DESC LIMIT {int(jobs_limit)}")
+            return CustomerProfile(customer=customer, recent_jobs=recent,
+                                   open_balance=invoices.open_balance(conn, tenant, customer.customer_id))
+        return await self.db.aread(read, self.tenant)
+
+    async def create_job(self, request: BookingRequest) -> Booking:
+        return await self.db.awrite(jobs.book, self.business, request, self.clock())
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self.db.aread(jobs.load_job, self.tenant, job_id)
+
+    async def list_jobs(self, query: JobFilter) -> list[Job]:
+        return await self.db.aread(jobs.list_jobs, self.tenant, query)
+
+    async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job:
+        return await self.db.awrite(jobs.dispatch, self.business, job_id, technician_id, window, self.clock())
+
+    async def update_job_status(self, job_id: str, status: JobStatus, note: str | None) -> Job:
+        return await self.db.awrite(jobs.set_status, self.tenant, job_id, status, note, self.clock())
+
+    async def create_invoice(
+        self, job_id: str, lines: list[LineItemIn], tax_rate: Decimal, discount: Decimal, allow_additional: bool
+    ) -> Billed:
+        return await self.db.awrite(
+            invoices.create, self.tenant, job_id, lines, tax_rate, discount, self.clock(), allow_additional
+        )
+
+    async def list_technicians(self, skill: str | None, include_inactive: bool) -> list[Technician]:
+        return await self.db.aread(technicians.list_all, self.tenant, skill, include_inactive)
+
+    async def find_slots(self, skill: str, date_from: date, date_to: date, duration: timedelta) -> list[Slot]:
+        def read(conn: sqlite3.Connection, tenant: str) -> list[Slot]:
+            techs = [t.technician_id for t in technicians.list_all(conn, tenant, skill, False)]
+            zone = self.business.zone
+            start = datetime.combine(date_from, datetime.min.time(), zone)
+            end = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), zone)
+            busy = jobs.busy_windows(conn, tenant, techs, start, end)
+            spans = {t: [(s, e) for s, e, _ in windows] for t, windows in busy.items()}
+            return free_slots(self.business, date_from, date_to, duration, techs, spans, self.clock())
+        return await self.db.aread(read, self.tenant)

@@ -1,0 +1,170 @@
+"""Customers, their locations, and the identity index (match_keys) kept beside them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from fsm_mcp.errors import NotFound
+from fsm_mcp.identity.addresses import parse_street
+from fsm_mcp.identity.keys import Profile, query_keys, record_keys
+from fsm_mcp.identity.names import parse_name
+from fsm_mcp.identity.phones import ParsedPhone
+from fsm_mcp.identity.scoring import Scored, score, settle
+from fsm_mcp.inputs import AddressIn
+from fsm_mcp.models import Address, Customer, Equipment, Location, Phone
+from fsm_mcp.store.db import new_id, to_db
+
+MAX_PER_KEY = 500  # a key shared by more customers than this says too little to be worth scoring
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def insert_customer(
+    conn: sqlite3.Connection,
+    tenant: str,
+    now: datetime,
+    *,
+    name: str,
+    phones: Sequence[ParsedPhone] = (),
+    emails: Sequence[str] = (),
+    notes: str | None = None,
+    external_id: str | None = None,
+    tags: Sequence[str] = (),
+) -> str:
+    customer_id = new_id("cus")
+    stamp = to_db(now)
+    conn.execute(
+        "INSERT INTO customers (tenant_id, id, external_id, name, notes, tags, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+        (tenant, customer_id, external_id, name.strip(), notes, json.dumps(list(tags)), stamp, stamp),
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO customer_phones (tenant_id, customer_id, e164, extension) VALUES (?,?,?,?)",
+        [(tenant, customer_id, p.e164, p.extension) for p in phones],
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO customer_emails (tenant_id, customer_id, email) VALUES (?,?,?)",
+        [(tenant, customer_id, e) for e in emails],
+    )
+    return customer_id
+
+
+def insert_location(
+    conn: sqlite3.Connection,
+    tenant: str,
+    customer_id: str,
+    address: AddressIn,
+    now: datetime,
+    access_notes: str | None = None,
+    equipment: Sequence[Equipment] = (),
+) -> str:
+    location_id = new_id("loc")
+    conn.execute(
+        "INSERT INTO locations (tenant_id, id, customer_id, street, unit, city, state, postal_code, country, "
+        "access_notes, equipment, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            tenant, location_id, customer_id, address.street, address.unit, address.city, address.state,
+            address.postal_code, address.country, access_notes,
+            json.dumps([e.model_dump(exclude_none=True) for e in equipment]), to_db(now),
+        ),
+    )
+    return location_id
+
+
+def reindex(conn: sqlite3.Connection, tenant: str, customer_ids: Iterable[str]) -> None:
+    """Recompute the match keys of these customers from what is stored."""
+    ids = list(customer_ids)
+    conn.executemany("DELETE FROM match_keys WHERE tenant_id=? AND customer_id=?", [(tenant, c) for c in ids])
+    profiles = load_profiles(conn, tenant, ids)
+    conn.executemany(
+        "INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)",
+        [(tenant, key, cid) for cid, profile in profiles.items() for key in record_keys(profile)],
+    )
+
+
+def load_profiles(conn: sqlite3.Connection, tenant: str, ids: Sequence[str]) -> dict[str, Profile]:
+    """Identity profiles of live (not merged) customers among `ids`."""
+    profiles: dict[str, Profile] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        marks, args = _marks(len(chunk)), (tenant, *chunk)
+        for row in conn.execute(
+            f"SELECT id, name FROM customers WHERE tenant_id=? AND id IN ({marks}) AND merged_into IS NULL", args
+        ):
+            profiles[row["id"]] = Profile(name=parse_name(row["name"]), name_raw=row["name"])
+        for row in conn.execute(f"SELECT customer_id, e164 FROM customer_phones WHERE tenant_id=? AND customer_id IN ({marks})", args):
+            if p := profiles.get(row["customer_id"]):
+                p.phones.add(row["e164"])
+        for row in conn.execute(f"SELECT customer_id, email FROM customer_emails WHERE tenant_id=? AND customer_id IN ({marks})", args):
+            if p := profiles.get(row["customer_id"]):
+                p.emails.add(row["email"])
+        for row in conn.execute(
+            f"SELECT customer_id, street, unit, city, state, postal_code FROM locations WHERE tenant_id=? AND customer_id IN ({marks})",
+            args,
+        ):
+            if p := profiles.get(row["customer_id"]):
+                raw = row["street"] + (f" {row['unit']}" if row["unit"] else "")
+                p.addresses.append((parse_street(row["street"], row["unit"], row["postal_code"]), raw))
+    return profiles
+
+
+def lookup(conn: sqlite3.Connection, tenant: str, query: Profile, limit: int) -> list[Scored]:
+    keys = sorted(query_keys(query))
+    if not keys:
+        return []
+    ids: set[str] = set()
+    for key in keys:
+        rows = conn.execute(
+            "SELECT customer_id FROM match_keys WHERE tenant_id=? AND key=? LIMIT ?", (tenant, key, MAX_PER_KEY + 1)
+        ).fetchall()
+        if len(rows) <= MAX_PER_KEY or key[0] in "pe":
+            ids.update(r[0] for r in rows)
+    owners: dict[str, int] = {}
+    for phone in query.phones:
+        owners[phone] = conn.execute(
+            "SELECT count(*) FROM customer_phones p JOIN customers c ON c.tenant_id=p.tenant_id AND c.id=p.customer_id "
+            "WHERE p.tenant_id=? AND p.e164=? AND c.merged_into IS NULL",
+            (tenant, phone),
+        ).fetchone()[0]
+    scored = [
+        found
+        for cid, profile in load_profiles(conn, tenant, sorted(ids)).items()
+        if (found := score(query, profile, cid, owners)) is not None
+    ]
+    return settle(scored)[:limit]
+
+
+def load_customer(conn: sqlite3.Connection, tenant: str, customer_id: str, field: str = "customer_id") -> Customer:
+    row = conn.execute("SELECT * FROM customers WHERE tenant_id=? AND id=?", (tenant, customer_id)).fetchone()
+    if row is None:
+        raise NotFound("customer", customer_id, field, "Find the customer with lookup_customer first.")
+    phones = [
+        Phone(number=r["e164"], extension=r["extension"])
+        for r in conn.execute("SELECT e164, extension FROM customer_phones WHERE tenant_id=? AND customer_id=?", (tenant, customer_id))
+    ]
+    emails = [r[0] for r in conn.execute("SELECT email FROM customer_emails WHERE tenant_id=? AND customer_id=?", (tenant, customer_id))]
+    return Customer(
+        customer_id=row["id"], external_id=row["external_id"], name=row["name"], phones=phones, emails=emails,
+        notes=row["notes"], tags=json.loads(row["tags"]), locations=load_locations(conn, tenant, customer_id),
+        merged_into=row["merged_into"],
+    )
+
+
+def load_locations(conn: sqlite3.Connection, tenant: str, customer_id: str) -> list[Location]:
+    return [
+        Location(
+            location_id=r["id"],
+            address=Address(street=r["street"], unit=r["unit"], city=r["city"], state=r["state"],
+                            postal_code=r["postal_code"], country=r["country"]),
+            access_notes=r["access_notes"],
+            equipment=[Equipment(**e) for e in json.loads(r["equipment"])],
+        )
+        for r in conn.execute(
+            "SELECT * FROM locations WHERE tenant_id=? AND customer_id=? ORDER BY created_at, id", (tenant, customer_id)
+        )
+    ]
+

@@ -1,0 +1,64 @@
+"""Errors fsm-mcp raises on purpose.
+
+    FsmError                   a failure the calling agent can act on
+    ├── InvalidInput           a field's value is wrong (names the field, says what to send)
+    ├── NotFound               an id that does not exist in this business
+    ├── Conflict               the request clashes with stored state
+    │   ├── SchedulingConflict the technician is already booked in that window
+    │   ├── InvalidTransition  the job cannot move to that status from where it is
+    │   ├── AmbiguousCustomer  several customers fit; the agent must ask the caller
+    │   └── IdempotencyMismatch the key was used before with different arguments
+    └── Busy                   the same idempotency key is being written right now; retry
+
+Every message is written for the model: what was wrong and what to do next. The tool
+layer turns these into MCP tool errors (`isError: true`); anything else that escapes is
+a bug, which the SDK logs and hides from the model.
+"""
+
+from __future__ import annotations
+
+
+class FsmError(Exception):
+    """A failure the calling agent can act on."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class InvalidInput(FsmError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field=field)
+
+
+class NotFound(FsmError):
+    def __init__(self, kind: str, ident: str, field: str, hint: str) -> None:
+        super().__init__(f"{field}: no {kind} with id {ident!r} in this business. {hint}", field=field)
+
+
+class Conflict(FsmError):
+    pass
+
+
+class SchedulingConflict(Conflict):
+    pass
+
+
+class InvalidTransition(Conflict):
+    pass
+
+
+class AmbiguousCustomer(Conflict):
+    pass
+
+
+class IdempotencyMismatch(Conflict):
+    pass
+
+
+class Busy(FsmError):
+    pass

@@ -1,0 +1,89 @@
+"""Street addresses: USPS suffix and direction abbreviations, units, house numbers.
+
+Addresses outside the US pass through folded; their postal codes and regions are kept
+as given, never rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from fsm_mcp.identity.text import fold
+
+_SUFFIXES = {
+    "street": "st", "str": "st", "avenue": "ave", "av": "ave", "boulevard": "blvd", "road": "rd",
+    "drive": "dr", "lane": "ln", "court": "ct", "place": "pl", "terrace": "ter", "circle": "cir",
+    "highway": "hwy", "parkway": "pkwy", "square": "sq", "trail": "trl", "way": "way", "crescent": "cres",
+    "close": "cl", "expressway": "expy", "alley": "aly", "point": "pt", "ridge": "rdg", "crossing": "xing",
+}
+_DIRECTIONS = {
+    "north": "n", "south": "s", "east": "e", "west": "w",
+    "northeast": "ne", "northwest": "nw", "southeast": "se", "southwest": "sw",
+}
+_UNIT_WORDS = ("apartment", "apt", "unit", "suite", "ste", "#", "no", "flat", "rm", "room", "bldg", "fl")
+_UNIT = re.compile(r"\s(?:" + "|".join(re.escape(w) for w in _UNIT_WORDS) + r")\s*([\w-]+)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class StreetAddress:
+    house: str
+    street: str
+    unit: str
+    postal: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.house} {self.street}".strip()
+
+
+def _normal_word(word: str) -> str:
+    return _SUFFIXES.get(word) or _DIRECTIONS.get(word) or word
+
+
+def normalize_postal(raw: str | None) -> str:
+    return fold(raw or "").replace(" ", "").upper()
+
+
+def parse_street(street: str, unit: str | None = None, postal: str | None = None) -> StreetAddress:
+    """"123 North Oak Street Apt 4" -> house 123, street "n oak st", unit "4"."""
+    text = " " + fold(street)
+    found_unit = fold(unit or "").replace("#", "").strip()
+    if (m := _UNIT.search(text)) and m.start() > 0:
+        found_unit = found_unit or m.group(1)
+        text = text[: m.start()]
+    words = text.split()
+    house = words.pop(0) if words and any(ch.isdigit() for ch in words[0]) else ""
+    return StreetAddress(
+        house=house,
+        street=" ".join(_normal_word(w) for w in words),
+        unit=found_unit.lstrip("#").strip(),
+        postal=normalize_postal(postal),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AddressAgreement:
+    score: int
+    reason: str | None
+
+
+def compare_addresses(query: StreetAddress, record: StreetAddress, query_raw: str, record_raw: str) -> AddressAgreement:
+    if not query.street or not record.street:
+        return AddressAgreement(0, None)
+    if query.house and record.house and query.house != record.house:
+        return AddressAgreement(0, None)  # 123 vs 132 Oak Street are different houses
+    if query.postal and record.postal and query.postal[:5] != record.postal[:5]:
+        return AddressAgreement(0, None)
+    if query.unit and record.unit and query.unit != record.unit:
+        return AddressAgreement(40, f"same building, different unit ({query.unit} vs {record.unit})")
+    same_text = fold(query_raw) == fold(record_raw)
+    if query.street == record.street:
+        reason = "address matches" if same_text else f"{query_raw} = {record_raw}"
+        return AddressAgreement(100 if query.house else 70, reason)
+    ratio = fuzz.ratio(query.street, record.street)
+    if ratio >= 80 and query.house:
+        return AddressAgreement(int(ratio) - 5, f"address is similar ({query_raw} ~ {record_raw})")
+    return AddressAgreement(0, None)

@@ -1,0 +1,19 @@
+"""Folding text for comparison: case, accents and punctuation do not matter."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_NON_WORD = re.compile(r"[^\w#]+")
+
+
+def fold(text: str) -> str:
+    """Lower-case, strip accents, turn punctuation into spaces, collapse white space."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(_NON_WORD.sub(" ", stripped.casefold().replace("'", "")).split())
+
+
+def tokens(text: str) -> list[str]:
+    return fold(text).replace("#", " ").split()

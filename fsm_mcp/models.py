@@ -1,0 +1,146 @@
+"""Vendor-neutral records. Connectors map vendor payloads to these at their edge.
+
+Money is `Decimal` (serialised as a string such as "129.00"), times are timezone-aware,
+ids are strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+
+class JobStatus(StrEnum):
+    scheduled = "scheduled"
+    dispatched = "dispatched"
+    en_route = "en_route"
+    arrived = "arrived"
+    working = "working"
+    completed = "completed"
+    on_hold = "on_hold"
+    canceled = "canceled"
+
+
+Priority = Literal["low", "normal", "high", "emergency"]
+LineKind = Literal["labor", "material", "service"]
+Confidence = Literal["exact", "likely", "possible"]
+
+
+class Phone(BaseModel):
+    number: str = Field(description="E.164, e.g. +12175550143")
+    extension: str | None = None
+
+
+class Equipment(BaseModel):
+    kind: str
+    make: str | None = None
+    model: str | None = None
+    installed: str | None = None
+    notes: str | None = None
+
+
+class Address(BaseModel):
+    street: str
+    unit: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+    def one_line(self) -> str:
+        head = self.street + (f" {self.unit}" if self.unit else "")
+        rest = " ".join(p for p in (self.state, self.postal_code) if p)
+        return ", ".join(p for p in (head, self.city, rest) if p)
+
+
+class Location(BaseModel):
+    location_id: str
+    address: Address
+    access_notes: str | None = None
+    equipment: list[Equipment] = []
+
+
+class CustomerSummary(BaseModel):
+    customer_id: str
+    name: str
+    external_id: str | None = None
+
+
+class Customer(BaseModel):
+    customer_id: str
+    external_id: str | None = None
+    name: str
+    phones: list[Phone] = []
+    emails: list[str] = []
+    notes: str | None = None
+    tags: list[str] = []
+    locations: list[Location] = []
+    merged_into: str | None = Field(default=None, description="Set when this record was merged into another")
+
+
+class Technician(BaseModel):
+    technician_id: str
+    external_id: str | None = None
+    name: str
+    phone: str | None = None
+    skills: list[str] = []
+    active: bool = True
+
+
+class StatusChange(BaseModel):
+    status: JobStatus
+    at: AwareDatetime
+    note: str | None = None
+
+
+class Job(BaseModel):
+    job_id: str
+    customer_id: str
+    customer_name: str
+    location_id: str | None
+    address: str | None = Field(default=None, description="Service address on one line")
+    job_type: str
+    skill: str = Field(description="The technician skill this job type needs")
+    summary: str
+    priority: Priority
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    status: JobStatus
+    technician_ids: list[str] = []
+    history: list[StatusChange] = []
+    created_at: AwareDatetime
+
+
+class LineItem(BaseModel):
+    description: str
+    kind: LineKind
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+
+
+class Invoice(BaseModel):
+    invoice_id: str
+    job_id: str
+    customer_id: str
+    line_items: list[LineItem]
+    subtotal: Decimal
+    discount: Decimal
+    tax_rate: Decimal
+    tax: Decimal
+    total: Decimal
+    balance: Decimal
+    status: Literal["open", "paid", "void"]
+    created_at: datetime
+
+
+class Payment(BaseModel):
+    payment_id: str
+    invoice_id: str
+    amount: Decimal
+    method: str
+    received_at: AwareDatetime

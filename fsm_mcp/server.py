@@ -1,0 +1,49 @@
+"""Builds the MCP server: the lifespan opens the store and the backend once per server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from mcp.server.mcpserver import MCPServer
+
+from fsm_mcp import __version__, tools
+from fsm_mcp.app import App
+from fsm_mcp.connectors.local import LocalBackend
+from fsm_mcp.settings import Settings
+from fsm_mcp.store.db import Database
+from fsm_mcp.store.idempotency import IdempotentWriter
+
+log = logging.getLogger("fsm_mcp")
+
+INSTRUCTIONS = """\
+Tools for running a field-service business (HVAC, plumbing, electrical, pest control).
+On a call: lookup_customer first (the caller ID alone is enough to start), then
+find_available_slots, create_job, dispatch_technician; update_job_status as work
+progresses; create_invoice once the job is completed. Every write takes an
+idempotency_key: reuse it when you retry, and nothing is done twice."""
+
+
+def build_server(settings: Settings | None = None) -> MCPServer:
+    settings = settings or Settings.load()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[App]:
+        db = Database(settings.db_path)
+        log.info("fsm-mcp serving business %r from %s", settings.business.tenant_id, settings.db_path)
+        try:
+            yield App(settings=settings, db=db, backend=LocalBackend(db, settings.business), writer=IdempotentWriter(db))
+        finally:
+            db.close()
+
+    mcp = MCPServer(
+        "fsm-mcp",
+        title="Field service (fsm-mcp)",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        lifespan=lifespan,
+        log_level=settings.log_level,  # type: ignore[arg-type]
+    )
+    tools.register(mcp)
+    return mcp

@@ -1,0 +1,1 @@
+"""The embedded SQLite store: connection, schema, idempotency records, audit log."""

@@ -1,0 +1,42 @@
+"""The audit log: every write, who made it, with personal data and secrets redacted."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from fsm_mcp.store.db import to_db, utcnow
+
+SECRET = frozenset({"token", "password", "secret", "api_key", "authorization", "client_secret"})
+PERSONAL = frozenset({"name", "phone", "email", "address", "street", "unit", "notes", "access_notes", "note"})
+
+
+def redact(value: Any, key: str = "") -> Any:
+    if key in SECRET:
+        return "[secret]"
+    if key in PERSONAL and value is not None:
+        if key == "phone" and isinstance(value, str):
+            digits = "".join(ch for ch in value if ch.isdigit())
+            return f"***{digits[-2:]}" if len(digits) >= 4 else "[redacted]"
+        return "[redacted]"
+    if isinstance(value, dict):
+        return {k: redact(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    return value
+
+
+def record(
+    conn: sqlite3.Connection,
+    tenant: str,
+    tool: str,
+    actor: str,
+    arguments: dict[str, Any],
+    result_id: str | None,
+    replayed: bool = False,
+) -> None:
+    conn.execute(
+        "INSERT INTO audit_log (at, tenant_id, tool, actor, arguments, result_id, replayed) VALUES (?,?,?,?,?,?,?)",
+        (to_db(utcnow()), tenant, tool, actor, json.dumps(redact(arguments), default=str), result_id, int(replayed)),
+    )

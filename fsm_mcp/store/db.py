@@ -1,0 +1,93 @@
+"""One SQLite database: WAL mode, writes in BEGIN IMMEDIATE transactions, migrations.
+
+All access goes through one connection guarded by a lock, on a worker thread when
+called from async code, so the event loop never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from fsm_mcp.store.schema import MIGRATIONS
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def to_db(moment: datetime) -> str:
+    """Fixed-width UTC text, so that string order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_db(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class Database:
+    def __init__(self, path: str | Path) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = str(path)
+        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000", "foreign_keys=ON"):
+            self.conn.execute(f"PRAGMA {pragma}")
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._limiter = anyio.CapacityLimiter(1)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
+
+    def read(self, fn: Callable[..., T], *args: object) -> T:
+        with self._lock:
+            return fn(self.conn, *args)
+
+    def write(self, fn: Callable[..., T], *args: object) -> T:
+        """Run fn in one transaction; a nested call joins the outer one."""
+        with self._lock:
+            if self._depth:
+                return fn(self.conn, *args)
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                result = fn(self.conn, *args)
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+                return result
+            finally:
+                self._depth -= 1
+
+    async def aread(self, fn: Callable[..., T], *args: object) -> T:
+        return await anyio.to_thread.run_sync(self.read, fn, *args, limiter=self._limiter)
+
+    async def awrite(self, fn: Callable[..., T], *args: object) -> T:
+        return await anyio.to_thread.run_sync(self.write, fn, *args, limiter=self._limiter)
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()

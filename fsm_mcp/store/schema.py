@@ -1,0 +1,80 @@
+"""The schema, as numbered migrations. Every business record carries its tenant_id."""
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE customers (
+        tenant_id TEXT NOT NULL, id TEXT NOT NULL, external_id TEXT, name TEXT NOT NULL,
+        notes TEXT, tags TEXT NOT NULL DEFAULT '[]', merged_into TEXT,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX customers_external ON customers (tenant_id, external_id);
+    CREATE TABLE customer_phones (
+        tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, e164 TEXT NOT NULL, extension TEXT,
+        PRIMARY KEY (tenant_id, customer_id, e164)
+    ) WITHOUT ROWID;
+    CREATE INDEX phones_number ON customer_phones (tenant_id, e164);
+    CREATE TABLE customer_emails (
+        tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, email TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, customer_id, email)
+    ) WITHOUT ROWID;
+    CREATE TABLE locations (
+        tenant_id TEXT NOT NULL, id TEXT NOT NULL, customer_id TEXT NOT NULL,
+        street TEXT NOT NULL, unit TEXT, city TEXT, state TEXT, postal_code TEXT, country TEXT,
+        access_notes TEXT, equipment TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX locations_customer ON locations (tenant_id, customer_id);
+    CREATE TABLE match_keys (
+        tenant_id TEXT NOT NULL, key TEXT NOT NULL, customer_id TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, key, customer_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE technicians (
+        tenant_id TEXT NOT NULL, id TEXT NOT NULL, external_id TEXT, name TEXT NOT NULL, phone TEXT,
+        skills TEXT NOT NULL DEFAULT '[]', active INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (tenant_id, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE jobs (
+        tenant_id TEXT NOT NULL, id TEXT NOT NULL, customer_id TEXT NOT NULL, location_id TEXT,
+        job_type TEXT NOT NULL, skill TEXT NOT NULL, summary TEXT NOT NULL, priority TEXT NOT NULL,
+        window_start TEXT NOT NULL, window_end TEXT NOT NULL, status TEXT NOT NULL,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX jobs_customer ON jobs (tenant_id, customer_id, window_start);
+    CREATE INDEX jobs_window ON jobs (tenant_id, window_start);
+    CREATE TABLE job_technicians (
+        tenant_id TEXT NOT NULL, job_id TEXT NOT NULL, technician_id TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, job_id, technician_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX job_technicians_tech ON job_technicians (tenant_id, technician_id);
+    CREATE TABLE job_events (
+        tenant_id TEXT NOT NULL, job_id TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT NOT NULL,
+        status TEXT NOT NULL, note TEXT,
+        PRIMARY KEY (tenant_id, job_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE invoices (
+        tenant_id TEXT NOT NULL, id TEXT NOT NULL, job_id TEXT NOT NULL, customer_id TEXT NOT NULL,
+        lines TEXT NOT NULL, subtotal TEXT NOT NULL, discount TEXT NOT NULL, tax_rate TEXT NOT NULL,
+        tax TEXT NOT NULL, total TEXT NOT NULL, balance TEXT NOT NULL, status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX invoices_customer ON invoices (tenant_id, customer_id);
+    CREATE INDEX invoices_job ON invoices (tenant_id, job_id);
+    CREATE TABLE payments (
+        tenant_id TEXT NOT NULL, id TEXT NOT NULL, invoice_id TEXT NOT NULL, amount TEXT NOT NULL,
+        method TEXT NOT NULL, received_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE idempotency (
+        tenant_id TEXT NOT NULL, key TEXT NOT NULL, tool TEXT NOT NULL, args_hash TEXT NOT NULL,
+        state TEXT NOT NULL, result TEXT, created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY, at TEXT NOT NULL, tenant_id TEXT NOT NULL, tool TEXT NOT NULL,
+        actor TEXT NOT NULL, arguments TEXT NOT NULL, result_id TEXT, replayed INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+]

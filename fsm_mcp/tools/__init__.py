@@ -1,0 +1,13 @@
+"""The MCP tools, thin: validate, call the backend through its Protocol, shape the answer.
+
+One module per area; each has a `register(mcp)` that adds its tools.
+"""
+
+from mcp.server.mcpserver import MCPServer
+
+from fsm_mcp.tools import customers, dispatch, invoices, jobs
+
+
+def register(mcp: MCPServer) -> None:
+    for area in (customers, jobs, dispatch, invoices):
+        area.register(mcp)

@@ -1,0 +1,80 @@
+"""Recognising callers and reading customer records."""
+
+from typing import Annotated, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel, Field
+
+from fsm_mcp.connectors.base import CustomerProfile
+from fsm_mcp.errors import InvalidInput
+from fsm_mcp.identity.query import caller_profile
+from fsm_mcp.inputs import AddressArg, parse_address
+from fsm_mcp.tools._kit import READ, agent_errors, app
+
+
+class CustomerMatch(BaseModel):
+    customer_id: str
+    name: str
+    score: int = Field(ge=0, le=100)
+    confidence: Literal["exact", "likely", "possible"]
+    reasons: list[str] = Field(description="Why this record matched, in words a person can check")
+
+
+class LookupResult(BaseModel):
+    matches: list[CustomerMatch] = Field(description="Best first")
+    customer: CustomerProfile | None = Field(
+        default=None, description="Full profile of the top match, when it is exact or likely and no other is close"
+    )
+    next_step: str
+
+
+_NEXT = {
+    "exact": "This is the caller. Greet them by name and use customer_id for bookings.",
+    "likely": "Almost certainly the caller; confirm with one question (e.g. the service address), then use customer_id.",
+    "possible": "Not certain. Ask the caller to confirm their name or address before using any customer_id.",
+    None: "No customer on file matches. Collect name, phone and service address; create_job with `customer` adds them.",
+}
+
+
+def register(mcp: MCPServer) -> None:
+    @mcp.tool(annotations=READ)
+    @agent_errors
+    async def lookup_customer(
+        ctx: Context,
+        phone: Annotated[str | None, Field(max_length=40, description="Caller ID or a number the caller gave, any format")] = None,
+        name: Annotated[str | None, Field(max_length=200, description="Name as the caller said it; nicknames are fine")] = None,
+        email: Annotated[str | None, Field(max_length=254)] = None,
+        address: Annotated[AddressArg | None, Field(description="Service address, one line or structured")] = None,
+        limit: Annotated[int, Field(ge=1, le=25, description="How many matches at most")] = 5,
+    ) -> LookupResult:
+        """Find who is calling. Use this first on every call, with the caller ID alone if that is all you have,
+        then again with the name or address they give. Matches carry a confidence: `exact` and `likely` may be
+        used directly (the top one comes with its profile: service addresses with access notes, equipment, recent
+        jobs and open balance), `possible` must be confirmed with the caller first. An empty list means a new
+        customer: book them with create_job and their details."""
+        backend = app(ctx).backend
+        if not any((phone, name and name.strip(), email, address)):
+            raise InvalidInput("phone", "give at least one of phone, name, email or address to search by")
+        try:
+            where = parse_address(address) if address else None
+        except ValueError as exc:
+            raise InvalidInput("address", str(exc)) from None
+        query = caller_profile(name=name, phone=phone, email=email, address=where, region=backend.business.country)
+        found = await backend.lookup_customers(query, limit)
+        matches = [CustomerMatch(customer_id=m.customer_id, name=m.name, score=m.score, confidence=m.confidence,  # type: ignore[arg-type]
+                                 reasons=m.reasons) for m in found]
+        top = matches[0] if matches else None
+        profile = None
+        if top and top.confidence in ("exact", "likely"):
+            profile = await backend.customer_history(top.customer_id)
+        return LookupResult(matches=matches, customer=profile, next_step=_NEXT[top.confidence if top else None])
+
+    @mcp.tool(annotations=READ)
+    @agent_errors
+    async def get_customer(
+        ctx: Context,
+        customer_id: Annotated[str, Field(min_length=1, max_length=64, description="From lookup_customer or a job")],
+    ) -> CustomerProfile:
+        """Read one customer's full record: phones, e-mails, service addresses with access notes and equipment,
+        their most recent jobs and their open balance. Use it when you already have the customer_id."""
+        return await app(ctx).backend.customer_history(customer_id)

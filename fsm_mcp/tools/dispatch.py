@@ -1,0 +1,107 @@
+"""Technicians, free slots and dispatching."""
+
+from datetime import date, datetime, timedelta
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel, Field
+
+from fsm_mcp.errors import InvalidInput
+from fsm_mcp.models import Job, Technician
+from fsm_mcp.scheduling import check_window
+from fsm_mcp.tools._kit import READ, WRITE, actor, agent_errors, app
+
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class TechnicianList(BaseModel):
+    technicians: list[Technician]
+
+
+class FreeTechnician(BaseModel):
+    technician_id: str
+    name: str
+
+
+class OpenSlot(BaseModel):
+    window_start: datetime
+    window_end: datetime
+    technicians: list[FreeTechnician]
+
+
+class SlotList(BaseModel):
+    skill: str = Field(description="The skill the job type needs")
+    time_zone: str
+    slots: list[OpenSlot]
+
+
+def register(mcp: MCPServer) -> None:
+    @mcp.tool(annotations=READ)
+    @agent_errors
+    async def list_technicians(
+        ctx: Context,
+        skill: Annotated[str | None, Field(max_length=100, description="Only technicians with this skill, e.g. hvac")] = None,
+        include_inactive: bool = False,
+    ) -> TechnicianList:
+        """List the business's technicians with their skills. Use it to pick who to dispatch."""
+        return TechnicianList(technicians=await app(ctx).backend.list_technicians(skill, include_inactive))
+
+    @mcp.tool(annotations=READ)
+    @agent_errors
+    async def find_available_slots(
+        ctx: Context,
+        job_type: Annotated[str, Field(min_length=1, max_length=100, description="The job type; decides which skill is needed")],
+        date_from: Annotated[date, Field(description="First day to search, in the business's time zone")],
+        date_to: Annotated[date | None, Field(description="Last day to search (at most 31 days on); defaults to date_from")] = None,
+        duration_minutes: Annotated[int, Field(ge=15, le=720, description="Length of the arrival window")] = 120,
+    ) -> SlotList:
+        """Find arrival windows when a technician with the right skill is free, within working hours and around
+        existing bookings, earliest first. Offer the caller two or three, then create_job with the chosen window
+        (and technician_id to dispatch at once)."""
+        backend = app(ctx).backend
+        skill = backend.business.skill_for(job_type)
+        if not skill:
+            raise InvalidInput("job_type", "must not be blank")
+        slots = await backend.find_slots(skill, date_from, date_to or date_from, timedelta(minutes=duration_minutes))
+        names = {t.technician_id: t.name for t in await backend.list_technicians(skill, False)}
+        zone = backend.business.zone
+        return SlotList(
+            skill=skill,
+            time_zone=backend.business.timezone,
+            slots=[
+                OpenSlot(window_start=s.start.astimezone(zone), window_end=s.end.astimezone(zone),
+                         technicians=[FreeTechnician(technician_id=t, name=names[t]) for t in s.technician_ids])
+                for s in slots
+            ],
+        )
+
+    @mcp.tool(annotations=WRITE)
+    @agent_errors
+    async def dispatch_technician(
+        ctx: Context,
+        job_id: Id,
+        technician_id: Id,
+        window_start: Annotated[datetime | None, Field(description="Move the job to this window while dispatching")] = None,
+        window_end: Annotated[datetime | None, Field(description="End of the new window; required with window_start")] = None,
+        idempotency_key: Annotated[str | None, Field(min_length=1, max_length=255, description="Resend the same key when retrying")] = None,
+    ) -> Job:
+        """Assign a technician to a job; a scheduled job becomes dispatched. Refused, naming the clashing job, when
+        the technician is booked in an overlapping window, and refused for an inactive technician or one without the
+        skill the job type needs. Dispatching someone already on the job changes nothing."""
+        the_app = app(ctx)
+        business = the_app.backend.business
+        window = None
+        if (window_start is None) != (window_end is None):
+            raise InvalidInput("window_end" if window_end is None else "window_start", "give both window_start and window_end, or neither")
+        if window_start and window_end:
+            window = check_window(window_start, window_end, business)
+
+        async def write() -> Job:
+            return await the_app.backend.dispatch(job_id, technician_id, window)
+
+        arguments = {"job_id": job_id, "technician_id": technician_id,
+                     "window": [w.isoformat() for w in window] if window else None}
+        return await the_app.writer.run(
+            tenant=business.tenant_id, actor=actor(ctx), tool="dispatch_technician", key=idempotency_key,
+            arguments=arguments, result_type=Job, result_id=lambda r: r.job_id, write=write,
+        )

@@ -1,0 +1,142 @@
+"""Booking jobs and following them through their states."""
+
+from datetime import datetime
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel, Field
+
+from fsm_mcp.connectors.base import Booking, BookingRequest, JobFilter
+from fsm_mcp.errors import InvalidInput
+from fsm_mcp.inputs import AddressArg, CustomerDetails, parse_address
+from fsm_mcp.models import Job, JobStatus, Priority
+from fsm_mcp.scheduling import check_window, localize
+from fsm_mcp.tools._kit import CHANGE, READ, WRITE, IdempotencyKey, actor, agent_errors, app
+
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class BookedJob(Job):
+    customer_created: bool = Field(description="True when this call added the customer")
+    already_booked: bool = Field(
+        description="True when an overlapping job of this type already existed for this customer and address; "
+        "that job is returned instead of a new one"
+    )
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+
+
+def _booked(booking: Booking) -> BookedJob:
+    return BookedJob(**booking.job.model_dump(), customer_created=booking.customer_created,
+                     already_booked=booking.already_booked)
+
+
+def register(mcp: MCPServer) -> None:
+    @mcp.tool(annotations=WRITE)
+    @agent_errors
+    async def create_job(
+        ctx: Context,
+        job_type: Annotated[str, Field(min_length=1, max_length=100, description="e.g. hvac, plumbing, electrical, or one of the business's own job types")],
+        summary: Annotated[str, Field(min_length=1, max_length=2000, description="What the customer needs, in their words")],
+        window_start: Annotated[datetime, Field(description="Arrival window start, ISO 8601; without an offset it is the business's local time")],
+        window_end: Annotated[datetime, Field(description="Arrival window end; after window_start")],
+        idempotency_key: IdempotencyKey,
+        customer_id: Annotated[str | None, Field(max_length=64, description="An existing customer, from lookup_customer")] = None,
+        customer: Annotated[CustomerDetails | None, Field(description="A caller's details when you have no customer_id; an existing customer is found, else one is created")] = None,
+        address: Annotated[AddressArg | None, Field(description="Service address; may be left out when the customer has exactly one")] = None,
+        priority: Priority = "normal",
+        technician_id: Annotated[str | None, Field(max_length=64, description="Assign and dispatch this technician at once")] = None,
+        allow_duplicate: Annotated[bool, Field(description="Book even if an overlapping job of this type exists for this customer and address")] = False,
+        new_customer: Annotated[bool, Field(description="Create a new customer even though lookup found possible matches (after the caller said they are none of them)")] = False,
+    ) -> BookedJob:
+        """Book a job into an arrival window. Use after lookup_customer (pass customer_id) or for a new caller
+        (pass `customer` with name, phone and address). When the caller's details fit several customers it refuses
+        and lists them: ask the caller which, then call again with customer_id. A job already booked for the same
+        customer, address and type in an overlapping window is returned with already_booked=true instead of a second
+        one. Find a window first with find_available_slots. Next: dispatch_technician."""
+        the_app = app(ctx)
+        business = the_app.backend.business
+        if (customer_id is None) == (customer is None):
+            raise InvalidInput("customer_id", "give exactly one of customer_id (an existing customer) or customer (a caller's details)")
+        if not job_type.strip():
+            raise InvalidInput("job_type", "must not be blank; say what kind of work, e.g. hvac or plumbing")
+        if not summary.strip():
+            raise InvalidInput("summary", "must not be blank; describe the problem in a sentence")
+        window = check_window(window_start, window_end, business)
+        where = address if address is not None else (customer.address if customer else None)
+        try:
+            parsed = parse_address(where) if where is not None else None
+        except ValueError as exc:
+            raise InvalidInput("address", str(exc)) from None
+        request = BookingRequest(
+            customer_id=customer_id, customer=customer, address=parsed, job_type=job_type, summary=summary,
+            priority=priority, window=window, technician_id=technician_id, allow_duplicate=allow_duplicate,
+            new_customer=new_customer,
+        )
+        arguments = {
+            "customer_id": customer_id, "customer": customer.model_dump(mode="json") if customer else None,
+            "address": parsed.model_dump(mode="json") if parsed else None, "job_type": job_type, "summary": summary,
+            "window_start": window[0].isoformat(), "window_end": window[1].isoformat(), "priority": priority,
+            "technician_id": technician_id, "allow_duplicate": allow_duplicate, "new_customer": new_customer,
+        }
+
+        async def write() -> BookedJob:
+            return _booked(await the_app.backend.create_job(request))
+
+        return await the_app.writer.run(
+            tenant=business.tenant_id, actor=actor(ctx), tool="create_job", key=idempotency_key, arguments=arguments,
+            result_type=BookedJob, result_id=lambda r: r.job_id, write=write,
+        )
+
+    @mcp.tool(annotations=READ)
+    @agent_errors
+    async def get_job(ctx: Context, job_id: Id) -> Job:
+        """Read one job: customer, address, type, window, status, assigned technicians and every status change
+        with its time. Use it to answer "when is my technician coming?"."""
+        return await app(ctx).backend.get_job(job_id)
+
+    @mcp.tool(annotations=READ)
+    @agent_errors
+    async def list_jobs(
+        ctx: Context,
+        date_from: Annotated[datetime | None, Field(description="Jobs whose window ends after this time")] = None,
+        date_to: Annotated[datetime | None, Field(description="Jobs whose window starts before this time")] = None,
+        status: Annotated[list[JobStatus] | None, Field(description="Only jobs in these states")] = None,
+        technician_id: Annotated[str | None, Field(max_length=64)] = None,
+        customer_id: Annotated[str | None, Field(max_length=64)] = None,
+        limit: Annotated[int, Field(ge=1, le=200)] = 50,
+    ) -> JobList:
+        """List jobs for a dispatcher's board: by day or range, status, technician or customer, earliest first.
+        For today's board pass date_from and date_to around the day."""
+        business = app(ctx).backend.business
+        start = localize(date_from, business) if date_from else None
+        end = localize(date_to, business) if date_to else None
+        if start and end and end <= start:
+            raise InvalidInput("date_to", "must be after date_from")
+        query = JobFilter(date_from=start, date_to=end, statuses=tuple(status or ()), technician_id=technician_id,
+                          customer_id=customer_id, limit=limit)
+        return JobList(jobs=await app(ctx).backend.list_jobs(query))
+
+    @mcp.tool(annotations=CHANGE)
+    @agent_errors
+    async def update_job_status(
+        ctx: Context,
+        job_id: Id,
+        status: Annotated[JobStatus, Field(description="The new state")],
+        note: Annotated[str | None, Field(max_length=2000, description="What happened, kept in the job's history")] = None,
+    ) -> Job:
+        """Move a job along scheduled → dispatched → en_route → arrived → working → completed, or to on_hold or
+        canceled. Moves that make no sense are refused with the allowed ones listed; completed and canceled are
+        final. Repeating the current status changes nothing, so a retry is safe. After completed: create_invoice."""
+        the_app = app(ctx)
+
+        async def write() -> Job:
+            return await the_app.backend.update_job_status(job_id, status, note)
+
+        return await the_app.writer.run(
+            tenant=the_app.backend.business.tenant_id, actor=actor(ctx), tool="update_job_status", key=None,
+            arguments={"job_id": job_id, "status": status.value, "note": note}, result_type=Job,
+            result_id=lambda r: r.job_id, write=write,
+        )
