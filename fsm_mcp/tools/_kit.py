@@ -4,6 +4,7 @@ into tool errors, and the annotation presets."""
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -53,4 +54,5 @@ def agent_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         except FsmError as exc:
             raise ToolError(str(exc)) from exc
 
+    wrapper.__doc__ = " ".join(inspect.cleandoc(fn.__doc__ or "").split("\n"))  # the model reads one paragraph
     return wrapper

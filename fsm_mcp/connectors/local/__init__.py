@@ -26,11 +26,21 @@ T = TypeVar("T")
 
 
 class LocalBackend:
+    """Answers with times in the business's own zone, the way a caller speaks them."""
+
     def __init__(self, db: Database, business: Business, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.business = business
         self.tenant = business.tenant_id
         self.clock = clock
+
+    def _local(self, job: Job) -> Job:
+        zone = self.business.zone
+        return job.model_copy(update={
+            "window_start": job.window_start.astimezone(zone), "window_end": job.window_end.astimezone(zone),
+            "created_at": job.created_at.astimezone(zone),
+            "history": [h.model_copy(update={"at": h.at.astimezone(zone)}) for h in job.history],
+        })
 
     async def lookup_customers(self, query: Profile, limit: int) -> list[Scored]:
         return await self.db.aread(customers.lookup, self.tenant, query, limit)
@@ -40,24 +50,25 @@ class LocalBackend:
             customer = customers.load_customer(conn, tenant, customer_id)
             recent = jobs.load_jobs(conn, tenant, "j.customer_id=?", (customer.customer_id,),
                                     f"ORDER BY j.window_start DESC LIMIT {int(jobs_limit)}")
-            return CustomerProfile(customer=customer, recent_jobs=recent,
+            return CustomerProfile(customer=customer, recent_jobs=[self._local(j) for j in recent],
                                    open_balance=invoices.open_balance(conn, tenant, customer.customer_id))
         return await self.db.aread(read, self.tenant)
 
     async def create_job(self, request: BookingRequest) -> Booking:
-        return await self.db.awrite(jobs.book, self.business, request, self.clock())
+        booking = await self.db.awrite(jobs.book, self.business, request, self.clock())
+        return booking.model_copy(update={"job": self._local(booking.job)})
 
     async def get_job(self, job_id: str) -> Job:
-        return await self.db.aread(jobs.load_job, self.tenant, job_id)
+        return self._local(await self.db.aread(jobs.load_job, self.tenant, job_id))
 
     async def list_jobs(self, query: JobFilter) -> list[Job]:
-        return await self.db.aread(jobs.list_jobs, self.tenant, query)
+        return [self._local(j) for j in await self.db.aread(jobs.list_jobs, self.tenant, query)]
 
     async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job:
-        return await self.db.awrite(jobs.dispatch, self.business, job_id, technician_id, window, self.clock())
+        return self._local(await self.db.awrite(jobs.dispatch, self.business, job_id, technician_id, window, self.clock()))
 
     async def update_job_status(self, job_id: str, status: JobStatus, note: str | None) -> Job:
-        return await self.db.awrite(jobs.set_status, self.tenant, job_id, status, note, self.clock())
+        return self._local(await self.db.awrite(jobs.set_status, self.tenant, job_id, status, note, self.clock()))
 
     async def create_invoice(
         self, job_id: str, lines: list[LineItemIn], tax_rate: Decimal, discount: Decimal, allow_additional: bool

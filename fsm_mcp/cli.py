@@ -1,0 +1,122 @@
+"""The `fsm-mcp` command: serve, demo, import, tools-doc. Logs and progress go to stderr."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import anyio
+import click
+
+from fsm_mcp.settings import Settings
+
+db_option = click.option(
+    "--db", "db", type=click.Path(dir_okay=False, path_type=Path), envvar="FSM_MCP_DB",
+    help="SQLite database file (default: the per-user data directory).",
+)
+
+
+def _settings(db: Path | None) -> Settings:
+    try:
+        return Settings.load(db=db)
+    except (ValueError, OSError) as exc:
+        raise click.UsageError(f"configuration: {exc}") from None
+
+
+@click.group()
+@click.version_option(package_name="fsm-mcp")
+def main() -> None:
+    """An MCP server for field-service businesses (HVAC, plumbing, electrical, pest control)."""
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@db_option
+def serve(transport: str, host: str, port: int, db: Path | None) -> None:
+    """Run the MCP server (stdio for desktop clients, http for streamable HTTP at /mcp)."""
+    from fsm_mcp.server import build_server
+
+    server = build_server(_settings(db))
+    if transport == "stdio":
+        server.run("stdio")
+    else:
+        server.run("streamable-http", host=host, port=port)
+
+
+@main.command()
+@db_option
+def demo(db: Path | None) -> None:
+    """Create a demo business and play a scripted call through a real MCP client."""
+    from fsm_mcp.demo import run_demo
+
+    anyio.run(run_demo, db)
+
+
+@main.group(name="import")
+def import_() -> None:
+    """Import customers or technicians from CSV."""
+
+
+def _run_import(kind: str, file: Path, db: Path | None) -> None:
+    from fsm_mcp.importer import BadFile, count_rows, import_customers, import_technicians
+    from fsm_mcp.store.db import Database
+
+    settings = _settings(db)
+    database = Database(settings.db_path)
+    run = import_customers if kind == "customers" else import_technicians
+    try:
+        with click.progressbar(length=count_rows(file), label=f"importing {kind}", file=sys.stderr) as bar:
+            report = run(database, settings.business, file, bar.update)
+    except BadFile as exc:
+        raise click.UsageError(str(exc)) from None
+    finally:
+        database.close()
+    for line, reason in report.rejected[:50]:
+        click.echo(f"line {line}: rejected: {reason}", err=True)
+    for line, reason in report.warnings[:50]:
+        click.echo(f"line {line}: {reason}", err=True)
+    hidden = max(0, len(report.rejected) - 50) + max(0, len(report.warnings) - 50)
+    if hidden:
+        click.echo(f"... and {hidden} more", err=True)
+    click.echo(
+        f"{kind}: {report.imported} imported, {report.skipped} already imported, {len(report.rejected)} rejected, "
+        f"{len(report.warnings)} warnings ({settings.db_path})",
+        err=True,
+    )
+
+
+@import_.command(name="customers")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+def import_customers_cmd(file: Path, db: Path | None) -> None:
+    """Columns: external_id,name,phone,email,street,unit,city,state,postal_code,notes (only name required)."""
+    _run_import("customers", file, db)
+
+
+@import_.command(name="technicians")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+def import_technicians_cmd(file: Path, db: Path | None) -> None:
+    """Columns: external_id,name,phone,skills (skills separated by ';'; only name required)."""
+    _run_import("technicians", file, db)
+
+
+@main.command(name="tools-doc")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("tools.md"), show_default=True)
+@click.option("--check", is_flag=True, help="Exit 1 when the file differs from the live schemas.")
+def tools_doc(output: Path, check: bool) -> None:
+    """Write tools.md from the live tool schemas."""
+    from fsm_mcp.server import build_server
+    from fsm_mcp.tooldoc import render
+
+    text = anyio.run(render, build_server(Settings()))
+    if check:
+        if not output.exists() or output.read_text() != text:
+            raise click.ClickException(f"{output} is stale; run `fsm-mcp tools-doc`")
+        return
+    output.write_text(text)
+    click.echo(f"wrote {output}", err=True)

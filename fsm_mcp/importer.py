@@ -1,0 +1,155 @@
+"""CSV imports of customers and technicians.
+
+Records are kept as they are (a real CRM export has duplicates; finding them is the
+identity work's job). A row whose external_id was imported before is skipped, so a
+rerun after an interruption does not double the base. A row with no name is rejected;
+an unreadable phone or e-mail is dropped from an otherwise good row, with a warning.
+"""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fsm_mcp.connectors.local import customers, technicians
+from fsm_mcp.identity.addresses import parse_street
+from fsm_mcp.identity.emails import InvalidEmail, normalize_email
+from fsm_mcp.identity.keys import Profile, record_keys
+from fsm_mcp.identity.names import parse_name
+from fsm_mcp.identity.phones import InvalidPhone, parse_phone
+from fsm_mcp.inputs import AddressIn
+from fsm_mcp.settings import Business
+from fsm_mcp.store.db import Database, utcnow
+
+CUSTOMER_COLUMNS = ("external_id", "name", "phone", "email", "street", "unit", "city", "state", "postal_code", "notes")
+TECHNICIAN_COLUMNS = ("external_id", "name", "phone", "skills")
+BATCH = 2000
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    skipped: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    warnings: list[tuple[int, str]] = field(default_factory=list)
+
+
+class BadFile(ValueError):
+    pass
+
+
+def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip().lower() for h in reader.fieldnames or []]
+        if "name" not in header:
+            raise BadFile(f"{path}: no 'name' column; the header must name some of: {', '.join(columns)}")
+        unknown = [h for h in header if h not in columns]
+        if unknown:
+            raise BadFile(f"{path}: unknown column(s) {', '.join(unknown)}; expected some of: {', '.join(columns)}")
+        reader.fieldnames = header
+        for row in reader:
+            yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
+
+
+def count_rows(path: Path) -> int:
+    with path.open("rb") as fh:
+        return max(0, sum(1 for _ in fh) - 1)
+
+
+def import_customers(
+    db: Database, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None
+) -> ImportReport:
+    report = ImportReport()
+    batch: list[tuple[int, dict[str, str]]] = []
+    for item in _rows(path, CUSTOMER_COLUMNS):
+        batch.append(item)
+        if len(batch) >= BATCH:
+            db.write(_customer_batch, business, batch, report)
+            progress(len(batch))
+            batch = []
+    if batch:
+        db.write(_customer_batch, business, batch, report)
+        progress(len(batch))
+    return report
+
+
+def _seen_external_ids(conn: sqlite3.Connection, table: str, tenant: str, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(f"SELECT external_id FROM {table} WHERE tenant_id=? AND external_id IN ({marks})", (tenant, *ids))
+    return {r[0] for r in rows}
+
+
+def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tuple[int, dict[str, str]]], report: ImportReport) -> None:
+    tenant, now = business.tenant_id, utcnow()
+    seen = _seen_external_ids(conn, "customers", tenant, [r["external_id"] for _, r in batch if r.get("external_id")])
+    keys: list[tuple[str, str, str]] = []
+    for line, row in batch:
+        name = row.get("name", "")
+        if not name:
+            report.rejected.append((line, "name is empty"))
+            continue
+        if row.get("external_id") and row["external_id"] in seen:
+            report.skipped += 1
+            continue
+        seen.add(row.get("external_id", ""))
+        profile = Profile(name=parse_name(name), name_raw=name)
+        phones = []
+        if raw := row.get("phone"):
+            try:
+                phones.append(parse_phone(raw, business.country))
+                profile.phones.add(phones[0].e164)
+            except InvalidPhone as exc:
+                report.warnings.append((line, f"phone dropped: {exc}"))
+        emails = []
+        if raw := row.get("email"):
+            try:
+                emails.append(normalize_email(raw))
+                profile.emails.add(emails[0])
+            except InvalidEmail as exc:
+                report.warnings.append((line, f"email dropped: {exc}"))
+        customer_id = customers.insert_customer(
+            conn, tenant, now, name=name, phones=phones, emails=emails, notes=row.get("notes") or None,
+            external_id=row.get("external_id") or None,
+        )
+        if street := row.get("street"):
+            address = AddressIn(street=street, unit=row.get("unit") or None, city=row.get("city") or None,
+                                state=row.get("state") or None, postal_code=row.get("postal_code") or None)
+            customers.insert_location(conn, tenant, customer_id, address, now)
+            profile.addresses.append((parse_street(street, address.unit, address.postal_code), street))
+        keys.extend((tenant, key, customer_id) for key in record_keys(profile))
+        report.imported += 1
+    conn.executemany("INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)", keys)
+
+
+def import_technicians(db: Database, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None) -> ImportReport:
+    report = ImportReport()
+    rows = list(_rows(path, TECHNICIAN_COLUMNS))
+
+    def write(conn: sqlite3.Connection) -> None:
+        seen = _seen_external_ids(conn, "technicians", business.tenant_id, [r["external_id"] for _, r in rows if r.get("external_id")])
+        for line, row in rows:
+            if not row.get("name"):
+                report.rejected.append((line, "name is empty"))
+                continue
+            if row.get("external_id") and row["external_id"] in seen:
+                report.skipped += 1
+                continue
+            phone = None
+            if raw := row.get("phone"):
+                try:
+                    phone = parse_phone(raw, business.country).e164
+                except InvalidPhone as exc:
+                    report.warnings.append((line, f"phone dropped: {exc}"))
+            skills = [s for s in row.get("skills", "").split(";") if s.strip()]
+            technicians.insert(conn, business.tenant_id, row["name"], skills, phone, row.get("external_id") or None)
+            report.imported += 1
+
+    db.write(write)
+    progress(len(rows))
+    return report
