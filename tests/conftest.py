@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from fsm_mcp.connectors.local import technicians
+from fsm_mcp.server import build_server
+from fsm_mcp.settings import Business, Settings
+from fsm_mcp.store.db import Database
+
+BUSINESS = Business(name="Test HVAC", timezone="America/Chicago", job_types={"Furnace repair": "hvac"})
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(db_path=tmp_path / "fsm.db", business=BUSINESS)
+
+
+@pytest.fixture
+def add_technician(settings: Settings) -> Callable[..., str]:
+    """Technicians come from the business's roster (an import), not from a tool."""
+
+    def add(name: str, skills: list[str], active: bool = True) -> str:
+        db = Database(settings.db_path)
+        try:
+            return db.write(lambda conn: technicians.insert(conn, BUSINESS.tenant_id, name, skills, active=active))
+        finally:
+            db.close()
+
+    return add
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    async with Client(build_server(settings)) as c:
+        yield c
+
+
+async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
+    """Call a tool that must succeed; return its structured result."""
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def fail(client: Client, tool: str, **args: Any) -> str:
+    """Call a tool that must fail as a tool error; return the message the model reads."""
+    result = await client.call_tool(tool, args)
+    assert result.is_error, result.structured_content
+    return result.content[0].text  # type: ignore[union-attr]
+
+
+def count(settings: Settings, table: str) -> int:
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+NEW_CALLER = {"name": "Maria Garcia", "phone": "(312) 555-0188", "address": "410 Maple Dr, Springfield, IL 62704"}
+MONDAY_9 = {"window_start": "2030-11-25T09:00:00", "window_end": "2030-11-25T11:00:00"}

@@ -1,0 +1,93 @@
+import pytest
+
+from fsm_mcp.identity.addresses import compare_addresses, parse_street
+from fsm_mcp.identity.keys import Profile, query_keys, record_keys
+from fsm_mcp.identity.names import compare_names, parse_name
+from fsm_mcp.identity.phones import InvalidPhone, parse_phone
+from fsm_mcp.identity.scoring import score, settle
+
+
+@pytest.mark.parametrize("raw", ["(217) 555-0143", "217.555.0143", "+1 217 555 0143", "12175550143", "217-555-0143"])
+def test_common_phone_formats_are_one_number(raw: str) -> None:
+    assert parse_phone(raw).e164 == "+12175550143"
+
+
+def test_an_extension_is_kept_apart_from_the_number() -> None:
+    parsed = parse_phone("217-555-0143 ext. 12")
+    assert (parsed.e164, parsed.extension) == ("+12175550143", "12")
+
+
+@pytest.mark.parametrize("raw", ["12345", "555-0143", "not a phone"])
+def test_an_undiallable_number_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidPhone):
+        parse_phone(raw)
+
+
+def test_the_business_country_sets_the_phone_region() -> None:
+    assert parse_phone("020 7946 0018", "GB").e164 == "+442079460018"
+    assert parse_phone("0412 345 678", "AU").e164 == "+61412345678"
+
+
+def _names(a: str, b: str) -> int:
+    return compare_names(parse_name(a), parse_name(b), a, b).score
+
+
+def test_a_nickname_counts_as_the_formal_name() -> None:
+    agreement = compare_names(parse_name("Bill Jenkins"), parse_name("William Jenkins"), "Bill Jenkins", "William Jenkins")
+    assert agreement.score >= 90
+    assert agreement.reason == "Bill is a nickname of William"
+
+
+def test_name_order_case_accents_and_commas_do_not_matter() -> None:
+    assert _names("Jenkins, William", "william jenkins") == 100
+    assert _names("José Núñez", "Jose Nunez") == 100
+    assert _names("Jenkins William", "William Jenkins") >= 90
+
+
+def test_different_people_with_one_surname_do_not_match_on_name() -> None:
+    assert _names("Mary Jenkins", "William Jenkins") < 80
+
+
+def test_street_suffix_and_direction_abbreviations_are_the_same_street() -> None:
+    a, b = parse_street("123 North Oak Street"), parse_street("123 N Oak St")
+    assert a == b
+    assert compare_addresses(a, b, "123 North Oak Street", "123 N Oak St").score == 100
+
+
+def test_house_numbers_must_agree() -> None:
+    assert compare_addresses(parse_street("123 Oak St"), parse_street("132 Oak St"), "", "").score == 0
+
+
+def test_units_are_read_from_the_street_line() -> None:
+    assert parse_street("88 Elm Ave Apt 2").unit == "2"
+    assert parse_street("88 Elm Ave #2").unit == "2"
+    assert compare_addresses(parse_street("88 Elm Ave Apt 2"), parse_street("88 Elm Ave Unit 3"), "", "").score < 70
+
+
+def _profile(name: str, phone: str | None = None, street: str | None = None) -> Profile:
+    p = Profile(name=parse_name(name), name_raw=name)
+    if phone:
+        p.phones.add(parse_phone(phone).e164)
+    if street:
+        p.addresses.append((parse_street(street), street))
+    return p
+
+
+def test_a_nickname_query_shares_a_blocking_key_with_the_record() -> None:
+    assert query_keys(_profile("Bill Jenkins")) & record_keys(_profile("William Jenkins"))
+
+
+def test_a_shared_number_with_a_different_name_is_only_possible() -> None:
+    query = _profile("Tom Reyes", "217-555-0143")
+    record = _profile("William Jenkins", "217-555-0143")
+    found = score(query, record, "c1", {"+12175550143": 1})
+    assert found is not None and found.confidence == "possible"
+
+
+def test_two_equally_good_matches_make_neither_safe_to_attach() -> None:
+    query = _profile("John Smith", street="5 Pine Rd")
+    first = score(query, _profile("John Smith", street="5 Pine Rd"), "c1", {})
+    second = score(query, _profile("John Smith", street="5 Pine Road"), "c2", {})
+    assert first and second and first.confidence == "likely"
+    settled = settle([first, second])
+    assert [m.confidence for m in settled] == ["possible", "possible"]
