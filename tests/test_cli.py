@@ -1,0 +1,82 @@
+"""The command line as a user runs it: imports, the demo, and the README's samples."""
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from fsm_mcp.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_customers_import_keeps_rows_reports_rejects_and_skips_a_rerun(tmp_path: Path) -> None:
+    csv = tmp_path / "customers.csv"
+    csv.write_text(
+        "external_id,name,phone,email,street,unit,city,state,postal_code,notes\n"
+        "c1,William Jenkins,(217) 555-0143,WJ@Example.com,123 Oak St,,Springfield,IL,62704,gate 4417\n"
+        "c2,Bill Jenkins,217.555.0143,,123 Oak Street,,Springfield,IL,62704,\n"
+        "c3,,217-555-0100,,,,,,,\n"
+        "c4,Aisha Khan,not a number,,12 King St W,,Toronto,ON,M5H 1A1,\n"
+    )
+    db = tmp_path / "x.db"
+    result = CliRunner().invoke(main, ["import", "customers", str(csv), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "3 imported" in result.output and "1 rejected" in result.output
+    assert "line 4: rejected: name is empty" in result.output and "phone dropped" in result.output
+    again = CliRunner().invoke(main, ["import", "customers", str(csv), "--db", str(db)])
+    assert "0 imported, 3 already imported" in again.output
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] == 3  # duplicates kept as they are
+    assert conn.execute("SELECT postal_code FROM locations WHERE city='Toronto'").fetchone()[0] == "M5H 1A1"
+    conn.close()
+
+
+def test_a_file_without_a_name_column_is_refused(tmp_path: Path) -> None:
+    csv = tmp_path / "bad.csv"
+    csv.write_text("id,full_name\n1,Someone\n")
+    result = CliRunner().invoke(main, ["import", "customers", str(csv), "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2 and "no 'name' column" in result.output
+
+
+def test_technicians_import_splits_skills(tmp_path: Path) -> None:
+    csv = tmp_path / "techs.csv"
+    csv.write_text("external_id,name,phone,skills\nt1,Maria Lopez,217-555-0101,HVAC; plumbing\n")
+    db = tmp_path / "x.db"
+    assert CliRunner().invoke(main, ["import", "technicians", str(csv), "--db", str(db)]).exit_code == 0
+    conn = sqlite3.connect(db)
+    assert json.loads(conn.execute("SELECT skills FROM technicians").fetchone()[0]) == ["hvac", "plumbing"]
+    conn.close()
+
+
+def test_the_demo_plays_the_whole_call_and_exits_zero() -> None:
+    result = subprocess.run([sys.executable, "-m", "fsm_mcp", "demo"], capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "welcome back" in result.stdout and "recognised as already booked" in result.stdout
+    assert "Demo finished" in result.stdout
+
+
+def test_the_readme_quickstart_and_config_are_the_real_ones() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(\w+)\n(.*?)```", readme, re.S)
+    assert ("sh", 'pip install . && fsm-mcp demo\npip install -e ".[test]" && pytest\n') in blocks
+    config = json.loads(next(body for lang, body in blocks if lang == "json"))
+    assert config == json.loads((ROOT / "claude_config.example.json").read_text())
+    assert config["mcpServers"]["fsm-mcp"]["args"] == ["serve"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install --quiet -e ".[test]" && pytest' in ci
+
+
+def test_serving_over_stdio_prints_nothing_but_protocol(tmp_path: Path) -> None:
+    request = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}\n'
+    proc = subprocess.run([sys.executable, "-m", "fsm_mcp", "serve", "--db", str(tmp_path / "s.db")], input=request,
+                          capture_output=True, text=True, timeout=60)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    assert lines and all(json.loads(ln)["jsonrpc"] == "2.0" for ln in lines)
+    assert "fsm-mcp serving" in proc.stderr  # the log went to stderr

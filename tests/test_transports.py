@@ -1,0 +1,117 @@
+"""The real server over real transports: legacy in-process framing, stdio, streamable HTTP,
+and the MCP Inspector's CLI."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from fsm_mcp.server import build_server
+from fsm_mcp.settings import Settings
+from tests.conftest import MONDAY_9, NEW_CALLER, call
+
+ENV = {**os.environ, "FSM_MCP_TIMEZONE": "America/Chicago", "FSM_MCP_LOG_LEVEL": "WARNING"}
+
+
+async def lifecycle(client: Client) -> dict[str, Any]:
+    """Book, recognise, complete and invoice: the whole day of one job."""
+    job = await call(client, "create_job", customer=NEW_CALLER, job_type="hvac", summary="no heat",
+                     idempotency_key="t-1", **MONDAY_9)
+    assert (await call(client, "create_job", customer=NEW_CALLER, job_type="hvac", summary="no heat",
+                       idempotency_key="t-1", **MONDAY_9))["job_id"] == job["job_id"]
+    found = await call(client, "lookup_customer", phone="3125550188", name="Maria Garcia")
+    assert found["matches"][0]["confidence"] == "exact"
+    for status in ("on_hold", "canceled"):
+        job = await call(client, "update_job_status", job_id=job["job_id"], status=status)
+    return job
+
+
+@pytest.mark.anyio
+async def test_the_lifecycle_over_the_legacy_handshake(settings: Settings) -> None:
+    async with Client(build_server(settings), mode="legacy") as client:
+        assert (await lifecycle(client))["status"] == "canceled"
+
+
+@pytest.mark.anyio
+async def test_the_lifecycle_over_stdio(tmp_path: Path) -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "fsm_mcp", "serve", "--db", str(tmp_path / "s.db")], env=ENV)
+    with anyio.fail_after(60):
+        async with Client(params) as client:
+            assert (await lifecycle(client))["status"] == "canceled"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fsm_mcp", "serve", "--transport", "http", "--port", str(port), "--db", str(tmp_path / "h.db")],
+        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        for _ in range(200):
+            try:
+                httpx2.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+                break
+            except httpx2.TransportError:
+                if proc.poll() is not None:
+                    raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited")
+                import time
+
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.anyio
+async def test_the_lifecycle_over_streamable_http(http_server: str) -> None:
+    with anyio.fail_after(60):
+        async with Client(http_server) as client:
+            assert (await lifecycle(client))["status"] == "canceled"
+        async with Client(http_server) as client:  # a second session shares the same store
+            found = await call(client, "lookup_customer", phone="(312) 555-0188")
+            assert found["matches"][0]["name"] == "Maria Garcia"
+
+
+def _inspector() -> list[str] | None:
+    if path := os.environ.get("FSM_MCP_INSPECTOR"):
+        return [path]
+    return None
+
+
+@pytest.mark.skipif(_inspector() is None, reason="MCP Inspector not installed; .ci/run installs it and sets FSM_MCP_INSPECTOR")
+def test_the_inspector_cli_lists_and_calls_tools(tmp_path: Path) -> None:
+    inspector = _inspector()
+    assert inspector is not None
+    fsm = shutil.which("fsm-mcp") or "fsm-mcp"
+    serve = [fsm, "serve", "--db", str(tmp_path / "i.db")]
+    listed = subprocess.run([*inspector, "--cli", *serve, "--method", "tools/list"], capture_output=True, text=True,
+                            timeout=120, env=ENV)
+    assert listed.returncode == 0, listed.stderr
+    assert '"name": "create_job"' in listed.stdout and '"name": "lookup_customer"' in listed.stdout
+    called = subprocess.run(
+        [*inspector, "--cli", *serve, "--method", "tools/call", "--tool-name", "lookup_customer",
+         "--tool-arg", "phone=217.555.0143"], capture_output=True, text=True, timeout=120, env=ENV,
+    )
+    assert called.returncode == 0, called.stderr
+    answer = json.loads(called.stdout)
+    assert answer["isError"] is False and answer["structuredContent"]["matches"] == []
