@@ -74,6 +74,7 @@ def import_customers(
     if batch:
         db.write(_customer_batch, business, batch, report)
         progress(len(batch))
+    db.analyze()
     return report
 
 

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.identity.scoring import Scored
@@ -56,16 +56,41 @@ class Billed(BaseModel):
     already_invoiced: bool
 
 
+class RecentJob(BaseModel):
+    """A past or upcoming job as an agent mentions it on a call; get_job has the rest."""
+
+    job_id: str
+    job_type: str
+    summary: str
+    status: JobStatus
+    window_start: datetime
+    address: str | None
+    outcome: str | None = Field(default=None, description="The last note recorded on the job")
+
+    @classmethod
+    def of(cls, job: Job) -> RecentJob:
+        notes = [h.note for h in job.history if h.note]
+        return cls(job_id=job.job_id, job_type=job.job_type, summary=job.summary, status=job.status,
+                   window_start=job.window_start, address=job.address, outcome=notes[-1] if notes else None)
+
+
 class CustomerProfile(BaseModel):
     customer: Customer
-    recent_jobs: list[Job]
+    recent_jobs: list[RecentJob] = Field(description="Most recent first")
     open_balance: Decimal
+
+
+class Recognition(BaseModel):
+    matches: list[Scored]
+    profile: CustomerProfile | None = None  # of the top match, when it is safe to attach
 
 
 class Backend(Protocol):
     business: Business
 
-    async def lookup_customers(self, query: Profile, limit: int) -> list[Scored]: ...
+    async def lookup_customers(self, query: Profile, limit: int) -> Recognition:
+        """Matches best first, with the top one's profile when it is exact or likely."""
+        ...
 
     async def customer_history(self, customer_id: str, jobs: int = 5) -> CustomerProfile: ...
 

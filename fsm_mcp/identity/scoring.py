@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pydantic.dataclasses import dataclass
+from dataclasses import field
 
 from fsm_mcp.identity.addresses import compare_addresses
 from fsm_mcp.identity.keys import Profile

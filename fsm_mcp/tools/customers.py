@@ -62,12 +62,9 @@ def register(mcp: MCPServer) -> None:
         query = caller_profile(name=name, phone=phone, email=email, address=where, region=backend.business.country)
         found = await backend.lookup_customers(query, limit)
         matches = [CustomerMatch(customer_id=m.customer_id, name=m.name, score=m.score, confidence=m.confidence,  # type: ignore[arg-type]
-                                 reasons=m.reasons) for m in found]
-        top = matches[0] if matches else None
-        profile = None
-        if top and top.confidence in ("exact", "likely"):
-            profile = await backend.customer_history(top.customer_id)
-        return LookupResult(matches=matches, customer=profile, next_step=_NEXT[top.confidence if top else None])
+                                 reasons=m.reasons) for m in found.matches]
+        top = matches[0].confidence if matches else None
+        return LookupResult(matches=matches, customer=found.profile, next_step=_NEXT[top])
 
     @mcp.tool(annotations=READ)
     @agent_errors

@@ -12,10 +12,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-from fsm_mcp.connectors.base import Billed, Booking, BookingRequest, CustomerProfile, JobFilter
+from fsm_mcp.connectors.base import Billed, Booking, BookingRequest, CustomerProfile, JobFilter, RecentJob, Recognition
 from fsm_mcp.connectors.local import customers, invoices, jobs, technicians
 from fsm_mcp.identity.keys import Profile
-from fsm_mcp.identity.scoring import Scored
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.scheduling import Slot, free_slots
@@ -42,17 +41,22 @@ class LocalBackend:
             "history": [h.model_copy(update={"at": h.at.astimezone(zone)}) for h in job.history],
         })
 
-    async def lookup_customers(self, query: Profile, limit: int) -> list[Scored]:
-        return await self.db.aread(customers.lookup, self.tenant, query, limit)
+    def _profile(self, conn: sqlite3.Connection, customer_id: str, jobs_limit: int = 5) -> CustomerProfile:
+        customer = customers.load_customer(conn, self.tenant, customer_id)
+        recent = jobs.load_jobs(conn, self.tenant, "j.customer_id=?", (customer.customer_id,),
+                                f"ORDER BY j.window_start DESC LIMIT {int(jobs_limit)}")
+        return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(self._local(j)) for j in recent],
+                               open_balance=invoices.open_balance(conn, self.tenant, customer.customer_id))
+
+    async def lookup_customers(self, query: Profile, limit: int) -> Recognition:
+        def read(conn: sqlite3.Connection) -> Recognition:  # one trip to the database thread: a phone call is waiting
+            matches = customers.lookup(conn, self.tenant, query, limit)
+            top = matches[0] if matches and matches[0].confidence in ("exact", "likely") else None
+            return Recognition(matches=matches, profile=self._profile(conn, top.customer_id) if top else None)
+        return await self.db.aread(read)
 
     async def customer_history(self, customer_id: str, jobs_limit: int = 5) -> CustomerProfile:
-        def read(conn: sqlite3.Connection, tenant: str) -> CustomerProfile:
-            customer = customers.load_customer(conn, tenant, customer_id)
-            recent = jobs.load_jobs(conn, tenant, "j.customer_id=?", (customer.customer_id,),
-                                    f"ORDER BY j.window_start DESC LIMIT {int(jobs_limit)}")
-            return CustomerProfile(customer=customer, recent_jobs=[self._local(j) for j in recent],
-                                   open_balance=invoices.open_balance(conn, tenant, customer.customer_id))
-        return await self.db.aread(read, self.tenant)
+        return await self.db.aread(self._profile, customer_id, jobs_limit)
 
     async def create_job(self, request: BookingRequest) -> Booking:
         booking = await self.db.awrite(jobs.book, self.business, request, self.clock())
