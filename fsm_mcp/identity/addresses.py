@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
-from fsm_mcp.identity.text import fold
+from fsm_mcp.identity.text import Agreement, fold
 
 _SUFFIXES = {
     "street": "st", "str": "st", "avenue": "ave", "av": "ave", "boulevard": "blvd", "road": "rd",
@@ -64,26 +64,20 @@ def parse_street(street: str, unit: str | None = None, postal: str | None = None
     )
 
 
-@dataclass(frozen=True, slots=True)
-class AddressAgreement:
-    score: int
-    reason: str | None
-
-
-def compare_addresses(query: StreetAddress, record: StreetAddress, query_raw: str, record_raw: str) -> AddressAgreement:
+def compare_addresses(query: StreetAddress, record: StreetAddress, query_raw: str, record_raw: str) -> Agreement:
     if not query.street or not record.street:
-        return AddressAgreement(0, None)
+        return Agreement(0, None)
     if query.house and record.house and query.house != record.house:
-        return AddressAgreement(0, None)  # 123 vs 132 Oak Street are different houses
+        return Agreement(0, None)  # 123 vs 132 Oak Street are different houses
     if query.postal and record.postal and query.postal[:5] != record.postal[:5]:
-        return AddressAgreement(0, None)
+        return Agreement(0, None)
     if query.unit and record.unit and query.unit != record.unit:
-        return AddressAgreement(40, f"same building, different unit ({query.unit} vs {record.unit})")
+        return Agreement(40, f"same building, different unit ({query.unit} vs {record.unit})")
     same_text = fold(query_raw) == fold(record_raw)
     if query.street == record.street:
         reason = "address matches" if same_text else f"{query_raw} = {record_raw}"
-        return AddressAgreement(100 if query.house else 70, reason)
+        return Agreement(100 if query.house else 70, reason)
     ratio = fuzz.ratio(query.street, record.street)
     if ratio >= 80 and query.house:
-        return AddressAgreement(int(ratio) - 5, f"address is similar ({query_raw} ~ {record_raw})")
-    return AddressAgreement(0, None)
+        return Agreement(int(ratio) - 5, f"address is similar ({query_raw} ~ {record_raw})")
+    return Agreement(0, None)

@@ -8,7 +8,7 @@ from functools import cache
 from nicknames import NickNamer
 from rapidfuzz import fuzz
 
-from fsm_mcp.identity.text import tokens
+from fsm_mcp.identity.text import Agreement, tokens
 
 _DROP = frozenset({"mr", "mrs", "ms", "miss", "dr", "jr", "sr", "ii", "iii", "iv", "and", "&"})
 
@@ -56,33 +56,27 @@ def nickname_pair(a: str, b: str) -> bool:
     return a != b and bool(given_forms(a) & given_forms(b))
 
 
-@dataclass(frozen=True, slots=True)
-class NameAgreement:
-    score: int
-    reason: str | None
-
-
-def compare_names(query: PersonName, record: PersonName, query_raw: str, record_raw: str) -> NameAgreement:
+def compare_names(query: PersonName, record: PersonName, query_raw: str, record_raw: str) -> Agreement:
     """How strongly two names say "same person", 0-100, with a reason a person can read."""
     if not query.parts or not record.parts:
-        return NameAgreement(0, None)
+        return Agreement(0, None)
     if query.folded == record.folded:
-        return NameAgreement(100, "name matches")
+        return Agreement(100, "name matches")
     qg, qf, rg, rf = query.given, query.family, record.given, record.family
     if qf and rf and qg == rf and qf == rg:
-        return NameAgreement(96, "name matches with given and family names swapped")
+        return Agreement(96, "name matches with given and family names swapped")
     if qf and qf == rf:
         if qg == rg:
-            return NameAgreement(97, "name matches (middle name differs)")
+            return Agreement(97, "name matches (middle name differs)")
         if nickname_pair(qg, rg):
             short, formal = (qg, rg) if len(qg) <= len(rg) else (rg, qg)
-            return NameAgreement(93, f"{short.title()} is a nickname of {formal.title()}")
+            return Agreement(93, f"{short.title()} is a nickname of {formal.title()}")
         if len(qg) == 1 and rg.startswith(qg) or len(rg) == 1 and qg.startswith(rg):
-            return NameAgreement(85, f"initial {min(qg, rg, key=len).upper()}. fits {max(qg, rg, key=len).title()}")
+            return Agreement(85, f"initial {min(qg, rg, key=len).upper()}. fits {max(qg, rg, key=len).title()}")
     if not qf and qg in (rg, rf):
-        return NameAgreement(70, f"{qg.title()} matches part of the name")
+        return Agreement(70, f"{qg.title()} matches part of the name")
     if not qf and nickname_pair(qg, rg):
-        return NameAgreement(65, f"{qg.title()} is a nickname of {rg.title()}")
+        return Agreement(65, f"{qg.title()} is a nickname of {rg.title()}")
     ratio = int(fuzz.token_sort_ratio(query.folded, record.folded))
     if qf and rf:
         family = fuzz.ratio(qf, rf)
@@ -90,5 +84,5 @@ def compare_names(query: PersonName, record: PersonName, query_raw: str, record_
         if family >= 80 and given_ok:
             ratio = max(ratio, int(min(family, 95) - 7))
     if ratio >= 80:
-        return NameAgreement(ratio, f"name is similar ({query_raw!s} ~ {record_raw!s})")
-    return NameAgreement(ratio, None)
+        return Agreement(ratio, f"name is similar ({query_raw!s} ~ {record_raw!s})")
+    return Agreement(ratio, None)

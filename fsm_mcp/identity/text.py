@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
 _NON_WORD = re.compile(r"[^\w#]+")
 
@@ -17,3 +18,11 @@ def fold(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     return fold(text).replace("#", " ").split()
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """How strongly two values say "same customer", 0-100, and why in words (None: no evidence)."""
+
+    score: int
+    reason: str | None
