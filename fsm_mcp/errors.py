@@ -25,10 +25,6 @@ class FsmError(Exception):
         super().__init__(message)
         self.field = field
 
-    @property
-    def message(self) -> str:
-        return str(self)
-
 
 class InvalidInput(FsmError):
     def __init__(self, field: str, message: str) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fsm_mcp.connectors.local import customers, technicians
-from fsm_mcp.identity.addresses import parse_street
+from fsm_mcp.identity.addresses import address_entry
 from fsm_mcp.identity.emails import InvalidEmail, normalize_email
 from fsm_mcp.identity.keys import Profile, record_keys
 from fsm_mcp.identity.names import parse_name
@@ -122,7 +122,7 @@ def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tu
             address = AddressIn(street=street, unit=row.get("unit") or None, city=row.get("city") or None,
                                 state=row.get("state") or None, postal_code=row.get("postal_code") or None)
             customers.insert_location(conn, tenant, customer_id, address, now)
-            profile.addresses.append((parse_street(street, address.unit, address.postal_code), street))
+            profile.addresses.append(address_entry(street, address.unit, address.postal_code))
         keys.extend((tenant, key, customer_id) for key in record_keys(profile))
         report.imported += 1
     conn.executemany("INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)", keys)

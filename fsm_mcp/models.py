@@ -64,12 +64,6 @@ class Location(BaseModel):
     equipment: list[Equipment] = []
 
 
-class CustomerSummary(BaseModel):
-    customer_id: str
-    name: str
-    external_id: str | None = None
-
-
 class Customer(BaseModel):
     customer_id: str
     external_id: str | None = None

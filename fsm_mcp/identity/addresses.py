@@ -64,6 +64,11 @@ def parse_street(street: str, unit: str | None = None, postal: str | None = None
     )
 
 
+def address_entry(street: str, unit: str | None, postal: str | None) -> tuple[StreetAddress, str]:
+    """The parsed address and the text shown in reasons, as identity profiles hold them."""
+    return parse_street(street, unit, postal), street + (f" {unit}" if unit else "")
+
+
 def compare_addresses(query: StreetAddress, record: StreetAddress, query_raw: str, record_raw: str) -> Agreement:
     if not query.street or not record.street:
         return Agreement(0, None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fsm_mcp.errors import InvalidInput
-from fsm_mcp.identity.addresses import parse_street
+from fsm_mcp.identity.addresses import address_entry
 from fsm_mcp.identity.emails import InvalidEmail, normalize_email
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.identity.names import parse_name
@@ -34,6 +34,5 @@ def caller_profile(
         except InvalidEmail as exc:
             raise InvalidInput(f"{prefix}email", str(exc)) from None
     if address:
-        raw = address.street + (f" {address.unit}" if address.unit else "")
-        query.addresses.append((parse_street(address.street, address.unit, address.postal_code), raw))
+        query.addresses.append(address_entry(address.street, address.unit, address.postal_code))
     return query

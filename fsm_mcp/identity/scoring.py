@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
-from pydantic.dataclasses import dataclass
 from dataclasses import field
+
+from pydantic.dataclasses import dataclass
 
 from fsm_mcp.identity.addresses import compare_addresses
 from fsm_mcp.identity.keys import Profile

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from fsm_mcp.errors import NotFound
-from fsm_mcp.identity.addresses import parse_street
+from fsm_mcp.identity.addresses import address_entry
 from fsm_mcp.identity.keys import Profile, query_keys, record_keys
 from fsm_mcp.identity.names import parse_name
 from fsm_mcp.identity.phones import ParsedPhone
@@ -107,8 +107,7 @@ def load_profiles(conn: sqlite3.Connection, tenant: str, ids: Sequence[str]) -> 
             args,
         ):
             if p := profiles.get(row["customer_id"]):
-                raw = row["street"] + (f" {row['unit']}" if row["unit"] else "")
-                p.addresses.append((parse_street(row["street"], row["unit"], row["postal_code"]), raw))
+                p.addresses.append(address_entry(row["street"], row["unit"], row["postal_code"]))
     return profiles
 
 

@@ -14,7 +14,7 @@ from fsm_mcp.identity.addresses import compare_addresses, parse_street
 from fsm_mcp.identity.phones import parse_phone
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.inputs import AddressIn
-from fsm_mcp.models import Job, JobStatus, StatusChange
+from fsm_mcp.models import Address, Job, JobStatus, StatusChange
 from fsm_mcp.scheduling import BOOKED, check_transition, overlaps, require_skill
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import from_db, new_id, to_db
@@ -49,10 +49,8 @@ def load_jobs(conn: sqlite3.Connection, tenant: str, where: str, args: Sequence[
     for r in rows:
         address = None
         if r["street"]:
-            address = ", ".join(
-                p for p in (r["street"] + (f" {r['unit']}" if r["unit"] else ""), r["city"],
-                            " ".join(x for x in (r["state"], r["postal_code"]) if x)) if p
-            )
+            address = Address(street=r["street"], unit=r["unit"], city=r["city"], state=r["state"],
+                              postal_code=r["postal_code"]).one_line()
         jobs.append(
             Job(
                 job_id=r["id"], customer_id=r["customer_id"], customer_name=r["customer_name"],
