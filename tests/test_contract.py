@@ -51,3 +51,46 @@ async def test_read_only_tools_write_nothing(client: Client, settings: Settings)
 async def test_tools_md_is_generated_from_the_live_schemas(tmp_path: Path) -> None:
     expected = await render(build_server(Settings(db_path=tmp_path / "x.db")))
     assert (ROOT / "tools.md").read_text() == expected, "tools.md is stale; run `fsm-mcp tools-doc`"
+
+
+def test_plain_output_schemas_accept_and_reject_what_pydantics_form_does() -> None:
+    import copy
+
+    from jsonschema import Draft202012Validator
+    from pydantic import TypeAdapter
+
+    from fsm_mcp.connectors.base import CustomerProfile
+    from fsm_mcp.tools._schema import plain_schema
+
+    derived = TypeAdapter(CustomerProfile).json_schema()
+    plain = plain_schema(derived)
+    assert "$defs" not in json.dumps(plain) and "anyOf" in json.dumps(derived)
+    good = {
+        "customer": {"customer_id": "cus_1", "name": "William Jenkins", "notes": None,
+                     "phones": [{"number": "+12175550143", "extension": None}],
+                     "locations": [{"location_id": "loc_1", "address": {"street": "123 Oak St", "unit": None},
+                                    "equipment": [{"kind": "furnace", "installed": "2014"}]}]},
+        "recent_jobs": [], "open_balance": "12.50",
+    }
+    variants = [good]
+    for path, value in [(("customer", "notes"), 7), (("customer", "phones"), [{"extension": "12"}]),
+                        (("customer", "locations"), [{"location_id": "loc_1", "address": {"street": None}}]),
+                        (("recent_jobs",), [{"job_id": "j"}]), (("open_balance",), None)]:
+        bad = copy.deepcopy(good)
+        bad[path[0]] = value if len(path) == 1 else {**bad[path[0]], path[1]: value}
+        variants.append(bad)
+    verdicts = [(Draft202012Validator(derived).is_valid(v), Draft202012Validator(plain).is_valid(v)) for v in variants]
+    assert verdicts == [(True, True)] + [(False, False)] * 5
+
+
+def test_plain_output_schemas_keep_a_field_named_title() -> None:
+    from pydantic import BaseModel, TypeAdapter
+
+    from fsm_mcp.tools._schema import plain_schema
+
+    class Book(BaseModel):
+        title: str | None = None
+
+    plain = plain_schema(TypeAdapter(Book).json_schema())
+    assert plain["properties"] == {"title": {"type": ["string", "null"], "default": None}}
+    assert plain["title"] == "Book"

@@ -49,21 +49,21 @@ class LocalBackend:
                                open_balance=invoices.open_balance(conn, self.tenant, customer.customer_id))
 
     async def lookup_customers(self, query: Profile, limit: int) -> Recognition:
-        def read(conn: sqlite3.Connection) -> Recognition:  # one trip to the database thread: a phone call is waiting
+        def read(conn: sqlite3.Connection) -> Recognition:  # indexed point reads: a phone call is waiting
             matches = customers.lookup(conn, self.tenant, query, limit)
             top = matches[0] if matches and matches[0].confidence in ("exact", "likely") else None
             return Recognition(matches=matches, profile=self._profile(conn, top.customer_id) if top else None)
-        return await self.db.aread(read)
+        return self.db.snapshot(read)
 
     async def customer_history(self, customer_id: str, jobs_limit: int = 5) -> CustomerProfile:
-        return await self.db.aread(self._profile, customer_id, jobs_limit)
+        return self.db.snapshot(self._profile, customer_id, jobs_limit)
 
     async def create_job(self, request: BookingRequest) -> Booking:
         booking = await self.db.awrite(jobs.book, self.business, request, self.clock())
         return booking.model_copy(update={"job": self._local(booking.job)})
 
     async def get_job(self, job_id: str) -> Job:
-        return self._local(await self.db.aread(jobs.load_job, self.tenant, job_id))
+        return self._local(self.db.snapshot(jobs.load_job, self.tenant, job_id))
 
     async def list_jobs(self, query: JobFilter) -> list[Job]:
         return [self._local(j) for j in await self.db.aread(jobs.list_jobs, self.tenant, query)]

@@ -1,0 +1,69 @@
+"""Output schemas published in their plainest equivalent form.
+
+Clients check every structured result against the tool's output schema (the `mcp`
+client does, with `jsonschema`), so the schema's shape is paid for on every call.
+Pydantic's form is correct but costly to check: nested models behind `$ref`, and each
+optional field as `anyOf: [{type: T}, {type: null}]`. The same constraints written with
+refs inlined and `type: [T, "null"]` check in about half the time (lookup_customer's
+result: 0.55 ms → 0.25 ms with jsonschema on this machine). Titles are dropped: pydantic
+derives them from field names, so they carry nothing a reader lacks (the root keeps
+its title: it names the result type, and tools.md shows it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+
+_DEFS = "#/$defs/"
+
+
+def plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The same constraints with `$ref`s inlined, simple unions as type lists, no titles."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [walk(item, seen) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_DEFS):
+            name = ref.removeprefix(_DEFS)
+            if name in seen:  # a recursive model cannot be inlined; keep pydantic's form
+                raise RecursionError(name)
+            return walk({**defs[name], **{k: v for k, v in node.items() if k != "$ref"}}, (*seen, name))
+        out = {}
+        for key, value in node.items():
+            if key in ("properties", "patternProperties"):  # names of fields, not keywords: keep every one
+                out[key] = {name: walk(sub, seen) for name, sub in value.items()}
+            elif key not in ("$defs", "title"):
+                out[key] = walk(value, seen)
+        branches = out.get("anyOf")
+        if branches and all(set(b) == {"type"} and isinstance(b["type"], str) for b in branches):
+            del out["anyOf"]
+            out["type"] = [b["type"] for b in branches]
+        return out
+
+    try:
+        plain: dict[str, Any] = walk(schema, ())
+    except RecursionError:
+        return schema
+    if "title" in schema:
+        plain = {"title": schema["title"], **plain}
+    return plain
+
+
+def publish_plain_output_schemas(mcp: MCPServer) -> None:
+    """Swap each tool's derived output schema for its plain form.
+
+    The SDK reads `fn_metadata.output_schema` live when it lists tools and validates
+    results against the pydantic model, not this schema, so only what clients see
+    changes. The tool list has no public accessor, hence `_tool_manager`; the schema
+    snapshot test fails if that ever stops working.
+    """
+    for tool in mcp._tool_manager.list_tools():  # noqa: SLF001
+        metadata = tool.fn_metadata
+        if metadata.output_schema is not None:
+            metadata.output_schema = plain_schema(metadata.output_schema)
