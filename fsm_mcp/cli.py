@@ -1,10 +1,12 @@
-"""The `fsm-mcp` command: serve, demo, import, tools-doc. Logs and progress go to stderr."""
+"""The `fsm-mcp` command: serve, demo, import, duplicates, reindex, tools-doc. Logs and progress go to stderr."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import click
@@ -103,6 +105,78 @@ def import_customers_cmd(file: Path, db: Path | None) -> None:
 def import_technicians_cmd(file: Path, db: Path | None) -> None:
     """Columns: external_id,name,phone,skills (skills separated by ';'; only name required)."""
     _run_import("technicians", file, db)
+
+
+class _LazyBar:
+    """A progress bar on stderr for work whose size is known only once it starts."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+        self.bar.update(done - self.bar.pos)
+
+    def __enter__(self) -> _LazyBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.render_finish()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print {\"groups\": [...]} as JSON on stdout.")
+@click.option("--min-confidence", type=click.Choice(["exact", "likely", "possible"]), default="likely", show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="How many groups at most.")
+@db_option
+def duplicates(as_json: bool, min_confidence: str, limit: int, db: Path | None) -> None:
+    """List groups of customer records that are the same customer, surest first."""
+    from fsm_mcp.connectors.local.duplicates import find
+    from fsm_mcp.store.db import Database
+
+    settings = _settings(db)
+    database = Database(settings.db_path)
+    with _LazyBar("comparing candidate pairs") as bar:
+        try:
+            report = database.read(find, settings.business.tenant_id, min_confidence, limit, bar.update)
+        finally:
+            database.close()
+    if as_json:
+        groups = [
+            {"customer_ids": [m.customer_id for m in g.members], "external_ids": [m.external_id for m in g.members],
+             "names": [m.name for m in g.members], "confidence": g.confidence, "score": g.score, "reasons": g.reasons}
+            for g in report.groups
+        ]
+        click.echo(json.dumps({"groups": groups}, indent=2))
+    else:
+        for g in report.groups:
+            click.echo(f"{g.confidence} ({g.score}): " + " | ".join(f"{m.name} [{m.customer_id}"
+                       + (f", {m.external_id}" if m.external_id else "") + "]" for m in g.members))
+            for reason in g.reasons:
+                click.echo(f"    {reason}")
+    click.echo(f"{len(report.groups)} group(s) among {report.customers} customers "
+               f"({report.pairs_compared} candidate pairs compared)", err=True)
+
+
+@main.command()
+@db_option
+def reindex(db: Path | None) -> None:
+    """Rebuild the customer matching index from the stored records (after an upgrade changes its rules)."""
+    from fsm_mcp.connectors.local.customers import rebuild_index
+    from fsm_mcp.store.db import Database
+
+    settings = _settings(db)
+    database = Database(settings.db_path)
+    with _LazyBar("indexing customers") as bar:
+        try:
+            count = database.write(rebuild_index, settings.business.tenant_id, bar.update)
+            database.analyze()
+        finally:
+            database.close()
+    click.echo(f"indexed {count} customers ({settings.db_path})", err=True)
 
 
 @main.command(name="tools-doc")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Protocol
 
 from pydantic import BaseModel, Field
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.identity.scoring import Scored
 from fsm_mcp.inputs import AddressIn, CustomerDetails, LineItemIn
-from fsm_mcp.models import Customer, Invoice, Job, JobStatus, Priority, Technician
+from fsm_mcp.models import Confidence, Customer, Invoice, Job, JobStatus, Priority, Technician
 from fsm_mcp.scheduling import Slot
 from fsm_mcp.settings import Business
 
@@ -80,6 +81,42 @@ class CustomerProfile(BaseModel):
     open_balance: Decimal
 
 
+class DuplicateMember(BaseModel):
+    customer_id: str
+    name: str
+    external_id: str | None = Field(default=None, description="The id given at import, if any")
+
+
+class DuplicateGroup(BaseModel):
+    members: list[DuplicateMember] = Field(description="Oldest record first: the usual one to keep")
+    confidence: Confidence = Field(description="As sure as the weakest link between two members")
+    score: int = Field(ge=0, le=100)
+    reasons: list[str]
+
+
+class DuplicateReport(BaseModel):
+    groups: list[DuplicateGroup]
+    customers: int = Field(description="Live customer records examined")
+    pairs_compared: int
+
+
+class MergePlan(BaseModel):
+    """What merging moves onto the kept record; applied only when the caller confirms."""
+
+    keep: Customer
+    merged: list[Customer]
+    locations_moved: int
+    locations_combined: int = Field(description="Duplicate service addresses folded into the kept record's own")
+    jobs_moved: int
+    invoices_moved: int
+    phones_added: list[str]
+    emails_added: list[str]
+    applied: bool
+
+
+Progress = Callable[[int, int], None]
+
+
 class Recognition(BaseModel):
     matches: list[Scored]
     profile: CustomerProfile | None = None  # of the top match, when it is safe to attach
@@ -93,6 +130,14 @@ class Backend(Protocol):
         ...
 
     async def customer_history(self, customer_id: str, jobs: int = 5) -> CustomerProfile: ...
+
+    async def find_duplicates(self, min_confidence: Confidence, limit: int, progress: Progress | None = None) -> DuplicateReport:
+        """Groups of records that are one customer, surest first."""
+        ...
+
+    async def merge_customers(self, keep_id: str, merge_ids: list[str], apply: bool) -> MergePlan:
+        """The plan, carried out when `apply`: everything moves to keep_id, the rest point to it."""
+        ...
 
     async def create_job(self, request: BookingRequest) -> Booking: ...
 

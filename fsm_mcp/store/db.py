@@ -62,6 +62,9 @@ class Database:
     def _open_reader(self) -> sqlite3.Connection | None:
         if self.path == ":memory:":
             return None  # a second connection would see a different, empty database
+        return self._read_only()
+
+    def _read_only(self) -> sqlite3.Connection:
         reader = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True,
                                  check_same_thread=False, isolation_level=None)
         reader.row_factory = sqlite3.Row
@@ -125,6 +128,22 @@ class Database:
 
     async def aread(self, fn: Callable[..., T], *args: object) -> T:
         return await anyio.to_thread.run_sync(self.read, fn, *args, limiter=self._limiter)
+
+    async def ascan(self, fn: Callable[..., T], *args: object) -> T:
+        """A long read (a report, a scan of the base) on its own connection in a worker
+        thread, so that bookings and lookups go on while it runs."""
+        if self._reader is None:
+            return await self.aread(fn, *args)
+
+        def scan() -> T:
+            conn = self._read_only()
+            try:
+                conn.execute("BEGIN")
+                return fn(conn, *args)
+            finally:
+                conn.close()
+
+        return await anyio.to_thread.run_sync(scan)
 
     async def awrite(self, fn: Callable[..., T], *args: object) -> T:
         return await anyio.to_thread.run_sync(self.write, fn, *args, limiter=self._limiter)

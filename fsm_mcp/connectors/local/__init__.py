@@ -12,8 +12,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-from fsm_mcp.connectors.base import Billed, Booking, BookingRequest, CustomerProfile, JobFilter, RecentJob, Recognition
-from fsm_mcp.connectors.local import customers, invoices, jobs, technicians
+from fsm_mcp.connectors.base import (
+    Billed, Booking, BookingRequest, CustomerProfile, DuplicateReport, JobFilter, MergePlan, Progress, RecentJob, Recognition,
+)
+from fsm_mcp.connectors.local import customers, duplicates, invoices, jobs, merge, technicians
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
@@ -43,6 +45,8 @@ class LocalBackend:
 
     def _profile(self, conn: sqlite3.Connection, customer_id: str, jobs_limit: int = 5) -> CustomerProfile:
         customer = customers.load_customer(conn, self.tenant, customer_id)
+        if customer.merged_into:  # an id from before a merge answers with the record it became
+            customer = customers.load_customer(conn, self.tenant, customer.merged_into)
         recent = jobs.load_jobs(conn, self.tenant, "j.customer_id=?", (customer.customer_id,),
                                 f"ORDER BY j.window_start DESC LIMIT {int(jobs_limit)}")
         return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(self._local(j)) for j in recent],
@@ -57,6 +61,13 @@ class LocalBackend:
 
     async def customer_history(self, customer_id: str, jobs_limit: int = 5) -> CustomerProfile:
         return self.db.snapshot(self._profile, customer_id, jobs_limit)
+
+    async def find_duplicates(self, min_confidence: str, limit: int, progress: Progress | None = None) -> DuplicateReport:
+        return await self.db.ascan(duplicates.find, self.tenant, min_confidence, limit, progress)
+
+    async def merge_customers(self, keep_id: str, merge_ids: list[str], apply: bool) -> MergePlan:
+        run = self.db.awrite if apply else self.db.aread
+        return await run(merge.merge, self.tenant, keep_id, merge_ids, self.clock(), apply)
 
     async def create_job(self, request: BookingRequest) -> Booking:
         booking = await self.db.awrite(jobs.book, self.business, request, self.clock())

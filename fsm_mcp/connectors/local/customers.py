@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from fsm_mcp.errors import NotFound
@@ -84,6 +84,23 @@ def reindex(conn: sqlite3.Connection, tenant: str, customer_ids: Iterable[str]) 
         "INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)",
         [(tenant, key, cid) for cid, profile in profiles.items() for key in record_keys(profile)],
     )
+
+
+def rebuild_index(conn: sqlite3.Connection, tenant: str, progress: Callable[[int, int], None] | None = None) -> int:
+    """Recompute every live customer's match keys, in the caller's transaction (lookups meanwhile
+    see the old index). Needed only when an upgrade changes the key rules: creates, changes and
+    merges keep the index current as they happen."""
+    conn.execute("DELETE FROM match_keys WHERE tenant_id=?", (tenant,))
+    ids = [r[0] for r in conn.execute("SELECT id FROM customers WHERE tenant_id=? AND merged_into IS NULL", (tenant,))]
+    for start in range(0, len(ids), 5000):
+        profiles = load_profiles(conn, tenant, ids[start : start + 5000])
+        conn.executemany(
+            "INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)",
+            [(tenant, key, cid) for cid, profile in profiles.items() for key in record_keys(profile)],
+        )
+        if progress:
+            progress(min(start + 5000, len(ids)), len(ids))
+    return len(ids)
 
 
 def load_profiles(conn: sqlite3.Connection, tenant: str, ids: Sequence[str]) -> dict[str, Profile]:

@@ -1,0 +1,111 @@
+"""Finding the records in a customer base that are one customer.
+
+Candidates come from the blocking keys: records that share a phone, an e-mail, a street
+address or a full name form. Each candidate pair is scored the way a lookup is, with one
+record as the query, so a pair means what a match means (`exact`: same customer, safe to
+merge; `likely`: almost surely, glance first; `possible`: a person must decide). Pairs at
+or above the wanted confidence are joined into groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from fsm_mcp.identity.keys import Profile
+from fsm_mcp.identity.scoring import Scored, score
+
+RANK = {"possible": 0, "likely": 1, "exact": 2}
+MAX_BLOCK = 50  # records sharing one key; beyond this the key says too little (a common name, a switchboard)
+PAIR_KEYS = ("p:", "e:", "a:", "h:", "n:")  # initials ("i:") are too coarse to pair on
+
+
+@dataclass(slots=True)
+class Link:
+    a: str
+    b: str
+    match: Scored
+
+
+@dataclass(slots=True)
+class Group:
+    customer_ids: list[str]
+    confidence: str
+    score: int
+    reasons: list[str]
+
+
+def candidate_pairs(blocks: Iterable[tuple[str, Sequence[str]]], max_block: int = MAX_BLOCK) -> set[tuple[str, str]]:
+    """Every pair of records that share a usable key, each pair once, in id order."""
+    pairs: set[tuple[str, str]] = set()
+    for key, members in blocks:
+        if not key.startswith(PAIR_KEYS) or not 2 <= len(members) <= max_block:
+            continue
+        ordered = sorted(members)
+        for i, a in enumerate(ordered):
+            pairs.update((a, b) for b in ordered[i + 1 :])
+    return pairs
+
+
+def phone_owners(blocks: Iterable[tuple[str, Sequence[str]]]) -> dict[str, int]:
+    return {key[2:]: len(members) for key, members in blocks if key.startswith("p:")}
+
+
+def link(
+    pairs: Iterable[tuple[str, str]],
+    profiles: Mapping[str, Profile],
+    owners: Mapping[str, int],
+    min_confidence: str,
+    on_pair: Callable[[], None] = lambda: None,
+) -> list[Link]:
+    """Score each pair; keep those at or above `min_confidence`.
+
+    A number held by exactly the two records of a pair belongs to that one customer, so
+    for a pair the owners count excludes the record playing the query.
+    """
+    others = {phone: count - 1 for phone, count in owners.items()}
+    floor = RANK[min_confidence]
+    links = []
+    for a, b in pairs:
+        on_pair()
+        first, second = profiles.get(a), profiles.get(b)
+        if first is None or second is None:
+            continue
+        found = score(first, second, b, others)
+        if found is not None and RANK[found.confidence] >= floor:
+            links.append(Link(a, b, found))
+    return links
+
+
+def group(links: Iterable[Link], order: Callable[[str], object] = str) -> list[Group]:
+    """Join linked records into groups; a group is as sure as its weakest link.
+
+    Members are listed in `order` (the oldest record first, by default the id); groups
+    come surest first.
+    """
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    edges = list(links)
+    for edge in edges:
+        parent[root(edge.a)] = root(edge.b)
+    by_root: dict[str, list[Link]] = {}
+    for edge in edges:
+        by_root.setdefault(root(edge.a), []).append(edge)
+    groups = []
+    for members in by_root.values():
+        ids = sorted({m.a for m in members} | {m.b for m in members}, key=order)
+        weakest = min(members, key=lambda m: (RANK[m.match.confidence], m.match.score))
+        if len(members) == 1:
+            reasons = list(members[0].match.reasons)
+        else:
+            reasons = [f"{m.a} ~ {m.b}: " + "; ".join(m.match.reasons) for m in members]
+        groups.append(Group(ids, weakest.match.confidence, weakest.match.score, reasons))
+    groups.sort(key=lambda g: (-RANK[g.confidence], -g.score, g.customer_ids))
+    return groups

@@ -1,0 +1,141 @@
+"""Finding duplicate customer records and merging them, through the tools and the command line."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from mcp import Client
+
+from fsm_mcp.cli import main
+from fsm_mcp.connectors.local.customers import rebuild_index
+from fsm_mcp.importer import import_customers
+from fsm_mcp.settings import Settings
+from fsm_mcp.store.db import Database
+from tests.conftest import BUSINESS, MONDAY_9, call, count, fail
+
+pytestmark = pytest.mark.anyio
+
+BASE = (
+    "external_id,name,phone,email,street,unit,city,state,postal_code,notes\n"
+    "c1,William Jenkins,(217) 555-0143,wjenkins@example.com,123 Oak Street,,Springfield,IL,62704,gate 4417\n"
+    "c2,Bill Jenkins,217.555.0143,,123 Oak St,,Springfield,IL,62704,prefers mornings\n"
+    "c3,Mary Jenkins,217-555-0143,,123 Oak Street,,Springfield,IL,62704,\n"
+    "c4,Robert Brown,(312) 555-0188,,410 Maple Dr,,Springfield,IL,62704,\n"
+    "c5,Maria Lopez,(773) 555-0101,maria@example.com,9 Elm Ct,,Springfield,IL,62711,\n"
+    "c6,Lopez Maria,,MARIA@example.com,,,,,,\n"
+)
+
+
+@pytest.fixture
+def base(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """The base above; returns external id -> customer id."""
+    csv = tmp_path / "base.csv"
+    csv.write_text(BASE)
+    db = Database(settings.db_path)
+    import_customers(db, BUSINESS, csv)
+    ids = dict(db.read(lambda conn: conn.execute("SELECT external_id, id FROM customers").fetchall()))
+    db.close()
+    return ids
+
+
+def members(report: dict) -> list[set[str]]:
+    return [{m["external_id"] for m in g["members"]} for g in report["groups"]]
+
+
+async def test_the_nickname_twin_and_the_swapped_name_are_found_but_not_the_wife(client: Client, base: dict) -> None:
+    report = await call(client, "find_duplicate_customers")
+    assert sorted(members(report), key=sorted) == [{"c1", "c2"}, {"c5", "c6"}]
+    jenkins = next(g for g in report["groups"] if {m["external_id"] for m in g["members"]} == {"c1", "c2"})
+    assert jenkins["confidence"] in ("exact", "likely")
+    assert "Bill is a nickname of William" in jenkins["reasons"]
+    assert report["customers"] == 6
+
+
+async def test_possible_adds_relatives_sharing_a_line_for_a_person_to_judge(client: Client, base: dict) -> None:
+    report = await call(client, "find_duplicate_customers", min_confidence="possible")
+    family = next(g for g in report["groups"] if "c3" in {m["external_id"] for m in g["members"]})
+    assert {m["external_id"] for m in family["members"]} >= {"c1", "c2", "c3"}
+    assert family["confidence"] == "possible"
+
+
+async def test_a_merge_preview_changes_nothing_and_leaves_the_key_for_the_confirmed_call(
+    client: Client, settings: Settings, base: dict
+) -> None:
+    keep, other = base["c1"], base["c2"]
+    job = await call(client, "create_job", customer_id=other, job_type="hvac", summary="No heat", **MONDAY_9,
+                     idempotency_key="job-1")
+    preview = await call(client, "merge_customers", keep_id=keep, merge_ids=[other], idempotency_key="merge-1")
+    assert preview["applied"] is False and preview["jobs_moved"] == 1 and preview["locations_combined"] == 1
+    assert "Nothing changed" in preview["next_step"]
+    assert count(settings, "audit_log") == 1  # the booking only
+    done = await call(client, "merge_customers", keep_id=keep, merge_ids=[other], idempotency_key="merge-1", confirm=True)
+    assert done["applied"] is True
+    assert done["merged"][0]["merged_into"] == keep
+    assert "prefers mornings" in done["keep"]["notes"] and "gate 4417" in done["keep"]["notes"]
+    assert len(done["keep"]["locations"]) == 1  # 123 Oak St = 123 Oak Street: one place
+    moved = await call(client, "get_job", job_id=job["job_id"])
+    assert moved["customer_id"] == keep and moved["location_id"] == done["keep"]["locations"][0]["location_id"]
+
+
+async def test_after_a_merge_the_old_id_answers_with_the_kept_record_and_lookup_finds_one(
+    client: Client, base: dict
+) -> None:
+    keep, other = base["c1"], base["c2"]
+    await call(client, "merge_customers", keep_id=keep, merge_ids=[other], idempotency_key="m", confirm=True)
+    assert (await call(client, "get_customer", customer_id=other))["customer"]["customer_id"] == keep
+    found = await call(client, "lookup_customer", phone="217 555 0143", name="Bill Jenkins")
+    assert [m["customer_id"] for m in found["matches"]][:1] == [keep]
+    assert other not in [m["customer_id"] for m in found["matches"]]
+    report = await call(client, "find_duplicate_customers")
+    assert members(report) == [{"c5", "c6"}]  # the index followed the merge
+    booked = await call(client, "create_job", customer_id=other, job_type="hvac", summary="Tune-up", **MONDAY_9,
+                        idempotency_key="j2")
+    assert booked["customer_id"] == keep
+
+
+async def test_a_retried_merge_replays_and_a_reused_key_with_other_records_is_refused(
+    client: Client, settings: Settings, base: dict
+) -> None:
+    args = {"keep_id": base["c1"], "merge_ids": [base["c2"]], "idempotency_key": "m", "confirm": True}
+    first = await call(client, "merge_customers", **args)
+    again = await call(client, "merge_customers", **args)
+    assert again == first
+    message = await fail(client, "merge_customers", **{**args, "merge_ids": [base["c4"]]})
+    assert "idempotency_key" in message
+    assert count(settings, "customers WHERE merged_into IS NOT NULL") == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"merge_ids": ["KEEP"]}, "merge_ids[0]"), ({"merge_ids": ["cus_nope"]}, "merge_ids[0]"), ({"keep_id": "cus_nope"}, "keep_id")],
+)
+async def test_a_bad_merge_names_the_field_and_writes_nothing(
+    client: Client, settings: Settings, base: dict, change: dict, field: str
+) -> None:
+    args = {"keep_id": base["c1"], "merge_ids": [base["c2"]], "idempotency_key": "m", "confirm": True, **change}
+    args["merge_ids"] = [base["c1"] if m == "KEEP" else m for m in args["merge_ids"]]
+    message = await fail(client, "merge_customers", **args)
+    assert field in message
+    assert count(settings, "customers WHERE merged_into IS NOT NULL") == 0
+    assert count(settings, "audit_log") == 0
+
+
+def test_the_duplicates_command_prints_groups_with_external_ids_as_json(settings: Settings, base: dict) -> None:
+    result = CliRunner().invoke(main, ["duplicates", "--json", "--db", str(settings.db_path)])
+    assert result.exit_code == 0, result.output
+    groups = json.loads(result.stdout)["groups"]
+    assert sorted(map(sorted, (g["external_ids"] for g in groups))) == [["c1", "c2"], ["c5", "c6"]]
+    assert all(set(g) >= {"customer_ids", "external_ids", "confidence", "reasons"} for g in groups)
+
+
+def test_a_rebuilt_index_equals_the_one_kept_as_records_were_written(settings: Settings, base: dict) -> None:
+    conn = sqlite3.connect(settings.db_path)
+    before = sorted(conn.execute("SELECT tenant_id, key, customer_id FROM match_keys"))
+    conn.close()
+    db = Database(settings.db_path)
+    assert db.write(rebuild_index, BUSINESS.tenant_id) == 6
+    after = sorted(map(tuple, db.read(lambda c: c.execute("SELECT tenant_id, key, customer_id FROM match_keys").fetchall())))
+    db.close()
+    assert before and after == before
