@@ -68,6 +68,8 @@ def score(query: Profile, record: Profile, customer_id: str, phone_owners: dict[
             confidence = "exact"
         elif name_ok or name_near and (address_ok or email or not shared):
             confidence = "likely"
+        elif name_score >= 70 and address_ok and (email or not shared):  # the number and the house agree; the name has a slip
+            confidence = "likely"
         else:
             if name_score < 60:
                 reasons.append(f"but the name on file is {record.name_raw}")

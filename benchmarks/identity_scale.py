@@ -1,0 +1,113 @@
+"""Customer identity at scale: import, index rebuild, restart and lookup latency on a large base.
+
+    python benchmarks/identity_scale.py [--customers 1000000] [--lookups 2000] [--keep DIR]
+
+Prints: the import's wall time, a full index rebuild's, the time to reopen the database
+(what a restart costs: the index lives in the file and is not rebuilt), and lookup_customer's
+backend latency in-process (p50/p95 per kind of query and overall) on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate import FAMILY, GIVEN, STREETS, phone_of, write_customers  # noqa: E402
+
+from fsm_mcp.connectors.local import LocalBackend  # noqa: E402
+from fsm_mcp.connectors.local.customers import rebuild_index  # noqa: E402
+from fsm_mcp.identity.query import caller_profile  # noqa: E402
+from fsm_mcp.importer import import_customers  # noqa: E402
+from fsm_mcp.inputs import AddressIn  # noqa: E402
+from fsm_mcp.settings import Business  # noqa: E402
+from fsm_mcp.store.db import Database  # noqa: E402
+
+
+def queries(n_customers: int, count: int, emails: list[str]) -> list[tuple[str, dict[str, object]]]:
+    """A call-centre mix: mostly caller ID, then caller ID with a name, name with address, e-mail, name alone."""
+    rng = random.Random(11)
+    out: list[tuple[str, dict[str, object]]] = []
+    for k in range(count):
+        i = rng.randrange(n_customers)
+        digits = phone_of(i)
+        phone = f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
+        name = f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}"
+        kind = ["phone", "phone", "phone", "phone+name", "name+address", "email", "name"][k % 7]
+        if kind == "phone":
+            out.append((kind, {"phone": phone}))
+        elif kind == "phone+name":
+            out.append((kind, {"phone": phone, "name": name}))
+        elif kind == "name+address":
+            street = f"{rng.randint(1, 9999)} {rng.choice(STREETS)} St"
+            out.append((kind, {"name": name, "address": AddressIn(street=street, postal_code=f"62{rng.randint(700, 799)}")}))
+        elif kind == "email":
+            out.append((kind, {"email": emails[k % len(emails)].upper()}))
+        else:
+            out.append((kind, {"name": name}))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--lookups", type=int, default=2000)
+    parser.add_argument("--keep", type=Path, help="keep the CSV and database in this folder (reused when present)")
+    args = parser.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="fsm-scale-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path, db_path = folder / f"customers-{args.customers}.csv", folder / f"identity-{args.customers}.db"
+    business = Business()
+    if not csv_path.exists():
+        write_customers(csv_path, args.customers)
+    if not db_path.exists():
+        db = Database(db_path)
+        start = time.perf_counter()
+        report = import_customers(db, business, csv_path)
+        print(f"import: {report.imported} customers in {time.perf_counter() - start:.1f} s (goal <= 300 s)", flush=True)
+        db.close()
+    db = Database(db_path)
+    start = time.perf_counter()
+    indexed = db.write(rebuild_index, business.tenant_id)
+    db.analyze()
+    print(f"index rebuild: {indexed} customers in {time.perf_counter() - start:.1f} s (goal <= 60 s)", flush=True)
+    db.close()
+    start = time.perf_counter()
+    db = Database(db_path)
+    print(f"reopen (a restart; the index is kept in the file): {time.perf_counter() - start:.2f} s", flush=True)
+    backend = LocalBackend(db, business)
+    rng = random.Random(5)  # e-mails of customers picked at random (ids are random hex)
+    emails = [row[0] for _ in range(200) for row in db.read(lambda c: c.execute(
+        "SELECT email FROM customer_emails WHERE tenant_id=? AND customer_id >= ? ORDER BY customer_id LIMIT 1",
+        (business.tenant_id, f"cus_{rng.getrandbits(48):012x}")).fetchall())]
+    timings: dict[str, list[float]] = {}
+
+    async def run() -> None:
+        for kind, q in queries(args.customers, args.lookups, emails):
+            start = time.perf_counter()
+            await backend.lookup_customers(caller_profile(region="US", **q), 5)  # type: ignore[arg-type]
+            timings.setdefault(kind, []).append((time.perf_counter() - start) * 1000)
+
+    anyio.run(run)
+    db.close()
+
+    def line(label: str, values: list[float]) -> str:
+        values = sorted(values)
+        p95 = values[min(len(values) - 1, int(0.95 * len(values)))]
+        return f"{label:>13}: p50 {statistics.median(values):6.2f} ms  p95 {p95:6.2f} ms  (n={len(values)})"
+
+    print(f"lookup_customer, in-process backend, {args.customers} customers:")
+    for kind, values in timings.items():
+        print(line(kind, values))
+    print(line("all", [v for vs in timings.values() for v in vs]) + "  (goal p50 <= 10 ms, p95 <= 50 ms)")
+
+
+if __name__ == "__main__":
+    main()
