@@ -139,3 +139,27 @@ def test_a_rebuilt_index_equals_the_one_kept_as_records_were_written(settings: S
     after = sorted(map(tuple, db.read(lambda c: c.execute("SELECT tenant_id, key, customer_id FROM match_keys").fetchall())))
     db.close()
     assert before and after == before
+
+
+def test_the_reindex_command_rebuilds_the_index_and_lookups_still_work(settings: Settings, base: dict) -> None:
+    conn = sqlite3.connect(settings.db_path)
+    conn.execute("DELETE FROM match_keys")  # as if an upgrade had changed the key rules
+    conn.commit()
+    conn.close()
+    result = CliRunner().invoke(main, ["reindex", "--db", str(settings.db_path)])
+    assert result.exit_code == 0, result.output
+    assert "indexed 6 customers" in result.output
+    assert count(settings, "match_keys") > 6
+    report = CliRunner().invoke(main, ["duplicates", "--json", "--db", str(settings.db_path)])
+    assert len(json.loads(report.stdout)["groups"]) == 2
+
+
+async def test_finding_duplicates_reports_progress_to_a_client_that_asks(client: Client, base: dict) -> None:
+    seen: list[tuple[float, float | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total))
+
+    result = await client.call_tool("find_duplicate_customers", {}, progress_callback=on_progress)
+    assert not result.is_error
+    assert seen and seen[-1][0] == seen[-1][1]  # the last report says the comparison is complete
