@@ -172,7 +172,8 @@ def reindex(db: Path | None) -> None:
     database = Database(settings.db_path)
     with _LazyBar("indexing customers") as bar:
         try:
-            count = database.write(rebuild_index, settings.business.tenant_id, bar.update)
+            with database.bulk():
+                count = database.write(rebuild_index, settings.business.tenant_id, bar.update)
             database.analyze()
         finally:
             database.close()

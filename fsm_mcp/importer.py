@@ -65,15 +65,16 @@ def import_customers(
 ) -> ImportReport:
     report = ImportReport()
     batch: list[tuple[int, dict[str, str]]] = []
-    for item in _rows(path, CUSTOMER_COLUMNS):
-        batch.append(item)
-        if len(batch) >= BATCH:
+    with db.bulk():
+        for item in _rows(path, CUSTOMER_COLUMNS):
+            batch.append(item)
+            if len(batch) >= BATCH:
+                db.write(_customer_batch, business, batch, report)
+                progress(len(batch))
+                batch = []
+        if batch:
             db.write(_customer_batch, business, batch, report)
             progress(len(batch))
-            batch = []
-    if batch:
-        db.write(_customer_batch, business, batch, report)
-        progress(len(batch))
     db.analyze()
     return report
 

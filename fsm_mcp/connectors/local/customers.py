@@ -89,17 +89,27 @@ def reindex(conn: sqlite3.Connection, tenant: str, customer_ids: Iterable[str]) 
 def rebuild_index(conn: sqlite3.Connection, tenant: str, progress: Callable[[int, int], None] | None = None) -> int:
     """Recompute every live customer's match keys, in the caller's transaction (lookups meanwhile
     see the old index). Needed only when an upgrade changes the key rules: creates, changes and
-    merges keep the index current as they happen."""
-    conn.execute("DELETE FROM match_keys WHERE tenant_id=?", (tenant,))
+    merges keep the index current as they happen.
+
+    Keys are gathered in a scratch table and written to the index sorted, so the index grows
+    by appending instead of inserting at random pages."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS new_keys (key TEXT NOT NULL, customer_id TEXT NOT NULL)")
+    conn.execute("DELETE FROM new_keys")
     ids = [r[0] for r in conn.execute("SELECT id FROM customers WHERE tenant_id=? AND merged_into IS NULL", (tenant,))]
     for start in range(0, len(ids), 5000):
         profiles = load_profiles(conn, tenant, ids[start : start + 5000])
         conn.executemany(
-            "INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)",
-            [(tenant, key, cid) for cid, profile in profiles.items() for key in record_keys(profile)],
+            "INSERT INTO new_keys (key, customer_id) VALUES (?,?)",
+            [(key, cid) for cid, profile in profiles.items() for key in record_keys(profile)],
         )
         if progress:
             progress(min(start + 5000, len(ids)), len(ids))
+    conn.execute("DELETE FROM match_keys WHERE tenant_id=?", (tenant,))
+    conn.execute(
+        "INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) "
+        "SELECT ?, key, customer_id FROM new_keys ORDER BY key, customer_id", (tenant,),
+    )
+    conn.execute("DELETE FROM new_keys")
     return len(ids)
 
 
