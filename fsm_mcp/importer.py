@@ -90,7 +90,9 @@ def _seen_external_ids(conn: sqlite3.Connection, table: str, tenant: str, ids: l
 def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tuple[int, dict[str, str]]], report: ImportReport) -> None:
     tenant, now = business.tenant_id, utcnow()
     seen = _seen_external_ids(conn, "customers", tenant, [r["external_id"] for _, r in batch if r.get("external_id")])
-    keys: list[tuple[str, str, str]] = []
+    new: list[customers.NewCustomer] = []
+    addresses: list[AddressIn | None] = []
+    profiles: list[Profile] = []
     for line, row in batch:
         name = row.get("name", "")
         if not name:
@@ -115,18 +117,21 @@ def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tu
                 profile.emails.add(emails[0])
             except InvalidEmail as exc:
                 report.warnings.append((line, f"email dropped: {exc}"))
-        customer_id = customers.insert_customer(
-            conn, tenant, now, name=name, phones=phones, emails=emails, notes=row.get("notes") or None,
-            external_id=row.get("external_id") or None,
-        )
+        address = None
         if street := row.get("street"):
             address = AddressIn(street=street, unit=row.get("unit") or None, city=row.get("city") or None,
                                 state=row.get("state") or None, postal_code=row.get("postal_code") or None)
-            customers.insert_location(conn, tenant, customer_id, address, now)
             profile.addresses.append(address_entry(street, address.unit, address.postal_code))
-        keys.extend((tenant, key, customer_id) for key in record_keys(profile))
-        report.imported += 1
-    conn.executemany("INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)", keys)
+        new.append(customers.NewCustomer(name, phones, emails, row.get("notes") or None, row.get("external_id") or None))
+        addresses.append(address)
+        profiles.append(profile)
+    ids = customers.insert_customers(conn, tenant, now, new)
+    customers.insert_locations(conn, tenant, now, [(cid, a, None, ()) for cid, a in zip(ids, addresses) if a])
+    conn.executemany(
+        "INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)",
+        sorted((tenant, key, cid) for cid, profile in zip(ids, profiles) for key in record_keys(profile)),
+    )
+    report.imported += len(ids)
 
 
 def import_technicians(db: Database, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None) -> ImportReport:

@@ -50,6 +50,7 @@ async def test_the_nickname_twin_and_the_swapped_name_are_found_but_not_the_wife
     jenkins = next(g for g in report["groups"] if {m["external_id"] for m in g["members"]} == {"c1", "c2"})
     assert jenkins["confidence"] in ("exact", "likely")
     assert "Bill is a nickname of William" in jenkins["reasons"]
+    assert [m["external_id"] for m in jenkins["members"]] == ["c1", "c2"]  # oldest first: the usual one to keep
     assert report["customers"] == 6
 
 

@@ -11,8 +11,11 @@ _NON_WORD = re.compile(r"[^\w#]+")
 
 def fold(text: str) -> str:
     """Lower-case, strip accents, turn punctuation into spaces, collapse white space."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    if text.isascii():  # most text: nothing to decompose (and 3x faster, which a full reindex feels)
+        stripped = text
+    else:
+        decomposed = unicodedata.normalize("NFKD", text)
+        stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(_NON_WORD.sub(" ", stripped.casefold().replace("'", "")).split())
 
 

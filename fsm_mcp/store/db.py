@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -28,7 +29,13 @@ T = TypeVar("T")
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(6)}"
+    """An id that sorts by creation time: microseconds, then 24 random bits.
+
+    Records are stored in id order, so time-ordered ids append to the tables instead of
+    landing on random pages (an import of a million customers feels the difference), and
+    "oldest first" is simply id order.
+    """
+    return f"{prefix}_{time.time_ns() // 1000:013x}{secrets.token_hex(3)}"
 
 
 def to_db(moment: datetime) -> str:

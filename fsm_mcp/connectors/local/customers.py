@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from fsm_mcp.errors import NotFound
@@ -24,6 +25,35 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+@dataclass(frozen=True, slots=True)
+class NewCustomer:
+    name: str
+    phones: Sequence[ParsedPhone] = ()
+    emails: Sequence[str] = ()
+    notes: str | None = None
+    external_id: str | None = None
+    tags: Sequence[str] = ()
+
+
+def insert_customers(conn: sqlite3.Connection, tenant: str, now: datetime, new: Sequence[NewCustomer]) -> list[str]:
+    """Insert customers in a few statements (an import sends thousands at a time); returns their ids."""
+    ids = [new_id("cus") for _ in new]
+    stamp = to_db(now)
+    conn.executemany(
+        "INSERT INTO customers (tenant_id, id, external_id, name, notes, tags, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+        [(tenant, cid, c.external_id, c.name.strip(), c.notes, json.dumps(list(c.tags)), stamp, stamp) for cid, c in zip(ids, new)],
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO customer_phones (tenant_id, customer_id, e164, extension) VALUES (?,?,?,?)",
+        [(tenant, cid, p.e164, p.extension) for cid, c in zip(ids, new) for p in c.phones],
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO customer_emails (tenant_id, customer_id, email) VALUES (?,?,?)",
+        [(tenant, cid, e) for cid, c in zip(ids, new) for e in c.emails],
+    )
+    return ids
+
+
 def insert_customer(
     conn: sqlite3.Connection,
     tenant: str,
@@ -36,21 +66,25 @@ def insert_customer(
     external_id: str | None = None,
     tags: Sequence[str] = (),
 ) -> str:
-    customer_id = new_id("cus")
-    stamp = to_db(now)
-    conn.execute(
-        "INSERT INTO customers (tenant_id, id, external_id, name, notes, tags, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-        (tenant, customer_id, external_id, name.strip(), notes, json.dumps(list(tags)), stamp, stamp),
-    )
+    return insert_customers(conn, tenant, now, [NewCustomer(name, phones, emails, notes, external_id, tags)])[0]
+
+
+def insert_locations(
+    conn: sqlite3.Connection, tenant: str, now: datetime,
+    new: Sequence[tuple[str, AddressIn, str | None, Sequence[Equipment]]],
+) -> list[str]:
+    """Insert (customer_id, address, access notes, equipment) service locations; returns their ids."""
+    ids = [new_id("loc") for _ in new]
     conn.executemany(
-        "INSERT OR IGNORE INTO customer_phones (tenant_id, customer_id, e164, extension) VALUES (?,?,?,?)",
-        [(tenant, customer_id, p.e164, p.extension) for p in phones],
+        "INSERT INTO locations (tenant_id, id, customer_id, street, unit, city, state, postal_code, country, "
+        "access_notes, equipment, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            (tenant, location_id, customer_id, a.street, a.unit, a.city, a.state, a.postal_code, a.country, access_notes,
+             json.dumps([e.model_dump(exclude_none=True) for e in equipment]), to_db(now))
+            for location_id, (customer_id, a, access_notes, equipment) in zip(ids, new)
+        ],
     )
-    conn.executemany(
-        "INSERT OR IGNORE INTO customer_emails (tenant_id, customer_id, email) VALUES (?,?,?)",
-        [(tenant, customer_id, e) for e in emails],
-    )
-    return customer_id
+    return ids
 
 
 def insert_location(
@@ -62,17 +96,7 @@ def insert_location(
     access_notes: str | None = None,
     equipment: Sequence[Equipment] = (),
 ) -> str:
-    location_id = new_id("loc")
-    conn.execute(
-        "INSERT INTO locations (tenant_id, id, customer_id, street, unit, city, state, postal_code, country, "
-        "access_notes, equipment, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            tenant, location_id, customer_id, address.street, address.unit, address.city, address.state,
-            address.postal_code, address.country, access_notes,
-            json.dumps([e.model_dump(exclude_none=True) for e in equipment]), to_db(now),
-        ),
-    )
-    return location_id
+    return insert_locations(conn, tenant, now, [(customer_id, address, access_notes, equipment)])[0]
 
 
 def reindex(conn: sqlite3.Connection, tenant: str, customer_ids: Iterable[str]) -> None:
