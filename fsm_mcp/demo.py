@@ -100,12 +100,12 @@ async def run_demo(db_path: Path | None) -> None:
     async with Client(server) as client:
         click.secho("\n☎  Call 1: a returning caller; caller ID arrives as 217.555.0143", bold=True)
         found = await _call(client, "lookup_customer", {"phone": "217.555.0143"})
-        profile = found["customer"]
-        last = profile["recent_jobs"][0]
+        card = found["customer"]
+        last, home = card["recent_jobs"][0], card["locations"][0]
         _show("recognised", {"match": found["matches"][0], "last job": last["summary"],
-                              "access notes": profile["customer"]["locations"][0]["access_notes"]})
-        click.echo(f'\nAgent: "Hi {profile["customer"]["name"].split()[0]}, welcome back. Is this about the furnace at '
-                   f'{profile["customer"]["locations"][0]["address"]["street"]} we serviced in October?"')
+                              "equipment": home["equipment"], "access notes": home["access_notes"]})
+        click.echo(f'\nAgent: "Hi {card["name"].split()[0]}, welcome back. Is this about the furnace at '
+                   f'{home["address"].split(",")[0]} we serviced in October?"')
 
         click.secho("\n☎  Call 2: a new caller, Maria Garcia, whose AC is making a grinding noise", bold=True)
         found = await _call(client, "lookup_customer", {"phone": "(312) 555-0188", "name": "Maria Garcia"})

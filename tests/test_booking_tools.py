@@ -123,3 +123,21 @@ async def test_lookup_needs_something_to_search_by(client: Client) -> None:
 async def test_out_of_range_arguments_are_tool_errors(client: Client) -> None:
     message = await fail(client, "lookup_customer", phone="217-555-0143", limit=500)
     assert "limit" in message
+
+
+async def test_a_returning_caller_comes_with_a_card_the_agent_can_read_out(settings: Settings) -> None:
+    from fsm_mcp.demo import seed
+    from fsm_mcp.store.db import Database
+    from tests.conftest import BUSINESS
+
+    db = Database(settings.db_path)
+    seed(db, BUSINESS)
+    db.close()
+    async with Client(build_server(settings)) as client:
+        card = (await call(client, "lookup_customer", phone="+1 217 555 0143"))["customer"]
+    assert card["name"] == "William Jenkins" and card["phones"] == ["+12175550143"]
+    home = card["locations"][0]
+    assert home["address"] == "123 Oak Street, Springfield, IL 62704"
+    assert home["equipment"] == ["Carrier 59TP6 furnace, installed 2014"]
+    assert "gate code 4417" in home["access_notes"]
+    assert card["recent_jobs"][0]["outcome"] == "Flame sensor replaced" and card["open_balance"] == "0.00"

@@ -1,14 +1,16 @@
 """Recognising callers and reading customer records."""
 
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from fsm_mcp.connectors.base import CustomerProfile
+from fsm_mcp.connectors.base import CustomerProfile, RecentJob
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.inputs import AddressArg, parse_address
+from fsm_mcp.models import Equipment
 from fsm_mcp.tools._kit import READ, agent_errors, app
 
 
@@ -20,10 +22,48 @@ class CustomerMatch(BaseModel):
     reasons: list[str] = Field(description="Why this record matched, in words a person can check")
 
 
+class Place(BaseModel):
+    location_id: str
+    address: str = Field(description="On one line, as you would say it")
+    access_notes: str | None = None
+    equipment: list[str] = Field(default=[], description='e.g. "Carrier 59TP6 furnace, installed 2014"')
+
+
+class CallerCard(BaseModel):
+    """The top match's profile in the shape a call needs: lines to say, ids to act on.
+    get_customer has the same record with structured addresses and equipment."""
+
+    customer_id: str
+    name: str
+    phones: list[str] = Field(description="E.164, with ' x123' for an extension")
+    emails: list[str]
+    notes: str | None = None
+    locations: list[Place] = Field(description="Service addresses; create_job takes one as `address`")
+    recent_jobs: list[RecentJob] = Field(description="Most recent first")
+    open_balance: Decimal
+
+    @classmethod
+    def of(cls, profile: CustomerProfile) -> "CallerCard":
+        c = profile.customer
+        return cls(
+            customer_id=c.customer_id, name=c.name, emails=c.emails, notes=c.notes,
+            phones=[p.number + (f" x{p.extension}" if p.extension else "") for p in c.phones],
+            locations=[Place(location_id=loc.location_id, address=loc.address.one_line(), access_notes=loc.access_notes,
+                             equipment=[_equipment_line(e) for e in loc.equipment]) for loc in c.locations],
+            recent_jobs=profile.recent_jobs, open_balance=profile.open_balance,
+        )
+
+
+def _equipment_line(e: Equipment) -> str:
+    line = " ".join(part for part in (e.make, e.model, e.kind) if part)
+    line += f", installed {e.installed}" if e.installed else ""
+    return line + (f" ({e.notes})" if e.notes else "")
+
+
 class LookupResult(BaseModel):
     matches: list[CustomerMatch] = Field(description="Best first")
-    customer: CustomerProfile | None = Field(
-        default=None, description="Full profile of the top match, when it is exact or likely and no other is close"
+    customer: CallerCard | None = Field(
+        default=None, description="Profile of the top match, when it is exact or likely and no other is close"
     )
     next_step: str
 
@@ -64,7 +104,8 @@ def register(mcp: MCPServer) -> None:
         matches = [CustomerMatch(customer_id=m.customer_id, name=m.name, score=m.score, confidence=m.confidence,  # type: ignore[arg-type]
                                  reasons=m.reasons) for m in found.matches]
         top = matches[0].confidence if matches else None
-        return LookupResult(matches=matches, customer=found.profile, next_step=_NEXT[top])
+        card = CallerCard.of(found.profile) if found.profile else None
+        return LookupResult(matches=matches, customer=card, next_step=_NEXT[top])
 
     @mcp.tool(annotations=READ)
     @agent_errors
