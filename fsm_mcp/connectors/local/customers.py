@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -119,22 +120,60 @@ def rebuild_index(conn: sqlite3.Connection, tenant: str, progress: Callable[[int
     by appending instead of inserting at random pages."""
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS new_keys (key TEXT NOT NULL, customer_id TEXT NOT NULL)")
     conn.execute("DELETE FROM new_keys")
-    ids = [r[0] for r in conn.execute("SELECT id FROM customers WHERE tenant_id=? AND merged_into IS NULL", (tenant,))]
-    for start in range(0, len(ids), 5000):
-        profiles = load_profiles(conn, tenant, ids[start : start + 5000])
-        conn.executemany(
-            "INSERT INTO new_keys (key, customer_id) VALUES (?,?)",
-            [(key, cid) for cid, profile in profiles.items() for key in record_keys(profile)],
-        )
-        if progress:
-            progress(min(start + 5000, len(ids)), len(ids))
+    total = conn.execute("SELECT count(*) FROM customers WHERE tenant_id=? AND merged_into IS NULL", (tenant,)).fetchone()[0]
+    done, batch = 0, []
+    for cid, profile in _all_profiles(conn, tenant):
+        batch.extend((key, cid) for key in record_keys(profile))
+        done += 1
+        if done % 20000 == 0 or done == total:
+            conn.executemany("INSERT INTO new_keys (key, customer_id) VALUES (?,?)", batch)
+            batch = []
+            if progress:
+                progress(done, total)
+    conn.executemany("INSERT INTO new_keys (key, customer_id) VALUES (?,?)", batch)
     conn.execute("DELETE FROM match_keys WHERE tenant_id=?", (tenant,))
     conn.execute(
         "INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) "
         "SELECT ?, key, customer_id FROM new_keys ORDER BY key, customer_id", (tenant,),
     )
     conn.execute("DELETE FROM new_keys")
-    return len(ids)
+    return done
+
+
+def _all_profiles(conn: sqlite3.Connection, tenant: str) -> Iterator[tuple[str, Profile]]:
+    """Every live customer's identity profile, by walking the four tables once each in customer order."""
+
+    def grouped(sql: str) -> Iterator[tuple[str, list[tuple[str, ...]]]]:
+        cursor = conn.cursor()
+        cursor.row_factory = None
+        for cid, rows in itertools.groupby(cursor.execute(sql, (tenant,)), key=lambda r: r[0]):
+            yield cid, [r[1:] for r in rows]
+
+    streams = {
+        "phones": grouped("SELECT customer_id, e164 FROM customer_phones WHERE tenant_id=? ORDER BY customer_id"),
+        "emails": grouped("SELECT customer_id, email FROM customer_emails WHERE tenant_id=? ORDER BY customer_id"),
+        "places": grouped("SELECT customer_id, street, unit, postal_code FROM locations WHERE tenant_id=? ORDER BY customer_id"),
+    }
+    heads: dict[str, tuple[str, list[tuple[str, ...]]] | None] = {k: next(v, None) for k, v in streams.items()}
+
+    def take(kind: str, cid: str) -> list[tuple[str, ...]]:
+        while (head := heads[kind]) is not None and head[0] < cid:  # rows of merged records: skip
+            heads[kind] = next(streams[kind], None)
+        if head is not None and head[0] == cid:
+            heads[kind] = next(streams[kind], None)
+            return head[1]
+        return []
+
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    for cid, name in cursor.execute(
+        "SELECT id, name FROM customers WHERE tenant_id=? AND merged_into IS NULL ORDER BY id", (tenant,)
+    ):
+        profile = Profile(name=parse_name(name), name_raw=name)
+        profile.phones.update(r[0] for r in take("phones", cid))
+        profile.emails.update(r[0] for r in take("emails", cid))
+        profile.addresses.extend(address_entry(street, unit, postal) for street, unit, postal in take("places", cid))
+        yield cid, profile
 
 
 def load_profiles(conn: sqlite3.Connection, tenant: str, ids: Sequence[str]) -> dict[str, Profile]:
