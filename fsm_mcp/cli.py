@@ -157,7 +157,8 @@ def duplicates(as_json: bool, min_confidence: str, limit: int, db: Path | None) 
                        + (f", {m.external_id}" if m.external_id else "") + "]" for m in g.members))
             for reason in g.reasons:
                 click.echo(f"    {reason}")
-    click.echo(f"{len(report.groups)} group(s) among {report.customers} customers "
+    more = f", {report.more_groups} more beyond --limit" if report.more_groups else ""
+    click.echo(f"{len(report.groups)} group(s) among {report.customers} customers{more} "
                f"({report.pairs_compared} candidate pairs compared)", err=True)
 
 

@@ -51,7 +51,9 @@ async def test_the_nickname_twin_and_the_swapped_name_are_found_but_not_the_wife
     assert jenkins["confidence"] in ("exact", "likely")
     assert "Bill is a nickname of William" in jenkins["reasons"]
     assert [m["external_id"] for m in jenkins["members"]] == ["c1", "c2"]  # oldest first: the usual one to keep
-    assert report["customers"] == 6
+    assert report["customers"] == 6 and report["more_groups"] == 0
+    limited = await call(client, "find_duplicate_customers", limit=1)
+    assert len(limited["groups"]) == 1 and limited["more_groups"] == 1
 
 
 async def test_possible_adds_relatives_sharing_a_line_for_a_person_to_judge(client: Client, base: dict) -> None:

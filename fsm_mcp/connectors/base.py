@@ -96,6 +96,7 @@ class DuplicateGroup(BaseModel):
 
 class DuplicateReport(BaseModel):
     groups: list[DuplicateGroup]
+    more_groups: int = Field(description="Groups found beyond the limit; raise it or merge these first")
     customers: int = Field(description="Live customer records examined")
     pairs_compared: int
 

@@ -47,7 +47,8 @@ def find(
             (tenant, *linked[start : start + 500]),
         )
     }
-    groups = duplicates.group(links, order=lambda cid: (info[cid]["created_at"], cid))[:limit]
+    found = duplicates.group(links, order=lambda cid: (info[cid]["created_at"], cid))
+    groups = found[:limit]
     if progress:
         progress(len(pairs), len(pairs))
     total = conn.execute("SELECT count(*) FROM customers WHERE tenant_id=? AND merged_into IS NULL", (tenant,)).fetchone()[0]
@@ -60,6 +61,7 @@ def find(
             )
             for g in groups
         ],
+        more_groups=len(found) - len(groups),
         customers=total,
         pairs_compared=len(pairs),
     )
