@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.evalset import build, write_csv  # noqa: E402
-
 from fsm_mcp.connectors.local.duplicates import find  # noqa: E402
 from fsm_mcp.importer import import_customers  # noqa: E402
 from fsm_mcp.settings import Business  # noqa: E402
 from fsm_mcp.store.db import Database  # noqa: E402
+from tests.evalset import build, write_csv  # noqa: E402
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ it against the output schema leave for any implementation.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -21,7 +22,6 @@ import time
 from pathlib import Path
 
 import anyio
-import json
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 

@@ -1,8 +1,7 @@
 """A baseline: the same SDK, stdio transport and structured output, with a tool that does nothing."""
 
-from pydantic import BaseModel
-
 from mcp.server.mcpserver import MCPServer
+from pydantic import BaseModel
 
 mcp = MCPServer("trivial")
 

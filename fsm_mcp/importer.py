@@ -126,10 +126,10 @@ def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tu
         addresses.append(address)
         profiles.append(profile)
     ids = customers.insert_customers(conn, tenant, now, new)
-    customers.insert_locations(conn, tenant, now, [(cid, a, None, ()) for cid, a in zip(ids, addresses) if a])
+    customers.insert_locations(conn, tenant, now, [(cid, a, None, ()) for cid, a in zip(ids, addresses, strict=True) if a])
     conn.executemany(
         "INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)",
-        sorted((tenant, key, cid) for cid, profile in zip(ids, profiles) for key in record_keys(profile)),
+        sorted((tenant, key, cid) for cid, profile in zip(ids, profiles, strict=True) for key in record_keys(profile)),
     )
     report.imported += len(ids)
 

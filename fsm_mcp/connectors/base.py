@@ -6,10 +6,10 @@ domain rules (identity, scheduling, billing) and answers with the project's mode
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from collections.abc import Callable
 from typing import Protocol
 
 from pydantic import BaseModel, Field

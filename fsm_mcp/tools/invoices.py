@@ -6,8 +6,8 @@ from typing import Annotated
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
-from fsm_mcp.models import Invoice
 from fsm_mcp.inputs import LineItemIn
+from fsm_mcp.models import Invoice
 from fsm_mcp.tools._kit import WRITE, IdempotencyKey, actor, agent_errors, app
 
 

@@ -13,7 +13,16 @@ from decimal import Decimal
 from typing import TypeVar
 
 from fsm_mcp.connectors.base import (
-    Billed, Booking, BookingRequest, CustomerProfile, DuplicateReport, JobFilter, MergePlan, Progress, RecentJob, Recognition,
+    Billed,
+    Booking,
+    BookingRequest,
+    CustomerProfile,
+    DuplicateReport,
+    JobFilter,
+    MergePlan,
+    Progress,
+    RecentJob,
+    Recognition,
 )
 from fsm_mcp.connectors.local import customers, duplicates, invoices, jobs, merge, technicians
 from fsm_mcp.identity.keys import Profile

@@ -42,15 +42,15 @@ def insert_customers(conn: sqlite3.Connection, tenant: str, now: datetime, new: 
     stamp = to_db(now)
     conn.executemany(
         "INSERT INTO customers (tenant_id, id, external_id, name, notes, tags, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-        [(tenant, cid, c.external_id, c.name.strip(), c.notes, json.dumps(list(c.tags)), stamp, stamp) for cid, c in zip(ids, new)],
+        [(tenant, cid, c.external_id, c.name.strip(), c.notes, json.dumps(list(c.tags)), stamp, stamp) for cid, c in zip(ids, new, strict=True)],
     )
     conn.executemany(
         "INSERT OR IGNORE INTO customer_phones (tenant_id, customer_id, e164, extension) VALUES (?,?,?,?)",
-        [(tenant, cid, p.e164, p.extension) for cid, c in zip(ids, new) for p in c.phones],
+        [(tenant, cid, p.e164, p.extension) for cid, c in zip(ids, new, strict=True) for p in c.phones],
     )
     conn.executemany(
         "INSERT OR IGNORE INTO customer_emails (tenant_id, customer_id, email) VALUES (?,?,?)",
-        [(tenant, cid, e) for cid, c in zip(ids, new) for e in c.emails],
+        [(tenant, cid, e) for cid, c in zip(ids, new, strict=True) for e in c.emails],
     )
     return ids
 
@@ -82,7 +82,7 @@ def insert_locations(
         [
             (tenant, location_id, customer_id, a.street, a.unit, a.city, a.state, a.postal_code, a.country, access_notes,
              json.dumps([e.model_dump(exclude_none=True) for e in equipment]), to_db(now))
-            for location_id, (customer_id, a, access_notes, equipment) in zip(ids, new)
+            for location_id, (customer_id, a, access_notes, equipment) in zip(ids, new, strict=True)
         ],
     )
     return ids
