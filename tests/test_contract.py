@@ -94,3 +94,15 @@ def test_plain_output_schemas_keep_a_field_named_title() -> None:
     plain = plain_schema(TypeAdapter(Book).json_schema())
     assert plain["properties"] == {"title": {"type": ["string", "null"], "default": None}}
     assert plain["title"] == "Book"
+
+
+def test_a_recursive_output_model_keeps_pydantics_form() -> None:
+    from pydantic import BaseModel, TypeAdapter
+
+    from fsm_mcp.tools._schema import plain_schema
+
+    class Node(BaseModel):
+        children: list["Node"] = []
+
+    derived = TypeAdapter(Node).json_schema()
+    assert plain_schema(derived) == derived

@@ -166,3 +166,10 @@ async def test_finding_duplicates_reports_progress_to_a_client_that_asks(client:
     result = await client.call_tool("find_duplicate_customers", {}, progress_callback=on_progress)
     assert not result.is_error
     assert seen and seen[-1][0] == seen[-1][1]  # the last report says the comparison is complete
+
+
+async def test_merging_records_that_already_point_to_the_kept_one_changes_nothing(client: Client, base: dict) -> None:
+    await call(client, "merge_customers", keep_id=base["c1"], merge_ids=[base["c2"]], idempotency_key="m1", confirm=True)
+    again = await call(client, "merge_customers", keep_id=base["c1"], merge_ids=[base["c2"]], idempotency_key="m2",
+                       confirm=True)
+    assert again["applied"] is False and again["merged"] == [] and "Nothing to merge" in again["next_step"]

@@ -100,8 +100,10 @@ class Database:
 
     def _analyze_once(self) -> None:
         with self._lock:
-            known = self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='sqlite_stat1'").fetchone() and \
-                self.conn.execute("SELECT 1 FROM sqlite_stat1 WHERE tbl='customers'").fetchone()
+            try:
+                known = self.conn.execute("SELECT 1 FROM sqlite_stat1 WHERE tbl='customers'").fetchone()
+            except sqlite3.OperationalError:  # never analysed: the table does not exist yet
+                known = None
         if not known:
             self.analyze()
 

@@ -19,6 +19,10 @@ from mcp.server.mcpserver import MCPServer
 _DEFS = "#/$defs/"
 
 
+class _Recursive(Exception):
+    """A model that contains itself: its refs cannot be inlined."""
+
+
 def plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """The same constraints with `$ref`s inlined, simple unions as type lists, no titles."""
     defs = schema.get("$defs", {})
@@ -32,7 +36,7 @@ def plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
         if isinstance(ref, str) and ref.startswith(_DEFS):
             name = ref.removeprefix(_DEFS)
             if name in seen:  # a recursive model cannot be inlined; keep pydantic's form
-                raise RecursionError(name)
+                raise _Recursive(name)
             return walk({**defs[name], **{k: v for k, v in node.items() if k != "$ref"}}, (*seen, name))
         out = {}
         for key, value in node.items():
@@ -48,7 +52,7 @@ def plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
     try:
         plain: dict[str, Any] = walk(schema, ())
-    except RecursionError:
+    except _Recursive:
         return schema
     if "title" in schema:
         plain = {"title": schema["title"], **plain}

@@ -17,6 +17,17 @@ class MergeResult(MergePlan):
     next_step: str
 
 
+def _answer(plan: MergePlan) -> MergeResult:
+    if not plan.merged:
+        step = "Nothing to merge: every record in merge_ids already points to keep_id."
+    elif plan.applied:
+        step = f"Merged. Use {plan.keep.customer_id} for this customer from now on."
+    else:
+        step = ("Nothing changed. Show this preview to a person; if they agree, call merge_customers again with "
+                "confirm=true and the same idempotency_key.")
+    return MergeResult(**plan.model_dump(), next_step=step)
+
+
 def register(mcp: MCPServer) -> None:
     @mcp.tool(annotations=READ)
     @agent_errors
@@ -55,15 +66,10 @@ def register(mcp: MCPServer) -> None:
         the_app = app(ctx)
         backend = the_app.backend
         if not confirm:  # a preview writes nothing and does not spend the key
-            plan = await backend.merge_customers(keep_id, merge_ids, apply=False)
-            return MergeResult(**plan.model_dump(), next_step=(
-                "Nothing changed. Show this preview to a person; if they agree, call merge_customers again with "
-                "confirm=true and the same idempotency_key." if plan.merged else
-                "Nothing to merge: every record in merge_ids already points to keep_id."))
+            return _answer(await backend.merge_customers(keep_id, merge_ids, apply=False))
 
         async def write() -> MergeResult:
-            plan = await backend.merge_customers(keep_id, merge_ids, apply=True)
-            return MergeResult(**plan.model_dump(), next_step=f"Merged. Use {keep_id} for this customer from now on.")
+            return _answer(await backend.merge_customers(keep_id, merge_ids, apply=True))
 
         return await the_app.writer.run(
             tenant=backend.business.tenant_id, actor=actor(ctx), tool="merge_customers", key=idempotency_key,
