@@ -176,28 +176,26 @@ def _all_profiles(conn: sqlite3.Connection, tenant: str) -> Iterator[tuple[str, 
         yield cid, profile
 
 
+_PROFILES = """
+SELECT c.id, c.name,
+  (SELECT json_group_array(p.e164) FROM customer_phones p WHERE p.tenant_id=c.tenant_id AND p.customer_id=c.id),
+  (SELECT json_group_array(e.email) FROM customer_emails e WHERE e.tenant_id=c.tenant_id AND e.customer_id=c.id),
+  (SELECT json_group_array(json_array(l.street, l.unit, l.postal_code)) FROM locations l
+    WHERE l.tenant_id=c.tenant_id AND l.customer_id=c.id)
+FROM customers c WHERE c.tenant_id=? AND c.id IN ({marks}) AND c.merged_into IS NULL
+"""
+
+
 def load_profiles(conn: sqlite3.Connection, tenant: str, ids: Sequence[str]) -> dict[str, Profile]:
-    """Identity profiles of live (not merged) customers among `ids`."""
+    """Identity profiles of live (not merged) customers among `ids`, one statement per 500."""
     profiles: dict[str, Profile] = {}
     for start in range(0, len(ids), 500):
         chunk = list(ids[start : start + 500])
-        marks, args = _marks(len(chunk)), (tenant, *chunk)
-        for row in conn.execute(
-            f"SELECT id, name FROM customers WHERE tenant_id=? AND id IN ({marks}) AND merged_into IS NULL", args
-        ):
-            profiles[row["id"]] = Profile(name=parse_name(row["name"]), name_raw=row["name"])
-        for row in conn.execute(f"SELECT customer_id, e164 FROM customer_phones WHERE tenant_id=? AND customer_id IN ({marks})", args):
-            if p := profiles.get(row["customer_id"]):
-                p.phones.add(row["e164"])
-        for row in conn.execute(f"SELECT customer_id, email FROM customer_emails WHERE tenant_id=? AND customer_id IN ({marks})", args):
-            if p := profiles.get(row["customer_id"]):
-                p.emails.add(row["email"])
-        for row in conn.execute(
-            f"SELECT customer_id, street, unit, city, state, postal_code FROM locations WHERE tenant_id=? AND customer_id IN ({marks})",
-            args,
-        ):
-            if p := profiles.get(row["customer_id"]):
-                p.addresses.append(address_entry(row["street"], row["unit"], row["postal_code"]))
+        for cid, name, phones, emails, places in conn.execute(_PROFILES.format(marks=_marks(len(chunk))), (tenant, *chunk)):
+            profile = Profile(name=parse_name(name), name_raw=name, phones=set(json.loads(phones)),
+                              emails=set(json.loads(emails)))
+            profile.addresses.extend(address_entry(street, unit, postal) for street, unit, postal in json.loads(places))
+            profiles[cid] = profile
     return profiles
 
 
@@ -206,19 +204,15 @@ def lookup(conn: sqlite3.Connection, tenant: str, query: Profile, limit: int) ->
     if not keys:
         return []
     ids: set[str] = set()
+    owners: dict[str, int] = {}  # live customers holding each queried number: its key's entries say
     for key in keys:
         rows = conn.execute(
             "SELECT customer_id FROM match_keys WHERE tenant_id=? AND key=? LIMIT ?", (tenant, key, MAX_PER_KEY + 1)
         ).fetchall()
+        if key.startswith("p:"):
+            owners[key[2:]] = len(rows)
         if len(rows) <= MAX_PER_KEY or key[0] in "pe":
             ids.update(r[0] for r in rows)
-    owners: dict[str, int] = {}
-    for phone in query.phones:
-        owners[phone] = conn.execute(
-            "SELECT count(*) FROM customer_phones p JOIN customers c ON c.tenant_id=p.tenant_id AND c.id=p.customer_id "
-            "WHERE p.tenant_id=? AND p.e164=? AND c.merged_into IS NULL",
-            (tenant, phone),
-        ).fetchone()[0]
     scored = [
         found
         for cid, profile in load_profiles(conn, tenant, sorted(ids)).items()
@@ -228,18 +222,20 @@ def lookup(conn: sqlite3.Connection, tenant: str, query: Profile, limit: int) ->
 
 
 def load_customer(conn: sqlite3.Connection, tenant: str, customer_id: str, field: str = "customer_id") -> Customer:
-    row = conn.execute("SELECT * FROM customers WHERE tenant_id=? AND id=?", (tenant, customer_id)).fetchone()
+    row = conn.execute(
+        "SELECT c.*, (SELECT json_group_array(json_array(p.e164, p.extension)) FROM customer_phones p "
+        "WHERE p.tenant_id=c.tenant_id AND p.customer_id=c.id) AS phone_list, (SELECT json_group_array(e.email) "
+        "FROM customer_emails e WHERE e.tenant_id=c.tenant_id AND e.customer_id=c.id) AS email_list "
+        "FROM customers c WHERE c.tenant_id=? AND c.id=?",
+        (tenant, customer_id),
+    ).fetchone()
     if row is None:
         raise NotFound("customer", customer_id, field, "Find the customer with lookup_customer first.")
-    phones = [
-        Phone(number=r["e164"], extension=r["extension"])
-        for r in conn.execute("SELECT e164, extension FROM customer_phones WHERE tenant_id=? AND customer_id=?", (tenant, customer_id))
-    ]
-    emails = [r[0] for r in conn.execute("SELECT email FROM customer_emails WHERE tenant_id=? AND customer_id=?", (tenant, customer_id))]
     return Customer(
-        customer_id=row["id"], external_id=row["external_id"], name=row["name"], phones=phones, emails=emails,
-        notes=row["notes"], tags=json.loads(row["tags"]), locations=load_locations(conn, tenant, customer_id),
-        merged_into=row["merged_into"],
+        customer_id=row["id"], external_id=row["external_id"], name=row["name"],
+        phones=[Phone(number=number, extension=ext) for number, ext in json.loads(row["phone_list"])],
+        emails=json.loads(row["email_list"]), notes=row["notes"], tags=json.loads(row["tags"]),
+        locations=load_locations(conn, tenant, customer_id), merged_into=row["merged_into"],
     )
 
 
