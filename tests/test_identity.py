@@ -46,6 +46,19 @@ def test_name_order_case_accents_and_commas_do_not_matter() -> None:
 
 def test_different_people_with_one_surname_do_not_match_on_name() -> None:
     assert _names("Mary Jenkins", "William Jenkins") < 80
+    assert _names("Charles Jarberg", "Carlos Jarberg") < 70  # the shared surname must not carry them
+
+
+@pytest.mark.parametrize(("a", "b", "low"), [("Patricia Kelham", "Patricia Kvlham", 80), ("Emily Anderton", "Ernily Anderton", 80),
+                                              ("Sofia Fairfield", "Sofa Fairfield", 70)])
+def test_a_typo_or_scanning_slip_still_reads_as_the_same_name(a: str, b: str, low: int) -> None:
+    assert _names(a, b) >= low
+
+
+def test_a_spouse_on_the_family_line_at_the_same_house_is_not_a_likely_match() -> None:
+    spouse = _profile("Carlos Jarberg", "815-759-5910", "8903 Oak Street")
+    found = score(spouse, _profile("Charles Jarberg", "815-759-5910", "8903 Oak Street"), "c1", {"+18157595910": 1})
+    assert found is not None and found.confidence == "possible"
 
 
 def test_street_suffix_and_direction_abbreviations_are_the_same_street() -> None:
