@@ -24,9 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import FAMILY, GIVEN, STREETS, phone_of, write_customers  # noqa: E402
 
 from fsm_mcp.connectors.local import LocalBackend  # noqa: E402
-from fsm_mcp.connectors.local.customers import rebuild_index  # noqa: E402
 from fsm_mcp.identity.query import caller_profile  # noqa: E402
-from fsm_mcp.importer import import_customers  # noqa: E402
+from fsm_mcp.importer import import_customers, reindex_customers  # noqa: E402
 from fsm_mcp.inputs import parse_address  # noqa: E402
 from fsm_mcp.server import build_server  # noqa: E402
 from fsm_mcp.settings import Business, Settings  # noqa: E402
@@ -77,9 +76,7 @@ def main() -> None:
         db.close()
     db = Database(db_path)
     start = time.perf_counter()
-    with db.bulk():
-        indexed = db.write(rebuild_index, business.tenant_id)
-    db.analyze()
+    indexed = reindex_customers(db, business.tenant_id)
     print(f"index rebuild: {indexed} customers in {time.perf_counter() - start:.1f} s (goal <= 60 s)", flush=True)
     db.close()
     start = time.perf_counter()

@@ -166,16 +166,14 @@ def duplicates(as_json: bool, min_confidence: str, limit: int, db: Path | None) 
 @db_option
 def reindex(db: Path | None) -> None:
     """Rebuild the customer matching index from the stored records (after an upgrade changes its rules)."""
-    from fsm_mcp.connectors.local.customers import rebuild_index
+    from fsm_mcp.importer import reindex_customers
     from fsm_mcp.store.db import Database
 
     settings = _settings(db)
     database = Database(settings.db_path)
     with _LazyBar("indexing customers") as bar:
         try:
-            with database.bulk():
-                count = database.write(rebuild_index, settings.business.tenant_id, bar.update)
-            database.analyze()
+            count = reindex_customers(database, settings.business.tenant_id, bar.update)
         finally:
             database.close()
     click.echo(f"indexed {count} customers ({settings.db_path})", err=True)

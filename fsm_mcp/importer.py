@@ -1,4 +1,4 @@
-"""CSV imports of customers and technicians.
+"""Bulk loads: CSV imports of customers and technicians, and rebuilding the matching index.
 
 Records are kept as they are (a real CRM export has duplicates; finding them is the
 identity work's job). A row whose external_id was imported before is skipped, so a
@@ -22,7 +22,7 @@ from fsm_mcp.identity.names import parse_name
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, utcnow
+from fsm_mcp.store.db import Database, placeholders, utcnow
 
 CUSTOMER_COLUMNS = ("external_id", "name", "phone", "email", "street", "unit", "city", "state", "postal_code", "notes")
 TECHNICIAN_COLUMNS = ("external_id", "name", "phone", "skills")
@@ -79,10 +79,18 @@ def import_customers(
     return report
 
 
+def reindex_customers(db: Database, tenant: str, progress: Callable[[int, int], None] | None = None) -> int:
+    """Rebuild the matching index as a bulk load: large page cache, then fresh planner statistics."""
+    with db.bulk():
+        count = db.write(customers.rebuild_index, tenant, progress)
+    db.analyze()
+    return count
+
+
 def _seen_external_ids(conn: sqlite3.Connection, table: str, tenant: str, ids: list[str]) -> set[str]:
     if not ids:
         return set()
-    marks = ",".join("?" * len(ids))
+    marks = placeholders(len(ids))
     rows = conn.execute(f"SELECT external_id FROM {table} WHERE tenant_id=? AND external_id IN ({marks})", (tenant, *ids))
     return {r[0] for r in rows}
 

@@ -38,6 +38,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{time.time_ns() // 1000:013x}{secrets.token_hex(3)}"
 
 
+def placeholders(n: int) -> str:
+    """"?,?,?" for an IN list of n values."""
+    return ",".join("?" * n)
+
+
 def to_db(moment: datetime) -> str:
     """Fixed-width UTC text, so that string order is time order."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

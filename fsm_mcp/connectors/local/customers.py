@@ -17,13 +17,9 @@ from fsm_mcp.identity.phones import ParsedPhone
 from fsm_mcp.identity.scoring import Scored, score, settle
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Address, Customer, Equipment, Location, Phone
-from fsm_mcp.store.db import new_id, to_db
+from fsm_mcp.store.db import new_id, placeholders, to_db
 
 MAX_PER_KEY = 500  # a key shared by more customers than this says too little to be worth scoring
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +187,7 @@ def load_profiles(conn: sqlite3.Connection, tenant: str, ids: Sequence[str]) -> 
     profiles: dict[str, Profile] = {}
     for start in range(0, len(ids), 500):
         chunk = list(ids[start : start + 500])
-        for cid, name, phones, emails, places in conn.execute(_PROFILES.format(marks=_marks(len(chunk))), (tenant, *chunk)):
+        for cid, name, phones, emails, places in conn.execute(_PROFILES.format(marks=placeholders(len(chunk))), (tenant, *chunk)):
             profile = Profile(name=parse_name(name), name_raw=name, phones=set(json.loads(phones)),
                               emails=set(json.loads(emails)))
             profile.addresses.extend(address_entry(street, unit, postal) for street, unit, postal in json.loads(places))

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from fsm_mcp.connectors.base import DuplicateGroup, DuplicateMember, DuplicateReport, Progress
 from fsm_mcp.connectors.local.customers import load_profiles
 from fsm_mcp.identity import duplicates
+from fsm_mcp.store.db import placeholders
 
 _PROGRESS_EVERY = 2000  # pairs between progress reports
 
@@ -43,7 +44,7 @@ def find(
         for start in range(0, len(linked), 500)
         for row in conn.execute(
             f"SELECT id, name, external_id, created_at FROM customers WHERE tenant_id=? AND id IN "
-            f"({','.join('?' * len(linked[start:start + 500]))})",
+            f"({placeholders(len(linked[start:start + 500]))})",
             (tenant, *linked[start : start + 500]),
         )
     }

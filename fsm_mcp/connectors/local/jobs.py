@@ -17,7 +17,7 @@ from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Address, Job, JobStatus, StatusChange
 from fsm_mcp.scheduling import BOOKED, check_transition, overlaps, require_skill
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import from_db, new_id, to_db
+from fsm_mcp.store.db import from_db, new_id, placeholders, to_db
 
 _BOOKED = tuple(s.value for s in BOOKED)
 _SELECT = (
@@ -32,7 +32,7 @@ def load_jobs(conn: sqlite3.Connection, tenant: str, where: str, args: Sequence[
     if not rows:
         return []
     ids = [r["id"] for r in rows]
-    marks = ",".join("?" * len(ids))
+    marks = placeholders(len(ids))
     techs: dict[str, list[str]] = defaultdict(list)
     for r in conn.execute(
         f"SELECT job_id, technician_id FROM job_technicians WHERE tenant_id=? AND job_id IN ({marks}) ORDER BY technician_id",
@@ -186,7 +186,7 @@ def busy_windows(
     busy: dict[str, list[tuple[datetime, datetime, str]]] = defaultdict(list)
     if not technician_ids:
         return busy
-    marks = ",".join("?" * len(technician_ids))
+    marks = placeholders(len(technician_ids))
     for r in conn.execute(
         f"SELECT t.technician_id, j.id, j.window_start, j.window_end FROM job_technicians t "
         f"JOIN jobs j ON j.tenant_id=t.tenant_id AND j.id=t.job_id WHERE t.tenant_id=? AND t.technician_id IN ({marks}) "

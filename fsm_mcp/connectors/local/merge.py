@@ -18,7 +18,7 @@ from fsm_mcp.connectors.local.customers import load_customer, reindex
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.addresses import address_entry, compare_addresses
 from fsm_mcp.models import Customer, Location
-from fsm_mcp.store.db import to_db
+from fsm_mcp.store.db import placeholders, to_db
 
 SAME_PLACE = 90  # address agreement at which two service addresses are one place
 
@@ -50,8 +50,7 @@ def _records(conn: sqlite3.Connection, tenant: str, keep_id: str, merge_ids: lis
 def _count(conn: sqlite3.Connection, table: str, tenant: str, ids: list[str]) -> int:
     if not ids:
         return 0
-    marks = ",".join("?" * len(ids))
-    return int(conn.execute(f"SELECT count(*) FROM {table} WHERE tenant_id=? AND customer_id IN ({marks})",
+    return int(conn.execute(f"SELECT count(*) FROM {table} WHERE tenant_id=? AND customer_id IN ({placeholders(len(ids))})",
                             (tenant, *ids)).fetchone()[0])
 
 
@@ -92,20 +91,20 @@ def _apply(
     moves: list[Location], folds: list[tuple[Location, Location]], stamp: str,
 ) -> None:
     keep_id, ids = keep.customer_id, [m.customer_id for m in merged]
-    marks, scope = ",".join("?" * len(ids)), (tenant, *ids)
+    marks, scope = placeholders(len(ids)), (tenant, *ids)
     for location in moves:
         conn.execute("UPDATE locations SET customer_id=? WHERE tenant_id=? AND id=?", (keep_id, tenant, location.location_id))
-    gathered: dict[str, tuple[Location, list[dict[str, str]], str | None]] = {}
+    gathered: dict[str, tuple[list[dict[str, str]], str | None]] = {}  # place id -> (equipment, access notes)
     for location, into in folds:
-        _, equipment, access = gathered.get(into.location_id, (into, [e.model_dump(exclude_none=True) for e in into.equipment],
-                                                                into.access_notes))
+        equipment, access = gathered.get(
+            into.location_id, ([e.model_dump(exclude_none=True) for e in into.equipment], into.access_notes))
         equipment += [e for e in (x.model_dump(exclude_none=True) for x in location.equipment) if e not in equipment]
-        gathered[into.location_id] = (into, equipment, access or location.access_notes)
+        gathered[into.location_id] = (equipment, access or location.access_notes)
         conn.execute("UPDATE jobs SET location_id=? WHERE tenant_id=? AND location_id=?", (into.location_id, tenant, location.location_id))
         conn.execute("DELETE FROM locations WHERE tenant_id=? AND id=?", (tenant, location.location_id))
-    for into, equipment, access in gathered.values():
+    for place_id, (equipment, access) in gathered.items():
         conn.execute("UPDATE locations SET equipment=?, access_notes=? WHERE tenant_id=? AND id=?",
-                     (json.dumps(equipment), access, tenant, into.location_id))
+                     (json.dumps(equipment), access, tenant, place_id))
     for table in ("jobs", "invoices"):
         conn.execute(f"UPDATE {table} SET customer_id=? WHERE tenant_id=? AND customer_id IN ({marks})", (keep_id, *scope))
     conn.execute(
