@@ -3,7 +3,7 @@ import pytest
 from fsm_mcp.identity.addresses import compare_addresses, parse_street
 from fsm_mcp.identity.keys import Profile, query_keys, record_keys
 from fsm_mcp.identity.names import compare_names, parse_name
-from fsm_mcp.identity.phones import InvalidPhone, parse_phone
+from fsm_mcp.identity.phones import InvalidPhone, parse_phone, parse_phone_in_general
 from fsm_mcp.identity.scoring import score, settle
 
 
@@ -26,6 +26,33 @@ def test_an_undiallable_number_is_refused(raw: str) -> None:
 def test_the_business_country_sets_the_phone_region() -> None:
     assert parse_phone("020 7946 0018", "GB").e164 == "+442079460018"
     assert parse_phone("0412 345 678", "AU").e164 == "+61412345678"
+
+
+def test_an_invalid_plus_one_number_outside_the_us_is_refused_not_retried_forever() -> None:
+    with pytest.raises(InvalidPhone):  # the retry as +1 once recursed without end here
+        parse_phone("+1 555 555 0143", "CA")
+
+
+@pytest.mark.parametrize("region", ["US", "CA", "PR", "GB"])
+def test_the_north_american_shortcut_answers_as_the_general_parser_does(region: str) -> None:
+    import random
+
+    rng = random.Random(region)
+    layouts = ["{a}{b}{c}", "({a}) {b}-{c}", "{a}.{b}.{c}", "+1 {a} {b} {c}", "1{a}{b}{c}", "1-{a}-{b}-{c}", "+1{a}{b}{c}"]
+    area_codes = ["217", "416", "787", "555", "800", "911", "236", "290", *(f"{rng.randint(200, 999)}" for _ in range(40))]
+    checked = 0
+    for area in area_codes:
+        for layout in layouts:
+            raw = layout.format(a=area, b=f"{rng.randint(200, 999)}", c=f"{rng.randint(0, 9999):04d}")
+            outcomes = []
+            for parse in (parse_phone, parse_phone_in_general):
+                try:
+                    outcomes.append(parse(raw, region))
+                except InvalidPhone:
+                    outcomes.append("invalid")
+            assert outcomes[0] == outcomes[1], (raw, region)
+            checked += outcomes[0] != "invalid"
+    assert checked > 100  # most of them are real numbers, not only refusals
 
 
 def _names(a: str, b: str) -> int:
