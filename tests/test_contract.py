@@ -106,3 +106,23 @@ def test_a_recursive_output_model_keeps_pydantics_form() -> None:
 
     derived = TypeAdapter(Node).json_schema()
     assert plain_schema(derived) == derived
+
+
+def test_an_optional_object_becomes_one_branch_that_also_takes_null() -> None:
+    from jsonschema import Draft202012Validator
+    from pydantic import TypeAdapter
+
+    from fsm_mcp.tools._schema import plain_schema
+    from fsm_mcp.tools.customers import LookupResult
+
+    derived = TypeAdapter(LookupResult).json_schema()
+    plain = plain_schema(derived)
+    assert plain["properties"]["customer"]["type"] == ["object", "null"] and "anyOf" not in json.dumps(plain)
+    card = {"customer_id": "cus_1", "name": "William Jenkins", "phones": ["+12175550143"], "emails": [],
+            "locations": [{"location_id": "loc_1", "address": "123 Oak St"}], "recent_jobs": [], "open_balance": "0.00"}
+    variants = [None, card, {**card, "phones": [7]}, {**card, "locations": [{"address": "x"}]}, "cus_1", []]
+    verdicts = [
+        (Draft202012Validator(derived).is_valid(r), Draft202012Validator(plain).is_valid(r))
+        for r in ({"matches": [], "next_step": "", "customer": c} for c in variants)
+    ]
+    assert verdicts == [(True, True)] * 2 + [(False, False)] * 4

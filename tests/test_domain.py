@@ -1,3 +1,4 @@
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -39,7 +40,7 @@ def test_bad_invoice_figures_name_their_field(line: Line, discount: Decimal, fie
 
 def test_the_happy_path_of_a_job_is_allowed() -> None:
     path = [S.scheduled, S.dispatched, S.en_route, S.arrived, S.working, S.completed]
-    for current, new in zip(path, path[1:]):
+    for current, new in itertools.pairwise(path):
         check_transition(current, new)
 
 

@@ -72,7 +72,7 @@ def http_server(tmp_path: Path) -> Iterator[str]:
                 break
             except httpx2.TransportError:
                 if proc.poll() is not None:
-                    raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited")
+                    raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited") from None
                 import time
 
                 time.sleep(0.05)

@@ -12,6 +12,7 @@ from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.inputs import AddressArg, parse_address
 from fsm_mcp.models import Equipment
 from fsm_mcp.tools._kit import READ, agent_errors, app
+from fsm_mcp.tools._schema import Compact
 
 
 class CustomerMatch(BaseModel):
@@ -22,14 +23,14 @@ class CustomerMatch(BaseModel):
     reasons: list[str] = Field(description="Why this record matched, in words a person can check")
 
 
-class Place(BaseModel):
+class Place(Compact):
     location_id: str
     address: str = Field(description="On one line, as you would say it")
     access_notes: str | None = None
     equipment: list[str] = Field(default=[], description='e.g. "Carrier 59TP6 furnace, installed 2014"')
 
 
-class CallerCard(BaseModel):
+class CallerCard(Compact):
     """The top match's profile in the shape a call needs: lines to say, ids to act on.
     get_customer has the same record with structured addresses and equipment."""
 
@@ -60,7 +61,7 @@ def _equipment_line(e: Equipment) -> str:
     return line + (f" ({e.notes})" if e.notes else "")
 
 
-class LookupResult(BaseModel):
+class LookupResult(Compact):
     matches: list[CustomerMatch] = Field(description="Best first")
     customer: CallerCard | None = Field(
         default=None, description="Profile of the top match, when it is exact or likely and no other is close"
