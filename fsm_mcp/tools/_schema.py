@@ -1,4 +1,4 @@
-"""Output schemas published in their plainest equivalent form.
+"""Output schemas published in their plainest equivalent form, and answers without empty fields.
 
 Clients check every structured result against the tool's output schema (the `mcp`
 client does, with `jsonschema`), so the schema's shape is paid for on every call.
@@ -8,15 +8,16 @@ every check of it descends twice). The same constraints written with refs inline
 `type: [T, "null"]` check in about half the time (lookup_customer's result: 0.55 ms →
 0.25 ms with jsonschema on this machine). Titles are dropped: pydantic
 derives them from field names, so they carry nothing a reader lacks (the root keeps
-its title: it names the result type, and tools.md shows it).
+its title: it names the result type, and tools.md shows it). For the same reason, and
+for the agent's token budget, `omit_empty` fields leave an answer when they hold nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
-from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
+from pydantic import Field
 
 _DEFS = "#/$defs/"
 _NULL = {"type": "null"}
@@ -24,24 +25,18 @@ _NULL = {"type": "null"}
 _APPLY_TO_NULL = frozenset({"enum", "const", "not", "allOf", "anyOf", "oneOf", "if", "then", "else", "$ref", "$dynamicRef"})
 
 
-class Compact(BaseModel):
-    """An answer that leaves out optional fields holding nothing (null or []).
+def _empty(value: object) -> bool:
+    return value is None or value == []
 
-    A voice agent reads fewer tokens, and the client's schema check has fewer nodes to
-    visit. Only fields with a default are left out, so the answer still matches its
-    published schema, which lists them as optional; required fields always appear.
+
+def omit_empty(default: Any = None, **kwargs: Any) -> Any:
+    """A field left out of the answer when it holds nothing (null or []).
+
+    A voice agent reads fewer tokens and the client's schema check visits fewer nodes.
+    The field has a default, so the published schema lists it as optional and an answer
+    without it still matches.
     """
-
-    _optional: ClassVar[frozenset[str]] = frozenset()
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        cls._optional = frozenset(name for name, field in cls.model_fields.items() if not field.is_required())
-
-    @model_serializer(mode="wrap")
-    def _leave_out_empty(self, handler: SerializerFunctionWrapHandler) -> Any:
-        return {k: v for k, v in handler(self).items() if not (k in self._optional and (v is None or v == []))}
+    return Field(default=default, exclude_if=_empty, **kwargs)
 
 
 class _Recursive(Exception):

@@ -12,7 +12,7 @@ from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.inputs import AddressArg, parse_address
 from fsm_mcp.models import Equipment
 from fsm_mcp.tools._kit import READ, agent_errors, app
-from fsm_mcp.tools._schema import Compact
+from fsm_mcp.tools._schema import omit_empty
 
 
 class CustomerMatch(BaseModel):
@@ -23,14 +23,14 @@ class CustomerMatch(BaseModel):
     reasons: list[str] = Field(description="Why this record matched, in words a person can check")
 
 
-class Place(Compact):
+class Place(BaseModel):
     location_id: str
     address: str = Field(description="On one line, as you would say it")
-    access_notes: str | None = None
-    equipment: list[str] = Field(default=[], description='e.g. "Carrier 59TP6 furnace, installed 2014"')
+    access_notes: str | None = omit_empty()
+    equipment: list[str] = omit_empty([], description='e.g. "Carrier 59TP6 furnace, installed 2014"')
 
 
-class CallerCard(Compact):
+class CallerCard(BaseModel):
     """The top match's profile in the shape a call needs: lines to say, ids to act on.
     get_customer has the same record with structured addresses and equipment."""
 
@@ -38,7 +38,7 @@ class CallerCard(Compact):
     name: str
     phones: list[str] = Field(description="E.164, with ' x123' for an extension")
     emails: list[str]
-    notes: str | None = None
+    notes: str | None = omit_empty()
     locations: list[Place] = Field(description="Service addresses; create_job takes one as `address`")
     recent_jobs: list[RecentJob] = Field(description="Most recent first")
     open_balance: Decimal
@@ -61,10 +61,10 @@ def _equipment_line(e: Equipment) -> str:
     return line + (f" ({e.notes})" if e.notes else "")
 
 
-class LookupResult(Compact):
+class LookupResult(BaseModel):
     matches: list[CustomerMatch] = Field(description="Best first")
-    customer: CallerCard | None = Field(
-        default=None, description="Profile of the top match, when it is exact or likely and no other is close"
+    customer: CallerCard | None = omit_empty(
+        description="Profile of the top match, when it is exact or likely and no other is close"
     )
     next_step: str
 
