@@ -141,3 +141,13 @@ async def test_a_returning_caller_comes_with_a_card_the_agent_can_read_out(setti
     assert home["equipment"] == ["Carrier 59TP6 furnace, installed 2014"]
     assert "gate code 4417" in home["access_notes"]
     assert card["recent_jobs"][0]["outcome"] == "Flame sensor replaced" and card["open_balance"] == "0.00"
+
+
+async def test_a_lookup_leaves_out_what_holds_nothing_but_keeps_what_is_required(client: Client) -> None:
+    nobody = await call(client, "lookup_customer", phone="(217) 555-0100")
+    assert nobody["matches"] == [] and "customer" not in nobody and "No customer" in nobody["next_step"]
+    await book(client)
+    card = (await call(client, "lookup_customer", phone="312.555.0188"))["customer"]
+    assert "notes" not in card and card["emails"] == []  # optional and empty: out; required: always there
+    place = card["locations"][0]
+    assert "access_notes" not in place and "equipment" not in place and place["address"]
