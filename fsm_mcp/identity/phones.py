@@ -29,12 +29,12 @@ def parse_phone(raw: str, region: str = "US") -> ParsedPhone:
     text = raw.strip()
     if not text:
         raise InvalidPhone("is empty")
-    if (number := _north_american(text, region)) is not None:
-        return ParsedPhone(f"+1{number.national_number}")
+    if (e164 := _north_american(text, region)) is not None:
+        return ParsedPhone(e164)
     return parse_phone_in_general(raw, region)
 
 
-def _north_american(text: str, region: str) -> PhoneNumber | None:
+def _north_american(text: str, region: str) -> str | None:
     """The shapes a North American caller ID arrives in ("+12175550143", "(217) 555-0143",
     "1 217 555 0143"), read without the general parser, which costs five times as much on
     the lookup a phone call waits for. Whether the number is valid is still the library's
@@ -44,10 +44,11 @@ def _north_american(text: str, region: str) -> PhoneNumber | None:
     if shape is None or (shape[1] != "+1" and region not in _NANP_REGIONS):
         return None
     number = PhoneNumber(country_code=1, national_number=int(shape[2]))
-    return number if phonenumbers.is_valid_number_for_region(number, region) else None
+    return f"+1{shape[2]}" if phonenumbers.is_valid_number_for_region(number, region) else None
 
 
 def parse_phone_in_general(raw: str, region: str = "US") -> ParsedPhone:
+    """The library's general parser: any layout, any region, extensions."""
     text = raw.strip()
     try:
         number = phonenumbers.parse(text, region)

@@ -22,7 +22,9 @@ from pydantic import Field
 _DEFS = "#/$defs/"
 _NULL = {"type": "null"}
 # Keywords that also constrain a null: a branch holding one cannot take `null` into its type list.
-_APPLY_TO_NULL = frozenset({"enum", "const", "not", "allOf", "anyOf", "oneOf", "if", "then", "else", "$ref", "$dynamicRef"})
+_APPLY_TO_NULL = frozenset(
+    {"enum", "const", "not", "allOf", "anyOf", "oneOf", "if", "then", "else", "$ref", "$dynamicRef"}
+)
 
 
 def _empty(value: object) -> bool:
