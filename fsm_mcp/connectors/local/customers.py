@@ -172,25 +172,38 @@ def _all_profiles(conn: sqlite3.Connection, tenant: str) -> Iterator[tuple[str, 
         yield cid, profile
 
 
-_PROFILES = """
-SELECT c.id, c.name,
-  (SELECT json_group_array(p.e164) FROM customer_phones p WHERE p.tenant_id=c.tenant_id AND p.customer_id=c.id),
-  (SELECT json_group_array(e.email) FROM customer_emails e WHERE e.tenant_id=c.tenant_id AND e.customer_id=c.id),
-  (SELECT json_group_array(json_array(l.street, l.unit, l.postal_code)) FROM locations l
-    WHERE l.tenant_id=c.tenant_id AND l.customer_id=c.id)
-FROM customers c WHERE c.tenant_id=? AND c.id IN ({marks}) AND c.merged_into IS NULL
-"""
+_PARTS = {  # what a profile holds beyond the name, each gathered by one subquery
+    "phones": "(SELECT json_group_array(p.e164) FROM customer_phones p WHERE p.tenant_id=c.tenant_id AND p.customer_id=c.id)",
+    "emails": "(SELECT json_group_array(e.email) FROM customer_emails e WHERE e.tenant_id=c.tenant_id AND e.customer_id=c.id)",
+    "addresses": "(SELECT json_group_array(json_array(l.street, l.unit, l.postal_code)) FROM locations l "
+                 "WHERE l.tenant_id=c.tenant_id AND l.customer_id=c.id)",
+}
 
 
-def load_profiles(conn: sqlite3.Connection, tenant: str, ids: Sequence[str]) -> dict[str, Profile]:
-    """Identity profiles of live (not merged) customers among `ids`, one statement per 500."""
+def load_profiles(
+    conn: sqlite3.Connection, tenant: str, ids: Sequence[str], compared_with: Profile | None = None
+) -> dict[str, Profile]:
+    """Identity profiles of live (not merged) customers among `ids`, one statement per 500.
+
+    Given the query they are to be compared with, only the parts it has are read: a caller
+    ID alone needs the candidates' numbers, not their addresses parsed (a lookup waits on it).
+    """
+    q = compared_with
+    parts = [part for part in _PARTS if q is None or getattr(q, part)]
+    with_name = q is None or q.name is not None
+    columns = "".join(f", {_PARTS[part]}" for part in parts)
     profiles: dict[str, Profile] = {}
     for start in range(0, len(ids), 500):
         chunk = list(ids[start : start + 500])
-        for cid, name, phones, emails, places in conn.execute(_PROFILES.format(marks=placeholders(len(chunk))), (tenant, *chunk)):
-            profile = Profile(name=parse_name(name), name_raw=name, phones=set(json.loads(phones)),
-                              emails=set(json.loads(emails)))
-            profile.addresses.extend(address_entry(street, unit, postal) for street, unit, postal in json.loads(places))
+        sql = (f"SELECT c.id, c.name{columns} FROM customers c "
+               f"WHERE c.tenant_id=? AND c.id IN ({placeholders(len(chunk))}) AND c.merged_into IS NULL")
+        for cid, name, *found in conn.execute(sql, (tenant, *chunk)):
+            profile = Profile(name=parse_name(name) if with_name else None, name_raw=name)
+            for part, value in zip(parts, found, strict=True):
+                if part == "addresses":
+                    profile.addresses.extend(address_entry(street, unit, postal) for street, unit, postal in json.loads(value))
+                else:
+                    getattr(profile, part).update(json.loads(value))
             profiles[cid] = profile
     return profiles
 
@@ -211,7 +224,7 @@ def lookup(conn: sqlite3.Connection, tenant: str, query: Profile, limit: int) ->
             ids.update(r[0] for r in rows)
     scored = [
         found
-        for cid, profile in load_profiles(conn, tenant, sorted(ids)).items()
+        for cid, profile in load_profiles(conn, tenant, sorted(ids), query).items()
         if (found := score(query, profile, cid, owners)) is not None
     ]
     return settle(scored)[:limit]
