@@ -172,7 +172,7 @@ def _all_profiles(conn: sqlite3.Connection, tenant: str) -> Iterator[tuple[str, 
         yield cid, profile
 
 
-_PARTS = {  # what a profile holds beyond the name, each gathered by one subquery
+_PARTS = {  # the Profile fields beyond the name, each gathered by one subquery
     "phones": "(SELECT json_group_array(p.e164) FROM customer_phones p WHERE p.tenant_id=c.tenant_id AND p.customer_id=c.id)",
     "emails": "(SELECT json_group_array(e.email) FROM customer_emails e WHERE e.tenant_id=c.tenant_id AND e.customer_id=c.id)",
     "addresses": "(SELECT json_group_array(json_array(l.street, l.unit, l.postal_code)) FROM locations l "
