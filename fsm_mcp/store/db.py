@@ -66,6 +66,10 @@ BULK_CACHE = "cache_size=-1048576"  # 1 GiB while importing or reindexing: rando
 
 
 class Database:
+    # A base opened before it held customers has no statistics to plan by; imports analyse it,
+    # and so does every this-many-th write while it still has none.
+    ANALYZE_AFTER_WRITES = 200
+
     def __init__(self, path: str | Path) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +80,7 @@ class Database:
             self.conn.execute(f"PRAGMA {pragma}")
         self._lock = threading.RLock()
         self._depth = 0
+        self._writes = 0
         self._limiter = anyio.CapacityLimiter(1)
         self._migrate()
         self._analyze_once()
@@ -101,8 +106,9 @@ class Database:
         business's rows instead of using the customer index (28x slower lookups, measured).
         Sampled statistics (`analysis_limit`) are no better: on a million customers they
         claimed a business had ~1,000 locations, and reindexing scanned them all per batch.
-        Run after bulk loads; on open only when a database has never been analysed, since
-        the proportions that guide the planner change little as a business grows.
+        Run after bulk loads; otherwise only while a database has never been analysed (on
+        open, and every ANALYZE_AFTER_WRITES writes), since the proportions that guide the
+        planner change little as a business grows.
 
         A connection reads the statistics with the schema and keeps them, so a server left
         running through an import would go on planning for an empty base (lookups 12-23x
@@ -151,18 +157,25 @@ class Database:
         with self._lock:
             if self._depth:
                 return fn(self.conn, *args)
-            self.conn.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            try:
-                result = fn(self.conn, *args)
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            else:
-                self.conn.execute("COMMIT")
-                return result
-            finally:
-                self._depth -= 1
+            result = self._transaction(fn, *args)
+            self._writes += 1
+            if self._writes % self.ANALYZE_AFTER_WRITES == 0:
+                self._analyze_once()  # a base opened empty and grown by the tools since
+            return result
+
+    def _transaction(self, fn: Callable[..., T], *args: object) -> T:
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            result = fn(self.conn, *args)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+            return result
+        finally:
+            self._depth -= 1
 
     def snapshot(self, fn: Callable[..., T], *args: object) -> T:
         """Run a short read on the calling thread, in one read transaction (a consistent view).
