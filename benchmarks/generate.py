@@ -31,3 +31,17 @@ def write_customers(path: Path, n: int, seed: int = 7) -> None:
             out.writerow([f"ext{i}", f"{given} {family}", phone_of(i), f"{given}.{family}{i}@example.com".lower(),
                           f"{rng.randint(1, 9999)} {rng.choice(STREETS)} {rng.choice(SUFFIX)}", "", "Springfield", "IL",
                           f"62{rng.randint(700, 799)}", ""])
+
+
+def imported_base(folder: Path, n: int) -> Path:
+    """A generated base of n customers imported into a new database in folder; its path."""
+    from fsm_mcp.importer import import_customers
+    from fsm_mcp.settings import Business
+    from fsm_mcp.store.db import Database
+
+    csv_path, db_path = folder / "customers.csv", folder / "base.db"
+    write_customers(csv_path, n)
+    db = Database(db_path)
+    import_customers(db, Business(), csv_path)
+    db.close()
+    return db_path

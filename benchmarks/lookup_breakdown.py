@@ -27,13 +27,12 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import write_customers  # noqa: E402
+from generate import imported_base  # noqa: E402
 from lookup_throughput import caller_ids  # noqa: E402
 
 from fsm_mcp.connectors.local import LocalBackend  # noqa: E402
 from fsm_mcp.identity.phones import parse_phone, parse_phone_in_general  # noqa: E402
 from fsm_mcp.identity.query import caller_profile  # noqa: E402
-from fsm_mcp.importer import import_customers  # noqa: E402
 from fsm_mcp.server import build_server  # noqa: E402
 from fsm_mcp.settings import Business, Settings  # noqa: E402
 from fsm_mcp.store.db import Database  # noqa: E402
@@ -70,11 +69,9 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        csv_path, db_path = Path(tmp) / "c.csv", Path(tmp) / "b.db"
-        write_customers(csv_path, args.customers)
+        db_path = imported_base(Path(tmp), args.customers)
         business = Business()
         db = Database(db_path)
-        import_customers(db, business, csv_path)
         backend = LocalBackend(db, business)
         phones = caller_ids(args.customers, args.calls)
         queries = {phone: caller_profile(phone=phone, region=business.country) for phone in phones}

@@ -28,11 +28,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import phone_of, write_customers  # noqa: E402
-
-from fsm_mcp.importer import import_customers  # noqa: E402
-from fsm_mcp.settings import Business  # noqa: E402
-from fsm_mcp.store.db import Database  # noqa: E402
+from generate import imported_base, phone_of  # noqa: E402
 
 FORMATS = ["({a}) {b}-{c}", "{a}.{b}.{c}", "+1 {a} {b} {c}", "1{a}{b}{c}"]
 
@@ -78,11 +74,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        csv_path, db_path = Path(tmp) / "c.csv", Path(tmp) / "b.db"
-        write_customers(csv_path, args.customers)
-        db = Database(db_path)
-        import_customers(db, Business(), csv_path)
-        db.close()
+        db_path = imported_base(Path(tmp), args.customers)
         env = {**os.environ, "FSM_MCP_LOG_LEVEL": "WARNING"}
         fsm = StdioServerParameters(command=sys.executable, args=["-m", "fsm_mcp", "serve", "--db", str(db_path)], env=env)
         trivial = StdioServerParameters(command=sys.executable, args=[str(Path(__file__).with_name("trivial_server.py"))], env=env)
