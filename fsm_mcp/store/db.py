@@ -118,7 +118,7 @@ class Database:
         """
         with self._lock:
             self.conn.execute("PRAGMA analysis_limit=0")
-            self.write(_fresh_statistics)
+            self._transaction(_fresh_statistics)  # not counted as a write: it would re-trigger the check
 
     def _analyze_once(self) -> None:
         with self._lock:
