@@ -8,7 +8,7 @@
     │   ├── InvalidTransition  the job cannot move to that status from where it is
     │   ├── AmbiguousCustomer  several customers fit; the agent must ask the caller
     │   └── IdempotencyMismatch the key was used before with different arguments
-    └── Busy                   the same idempotency key is being written right now; retry
+    └── Busy                   another process holds the store's write lock too long; retry
 
 Every message is written for the model: what was wrong and what to do next. The tool
 layer turns these into MCP tool errors (`isError: true`); anything else that escapes is

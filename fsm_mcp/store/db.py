@@ -4,7 +4,8 @@ Writes and long reads go through one connection guarded by a lock, on a worker t
 when called from async code. Short indexed reads (recognising a caller, loading one
 record) run on the caller's thread through a second, read-only connection: in WAL mode
 it never waits for a writer, and skipping the thread hop makes them about 3x faster
-(see `snapshot`).
+(see `snapshot`). Several writes that must stand or fall together (a booking and the
+idempotency record that guards it) share one transaction through `atomic`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -22,6 +24,7 @@ from typing import ParamSpec, TypeVar
 import anyio
 import anyio.to_thread
 
+from fsm_mcp.errors import Busy
 from fsm_mcp.store.schema import MIGRATIONS
 
 P = ParamSpec("P")
@@ -60,6 +63,8 @@ def _fresh_statistics(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE IF EXISTS sqlite_stat1")
     conn.execute("ANALYZE")
 
+
+_atomic: ContextVar[Database | None] = ContextVar("fsm_mcp_atomic", default=None)  # the base whose transaction this task holds
 
 CACHE = "cache_size=-65536"  # 64 MiB of pages per connection: a large base's indexes stay warm
 BULK_CACHE = "cache_size=-1048576"  # 1 GiB while importing or reindexing: random-order index inserts stay in memory
@@ -158,24 +163,36 @@ class Database:
             if self._depth:
                 return fn(self.conn, *args)
             result = self._transaction(fn, *args)
-            self._writes += 1
-            if self._writes % self.ANALYZE_AFTER_WRITES == 0:
-                self._analyze_once()  # a base opened empty and grown by the tools since
+            self._counted()
             return result
 
-    def _transaction(self, fn: Callable[..., T], *args: object) -> T:
-        self.conn.execute("BEGIN IMMEDIATE")
+    def _counted(self) -> None:
+        self._writes += 1
+        if self._writes % self.ANALYZE_AFTER_WRITES == 0:
+            self._analyze_once()  # a base opened empty and grown by the tools since
+
+    def _begin(self) -> None:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # another process held the write lock past busy_timeout
+            if "locked" not in str(exc):
+                raise
+            raise Busy("the store is busy with another writer; retry in a few seconds with the same arguments") from None
         self._depth += 1
+
+    def _end(self, statement: str) -> None:
+        self._depth -= 1
+        self.conn.execute(statement)
+
+    def _transaction(self, fn: Callable[..., T], *args: object) -> T:
+        self._begin()
         try:
             result = fn(self.conn, *args)
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._end("ROLLBACK")
             raise
-        else:
-            self.conn.execute("COMMIT")
-            return result
-        finally:
-            self._depth -= 1
+        self._end("COMMIT")
+        return result
 
     def snapshot(self, fn: Callable[..., T], *args: object) -> T:
         """Run a short read on the calling thread, in one read transaction (a consistent view).
@@ -195,6 +212,8 @@ class Database:
             self._reader.execute("COMMIT")
 
     async def aread(self, fn: Callable[..., T], *args: object) -> T:
+        if _atomic.get() is self:  # inside this task's transaction: read what it has written
+            return await anyio.to_thread.run_sync(self.read, fn, *args)
         return await anyio.to_thread.run_sync(self.read, fn, *args, limiter=self._limiter)
 
     async def ascan(self, fn: Callable[..., T], *args: object) -> T:
@@ -214,7 +233,45 @@ class Database:
         return await anyio.to_thread.run_sync(scan)
 
     async def awrite(self, fn: Callable[..., T], *args: object) -> T:
+        if _atomic.get() is self:  # this task holds the writer: join its open transaction
+            return await anyio.to_thread.run_sync(self.write, fn, *args)
         return await anyio.to_thread.run_sync(self.write, fn, *args, limiter=self._limiter)
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        """One transaction for every `awrite` this task makes inside the block: committed
+        together when the block ends, rolled back together when it raises, is cancelled or
+        the process dies. No other task's statement runs on the writer connection meanwhile
+        (they wait on the same limiter as `aread` and `awrite`), and another process waits
+        on SQLite's write lock, so a concurrent caller sees all of it or none of it.
+
+        Keep the block to local work: it holds the store's write lock throughout.
+        """
+        if _atomic.get() is self:
+            yield
+            return
+        async with self._limiter:
+            token = _atomic.set(self)
+            try:
+                await anyio.to_thread.run_sync(self._locked, self._begin)
+                try:
+                    yield
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(self._locked, self._end, "ROLLBACK")
+                    raise
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._locked, self._commit)
+            finally:
+                _atomic.reset(token)
+
+    def _commit(self) -> None:
+        self._end("COMMIT")
+        self._counted()
+
+    def _locked(self, fn: Callable[..., T], *args: object) -> T:
+        with self._lock:
+            return fn(*args)
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,233 @@
+"""Kill a real server at random moments during a stream of idempotent writes, then audit the store.
+
+Shared by `tests/test_crash_safety.py` (tens of kills) and `benchmarks/crash_writes.py`
+(hundreds). The server is the real `fsm-mcp serve` process over stdio, driven with raw
+JSON-RPC lines so that a SIGKILL can land anywhere, including between a write and its
+answer. Every call books a job with `allow_duplicate=true`, so only the idempotency key
+stands between a retry and a second booking; each job's summary names its key, which is
+how the audit counts jobs per key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+WINDOW = {"window_start": "2030-11-25T09:00:00", "window_end": "2030-11-25T11:00:00"}
+CALLER = {"name": "Crash Tester", "phone": "(312) 555-0101", "address": "1 Test Way, Springfield, IL 62704"}
+
+
+class ServerGone(Exception):
+    """The server process ended (we killed it) before answering."""
+
+
+class Wire:
+    """One server process and a JSON-RPC conversation with it over its stdin and stdout."""
+
+    def __init__(self, process: Process) -> None:
+        assert process.stdout is not None and process.stdin is not None
+        self.process = process
+        self._out = BufferedByteReceiveStream(process.stdout)
+        self._next = 0
+        self._waiting: dict[int, anyio.Event] = {}
+        self._answers: dict[int, dict[str, Any]] = {}
+        self._closed = False
+
+    @classmethod
+    async def start(cls, db: Path) -> Wire:
+        env = {**os.environ, "FSM_MCP_LOG_LEVEL": "WARNING", "FSM_MCP_TIMEZONE": "America/Chicago"}
+        with db.with_suffix(".log").open("ab") as log:  # the server's stderr, kept beside the base for a post-mortem
+            process = await anyio.open_process([sys.executable, "-m", "fsm_mcp", "serve", "--db", str(db)],
+                                               env=env, stderr=log)
+        return cls(process)
+
+    async def pump(self) -> None:
+        """Route answers to their requests until the process's stdout ends."""
+        try:
+            while True:
+                line = await self._out.receive_until(b"\n", 16 * 1024 * 1024)
+                message = json.loads(line)
+                if "id" in message and message["id"] in self._waiting:
+                    self._answers[message["id"]] = message
+                    self._waiting.pop(message["id"]).set()
+        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+        finally:
+            self._closed = True
+            for event in self._waiting.values():
+                event.set()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        try:
+            await self.process.stdin.send((json.dumps(message) + "\n").encode())
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, BrokenPipeError) as exc:
+            raise ServerGone from exc
+
+    async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if self._closed:
+            raise ServerGone
+        self._next += 1
+        ident = self._next
+        done = self._waiting[ident] = anyio.Event()
+        await self._send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
+        await done.wait()
+        if ident not in self._answers:
+            raise ServerGone
+        return self._answers.pop(ident)
+
+    async def handshake(self) -> None:
+        await self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                          "clientInfo": {"name": "crashkit", "version": "1"}})
+        await self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        answer = await self.request("tools/call", {"name": name, "arguments": arguments})
+        if "error" in answer:
+            raise AssertionError(f"protocol error from {name}: {answer['error']}")
+        return dict(answer["result"])
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+
+    async def close(self) -> None:
+        self.kill()
+        await self.process.wait()
+        await self.process.aclose()
+
+
+@dataclass
+class Outcome:
+    kills: int = 0
+    keys: int = 0
+    sent: int = 0
+    acknowledged: dict[str, str] = field(default_factory=dict)  # key -> job id the server answered with
+    busy: int = 0
+    other_errors: list[str] = field(default_factory=list)
+    streaming_seconds: float = 0.0
+    final_busy: int = 0
+    replay_mismatches: list[str] = field(default_factory=list)  # acked job id differs from the final answer
+    jobs_per_key: Counter[str] = field(default_factory=Counter)
+    integrity: str = ""
+
+    @property
+    def duplicated(self) -> list[str]:
+        return sorted(k for k, n in self.jobs_per_key.items() if n > 1)
+
+    @property
+    def missing(self) -> list[str]:
+        return sorted(k for k in self.acknowledged if self.jobs_per_key[k] == 0)
+
+    def writes_per_second(self) -> float:
+        return len(self.acknowledged) / self.streaming_seconds if self.streaming_seconds else 0.0
+
+
+def _booking(customer_id: str, key: str) -> dict[str, Any]:
+    return {"customer_id": customer_id, "job_type": "hvac", "summary": f"crash {key}", "idempotency_key": key,
+            "allow_duplicate": True, **WINDOW}
+
+
+def _job_id(result: dict[str, Any]) -> str | None:
+    return None if result.get("isError") else str(result["structuredContent"]["job_id"])
+
+
+async def run(db: Path, *, kills: int, in_flight: int = 12, retry_share: float = 0.2, max_alive: float = 1.0,
+              patience: float = 30.0, seed: int = 1) -> Outcome:
+    """Stream bookings, SIGKILL the server `kills` times at random moments, restart it each time;
+    then on a fresh server resend every key (waiting out "still running" answers for up to
+    `patience` seconds) and count the jobs each key left in the store."""
+    rng = random.Random(seed)
+    out = Outcome()
+    sent_keys: list[str] = []
+
+    wire = await Wire.start(db)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wire.pump)
+        await wire.handshake()
+        first = await wire.call_tool("create_job", {**_booking("", "setup"), "customer_id": None, "customer": CALLER})
+        customer_id = first["structuredContent"]["customer_id"]
+        await wire.close()
+
+    def next_key() -> str:
+        if sent_keys and rng.random() < retry_share:
+            return rng.choice(sent_keys)
+        key = f"k{len(sent_keys):06d}"
+        sent_keys.append(key)
+        return key
+
+    async def worker(w: Wire) -> None:
+        while True:
+            key = next_key()
+            out.sent += 1
+            try:
+                result = await w.call_tool("create_job", _booking(customer_id, key))
+            except ServerGone:
+                return
+            job_id = _job_id(result)
+            if job_id is not None:
+                if out.acknowledged.setdefault(key, job_id) != job_id:
+                    out.replay_mismatches.append(key)
+            elif "still running" in json.dumps(result):
+                out.busy += 1
+            else:
+                out.other_errors.append(json.dumps(result)[:300])
+
+    for _ in range(kills):
+        w = await Wire.start(db)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(w.pump)
+            await w.handshake()
+            started = time.perf_counter()
+            for _ in range(in_flight):
+                tg.start_soon(worker, w)
+            await anyio.sleep(rng.uniform(0.02, max_alive))
+            w.kill()
+        out.streaming_seconds += time.perf_counter() - started
+        await w.close()
+        out.kills += 1
+
+    out.keys = len(sent_keys)
+    w = await Wire.start(db)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(w.pump)
+        await w.handshake()
+        deadline = time.monotonic() + patience
+        for key in sent_keys:
+            while True:
+                result = await w.call_tool("create_job", _booking(customer_id, key))
+                job_id = _job_id(result)
+                if job_id is not None:
+                    if key in out.acknowledged and out.acknowledged[key] != job_id:
+                        out.replay_mismatches.append(key)
+                    break
+                if "still running" not in json.dumps(result) or time.monotonic() > deadline:
+                    out.other_errors.append(f"final {key}: " + json.dumps(result)[:300])
+                    break
+                out.final_busy += 1
+                await anyio.sleep(1)
+        await w.close()
+
+    conn = sqlite3.connect(db)
+    try:
+        out.integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        for (summary,) in conn.execute("SELECT summary FROM jobs WHERE summary LIKE 'crash k%'"):
+            out.jobs_per_key[summary.removeprefix("crash ")] += 1
+    finally:
+        conn.close()
+    for key in sent_keys:
+        out.jobs_per_key.setdefault(key, 0)
+    return out
