@@ -179,6 +179,27 @@ def reindex(db: Path | None) -> None:
     click.echo(f"indexed {count} customers ({settings.db_path})", err=True)
 
 
+@main.group()
+def identity() -> None:
+    """The customer-matching model."""
+
+
+@identity.command()
+@db_option
+def train(db: Path | None) -> None:
+    """Re-estimate how often unrelated customers agree by chance, from this base (imports do it too)."""
+    from fsm_mcp.connectors.local import identity_model
+    from fsm_mcp.store.db import Database
+
+    settings = _settings(db)
+    database = Database(settings.db_path)
+    try:
+        model = database.write(identity_model.train, settings.business.tenant_id)
+    finally:
+        database.close()
+    click.echo(json.dumps(model.to_json(), indent=2, sort_keys=True))
+
+
 @main.command(name="tools-doc")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("tools.md"), show_default=True)
 @click.option("--check", is_flag=True, help="Exit 1 when the file differs from the live schemas.")

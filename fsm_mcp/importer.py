@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fsm_mcp.connectors.local import customers, technicians
+from fsm_mcp.connectors.local import customers, identity_model, technicians
 from fsm_mcp.identity.addresses import address_entry
 from fsm_mcp.identity.emails import InvalidEmail, normalize_email
 from fsm_mcp.identity.keys import Profile, record_keys
@@ -76,6 +76,7 @@ def import_customers(
             db.write(_customer_batch, business, batch, report)
             progress(len(batch))
     db.analyze()
+    db.write(identity_model.train, business.tenant_id)  # what agreement means in this base
     return report
 
 
@@ -84,6 +85,7 @@ def reindex_customers(db: Database, tenant: str, progress: Callable[[int, int], 
     with db.bulk():
         count = db.write(customers.rebuild_index, tenant, progress)
     db.analyze()
+    db.write(identity_model.train, tenant)
     return count
 
 
@@ -126,10 +128,14 @@ def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tu
             except InvalidEmail as exc:
                 report.warnings.append((line, f"email dropped: {exc}"))
         address = None
-        if street := row.get("street"):
-            address = AddressIn(street=street, unit=row.get("unit") or None, city=row.get("city") or None,
+        street, unit = row.get("street", "").strip(), row.get("unit", "").strip() or None
+        if not street and unit:  # only a second line ("Shopping Village"): it is where the service goes
+            street, unit = unit, None
+        if street:
+            address = AddressIn(street=street, unit=unit, city=row.get("city") or None,
                                 state=row.get("state") or None, postal_code=row.get("postal_code") or None)
-            profile.addresses.append(address_entry(street, address.unit, address.postal_code))
+            profile.addresses.append(
+                address_entry(street, address.unit, address.postal_code, address.city, address.state))
         new.append(customers.NewCustomer(name, phones, emails, row.get("notes") or None, row.get("external_id") or None))
         addresses.append(address)
         profiles.append(profile)

@@ -37,22 +37,25 @@ class AddressIn(BaseModel):
 
 
 def parse_address(value: str | AddressIn) -> AddressIn:
-    """Accept "123 Oak St, Springfield, IL 62701" as well as a structured address."""
+    """Accept "123 Oak St, Springfield, IL 62701" (or "5 Milne Cove, Wellwood, Beaconsfield Upper, VIC, 2602":
+    street, second line, town, region, postal code) as well as a structured address."""
     if isinstance(value, AddressIn):
         return value
     parts = [p.strip() for p in value.split(",") if p.strip()]
     if not parts:
         raise ValueError("address is empty; give at least the house number and street")
     street, rest = parts[0], parts[1:]
-    state = postal = city = None
+    state = postal = city = unit = None
     if rest and (m := _POSTAL_TAIL.match(rest[-1])):
         state, postal = m.group("state"), m.group("postal")
         rest = rest[:-1]
-    elif rest and len(rest) >= 2 and re.fullmatch(r"[A-Za-z]{2}", rest[-1]):
+    if state is None and len(rest) >= 2 and re.fullmatch(r"[A-Za-z]{2,3}", rest[-1]):
         state = rest.pop()
     if rest:
-        city = rest[0]
-    return AddressIn(street=street, city=city, state=state, postal_code=postal)
+        city = rest.pop()
+    if rest:  # "12 Oak St, Rear Building, Springfield": what stands between street and town is a second line
+        unit = ", ".join(rest)[:50]
+    return AddressIn(street=street, unit=unit, city=city, state=state, postal_code=postal)
 
 
 AddressArg = str | AddressIn

@@ -81,3 +81,18 @@ def test_serving_over_stdio_prints_nothing_but_protocol(tmp_path: Path) -> None:
     assert lines and all(json.loads(ln)["jsonrpc"] == "2.0" for ln in lines)
     assert "fsm-mcp serving" in proc.stderr  # the log went to stderr
 
+
+
+def test_identity_train_estimates_chance_agreement_from_the_base(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from generate import write_customers
+
+    write_customers(tmp_path / "c.csv", 600)
+    db = str(tmp_path / "t.db")
+    assert subprocess.run([sys.executable, "-m", "fsm_mcp", "import", "customers", str(tmp_path / "c.csv"), "--db", db],
+                          capture_output=True, text=True).returncode == 0
+    out = subprocess.run([sys.executable, "-m", "fsm_mcp", "identity", "train", "--db", db], capture_output=True, text=True)
+    model = json.loads(out.stdout)
+    assert model["sampled_pairs"] > 0
+    # Every generated customer lives in Springfield, IL: sharing the town says nothing in this base.
+    assert model["u"]["locality"]["exact"] > 0.9 and model["u"]["region"]["exact"] > 0.9

@@ -4,7 +4,9 @@ from fsm_mcp.identity.addresses import compare_addresses, parse_street
 from fsm_mcp.identity.keys import Profile, query_keys, record_keys
 from fsm_mcp.identity.names import compare_names, parse_name
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone, parse_phone_in_general
+from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.identity.scoring import score, settle
+from fsm_mcp.inputs import parse_address
 
 
 @pytest.mark.parametrize("raw", ["(217) 555-0143", "217.555.0143", "+1 217 555 0143", "12175550143", "217-555-0143"])
@@ -131,3 +133,60 @@ def test_two_equally_good_matches_make_neither_safe_to_attach() -> None:
     assert first and second and first.confidence == "likely"
     settled = settle([first, second])
     assert [m.confidence for m in settled] == ["possible", "possible"]
+
+
+def _caller(name: str, address: str) -> Profile:
+    return caller_profile(name=name, address=parse_address(address))
+
+
+def test_a_surname_slip_at_the_same_house_is_one_customer() -> None:
+    found = score(_caller("corey cono", "5 andamooka street, kingston, act, 2604"),
+                  _caller("corey condo", "5 andamooka street, kingston, act, 2604"), "c1", {})
+    assert found is not None and found.confidence == "exact"
+    assert "surname differs by a slip (Cono / Condo)" in found.reasons
+
+
+def test_a_typo_in_two_fields_still_finds_the_customer() -> None:
+    found = score(_caller("kaitlin geud", "81 sheaffe streeet, gundaroo, nsw, 2620"),
+                  _caller("kaitlin geue", "81 sheaffe street, gundaroo, nsw, 2620"), "c1", {})
+    assert found is not None and found.confidence in ("exact", "likely")
+
+
+def test_a_missing_surname_is_neutral_not_a_disagreement() -> None:
+    found = score(_caller("kaitlin", "81 sheaffe street, gundaroo, nsw, 2620"),
+                  _caller("kaitlin geue", "81 sheaffe street, gundaroo, nsw, 2620"), "c1", {})
+    assert found is not None and found.confidence in ("exact", "likely")
+
+
+def test_two_given_names_at_one_house_are_a_household_for_a_person_to_judge() -> None:
+    found = score(_caller("libby mamarika", "28 bimberi crescent, bulimba, vic, 4207"),
+                  _caller("hugo mamarika", "28 bimberi crescent, bulimba, vic, 4207"), "c1", {})
+    assert found is not None and found.confidence == "possible"
+
+
+def test_a_neighbour_with_the_same_surname_is_not_a_likely_match() -> None:
+    found = score(_caller("Mary Jenkins", "14 Oak Street, Springfield, IL 62704"),
+                  _caller("William Jenkins", "12 Oak Street, Springfield, IL 62704"), "c1", {})
+    assert found is None or found.confidence == "possible"
+
+
+def test_two_surnames_on_one_line_at_one_house_are_housemates_not_one_person() -> None:
+    query = _profile("Priya Drayman", "773-659-0700", "4619 River Road")
+    found = score(query, _profile("Priya Vanceby", "773-659-0700", "4619 River Road"), "c1", {"+17736590700": 1})
+    assert found is not None and found.confidence == "possible"
+
+
+def test_a_name_only_query_with_a_surname_typo_shares_a_blocking_key() -> None:
+    assert query_keys(_profile("Corey Kono")) & record_keys(_profile("Corey Cono"))
+
+
+def test_a_street_and_its_second_line_that_traded_places_are_one_address() -> None:
+    found = score(_caller("stephanie wieloch", "42 medical centre, stone place, north rocks, vic, 2324"),
+                  _caller("stephanie wieloch", "42 stone place, medical centre, north rocks, vic, 2324"), "c1", {})
+    assert found is not None and found.confidence == "exact"
+
+
+def test_two_streets_with_one_name_and_different_suffixes_are_different_streets() -> None:
+    found = score(_caller("Daniel Iveston", "8997 Birch Drive, Springfield, IL 62705"),
+                  _caller("Daniel Iveston", "8997 Birch Avenue, Springfield, IL 62705"), "c1", {})
+    assert found is None or found.confidence != "exact"

@@ -31,8 +31,10 @@ _UNIT = re.compile(r"\s(?:" + "|".join(re.escape(w) for w in _UNIT_WORDS) + r")\
 class StreetAddress:
     house: str
     street: str
-    unit: str
+    unit: str  # an apartment number, or a second address line ("Shopping Village")
     postal: str
+    locality: str = ""
+    region: str = ""
 
     @property
     def key(self) -> str:
@@ -47,7 +49,10 @@ def normalize_postal(raw: str | None) -> str:
     return fold(raw or "").replace(" ", "").upper()
 
 
-def parse_street(street: str, unit: str | None = None, postal: str | None = None) -> StreetAddress:
+def parse_street(
+    street: str, unit: str | None = None, postal: str | None = None, locality: str | None = None,
+    region: str | None = None,
+) -> StreetAddress:
     """"123 North Oak Street Apt 4" -> house 123, street "n oak st", unit "4"."""
     text = " " + fold(street)
     found_unit = fold(unit or "").replace("#", "").strip()
@@ -61,12 +66,16 @@ def parse_street(street: str, unit: str | None = None, postal: str | None = None
         street=" ".join(_normal_word(w) for w in words),
         unit=found_unit.lstrip("#").strip(),
         postal=normalize_postal(postal),
+        locality=fold(locality or ""),
+        region=fold(region or ""),
     )
 
 
-def address_entry(street: str, unit: str | None, postal: str | None) -> tuple[StreetAddress, str]:
+def address_entry(
+    street: str, unit: str | None, postal: str | None, locality: str | None = None, region: str | None = None
+) -> tuple[StreetAddress, str]:
     """The parsed address and the text shown in reasons, as identity profiles hold them."""
-    return parse_street(street, unit, postal), street + (f" {unit}" if unit else "")
+    return parse_street(street, unit, postal, locality, region), street + (f" {unit}" if unit else "")
 
 
 def compare_addresses(query: StreetAddress, record: StreetAddress, query_raw: str, record_raw: str) -> Agreement:

@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from fsm_mcp.identity.keys import Profile
+from fsm_mcp.identity.model import Model
 from fsm_mcp.identity.scoring import Scored, score
 
 RANK = {"possible": 0, "likely": 1, "exact": 2}
 MAX_BLOCK = 50  # records sharing one key; beyond this the key says too little (a common name, a switchboard)
-PAIR_KEYS = ("p:", "e:", "a:", "h:", "n:")  # initials ("i:") are too coarse to pair on
+PAIR_KEYS = ("p:", "e:", "a:", "h:", "n:", "m:", "l:", "s:", "t:", "u:")  # initials ("i:") are too coarse to pair on
 
 
 @dataclass(slots=True)
@@ -57,6 +58,7 @@ def link(
     owners: Mapping[str, int],
     min_confidence: str,
     on_pair: Callable[[], None] = lambda: None,
+    model: Model | None = None,
 ) -> list[Link]:
     """Score each pair; keep those at or above `min_confidence`.
 
@@ -71,7 +73,7 @@ def link(
         first, second = profiles.get(a), profiles.get(b)
         if first is None or second is None:
             continue
-        found = score(first, second, b, others)
+        found = score(first, second, b, others, model)
         if found is not None and RANK[found.confidence] >= floor:
             links.append(Link(a, b, found))
     return links

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from fsm_mcp.identity.addresses import StreetAddress
-from fsm_mcp.identity.names import PersonName, given_forms
+from fsm_mcp.identity.names import PersonName, given_forms, sound
 
 
 @dataclass(slots=True)
@@ -35,19 +35,36 @@ def _name_keys(name: PersonName, swap: bool) -> Iterable[str]:
             yield f"i:{given[0]}|{family}"
 
 
-def _address_keys(address: StreetAddress) -> Iterable[str]:
+def _sound_key(name: PersonName) -> Iterable[str]:
+    """Both names as they sound, in either order: "Cono Corey" and "Corey Condo" share nothing else."""
+    if name.given and name.family:
+        yield "m:" + "|".join(sorted((sound(name.given), sound(name.family))))
+
+
+def _address_keys(address: StreetAddress, name: PersonName | None) -> Iterable[str]:
     if address.house and address.street:
         yield f"a:{address.key}"
-        if address.postal:
-            yield f"h:{address.house}|{address.postal[:5]}"
+    if address.house and address.postal:
+        yield f"h:{address.house}|{address.postal[:5]}"
+    if address.street and address.locality:  # the house number may be the slip
+        yield f"l:{address.street.replace(' ', '')}|{address.locality}"
+    if address.unit and address.locality:  # a named second line ("Kurrall Park") in its town
+        yield f"u:{address.unit.replace(' ', '')}|{address.locality}"
+    if name and name.parts:  # the street may be the slip: who by that name lives in that postal area or town
+        for part in {name.given, name.family} - {""}:
+            if address.postal:
+                yield f"s:{sound(part)}|{address.postal[:5]}"
+            if address.locality:
+                yield f"t:{sound(part)}|{address.locality}"
 
 
 def record_keys(profile: Profile) -> set[str]:
     keys = {f"p:{p}" for p in profile.phones} | {f"e:{e}" for e in profile.emails}
     if profile.name and profile.name.parts:
         keys.update(_name_keys(profile.name, swap=False))
+        keys.update(_sound_key(profile.name))
     for address, _ in profile.addresses:
-        keys.update(_address_keys(address))
+        keys.update(_address_keys(address, profile.name))
     return keys
 
 
@@ -57,6 +74,7 @@ def query_keys(query: Profile) -> set[str]:
         keys.update(k for k in _name_keys(query.name, swap=True) if not k.startswith("i:"))
         if len(query.name.given) == 1 and query.name.family:  # "W. Jenkins"
             keys.add(f"i:{query.name.given}|{query.name.family}")
+        keys.update(_sound_key(query.name))
     for address, _ in query.addresses:
-        keys.update(_address_keys(address))
+        keys.update(_address_keys(address, query.name))
     return keys

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+import jellyfish
 from nicknames import NickNamer
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
@@ -59,6 +60,12 @@ _OCR = str.maketrans({"0": "o", "1": "l", "5": "s", "8": "b"})
 def _ocr(word: str) -> str:
     """The letters a scan or a hurried typist confuses, read one way: rn/m, vv/w, cl/d, 0/o, 1/l."""
     return word.replace("rn", "m").replace("vv", "w").replace("cl", "d").translate(_OCR)
+
+
+@cache
+def sound(word: str) -> str:
+    """How a word sounds (Metaphone): "cono" and "kono" alike, for blocking and comparing."""
+    return jellyfish.metaphone(word) or word
 
 
 def nickname_pair(a: str, b: str) -> bool:

@@ -34,5 +34,5 @@ def caller_profile(
         except InvalidEmail as exc:
             raise InvalidInput(f"{prefix}email", str(exc)) from None
     if address:
-        query.addresses.append(address_entry(address.street, address.unit, address.postal_code))
+        query.addresses.append(address_entry(address.street, address.unit, address.postal_code, address.city, address.state))
     return query

@@ -11,11 +11,14 @@ from dataclasses import field
 
 from pydantic.dataclasses import dataclass
 
-from fsm_mcp.identity.addresses import compare_addresses
+from fsm_mcp.identity.compare import Comparison, compare
 from fsm_mcp.identity.keys import Profile
-from fsm_mcp.identity.names import compare_names
+from fsm_mcp.identity.model import Model, default_model
 
 CLOSE = 10  # a runner-up within this many points makes the top match ambiguous
+_BANDS = {"exact": (90, 100), "likely": (75, 89), "possible": (40, 74)}
+_FIELD_WORDS = {"given": "given name", "family": "surname", "locality": "town", "postal": "postal code",
+                "region": "state", "line2": "second address line"}
 
 
 @dataclass(slots=True)
@@ -27,69 +30,82 @@ class Scored:
     reasons: list[str] = field(default_factory=list)
 
 
-def _band(confidence: str, strength: float) -> int:
-    low, high = {"exact": (90, 100), "likely": (75, 89), "possible": (40, 74)}[confidence]
-    return round(low + (high - low) * max(0.0, min(1.0, strength)))
+def _confidence(model: Model, weight: float, found: Comparison) -> tuple[str | None, str | None]:
+    """The band the match weight reaches, capped where weight alone misleads: two different given
+    names at one address and number are a household (spouses, parent and child), not one person,
+    however much else agrees; so are two surnames on one phone line or e-mail (housemates, an
+    office switchboard). Any field that disagrees outright (a surname changed by marriage, another
+    street, another number) stops a pair at likely."""
+    bands = model.bands
+    level = next((band for band in ("exact", "likely", "possible") if weight >= bands[band]), None)
+    if level is None:
+        return None, None
+    given, family = found.levels.get("given"), found.levels.get("family")
+    if given in ("different", "similar") and level != "possible":
+        return "possible", "two given names at one place: perhaps someone else in the household; ask the caller"
+    if found.phone_owners > 1 and given is None and level != "possible" and "address" not in found.said:
+        return "possible", "the number is shared by several customers"
+    if family == "different" and level != "possible":
+        if found.levels.get("phone") == "exact" or found.levels.get("email") == "exact":
+            return "possible", "another surname on a shared line: perhaps a housemate or colleague; ask the caller"
+    if level == "exact" and "different" in found.levels.values():
+        return "likely", None  # exact means nothing on file contradicts the caller
+    return level, None
 
 
-def score(query: Profile, record: Profile, customer_id: str, phone_owners: dict[str, int]) -> Scored | None:
-    reasons: list[str] = []
-    phone = bool(query.phones & record.phones)
-    email = bool(query.emails & record.emails)
-    shared = phone and all(phone_owners.get(p, 1) > 1 for p in query.phones & record.phones)
-    if phone:
-        reasons.append("phone matches" + (" (number shared by several customers)" if shared else ""))
-    if email:
-        reasons.append("e-mail matches")
+def _reasons(found: Comparison) -> list[str]:
+    said, levels = found.said, found.levels
+    out = []
+    if levels.get("phone") == "exact":
+        out.append("phone matches" + (" (number shared by several customers)" if found.phone_owners > 1 else ""))
+    if levels.get("email") == "exact":
+        out.append("e-mail matches")
+    if found.swapped_names:
+        out.append("name matches with given and family names swapped")
+    for part in ("given", "family"):
+        level = levels.get(part)
+        words = _FIELD_WORDS[part]
+        if level == "nickname":
+            short, formal = sorted(said[part].split(" / "), key=len)
+            out.append(f"{short} is a nickname of {formal}")
+        elif level == "initial":
+            out.append(f"{words}: the initial fits ({said[part]})")
+        elif level == "close":
+            out.append(f"{words} differs by a slip ({said[part]})")
+        elif level == "similar":
+            out.append(f"{words} sounds the same ({said[part]})")
+        elif level == "different":
+            out.append(f"{words} differs ({said[part]})")
+    if levels.get("given") == "exact" and levels.get("family") == "exact" and not found.swapped_names:
+        out.insert(0, "name matches")
+    if "address" in said:
+        house, street = levels.get("house"), levels.get("street")
+        if house == "exact" and street in ("exact", "close"):
+            out.append(f"same house: {said['address']}" if street == "close" else f"same house ({said['address']})")
+        elif street in ("exact", "close") and house == "different":
+            out.append(f"same street, another house number ({said['address']})")
+        for part in ("line2", "locality", "postal", "region"):
+            if levels.get(part) in ("close", "different"):
+                out.append(f"{_FIELD_WORDS[part]} {'has a slip' if levels[part] == 'close' else 'differs'}")
+    return out
 
-    name_score = 0
-    if query.name and record.name:
-        agreement = compare_names(query.name, record.name, query.name_raw, record.name_raw)
-        name_score = agreement.score
-        if agreement.reason:
-            reasons.append(agreement.reason)
-    address_score, address_reason = 0, None
-    for q_addr, q_raw in query.addresses:
-        for r_addr, r_raw in record.addresses:
-            found = compare_addresses(q_addr, r_addr, q_raw, r_raw)
-            if found.score > address_score:
-                address_score, address_reason = found.score, found.reason
-    if address_reason:
-        reasons.append(address_reason)
 
-    named = query.name is not None and bool(query.name.parts)
-    strong = phone or email
-    name_ok = name_score >= 90
-    name_near = name_score >= 80
-    address_ok = address_score >= 90
-
-    if strong and named:
-        if name_ok and not shared or name_ok and (email or address_ok):
-            confidence = "exact"
-        elif name_ok or name_near and (address_ok or email or not shared):
-            confidence = "likely"
-        elif name_score >= 70 and address_ok and (email or not shared):  # the number and the house agree; the name has a slip
-            confidence = "likely"
-        else:
-            if name_score < 60:
-                reasons.append(f"but the name on file is {record.name_raw}")
-            confidence = "possible"
-    elif strong:
-        if shared and not (email or address_ok):
-            confidence = "possible"
-        else:
-            confidence = "exact" if address_ok and (email or not shared) else "likely"
-    elif named and name_near and address_score >= 70:
-        confidence = "likely"
-    elif name_near or address_score >= 70:
-        confidence = "possible"
-    else:
+def score(
+    query: Profile, record: Profile, customer_id: str, phone_owners: dict[str, int], model: Model | None = None
+) -> Scored | None:
+    """The record as a match for the query, or None when the evidence does not reach `possible`."""
+    model = model or default_model()
+    found = compare(query, record, phone_owners, model.total)
+    weight = model.total(found.levels, found.phone_owners)
+    confidence, caveat = _confidence(model, weight, found)
+    if confidence is None:
         return None
-
-    given = [bool(query.phones or query.emails), named, bool(query.addresses)]
-    parts = [1.0 if strong else 0.0, name_score / 100, address_score / 100]
-    strength = sum(p for p, g in zip(parts, given, strict=True) if g) / max(1, sum(given))
-    return Scored(customer_id, record.name_raw, _band(confidence, strength), confidence, reasons)
+    reasons = _reasons(found) + ([caveat] if caveat else [])
+    low, high = _BANDS[confidence]
+    floor = model.bands[confidence]
+    ceiling = {"exact": floor + 20, "likely": model.bands["exact"], "possible": model.bands["likely"]}[confidence]
+    strength = max(0.0, min(1.0, (weight - floor) / (ceiling - floor)))
+    return Scored(customer_id, record.name_raw, round(low + (high - low) * strength), confidence, reasons)
 
 
 def settle(matches: list[Scored]) -> list[Scored]:

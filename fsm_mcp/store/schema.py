@@ -77,4 +77,9 @@ MIGRATIONS: list[str] = [
         actor TEXT NOT NULL, arguments TEXT NOT NULL, result_id TEXT, replayed INTEGER NOT NULL DEFAULT 0
     );
     """,
+    """
+    CREATE TABLE identity_model (
+        tenant_id TEXT NOT NULL PRIMARY KEY, model TEXT NOT NULL, trained_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]

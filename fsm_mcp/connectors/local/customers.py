@@ -148,7 +148,8 @@ def _all_profiles(conn: sqlite3.Connection, tenant: str) -> Iterator[tuple[str, 
     streams = {
         "phones": grouped("SELECT customer_id, e164 FROM customer_phones WHERE tenant_id=? ORDER BY customer_id"),
         "emails": grouped("SELECT customer_id, email FROM customer_emails WHERE tenant_id=? ORDER BY customer_id"),
-        "places": grouped("SELECT customer_id, street, unit, postal_code FROM locations WHERE tenant_id=? ORDER BY customer_id"),
+        "places": grouped("SELECT customer_id, street, unit, postal_code, city, state FROM locations "
+                          "WHERE tenant_id=? ORDER BY customer_id"),
     }
     heads: dict[str, tuple[str, list[tuple[str, ...]]] | None] = {k: next(v, None) for k, v in streams.items()}
 
@@ -168,14 +169,14 @@ def _all_profiles(conn: sqlite3.Connection, tenant: str) -> Iterator[tuple[str, 
         profile = Profile(name=parse_name(name), name_raw=name)
         profile.phones.update(r[0] for r in take("phones", cid))
         profile.emails.update(r[0] for r in take("emails", cid))
-        profile.addresses.extend(address_entry(street, unit, postal) for street, unit, postal in take("places", cid))
+        profile.addresses.extend(address_entry(*place) for place in take("places", cid))
         yield cid, profile
 
 
 _PARTS = {  # the Profile fields beyond the name, each gathered by one subquery
     "phones": "(SELECT json_group_array(p.e164) FROM customer_phones p WHERE p.tenant_id=c.tenant_id AND p.customer_id=c.id)",
     "emails": "(SELECT json_group_array(e.email) FROM customer_emails e WHERE e.tenant_id=c.tenant_id AND e.customer_id=c.id)",
-    "addresses": "(SELECT json_group_array(json_array(l.street, l.unit, l.postal_code)) FROM locations l "
+    "addresses": "(SELECT json_group_array(json_array(l.street, l.unit, l.postal_code, l.city, l.state)) FROM locations l "
                  "WHERE l.tenant_id=c.tenant_id AND l.customer_id=c.id)",
 }
 
@@ -201,7 +202,7 @@ def load_profiles(
             profile = Profile(name=parse_name(name) if with_name else None, name_raw=name)
             for part, value in zip(parts, found, strict=True):
                 if part == "addresses":
-                    profile.addresses.extend(address_entry(street, unit, postal) for street, unit, postal in json.loads(value))
+                    profile.addresses.extend(address_entry(*place) for place in json.loads(value))
                 else:
                     getattr(profile, part).update(json.loads(value))
             profiles[cid] = profile
@@ -222,10 +223,13 @@ def lookup(conn: sqlite3.Connection, tenant: str, query: Profile, limit: int) ->
             owners[key[2:]] = len(rows)
         if len(rows) <= MAX_PER_KEY or key[0] in "pe":
             ids.update(r[0] for r in rows)
+    from fsm_mcp.connectors.local import identity_model  # it reads profiles through this module
+
+    model = identity_model.load(conn, tenant)
     scored = [
         found
         for cid, profile in load_profiles(conn, tenant, sorted(ids), query).items()
-        if (found := score(query, profile, cid, owners)) is not None
+        if (found := score(query, profile, cid, owners, model)) is not None
     ]
     return settle(scored)[:limit]
 

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 
 from fsm_mcp.connectors.base import DuplicateGroup, DuplicateMember, DuplicateReport, Progress
+from fsm_mcp.connectors.local import identity_model
 from fsm_mcp.connectors.local.customers import load_profiles
 from fsm_mcp.identity import duplicates
 from fsm_mcp.store.db import placeholders
@@ -37,7 +38,8 @@ def find(
         if progress and done % _PROGRESS_EVERY == 0:
             progress(done, len(pairs))
 
-    links = duplicates.link(pairs, profiles, duplicates.phone_owners(blocks), min_confidence, tick)
+    model = identity_model.load(conn, tenant)
+    links = duplicates.link(pairs, profiles, duplicates.phone_owners(blocks), min_confidence, tick, model)
     linked = sorted({cid for edge in links for cid in (edge.a, edge.b)})
     info = {
         row["id"]: row

@@ -1,0 +1,37 @@
+"""The business's own identity model, stored with its customers: the default weights with
+`u` re-estimated from random pairs of this base (see `identity/model.py`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from fsm_mcp.connectors.local.customers import load_profiles
+from fsm_mcp.identity.model import Model, default_model, estimate_u
+from fsm_mcp.store.db import to_db, utcnow
+
+SAMPLE = 20_000  # customers drawn to pair at random; a larger base says nothing more about u
+
+_loaded: dict[str, tuple[str, Model]] = {}  # tenant -> (stored text, model): parse once per training
+
+
+def load(conn: sqlite3.Connection, tenant: str) -> Model:
+    row = conn.execute("SELECT model FROM identity_model WHERE tenant_id=?", (tenant,)).fetchone()
+    if row is None:
+        return default_model()
+    text = row[0]
+    cached = _loaded.get(tenant)
+    if cached is None or cached[0] != text:
+        cached = _loaded[tenant] = (text, Model.from_json(json.loads(text)))
+    return cached[1]
+
+
+def train(conn: sqlite3.Connection, tenant: str) -> Model:
+    """Re-estimate u from this base and store the model; lookups use it from their next call."""
+    ids = [r[0] for r in conn.execute(
+        "SELECT id FROM customers WHERE tenant_id=? AND merged_into IS NULL ORDER BY random() LIMIT ?", (tenant, SAMPLE))]
+    profiles = list(load_profiles(conn, tenant, sorted(ids)).values())
+    model = estimate_u(default_model(), profiles)
+    conn.execute("INSERT OR REPLACE INTO identity_model (tenant_id, model, trained_at) VALUES (?,?,?)",
+                 (tenant, json.dumps(model.to_json(), sort_keys=True), to_db(utcnow())))
+    return model

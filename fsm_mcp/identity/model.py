@@ -1,0 +1,83 @@
+"""The identity model: weights of evidence per comparison level (Fellegi–Sunter), and the
+bands of match weight that make a pair `exact`, `likely` or `possible`.
+
+A level's weight is log2(m/u): m, how often two records of one customer land on it; u, how
+often two different customers do. The defaults are a reviewed file (`weights.toml`); `u`
+is re-estimated from random pairs of the business's own customers (`estimate_u`), since
+what a shared town or surname says depends on the base.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tomllib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from fsm_mcp.identity.compare import LEVELS, compare
+from fsm_mcp.identity.keys import Profile
+
+_FLOOR = 1e-6  # no level is impossible by chance
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    version: int
+    m: dict[str, dict[str, float]]
+    u: dict[str, dict[str, float]]
+    bands: dict[str, float]
+    sampled_pairs: int = 0  # random pairs u was estimated from; 0: the file's defaults
+
+    def weight(self, field: str, level: str, owners: int = 1) -> float:
+        u = self.u[field][level]
+        if field == "phone" and level == "exact" and owners > 1:
+            u = min(1.0, u * owners)  # a number several customers share agrees by chance that much more often
+        return math.log2(self.m[field][level] / u)
+
+    def total(self, levels: dict[str, str], owners: int = 1) -> float:
+        return sum(self.weight(f, level, owners) for f, level in levels.items())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "m": self.m, "u": self.u, "bands": self.bands,
+                "sampled_pairs": self.sampled_pairs}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Model:
+        return cls(int(data["version"]), data["m"], data["u"], data["bands"], int(data.get("sampled_pairs", 0)))
+
+
+@cache
+def default_model() -> Model:
+    raw = tomllib.loads(resources.files("fsm_mcp.identity").joinpath("weights.toml").read_text())
+    m = {f: {level: float(raw[f][level]["m"]) for level in LEVELS[f]} for f in LEVELS}
+    u = {f: {level: float(raw[f][level]["u"]) for level in LEVELS[f]} for f in LEVELS}
+    return Model(int(raw["version"]), m, u, {k: float(v) for k, v in raw["bands"].items()})
+
+
+def estimate_u(base: Model, profiles: Sequence[Profile], pairs: int = 40_000, seed: int = 0) -> Model:
+    """u for each level as it occurs among random pairs of these customers (almost all of them two
+    different people). A field seen on too few pairs, and the rare levels (a shared phone or e-mail
+    between strangers), keep the file's value; the estimate is never below the file's floor."""
+    if len(profiles) < 200:
+        return base
+    rng = random.Random(seed)
+    counts: dict[str, Counter[str]] = {f: Counter() for f in LEVELS}
+    for _ in range(pairs):
+        a, b = rng.sample(range(len(profiles)), 2)
+        for field, level in compare(profiles[a], profiles[b], {}, base.total).levels.items():
+            counts[field][level] += 1
+    u = {f: dict(levels) for f, levels in base.u.items()}
+    for field, seen in counts.items():
+        n = sum(seen.values())
+        if n < 2_000 or field in ("phone", "email"):
+            continue
+        for level in LEVELS[field]:
+            # Laplace smoothing keeps a level never seen in the sample possible; a level met by chance
+            # more often than the file thought (everyone in one town) gets that higher u.
+            u[field][level] = max(_FLOOR, (seen[level] + 1) / (n + len(LEVELS[field])))
+    return replace(base, u=u, sampled_pairs=pairs)
