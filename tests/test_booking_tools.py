@@ -151,3 +151,31 @@ async def test_a_lookup_leaves_out_what_holds_nothing_but_keeps_what_is_required
     assert "notes" not in card and card["emails"] == []  # optional and empty: out; required: always there
     place = card["locations"][0]
     assert "access_notes" not in place and "equipment" not in place and place["address"]
+
+
+async def test_a_known_customer_calling_from_a_new_number_is_recognised_by_it_next_time(client: Client) -> None:
+    first = await book(client)
+    assert (await call(client, "lookup_customer", phone="(217) 555-0199"))["matches"] == []
+    second = await book(client, key="k-2", customer=None, customer_id=first["customer_id"], caller_phone="217.555.0199",
+                        window_start="2030-11-26T09:00:00", window_end="2030-11-26T11:00:00")
+    assert second["contacts_added"] == ["+12175550199"]
+    found = await call(client, "lookup_customer", phone="(217) 555-0199")
+    assert found["matches"][0]["customer_id"] == first["customer_id"]
+    assert found["matches"][0]["confidence"] in ("exact", "likely")
+
+
+async def test_a_caller_attached_by_name_and_address_brings_their_new_number_and_email(client: Client) -> None:
+    first = await book(client)
+    details = {**NEW_CALLER, "phone": "773-555-0123", "email": "maria@example.com"}
+    second = await book(client, key="k-2", customer=details, window_start="2030-11-26T09:00:00",
+                        window_end="2030-11-26T11:00:00")
+    assert second["customer_id"] == first["customer_id"]
+    assert second["contacts_added"] == ["+17735550123", "maria@example.com"]
+    card = await call(client, "get_customer", customer_id=first["customer_id"])
+    assert {p["number"] for p in card["customer"]["phones"]} == {"+13125550188", "+17735550123"}
+
+
+async def test_a_bad_caller_id_names_the_field_and_books_nothing(client: Client, settings: Settings) -> None:
+    message = await fail(client, "create_job", customer=NEW_CALLER, job_type="hvac", summary="x", idempotency_key="k",
+                         caller_phone="12", **MONDAY_9)
+    assert "caller_phone" in message and count(settings, "jobs") == 0

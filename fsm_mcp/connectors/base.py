@@ -34,12 +34,14 @@ class BookingRequest:
     technician_id: str | None
     allow_duplicate: bool
     new_customer: bool
+    caller_phone: str | None = None  # E.164; learned onto an existing customer's record when it is not there
 
 
 class Booking(BaseModel):
     job: Job
     customer_created: bool
     already_booked: bool
+    contacts_added: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

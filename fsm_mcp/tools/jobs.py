@@ -8,16 +8,20 @@ from pydantic import BaseModel, Field
 
 from fsm_mcp.connectors.base import Booking, BookingRequest, JobFilter
 from fsm_mcp.errors import InvalidInput
+from fsm_mcp.identity.phones import InvalidPhone, parse_phone
 from fsm_mcp.inputs import AddressArg, CustomerDetails, parse_address
 from fsm_mcp.models import Job, JobStatus, Priority
 from fsm_mcp.scheduling import check_window, localize
 from fsm_mcp.tools._kit import CHANGE, READ, WRITE, IdempotencyKey, actor, agent_errors, app
+from fsm_mcp.tools._schema import omit_empty
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class BookedJob(Job):
     customer_created: bool = Field(description="True when this call added the customer")
+    contacts_added: list[str] = omit_empty(
+        [], description="Phone numbers or e-mails this booking added to an existing customer's record")
     already_booked: bool = Field(
         description="True when an overlapping job of this type already existed for this customer and address; "
         "that job is returned instead of a new one"
@@ -30,7 +34,7 @@ class JobList(BaseModel):
 
 def _booked(booking: Booking) -> BookedJob:
     return BookedJob(**booking.job.model_dump(), customer_created=booking.customer_created,
-                     already_booked=booking.already_booked)
+                     already_booked=booking.already_booked, contacts_added=booking.contacts_added)
 
 
 def register(mcp: MCPServer) -> None:
@@ -50,9 +54,11 @@ def register(mcp: MCPServer) -> None:
         technician_id: Annotated[str | None, Field(max_length=64, description="Assign and dispatch this technician at once")] = None,
         allow_duplicate: Annotated[bool, Field(description="Book even if an overlapping job of this type exists for this customer and address")] = False,
         new_customer: Annotated[bool, Field(description="Create a new customer even though lookup found possible matches (after the caller said they are none of them)")] = False,
+        caller_phone: Annotated[str | None, Field(max_length=40, description="The number the caller is calling from (caller ID); added to an existing customer's record when missing, so the next call from it is recognised")] = None,
     ) -> BookedJob:
         """Book a job into an arrival window. Use after lookup_customer (pass customer_id) or for a new caller
-        (pass `customer` with name, phone and address). When the caller's details fit several customers it refuses
+        (pass `customer` with name, phone and address); pass caller_phone with the caller ID so a known customer calling
+        from a new number is recognised by it next time. When the caller's details fit several customers it refuses
         and lists them: ask the caller which, then call again with customer_id. A job already booked for the same
         customer, address and type in an overlapping window is returned with already_booked=true instead of a second
         one. Find a window first with find_available_slots. Next: dispatch_technician."""
@@ -70,16 +76,21 @@ def register(mcp: MCPServer) -> None:
             parsed = parse_address(where) if where is not None else None
         except ValueError as exc:
             raise InvalidInput("address", str(exc)) from None
+        try:
+            caller = parse_phone(caller_phone, business.country).e164 if caller_phone else None
+        except InvalidPhone as exc:
+            raise InvalidInput("caller_phone", f"{exc}; pass the caller ID as received, e.g. +12175550143") from None
         request = BookingRequest(
             customer_id=customer_id, customer=customer, address=parsed, job_type=job_type, summary=summary,
             priority=priority, window=window, technician_id=technician_id, allow_duplicate=allow_duplicate,
-            new_customer=new_customer,
+            new_customer=new_customer, caller_phone=caller,
         )
         arguments = {
             "customer_id": customer_id, "customer": customer.model_dump(mode="json") if customer else None,
             "address": parsed.model_dump(mode="json") if parsed else None, "job_type": job_type, "summary": summary,
             "window_start": window[0].isoformat(), "window_end": window[1].isoformat(), "priority": priority,
             "technician_id": technician_id, "allow_duplicate": allow_duplicate, "new_customer": new_customer,
+            "caller_phone": caller,
         }
 
         async def write() -> BookedJob:

@@ -11,6 +11,7 @@ from fsm_mcp.connectors.base import Booking, BookingRequest, JobFilter
 from fsm_mcp.connectors.local import customers, technicians
 from fsm_mcp.errors import AmbiguousCustomer, InvalidInput, InvalidTransition, NotFound, SchedulingConflict
 from fsm_mcp.identity.addresses import compare_addresses, parse_street
+from fsm_mcp.identity.emails import normalize_email
 from fsm_mcp.identity.phones import parse_phone
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.inputs import AddressIn
@@ -147,11 +148,31 @@ def _resolve_location(
     return customers.insert_location(conn, tenant, customer_id, address, now), True
 
 
+def _learn_contacts(conn: sqlite3.Connection, business: Business, request: BookingRequest, customer_id: str) -> list[str]:
+    """The caller's number and e-mail, added to the existing customer they were attached to when missing,
+    so that the next call from that number is recognised by caller ID alone."""
+    tenant = business.tenant_id
+    details = request.customer
+    phones = {request.caller_phone} if request.caller_phone else set()
+    if details and details.phone:
+        phones.add(parse_phone(details.phone, business.country).e164)
+    emails = {normalize_email(details.email)} if details and details.email else set()
+    known = customers.load_customer(conn, tenant, customer_id)
+    new_phones = sorted(phones - {p.number for p in known.phones})
+    new_emails = sorted(emails - set(known.emails))
+    conn.executemany("INSERT OR IGNORE INTO customer_phones (tenant_id, customer_id, e164, extension) VALUES (?,?,?,NULL)",
+                     [(tenant, customer_id, p) for p in new_phones])
+    conn.executemany("INSERT OR IGNORE INTO customer_emails (tenant_id, customer_id, email) VALUES (?,?,?)",
+                     [(tenant, customer_id, e) for e in new_emails])
+    return new_phones + new_emails
+
+
 def book(conn: sqlite3.Connection, business: Business, request: BookingRequest, now: datetime) -> Booking:
     tenant = business.tenant_id
     customer_id, created = _resolve_customer(conn, business, request, now)
+    learned = [] if created else _learn_contacts(conn, business, request, customer_id)
     location_id, new_location = _resolve_location(conn, tenant, customer_id, request.address, now)
-    if created or new_location:
+    if created or new_location or learned:
         customers.reindex(conn, tenant, [customer_id])
     skill = business.skill_for(request.job_type)
     start, end = request.window
@@ -163,7 +184,8 @@ def book(conn: sqlite3.Connection, business: Business, request: BookingRequest, 
             (tenant, customer_id, location_id, skill, *_BOOKED, to_db(end), to_db(start)),
         ).fetchone()
         if row:
-            return Booking(job=load_job(conn, tenant, row[0]), customer_created=False, already_booked=True)
+            return Booking(job=load_job(conn, tenant, row[0]), customer_created=False, already_booked=True,
+                           contacts_added=learned)
     job_id = new_id("job")
     conn.execute(
         "INSERT INTO jobs (tenant_id, id, customer_id, location_id, job_type, skill, summary, priority, window_start, "
@@ -174,8 +196,9 @@ def book(conn: sqlite3.Connection, business: Business, request: BookingRequest, 
     _event(conn, tenant, job_id, JobStatus.scheduled, now, None)
     if request.technician_id:
         return Booking(job=dispatch(conn, business, job_id, request.technician_id, None, now), customer_created=created,
-                       already_booked=False)
-    return Booking(job=load_job(conn, tenant, job_id), customer_created=created, already_booked=False)
+                       already_booked=False, contacts_added=learned)
+    return Booking(job=load_job(conn, tenant, job_id), customer_created=created, already_booked=False,
+                   contacts_added=learned)
 
 
 def busy_windows(
