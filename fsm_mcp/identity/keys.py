@@ -1,7 +1,9 @@
 """Blocking keys: the few index entries that find a customer's candidates without a scan.
 
 A record and a query that could be the same customer share at least one key. Keys are
-plain strings, stored beside the customer and looked up by equality.
+plain strings, stored beside the customer and looked up by equality. The wide keys (a
+name's sound within a postal area or town) are read only when the narrow ones found no
+one to attach: they catch a record whose street, house or name spelling slipped.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass, field
 
 from fsm_mcp.identity.addresses import StreetAddress
 from fsm_mcp.identity.names import PersonName, given_forms, sound
+
+WIDE = ("s:", "t:")  # prefixes of the wide keys
 
 
 @dataclass(slots=True)
@@ -54,8 +58,8 @@ def _address_keys(address: StreetAddress, name: PersonName | None) -> Iterable[s
         for part in {name.given, name.family} - {""}:
             if address.postal:
                 yield f"s:{sound(part)}|{address.postal[:5]}"
-            if address.locality:
-                yield f"t:{sound(part)}|{address.locality}"
+        if address.locality and name.family:
+            yield f"t:{sound(name.family)}|{address.locality}"
 
 
 def record_keys(profile: Profile) -> set[str]:

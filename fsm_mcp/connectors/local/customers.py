@@ -11,7 +11,7 @@ from datetime import datetime
 
 from fsm_mcp.errors import NotFound
 from fsm_mcp.identity.addresses import address_entry
-from fsm_mcp.identity.keys import Profile, query_keys, record_keys
+from fsm_mcp.identity.keys import WIDE, Profile, query_keys, record_keys
 from fsm_mcp.identity.names import parse_name
 from fsm_mcp.identity.phones import ParsedPhone
 from fsm_mcp.identity.scoring import Scored, score, settle
@@ -209,12 +209,10 @@ def load_profiles(
     return profiles
 
 
-def lookup(conn: sqlite3.Connection, tenant: str, query: Profile, limit: int) -> list[Scored]:
-    keys = sorted(query_keys(query))
-    if not keys:
-        return []
+def _candidates(conn: sqlite3.Connection, tenant: str, keys: Iterable[str], owners: dict[str, int]) -> set[str]:
+    """Customers sharing any of these keys; a key shared by too many says too little (but a number or e-mail
+    always counts). Records in `owners` how many live customers hold each queried number."""
     ids: set[str] = set()
-    owners: dict[str, int] = {}  # live customers holding each queried number: its key's entries say
     for key in keys:
         rows = conn.execute(
             "SELECT customer_id FROM match_keys WHERE tenant_id=? AND key=? LIMIT ?", (tenant, key, MAX_PER_KEY + 1)
@@ -223,14 +221,28 @@ def lookup(conn: sqlite3.Connection, tenant: str, query: Profile, limit: int) ->
             owners[key[2:]] = len(rows)
         if len(rows) <= MAX_PER_KEY or key[0] in "pe":
             ids.update(r[0] for r in rows)
+    return ids
+
+
+def lookup(conn: sqlite3.Connection, tenant: str, query: Profile, limit: int) -> list[Scored]:
+    """Candidates from the narrow keys first; the wide ones only when those found no one to attach."""
     from fsm_mcp.connectors.local import identity_model  # it reads profiles through this module
 
+    keys = query_keys(query)
     model = identity_model.load(conn, tenant)
-    scored = [
-        found
-        for cid, profile in load_profiles(conn, tenant, sorted(ids), query).items()
-        if (found := score(query, profile, cid, owners, model)) is not None
-    ]
+    owners: dict[str, int] = {}
+    scored: list[Scored] = []
+    seen: set[str] = set()
+    for tier in (sorted(k for k in keys if not k.startswith(WIDE)), sorted(k for k in keys if k.startswith(WIDE))):
+        if not tier or any(m.confidence in ("exact", "likely") for m in scored):
+            continue
+        ids = _candidates(conn, tenant, tier, owners) - seen
+        seen |= ids
+        scored += [
+            found
+            for cid, profile in load_profiles(conn, tenant, sorted(ids), query).items()
+            if (found := score(query, profile, cid, owners, model)) is not None
+        ]
     return settle(scored)[:limit]
 
 

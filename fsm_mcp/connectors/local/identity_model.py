@@ -10,7 +10,7 @@ from fsm_mcp.connectors.local.customers import load_profiles
 from fsm_mcp.identity.model import Model, default_model, estimate_u
 from fsm_mcp.store.db import to_db, utcnow
 
-SAMPLE = 20_000  # customers drawn to pair at random; a larger base says nothing more about u
+SAMPLE = 8_000  # customers drawn to pair at random; a larger base says nothing more about u
 
 _loaded: dict[str, tuple[str, Model]] = {}  # tenant -> (stored text, model): parse once per training
 
@@ -28,10 +28,13 @@ def load(conn: sqlite3.Connection, tenant: str) -> Model:
 
 def train(conn: sqlite3.Connection, tenant: str) -> Model:
     """Re-estimate u from this base and store the model; lookups use it from their next call."""
+    total = conn.execute("SELECT count(*) FROM customers WHERE tenant_id=?", (tenant,)).fetchone()[0]
+    share = min(1.0, 1.5 * SAMPLE / max(1, total))  # a random share of the rows, without sorting them all
     ids = [r[0] for r in conn.execute(
-        "SELECT id FROM customers WHERE tenant_id=? AND merged_into IS NULL ORDER BY random() LIMIT ?", (tenant, SAMPLE))]
-    profiles = list(load_profiles(conn, tenant, sorted(ids)).values())
-    model = estimate_u(default_model(), profiles)
+        "SELECT id FROM customers WHERE tenant_id=? AND merged_into IS NULL AND abs(random()) % 1000000 < ? LIMIT ?",
+        (tenant, int(share * 1_000_000), SAMPLE))]
+    profiles = list(load_profiles(conn, tenant, ids).values())
+    model = estimate_u(default_model(), profiles, pairs=20_000)
     conn.execute("INSERT OR REPLACE INTO identity_model (tenant_id, model, trained_at) VALUES (?,?,?)",
                  (tenant, json.dumps(model.to_json(), sort_keys=True), to_db(utcnow())))
     return model
