@@ -190,3 +190,13 @@ def test_two_streets_with_one_name_and_different_suffixes_are_different_streets(
     found = score(_caller("Daniel Iveston", "8997 Birch Drive, Springfield, IL 62705"),
                   _caller("Daniel Iveston", "8997 Birch Avenue, Springfield, IL 62705"), "c1", {})
     assert found is None or found.confidence != "exact"
+
+
+def test_a_common_surname_says_less_than_a_rare_one() -> None:
+    from fsm_mcp.identity.model import default_model, estimate_u
+
+    base = [_caller(f"{given} smith", f"{i} oak street, springfield, il 62704") for i, given in
+            enumerate(["ann", "bob", "cy", "dee", "eve", "fay", "gus", "hal"] * 40)]
+    base += [_caller(f"person{i} other{i}", f"{i} elm street, springfield, il 62704") for i in range(300)]
+    model = estimate_u(default_model(), base)
+    assert model.weight("family", "exact", value="smith") < model.weight("family", "exact", value="potempa") - 3

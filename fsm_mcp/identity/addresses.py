@@ -52,6 +52,7 @@ def _normal_word(word: str) -> str:
     return _SUFFIXES.get(word) or _DIRECTIONS.get(word) or word
 
 
+@cache
 def normalize_postal(raw: str | None) -> str:
     return fold(raw or "").replace(" ", "").upper()
 

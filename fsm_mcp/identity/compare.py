@@ -48,6 +48,7 @@ class Comparison:
     said: dict[str, str] = field(default_factory=dict)  # field -> the two values, for reasons
     phone_owners: int = 1  # customers holding the shared number (a household line, a switchboard)
     swapped_names: bool = False
+    values: dict[str, str] = field(default_factory=dict)  # field -> the value both agree on exactly, for its frequency
 
 
 def closeness(a: str, b: str) -> str:
@@ -107,6 +108,9 @@ def compare_names(q: PersonName, r: PersonName, out: Comparison) -> None:
         out.levels["given"], out.levels["family"] = straight
     out.said["given"] = f"{qg.title()} / {(rf if out.swapped_names else rg).title()}"
     out.said["family"] = f"{qf.title()} / {(rg if out.swapped_names else rf).title()}"
+    for part, value in (("given", rf if out.swapped_names else rg), ("family", rg if out.swapped_names else rf)):
+        if out.levels.get(part) == "exact" and value:
+            out.values[part] = value
 
 
 def _street_core(street: str) -> tuple[str, str]:
@@ -179,14 +183,23 @@ def compare(
         out.levels["email"] = "exact" if query.emails & record.emails else "different"
     if query.name and record.name:
         compare_names(query.name, record.name, out)
-    best: tuple[float, dict[str, str], str, str] | None = None
+    best: tuple[float, dict[str, str], str, str, StreetAddress] | None = None
     for q_addr, q_raw in query.addresses:
         for r_addr, r_raw in record.addresses:
             levels = _address_levels(q_addr, r_addr)
             rated = weight(levels)
             if best is None or rated > best[0]:
-                best = (rated, levels, q_raw, r_raw)
+                best = (rated, levels, q_raw, r_raw, r_addr)
     if best is not None:
         out.levels.update(best[1])
         out.said["address"] = f"{best[2]} / {best[3]}"
+        if best[1].get("street") == "exact":
+            out.values["street"] = street_value(best[4].street)
+        if best[1].get("locality") == "exact":
+            out.values["locality"] = best[4].locality
     return out
+
+
+def street_value(street: str) -> str:
+    """A street as its frequency is counted: "Oak St", "oakstreet" and "Oak Street" are one."""
+    return _street_core(street)[0]

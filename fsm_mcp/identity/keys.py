@@ -2,8 +2,8 @@
 
 A record and a query that could be the same customer share at least one key. Keys are
 plain strings, stored beside the customer and looked up by equality. The wide keys (a
-name's sound within a postal area or town) are read only when the narrow ones found no
-one to attach: they catch a record whose street, house or name spelling slipped.
+name's sound within a postal area) are read only when the narrow ones found no one to
+attach: they catch a record whose street, house or name spelling slipped.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fsm_mcp.identity.addresses import StreetAddress
 from fsm_mcp.identity.names import PersonName, given_forms, sound
 
-WIDE = ("s:", "t:")  # prefixes of the wide keys
+WIDE = ("s:",)  # prefixes of the wide keys
 
 
 @dataclass(slots=True)
@@ -54,12 +54,9 @@ def _address_keys(address: StreetAddress, name: PersonName | None) -> Iterable[s
         yield f"l:{address.street.replace(' ', '')}|{address.locality}"
     if address.unit and address.locality:  # a named second line ("Kurrall Park") in its town
         yield f"u:{address.unit.replace(' ', '')}|{address.locality}"
-    if name and name.parts:  # the street may be the slip: who by that name lives in that postal area or town
+    if name and name.parts and address.postal:  # the street may be the slip: who by that name lives in that postal area
         for part in {name.given, name.family} - {""}:
-            if address.postal:
-                yield f"s:{sound(part)}|{address.postal[:5]}"
-        if address.locality and name.family:
-            yield f"t:{sound(name.family)}|{address.locality}"
+            yield f"s:{sound(part)}|{address.postal[:5]}"
 
 
 def record_keys(profile: Profile) -> set[str]:

@@ -14,15 +14,18 @@ import random
 import tomllib
 from collections import Counter
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from fsm_mcp.identity.compare import LEVELS, compare
+from fsm_mcp.identity.compare import LEVELS, compare, street_value
 from fsm_mcp.identity.keys import Profile
 
 _FLOOR = 1e-6  # no level is impossible by chance
+TF_FIELDS = ("given", "family", "street", "locality")  # where one value is far commoner than another
+_RARE_BOOST = 4.0  # a value too rare to count says at most 2 bits more than the level's average
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,23 +35,30 @@ class Model:
     u: dict[str, dict[str, float]]
     bands: dict[str, float]
     sampled_pairs: int = 0  # random pairs u was estimated from; 0: the file's defaults
+    # Term frequencies: field -> value -> its share of the sampled customers, for values common enough
+    # to count. Agreeing on "smith" is likelier by chance than agreeing on "potempa", and says less.
+    tf: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
-    def weight(self, field: str, level: str, owners: int = 1) -> float:
+    def weight(self, field: str, level: str, owners: int = 1, value: str | None = None) -> float:
         u = self.u[field][level]
         if field == "phone" and level == "exact" and owners > 1:
             u = min(1.0, u * owners)  # a number several customers share agrees by chance that much more often
+        elif value is not None and field in self.tf:
+            u = max(self.tf[field].get(value, 0.0), u / _RARE_BOOST)
         return math.log2(self.m[field][level] / u)
 
-    def total(self, levels: dict[str, str], owners: int = 1) -> float:
-        return sum(self.weight(f, level, owners) for f, level in levels.items())
+    def total(self, levels: dict[str, str], owners: int = 1, values: dict[str, str] | None = None) -> float:
+        values = values or {}
+        return sum(self.weight(f, level, owners, values.get(f)) for f, level in levels.items())
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "m": self.m, "u": self.u, "bands": self.bands,
-                "sampled_pairs": self.sampled_pairs}
+                "sampled_pairs": self.sampled_pairs, "tf": self.tf}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Model:
-        return cls(int(data["version"]), data["m"], data["u"], data["bands"], int(data.get("sampled_pairs", 0)))
+        return cls(int(data["version"]), data["m"], data["u"], data["bands"], int(data.get("sampled_pairs", 0)),
+                   data.get("tf", {}))
 
 
 @cache
@@ -80,4 +90,22 @@ def estimate_u(base: Model, profiles: Sequence[Profile], pairs: int = 40_000, se
             # Laplace smoothing keeps a level never seen in the sample possible; a level met by chance
             # more often than the file thought (everyone in one town) gets that higher u.
             u[field][level] = max(_FLOOR, (seen[level] + 1) / (n + len(LEVELS[field])))
-    return replace(base, u=u, sampled_pairs=pairs)
+    return replace(base, u=u, sampled_pairs=pairs, tf=term_frequencies(profiles))
+
+
+def term_frequencies(profiles: Sequence[Profile], least: int = 3) -> dict[str, dict[str, float]]:
+    """Each value's share of these customers, for values held by at least `least` of them (rarer ones
+    are rare: the model's cap on their boost applies)."""
+    counts: dict[str, Counter[str]] = {f: Counter() for f in TF_FIELDS}
+    for p in profiles:
+        if p.name and p.name.parts:
+            counts["given"][p.name.given] += 1
+            if p.name.family:
+                counts["family"][p.name.family] += 1
+        for address, _ in p.addresses[:1]:
+            if address.street:
+                counts["street"][street_value(address.street)] += 1
+            if address.locality:
+                counts["locality"][address.locality] += 1
+    n = max(1, len(profiles))
+    return {f: {v: round(c / n, 6) for v, c in seen.items() if c >= least} for f, seen in counts.items()}

@@ -96,7 +96,7 @@ def score(
     """The record as a match for the query, or None when the evidence does not reach `possible`."""
     model = model or default_model()
     found = compare(query, record, phone_owners, model.total)
-    weight = model.total(found.levels, found.phone_owners)
+    weight = model.total(found.levels, found.phone_owners, found.values)
     confidence, caveat = _confidence(model, weight, found)
     if confidence is None:
         return None
