@@ -9,12 +9,12 @@ what a shared town or surname says depends on the base.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import tomllib
 from collections import Counter
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
