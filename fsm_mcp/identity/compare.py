@@ -19,7 +19,7 @@ from rapidfuzz.distance import OSA, JaroWinkler
 
 from fsm_mcp.identity.addresses import StreetAddress
 from fsm_mcp.identity.keys import Profile
-from fsm_mcp.identity.names import PersonName, _ocr, nickname_pair, sound
+from fsm_mcp.identity.names import PersonName, nickname_pair, ocr_form, sound
 
 # Levels from strongest to weakest; a field's list says which it can take.
 LEVELS: dict[str, tuple[str, ...]] = {
@@ -58,7 +58,7 @@ def closeness(a: str, b: str) -> str:
     short = min(len(a), len(b))
     if short >= 4:
         edits = OSA.distance(a, b)
-        if edits <= 1 or short >= 8 and edits <= 2 or _ocr(a) == _ocr(b):
+        if edits <= 1 or short >= 8 and edits <= 2 or ocr_form(a) == ocr_form(b):
             return "close"
         if JaroWinkler.similarity(a, b) >= 0.92:
             return "close"
@@ -92,7 +92,9 @@ def compare_names(q: PersonName, r: PersonName, out: Comparison) -> None:
     if len(r.parts) > 2 and r.parts[:-1]:
         rg = "".join(r.parts[:-1]) if len(rg) < 3 else rg
     if "".join(q.parts) == "".join(r.parts):
-        out.levels.update(given="exact", family="exact") if qf and rf else out.levels.update(given="exact")
+        out.levels["given"] = "exact"
+        if qf and rf:
+            out.levels["family"] = "exact"
     elif not qf or not rf:  # one side has a single name: it may be either part of the other
         one, other = (qg, (rg, rf)) if not qf else (rg, (qg, qf))
         as_given, as_family = _given_level(one, other[0]), closeness(one, other[1]) if other[1] else "different"
