@@ -1,4 +1,5 @@
-"""The `fsm-mcp` command: serve, demo, import, duplicates, reindex, tools-doc. Logs and progress go to stderr."""
+"""The `fsm-mcp` command: serve, demo, import, duplicates, reindex, identity train, tools-doc. Logs and progress
+go to stderr."""
 
 from __future__ import annotations
 
