@@ -206,3 +206,14 @@ def test_a_common_surname_says_less_than_a_rare_one() -> None:
     base += [_caller(f"person{i} other{i}", f"{i} elm street, springfield, il 62704") for i in range(300)]
     model = estimate_u(default_model(), base)
     assert model.weight("family", "exact", value="smith") < model.weight("family", "exact", value="potempa") - 2
+
+
+def test_two_names_that_share_a_nickname_are_not_nicknames_of_each_other() -> None:
+    assert _names("Robert Carwell", "William Carwell")[0] == "different"  # both may be "Bill"
+    assert _names("Bill Carwell", "William Carwell")[0] == "nickname"
+
+
+def test_surnames_that_only_sound_alike_on_one_line_at_one_house_are_housemates() -> None:
+    query = _profile("Deborah Anderstein", "309-503-2432", "6009 Lincoln Avenue")
+    found = score(query, _profile("Deborah Anderson", "309-503-2432", "6009 Lincoln Avenue"), "c1", {"+13095032432": 1})
+    assert found is not None and found.confidence == "possible"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from fsm_mcp.identity.keys import Profile
+from fsm_mcp.identity.keys import MAX_WIDE_BLOCK, WIDE, Profile
 from fsm_mcp.identity.model import Model
 from fsm_mcp.identity.scoring import Scored, score
 
@@ -40,7 +40,8 @@ def candidate_pairs(blocks: Iterable[tuple[str, Sequence[str]]], max_block: int 
     """Every pair of records that share a usable key, each pair once, in id order."""
     pairs: set[tuple[str, str]] = set()
     for key, members in blocks:
-        if not key.startswith(PAIR_KEYS) or not 2 <= len(members) <= max_block:
+        limit = MAX_WIDE_BLOCK if key.startswith(WIDE) else max_block
+        if not key.startswith(PAIR_KEYS) or not 2 <= len(members) <= limit:
             continue
         ordered = sorted(members)
         for i, a in enumerate(ordered):

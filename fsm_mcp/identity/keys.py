@@ -3,7 +3,8 @@
 A record and a query that could be the same customer share at least one key. Keys are
 plain strings, stored beside the customer and looked up by equality. The wide keys (a
 name's sound within a postal area) are read only when the narrow ones found no one to
-attach: they catch a record whose street, house or name spelling slipped.
+attach, and only where few customers share them: they catch a record whose street, house
+or name spelling slipped, in a base where that sound in that postal area is rare.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fsm_mcp.identity.addresses import StreetAddress
 from fsm_mcp.identity.names import PersonName, given_forms, sound
 
 WIDE = ("s:",)  # prefixes of the wide keys
+MAX_WIDE_BLOCK = 12  # a wide key shared by more customers than this is a crowd, not a lead (a busy postal area)
 
 
 @dataclass(slots=True)

@@ -67,4 +67,6 @@ def sound(word: str) -> str:
 
 
 def nickname_pair(a: str, b: str) -> bool:
-    return a != b and bool(given_forms(a) & given_forms(b))
+    """One is a nickname of the other (Bill, William). Not two names that share a nickname: the
+    nicknames data gives "bill" to Robert as well as William, and Robert is not William."""
+    return a != b and (b in given_forms(a) or a in given_forms(b))

@@ -34,7 +34,7 @@ def _confidence(model: Model, weight: float, found: Comparison) -> tuple[str | N
     """The band the match weight reaches, capped where weight alone misleads: two different given
     names at one address and number are a household (spouses, parent and child), not one person,
     however much else agrees; so are two surnames on one phone line or e-mail (housemates, an
-    office switchboard). Any field that disagrees outright (a surname changed by marriage, another
+    office switchboard), even when the two surnames only sound alike. Any field that disagrees outright (a surname changed by marriage, another
     street, another number) stops a pair at likely."""
     bands = model.bands
     level = next((band for band in ("exact", "likely", "possible") if weight >= bands[band]), None)
@@ -45,9 +45,9 @@ def _confidence(model: Model, weight: float, found: Comparison) -> tuple[str | N
         return "possible", "two given names at one place: perhaps someone else in the household; ask the caller"
     if found.phone_owners > 1 and given is None and level != "possible" and "address" not in found.said:
         return "possible", "the number is shared by several customers"
-    if family == "different" and level != "possible":
-        if found.levels.get("phone") == "exact" or found.levels.get("email") == "exact":
-            return "possible", "another surname on a shared line: perhaps a housemate or colleague; ask the caller"
+    shared_line = found.levels.get("phone") == "exact" or found.levels.get("email") == "exact"
+    if family in ("different", "similar") and shared_line and level != "possible":
+        return "possible", "another surname on a shared line: perhaps a housemate or colleague; ask the caller"
     if level == "exact" and "different" in found.levels.values():
         return "likely", None  # exact means nothing on file contradicts the caller
     return level, None

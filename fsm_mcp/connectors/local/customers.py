@@ -11,7 +11,7 @@ from datetime import datetime
 
 from fsm_mcp.errors import NotFound
 from fsm_mcp.identity.addresses import address_entry
-from fsm_mcp.identity.keys import WIDE, Profile, query_keys, record_keys
+from fsm_mcp.identity.keys import MAX_WIDE_BLOCK, WIDE, Profile, query_keys, record_keys
 from fsm_mcp.identity.names import parse_name
 from fsm_mcp.identity.phones import ParsedPhone
 from fsm_mcp.identity.scoring import Scored, score, settle
@@ -214,12 +214,13 @@ def _candidates(conn: sqlite3.Connection, tenant: str, keys: Iterable[str], owne
     always counts). Records in `owners` how many live customers hold each queried number."""
     ids: set[str] = set()
     for key in keys:
+        most = MAX_WIDE_BLOCK if key.startswith(WIDE) else MAX_PER_KEY
         rows = conn.execute(
-            "SELECT customer_id FROM match_keys WHERE tenant_id=? AND key=? LIMIT ?", (tenant, key, MAX_PER_KEY + 1)
+            "SELECT customer_id FROM match_keys WHERE tenant_id=? AND key=? LIMIT ?", (tenant, key, most + 1)
         ).fetchall()
         if key.startswith("p:"):
             owners[key[2:]] = len(rows)
-        if len(rows) <= MAX_PER_KEY or key[0] in "pe":
+        if len(rows) <= most or key[0] in "pe":
             ids.update(r[0] for r in rows)
     return ids
 
