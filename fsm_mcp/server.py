@@ -6,7 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from mcp.server.mcpserver import MCPServer
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
 
 from fsm_mcp import __version__, tools
 from fsm_mcp.app import App
@@ -14,6 +19,7 @@ from fsm_mcp.connectors.local import LocalBackend
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
 from fsm_mcp.store.idempotency import IdempotentWriter
+from fsm_mcp.tools._kit import plain_words
 
 log = logging.getLogger("fsm_mcp")
 
@@ -23,6 +29,21 @@ On a call: lookup_customer first (the caller ID alone is enough to start), then
 find_available_slots, create_job, dispatch_technician; update_job_status as work
 progresses; create_invoice once the job is completed. Every write takes an
 idempotency_key: reuse it when you retry, and nothing is done twice."""
+
+
+class FsmServer(MCPServer):
+    """The SDK's server, with argument mistakes reported field by field in plain words."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            raise ToolError(f"Error executing tool {name}: {plain_words(cause)}") from cause
 
 
 def build_server(settings: Settings | None = None) -> MCPServer:
@@ -37,7 +58,7 @@ def build_server(settings: Settings | None = None) -> MCPServer:
         finally:
             db.close()
 
-    mcp = MCPServer(
+    mcp = FsmServer(
         "fsm-mcp",
         title="Field service (fsm-mcp)",
         instructions=INSTRUCTIONS,

@@ -1,5 +1,5 @@
-"""What every tool shares: reaching the app, naming the caller, turning domain errors
-into tool errors, and the annotation presets."""
+"""What every tool shares: reaching the app, naming the caller, turning domain errors and
+argument mistakes into tool errors, and the annotation presets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from fsm_mcp.app import App
 from fsm_mcp.errors import FsmError
@@ -56,3 +56,52 @@ def agent_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
     wrapper.__doc__ = " ".join(inspect.cleandoc(fn.__doc__ or "").split("\n"))  # the model reads one paragraph
     return wrapper
+
+
+_PLAIN = {
+    "missing": "is required",
+    "string_type": "must be text",
+    "int_type": "must be a whole number", "int_parsing": "must be a whole number", "int_from_float": "must be a whole number",
+    "float_type": "must be a number", "float_parsing": "must be a number",
+    "decimal_type": "must be a number, e.g. \"129.00\"", "decimal_parsing": "must be a number, e.g. \"129.00\"",
+    "bool_type": "must be true or false", "bool_parsing": "must be true or false",
+    "list_type": "must be a list", "dict_type": "must be an object with named fields",
+    "model_type": "must be an object with named fields", "model_attributes_type": "must be an object with named fields",
+    "datetime_type": "must be a date and time in ISO 8601, e.g. 2030-11-25T09:00:00",
+    "datetime_parsing": "must be a date and time in ISO 8601, e.g. 2030-11-25T09:00:00",
+    "datetime_from_date_parsing": "must be a date and time in ISO 8601, e.g. 2030-11-25T09:00:00",
+    "date_type": "must be a date, e.g. 2030-11-25", "date_parsing": "must be a date, e.g. 2030-11-25",
+    "date_from_datetime_parsing": "must be a date, e.g. 2030-11-25",
+    "extra_forbidden": "is not an argument of this tool; leave it out",
+}
+
+
+def plain_words(error: ValidationError) -> str:
+    """The caller's argument mistakes, field by field, in words a model acts on: no library names,
+    model names or links (a wrong type used to come back as pydantic's report)."""
+    out = []
+    for err in error.errors(include_url=False):
+        where = ".".join(str(part) for part in err["loc"] if not str(part).endswith("-unwrapped")) or "arguments"
+        kind, ctx = err["type"], err.get("ctx") or {}
+        if kind in _PLAIN:
+            said = _PLAIN[kind]
+        elif kind in ("enum", "literal_error"):
+            said = f"must be one of {ctx.get('expected', '')}".rstrip()
+        elif kind == "string_too_short":
+            said = "must not be empty" if ctx.get("min_length") == 1 else f"must be at least {ctx.get('min_length')} characters"
+        elif kind == "string_too_long":
+            said = f"is too long: at most {ctx.get('max_length')} characters"
+        elif kind == "too_short":
+            said = f"needs at least {ctx.get('min_length')} item(s)"
+        elif kind == "too_long":
+            said = f"has too many items: at most {ctx.get('max_length')}"
+        elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+            bound = next(iter(ctx.values()), "")
+            said = {"greater_than_equal": f"must be at least {bound}", "greater_than": f"must be more than {bound}",
+                    "less_than_equal": f"must be at most {bound}", "less_than": f"must be less than {bound}"}[kind]
+        elif kind == "value_error":
+            said = str(ctx.get("error", err["msg"]))
+        else:
+            said = str(err["msg"]).removeprefix("Value error, ")
+        out.append(f"{where}: {said}")
+    return "; ".join(dict.fromkeys(out))  # a union type repeats one mistake per branch
