@@ -3,6 +3,7 @@ go to stderr."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import sys
@@ -34,6 +35,15 @@ def main() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name that may resolve anywhere
+
+
 @main.command()
 @click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -43,6 +53,11 @@ def serve(transport: str, host: str, port: int, db: Path | None) -> None:
     """Run the MCP server (stdio for desktop clients, http for streamable HTTP at /mcp)."""
     from fsm_mcp.server import build_server
 
+    if transport == "http" and not _loopback(host):
+        raise click.UsageError(
+            f"--host {host}: the HTTP server has no authentication yet, so it serves only this machine "
+            "(127.0.0.1, ::1 or localhost). Reach it from elsewhere through an authenticating proxy on this machine."
+        )
     server = build_server(_settings(db))
     if transport == "stdio":
         server.run("stdio")

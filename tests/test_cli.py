@@ -96,3 +96,10 @@ def test_identity_train_estimates_chance_agreement_from_the_base(tmp_path: Path)
     assert model["sampled_pairs"] > 0
     # Every generated customer lives in Springfield, IL: sharing the town says nothing in this base.
     assert model["u"]["locality"]["exact"] > 0.9 and model["u"]["region"]["exact"] > 0.9
+
+
+def test_http_refuses_to_listen_beyond_this_machine_without_authentication(tmp_path: Path) -> None:
+    for host in ("0.0.0.0", "192.0.2.10", "example.com", "::"):
+        result = CliRunner().invoke(main, ["serve", "--transport", "http", "--host", host, "--db", str(tmp_path / "h.db")])
+        assert result.exit_code == 2 and f"--host {host}" in result.output and "no authentication" in result.output
+    assert not (tmp_path / "h.db").exists()
