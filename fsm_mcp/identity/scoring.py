@@ -81,7 +81,7 @@ def _reasons(found: Comparison) -> list[str]:
     if "address" in said:
         house, street = levels.get("house"), levels.get("street")
         if house == "exact" and street in ("exact", "close"):
-            out.append(f"same house: {said['address']}" if street == "close" else f"same house ({said['address']})")
+            out.append(f"same house ({said['address']})")
         elif street in ("exact", "close") and house == "different":
             out.append(f"same street, another house number ({said['address']})")
         for part in ("line2", "locality", "postal", "region"):
