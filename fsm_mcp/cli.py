@@ -23,9 +23,11 @@ db_option = click.option(
 
 def _settings(db: Path | None) -> Settings:
     try:
-        return Settings.load(db=db)
+        settings = Settings.load(db=db)
     except (ValueError, OSError) as exc:
         raise click.UsageError(f"configuration: {exc}") from None
+    logging.getLogger().setLevel(settings.log_level)  # FSM_MCP_LOG_LEVEL, or log_level in the file
+    return settings
 
 
 @click.group()

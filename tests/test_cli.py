@@ -103,3 +103,13 @@ def test_http_refuses_to_listen_beyond_this_machine_without_authentication(tmp_p
         result = CliRunner().invoke(main, ["serve", "--transport", "http", "--host", host, "--db", str(tmp_path / "h.db")])
         assert result.exit_code == 2 and f"--host {host}" in result.output and "no authentication" in result.output
     assert not (tmp_path / "h.db").exists()
+
+
+def test_the_log_level_setting_quiets_the_servers_own_messages(tmp_path: Path) -> None:
+    env = {**os.environ, "FSM_MCP_LOG_LEVEL": "WARNING"}
+    quiet = subprocess.run([sys.executable, "-m", "fsm_mcp", "serve", "--db", str(tmp_path / "q.db")], input="",
+                           capture_output=True, text=True, env=env, timeout=60)
+    loud = subprocess.run([sys.executable, "-m", "fsm_mcp", "serve", "--db", str(tmp_path / "l.db")], input="",
+                          capture_output=True, text=True, env={**env, "FSM_MCP_LOG_LEVEL": "INFO"}, timeout=60)
+    assert "serving business" in loud.stderr and "serving business" not in quiet.stderr
+    assert quiet.stdout == "" and loud.stdout == ""  # stdio servers never print to stdout
