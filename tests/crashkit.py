@@ -136,7 +136,7 @@ class Outcome:
         return len(self.acknowledged) / self.streaming_seconds if self.streaming_seconds else 0.0
 
 
-def _booking(customer_id: str, key: str) -> dict[str, Any]:
+def _booking(customer_id: str | None, key: str) -> dict[str, Any]:
     return {"customer_id": customer_id, "job_type": "hvac", "summary": f"crash {key}", "idempotency_key": key,
             "allow_duplicate": True, **WINDOW}
 
@@ -158,7 +158,7 @@ async def run(db: Path, *, kills: int, in_flight: int = 12, retry_share: float =
     async with anyio.create_task_group() as tg:
         tg.start_soon(wire.pump)
         await wire.handshake()
-        first = await wire.call_tool("create_job", {**_booking("", "setup"), "customer_id": None, "customer": CALLER})
+        first = await wire.call_tool("create_job", {**_booking(None, "setup"), "customer": CALLER})
         customer_id = first["structuredContent"]["customer_id"]
         await wire.close()
 

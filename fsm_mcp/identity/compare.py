@@ -87,10 +87,10 @@ def compare_names(q: PersonName, r: PersonName, out: Comparison) -> None:
     if not q.parts or not r.parts:
         return
     qg, qf, rg, rf = q.given, q.family, r.given, r.family
-    if len(q.parts) > 2 and q.parts[:-1]:  # "jac ob lanyon": a given name split by a slip
-        qg = "".join(q.parts[:-1]) if len(qg) < 3 else qg
-    if len(r.parts) > 2 and r.parts[:-1]:
-        rg = "".join(r.parts[:-1]) if len(rg) < 3 else rg
+    if len(q.parts) > 2 and len(qg) < 3:  # "jac ob lanyon": a given name split by a slip
+        qg = "".join(q.parts[:-1])
+    if len(r.parts) > 2 and len(rg) < 3:
+        rg = "".join(r.parts[:-1])
     if "".join(q.parts) == "".join(r.parts):
         out.levels["given"] = "exact"
         if qf and rf:
@@ -139,9 +139,8 @@ def _address_levels(q: StreetAddress, r: StreetAddress) -> dict[str, str]:
     levels: dict[str, str] = {}
     if q.house and r.house:
         levels["house"] = "exact" if q.house == r.house else "different"
-    lines_q, lines_r = (q.street, q.unit), (r.street, r.unit)
-    arrangements = [((lines_q[0], lines_r[0]), (lines_q[1], lines_r[1])),
-                    ((lines_q[0], lines_r[1]), (lines_q[1], lines_r[0]))]  # street and second line traded places
+    arrangements = [((q.street, r.street), (q.unit, r.unit)),
+                    ((q.street, r.unit), (q.unit, r.street))]  # street and second line traded places
     best: dict[str, str] = {}
     for (sq, sr), (uq, ur) in arrangements:
         found = {}

@@ -72,7 +72,7 @@ def default_model() -> Model:
 def estimate_u(base: Model, profiles: Sequence[Profile], pairs: int = 40_000, seed: int = 0) -> Model:
     """u for each level as it occurs among random pairs of these customers (almost all of them two
     different people). A field seen on too few pairs, and the rare levels (a shared phone or e-mail
-    between strangers), keep the file's value; the estimate is never below the file's floor."""
+    between strangers), keep the file's value; no estimate falls to zero (Laplace smoothing, then a floor)."""
     if len(profiles) < 200:
         return base
     rng = random.Random(seed)

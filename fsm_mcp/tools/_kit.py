@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -61,7 +62,8 @@ def agent_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 _PLAIN = {
     "missing": "is required",
     "string_type": "must be text",
-    "int_type": "must be a whole number", "int_parsing": "must be a whole number", "int_from_float": "must be a whole number",
+    "int_type": "must be a whole number", "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
     "float_type": "must be a number", "float_parsing": "must be a number",
     "decimal_type": "must be a number, e.g. \"129.00\"", "decimal_parsing": "must be a number, e.g. \"129.00\"",
     "bool_type": "must be true or false", "bool_parsing": "must be true or false",
@@ -74,6 +76,14 @@ _PLAIN = {
     "date_from_datetime_parsing": "must be a date, e.g. 2030-11-25",
     "extra_forbidden": "is not an argument of this tool; leave it out",
 }
+_PLAIN_WITH_LIMIT = {  # filled from the error's context
+    "enum": "must be one of {expected}", "literal_error": "must be one of {expected}",
+    "string_too_short": "must be at least {min_length} characters",
+    "string_too_long": "is too long: at most {max_length} characters",
+    "too_short": "needs at least {min_length} item(s)", "too_long": "has too many items: at most {max_length}",
+    "greater_than_equal": "must be at least {ge}", "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}", "less_than": "must be less than {lt}",
+}
 
 
 def plain_words(error: ValidationError) -> str:
@@ -85,20 +95,10 @@ def plain_words(error: ValidationError) -> str:
         kind, ctx = err["type"], err.get("ctx") or {}
         if kind in _PLAIN:
             said = _PLAIN[kind]
-        elif kind in ("enum", "literal_error"):
-            said = f"must be one of {ctx.get('expected', '')}".rstrip()
-        elif kind == "string_too_short":
-            said = "must not be empty" if ctx.get("min_length") == 1 else f"must be at least {ctx.get('min_length')} characters"
-        elif kind == "string_too_long":
-            said = f"is too long: at most {ctx.get('max_length')} characters"
-        elif kind == "too_short":
-            said = f"needs at least {ctx.get('min_length')} item(s)"
-        elif kind == "too_long":
-            said = f"has too many items: at most {ctx.get('max_length')}"
-        elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-            bound = next(iter(ctx.values()), "")
-            said = {"greater_than_equal": f"must be at least {bound}", "greater_than": f"must be more than {bound}",
-                    "less_than_equal": f"must be at most {bound}", "less_than": f"must be less than {bound}"}[kind]
+        elif kind == "string_too_short" and ctx.get("min_length") == 1:
+            said = "must not be empty"
+        elif kind in _PLAIN_WITH_LIMIT:
+            said = _PLAIN_WITH_LIMIT[kind].format_map(defaultdict(str, ctx))
         elif kind == "value_error":
             said = str(ctx.get("error", err["msg"]))
         else:

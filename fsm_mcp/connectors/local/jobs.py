@@ -148,23 +148,23 @@ def _resolve_location(
     return customers.insert_location(conn, tenant, customer_id, address, now), True
 
 
-def _learn_contacts(conn: sqlite3.Connection, business: Business, request: BookingRequest, customer_id: str) -> list[str]:
+def _learn_contacts(
+    conn: sqlite3.Connection, business: Business, request: BookingRequest, customer_id: str
+) -> list[str]:
     """The caller's number and e-mail, added to the existing customer they were attached to when missing,
     so that the next call from that number is recognised by caller ID alone."""
-    tenant = business.tenant_id
     details = request.customer
     phones = {request.caller_phone} if request.caller_phone else set()
     if details and details.phone:
         phones.add(parse_phone(details.phone, business.country).e164)
     emails = {normalize_email(details.email)} if details and details.email else set()
-    known = customers.load_customer(conn, tenant, customer_id)
-    new_phones = sorted(phones - {p.number for p in known.phones})
-    new_emails = sorted(emails - set(known.emails))
-    conn.executemany("INSERT OR IGNORE INTO customer_phones (tenant_id, customer_id, e164, extension) VALUES (?,?,?,NULL)",
-                     [(tenant, customer_id, p) for p in new_phones])
-    conn.executemany("INSERT OR IGNORE INTO customer_emails (tenant_id, customer_id, email) VALUES (?,?,?)",
-                     [(tenant, customer_id, e) for e in new_emails])
-    return new_phones + new_emails
+    added = []
+    for table, column, values in (("customer_phones", "e164", phones), ("customer_emails", "email", emails)):
+        for value in sorted(values):  # the primary key ignores what the record already holds
+            if conn.execute(f"INSERT OR IGNORE INTO {table} (tenant_id, customer_id, {column}) VALUES (?,?,?)",
+                            (business.tenant_id, customer_id, value)).rowcount:
+                added.append(value)
+    return added
 
 
 def book(conn: sqlite3.Connection, business: Business, request: BookingRequest, now: datetime) -> Booking:
