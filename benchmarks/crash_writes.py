@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.crashkit import run  # noqa: E402
+from tests.crashkit import run
 
 
 def main() -> None:

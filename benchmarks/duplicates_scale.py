@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fsm_mcp.connectors.local.duplicates import find  # noqa: E402
-from fsm_mcp.importer import import_customers  # noqa: E402
-from fsm_mcp.settings import Business  # noqa: E402
-from fsm_mcp.store.db import Database  # noqa: E402
-from tests.evalset import build, write_csv  # noqa: E402
+from fsm_mcp.connectors.local.duplicates import find
+from fsm_mcp.importer import import_customers
+from fsm_mcp.settings import Business
+from fsm_mcp.store.db import Database
+from tests.evalset import build, write_csv
 
 
 def main() -> None:

@@ -21,15 +21,15 @@ import anyio
 from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import FAMILY, GIVEN, STREETS, phone_of, write_customers  # noqa: E402
+from generate import FAMILY, GIVEN, STREETS, phone_of, write_customers
 
-from fsm_mcp.connectors.local import LocalBackend  # noqa: E402
-from fsm_mcp.identity.query import caller_profile  # noqa: E402
-from fsm_mcp.importer import import_customers, reindex_customers  # noqa: E402
-from fsm_mcp.inputs import parse_address  # noqa: E402
-from fsm_mcp.server import build_server  # noqa: E402
-from fsm_mcp.settings import Business, Settings  # noqa: E402
-from fsm_mcp.store.db import Database  # noqa: E402
+from fsm_mcp.connectors.local import LocalBackend
+from fsm_mcp.identity.query import caller_profile
+from fsm_mcp.importer import import_customers, reindex_customers
+from fsm_mcp.inputs import parse_address
+from fsm_mcp.server import build_server
+from fsm_mcp.settings import Business, Settings
+from fsm_mcp.store.db import Database
 
 
 def queries(n_customers: int, count: int, emails: list[str]) -> list[tuple[str, dict[str, object]]]:

@@ -27,15 +27,15 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import imported_base  # noqa: E402
-from lookup_throughput import caller_ids  # noqa: E402
+from generate import imported_base
+from lookup_throughput import caller_ids
 
-from fsm_mcp.connectors.local import LocalBackend  # noqa: E402
-from fsm_mcp.identity.phones import parse_phone, parse_phone_in_general  # noqa: E402
-from fsm_mcp.identity.query import caller_profile  # noqa: E402
-from fsm_mcp.server import build_server  # noqa: E402
-from fsm_mcp.settings import Business, Settings  # noqa: E402
-from fsm_mcp.store.db import Database  # noqa: E402
+from fsm_mcp.connectors.local import LocalBackend
+from fsm_mcp.identity.phones import parse_phone, parse_phone_in_general
+from fsm_mcp.identity.query import caller_profile
+from fsm_mcp.server import build_server
+from fsm_mcp.settings import Business, Settings
+from fsm_mcp.store.db import Database
 
 
 class Echo(BaseModel):

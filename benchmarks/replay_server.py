@@ -9,6 +9,7 @@ shows what the answer's size and its client-side schema check cost on their own.
 
 import json
 import sys
+from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
 
@@ -16,7 +17,7 @@ from fsm_mcp.tools._schema import publish_plain_output_schemas
 from fsm_mcp.tools.customers import LookupResult
 
 mcp = MCPServer("replay")
-RECORDED = LookupResult.model_validate(json.loads(open(sys.argv[1]).read()))
+RECORDED = LookupResult.model_validate(json.loads(Path(sys.argv[1]).read_text()))
 
 
 @mcp.tool()

@@ -17,7 +17,7 @@ read in the business's time zone); ids are strings.
 
 def _type(schema: dict[str, Any]) -> str:
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in schema:
         return " | ".join(_type(s) for s in schema["anyOf"] if s.get("type") != "null") + (
             "?" if any(s.get("type") == "null" for s in schema["anyOf"]) else ""

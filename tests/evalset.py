@@ -101,11 +101,11 @@ class Generator:
         rng, n = self.rng, len(self.people)
         given = rng.choice(list(NICK) + PLAIN)
         family = rng.choice(HEADS) + rng.choice(TAILS)
-        values: dict[str, object] = dict(
-            entity=n, given=given, family=family, phone=self._new_phone(), email=f"{given}.{family}.{n}@example.com".lower(),
-            house=rng.randint(1, 9999), street=f"{rng.choice(STREETS)} {rng.choice(list(SUFFIX))}",
-            unit=f"Apt {rng.randint(1, 40)}" if rng.random() < 0.15 else None, postal=f"62{rng.randint(701, 799)}",
-        )
+        values: dict[str, object] = {
+            "entity": n, "given": given, "family": family, "phone": self._new_phone(), "email": f"{given}.{family}.{n}@example.com".lower(),
+            "house": rng.randint(1, 9999), "street": f"{rng.choice(STREETS)} {rng.choice(list(SUFFIX))}",
+            "unit": f"Apt {rng.randint(1, 40)}" if rng.random() < 0.15 else None, "postal": f"62{rng.randint(701, 799)}",
+        }
         values.update(fixed)
         p = Person(**values)  # type: ignore[arg-type]
         self.people.append(p)
@@ -300,7 +300,7 @@ def evaluate_duplicates(people: int, folder: Path) -> dict[str, Scores]:
     report = db.read(find, business.tenant_id, "likely", 10**9)
     db.close()
     by_external = {r.external_id: r for r in g.records}
-    ext = {cid: None for cid in entity}
+    ext = dict.fromkeys(entity)
     predicted = set()
     for group in report.groups:
         ids = sorted(m.external_id for m in group.members if m.external_id)
@@ -316,7 +316,7 @@ def evaluate_duplicates(people: int, folder: Path) -> dict[str, Scores]:
 
     def shares_contact(pair: tuple[str, str]) -> bool:
         a, b = (by_external[x].row for x in pair)
-        return bool(a["phone"] and digits(a["phone"]) == digits(b["phone"]) or a["email"] and a["email"].lower() == b["email"].lower())
+        return bool((a["phone"] and digits(a["phone"]) == digits(b["phone"])) or (a["email"] and a["email"].lower() == b["email"].lower()))
 
     scores = {"all": Scores(), "sharing a phone or e-mail": Scores(), "sharing neither": Scores()}
     for pair in truth | predicted:

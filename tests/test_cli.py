@@ -65,12 +65,12 @@ def test_the_demo_plays_the_whole_call_and_exits_zero() -> None:
 def test_the_readme_quickstart_and_config_are_the_real_ones() -> None:
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```(\w+)\n(.*?)```", readme, re.S)
-    assert ("sh", 'pip install . && fsm-mcp demo\npip install -e ".[test]" && pytest\n') in blocks
+    assert ("sh", 'pip install . && fsm-mcp demo\npip install -e ".[test]" && ruff check && mypy && pytest\n') in blocks
     config = json.loads(next(body for lang, body in blocks if lang == "json"))
     assert config == json.loads((ROOT / "claude_config.example.json").read_text())
     assert config["mcpServers"]["fsm-mcp"]["args"] == ["serve"]
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'pip install --quiet -e ".[test]" && pytest' in ci
+    assert 'pip install --quiet -e ".[test]" && ruff check && mypy && pytest' in ci
 
 
 def test_serving_over_stdio_prints_nothing_but_protocol(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from fsm_mcp.inputs import AddressIn
 from fsm_mcp.store.db import Database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from generate import write_customers  # noqa: E402
+from generate import write_customers
 
 
 def work(conn: sqlite3.Connection, customer_id: str) -> int:

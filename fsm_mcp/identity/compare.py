@@ -58,11 +58,11 @@ def closeness(a: str, b: str) -> str:
     short = min(len(a), len(b))
     if short >= 4:
         edits = OSA.distance(a, b)
-        if edits <= 1 or short >= 8 and edits <= 2 or ocr_form(a) == ocr_form(b):
+        if edits <= 1 or (short >= 8 and edits <= 2) or ocr_form(a) == ocr_form(b):
             return "close"
         if JaroWinkler.similarity(a, b) >= 0.92:
             return "close"
-    if short >= 3 and (sound(a) == sound(b) or short >= 5 and JaroWinkler.similarity(a, b) >= 0.85):
+    if short >= 3 and (sound(a) == sound(b) or (short >= 5 and JaroWinkler.similarity(a, b) >= 0.85)):
         return "similar"
     return "different"
 
@@ -72,7 +72,7 @@ def _given_level(a: str, b: str) -> str:
         return "exact"
     if nickname_pair(a, b):
         return "nickname"
-    if len(a) == 1 and b.startswith(a) or len(b) == 1 and a.startswith(b):
+    if (len(a) == 1 and b.startswith(a)) or (len(b) == 1 and a.startswith(b)):
         return "initial"
     if min(len(a), len(b)) <= 3 and a.replace(" ", "") != b.replace(" ", ""):
         return "similar" if sound(a) == sound(b) else "different"  # Jon and Joan are two people

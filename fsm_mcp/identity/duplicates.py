@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fsm_mcp.identity.keys import MAX_WIDE_BLOCK, WIDE, Profile
 from fsm_mcp.identity.model import Model
 from fsm_mcp.identity.scoring import Scored, score
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
 
 RANK = {"possible": 0, "likely": 1, "exact": 2}
 MAX_BLOCK = 50  # records sharing one key; beyond this the key says too little (a common name, a switchboard)
@@ -80,7 +84,7 @@ def link(
     return links
 
 
-def group(links: Iterable[Link], order: Callable[[str], object] = str) -> list[Group]:
+def group(links: Iterable[Link], order: Callable[[str], SupportsRichComparison] = str) -> list[Group]:
     """Join linked records into groups; a group is as sure as its weakest link.
 
     Members are listed in `order` (the oldest record first, by default the id); groups

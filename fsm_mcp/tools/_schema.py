@@ -60,7 +60,7 @@ def plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
             if name in seen:  # a recursive model cannot be inlined; keep pydantic's form
                 raise _Recursive(name)
             return walk({**defs[name], **{k: v for k, v in node.items() if k != "$ref"}}, (*seen, name))
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in node.items():
             if key in ("properties", "patternProperties"):  # names of fields, not keywords: keep every one
                 out[key] = {name: walk(sub, seen) for name, sub in value.items()}
@@ -96,7 +96,7 @@ def publish_plain_output_schemas(mcp: MCPServer) -> None:
     changes. The tool list has no public accessor, hence `_tool_manager`; the schema
     snapshot test fails if that ever stops working.
     """
-    for tool in mcp._tool_manager.list_tools():  # noqa: SLF001
+    for tool in mcp._tool_manager.list_tools():
         metadata = tool.fn_metadata
         if metadata.output_schema is not None:
             metadata.output_schema = plain_schema(metadata.output_schema)

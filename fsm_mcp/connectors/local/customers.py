@@ -117,7 +117,7 @@ def rebuild_index(conn: sqlite3.Connection, tenant: str, progress: Callable[[int
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS new_keys (key TEXT NOT NULL, customer_id TEXT NOT NULL)")
     conn.execute("DELETE FROM new_keys")
     total = conn.execute("SELECT count(*) FROM customers WHERE tenant_id=? AND merged_into IS NULL", (tenant,)).fetchone()[0]
-    done, batch = 0, []
+    done, batch = 0, list[tuple[str, str]]()
     for cid, profile in _all_profiles(conn, tenant):
         batch.extend((key, cid) for key in record_keys(profile))
         done += 1

@@ -34,7 +34,7 @@ def _records(conn: sqlite3.Connection, tenant: str, keep_id: str, merge_ids: lis
     keep = load_customer(conn, tenant, keep_id, "keep_id")
     if keep.merged_into:
         raise InvalidInput("keep_id", f"{keep_id} was itself merged into {keep.merged_into}; keep that record instead")
-    merged = []
+    merged: list[Customer] = []
     for i, merge_id in enumerate(merge_ids):
         field = f"merge_ids[{i}]"
         if merge_id == keep_id:
