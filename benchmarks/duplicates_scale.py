@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fsm_mcp.connectors.local.duplicates import find
+from fsm_mcp.directory.duplicates import find
 from fsm_mcp.importer import import_customers
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fsm_mcp.connectors.local.duplicates import find
+from fsm_mcp.directory.duplicates import find
 from fsm_mcp.identity import scoring
 from fsm_mcp.importer import import_customers
 from fsm_mcp.settings import Business

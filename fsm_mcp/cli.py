@@ -152,7 +152,7 @@ class _LazyBar:
 @db_option
 def duplicates(as_json: bool, min_confidence: str, limit: int, db: Path | None) -> None:
     """List groups of customer records that are the same customer, surest first."""
-    from fsm_mcp.connectors.local.duplicates import find
+    from fsm_mcp.directory.duplicates import find
     from fsm_mcp.store.db import Database
 
     settings = _settings(db)
@@ -206,7 +206,7 @@ def identity() -> None:
 @db_option
 def train(db: Path | None) -> None:
     """Re-estimate how often unrelated customers agree by chance, from this base (imports do it too)."""
-    from fsm_mcp.connectors.local import identity_model
+    from fsm_mcp.directory import identity_model
     from fsm_mcp.store.db import Database
 
     settings = _settings(db)

@@ -15,7 +15,8 @@ import click
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from fsm_mcp.connectors.local import customers, technicians
+from fsm_mcp.connectors.local import technicians
+from fsm_mcp.directory import customers
 from fsm_mcp.identity.phones import parse_phone
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Equipment, JobStatus

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fsm_mcp.connectors.local import customers, identity_model, technicians
+from fsm_mcp.connectors.local import technicians
+from fsm_mcp.directory import customers, identity_model
 from fsm_mcp.identity.addresses import address_entry
 from fsm_mcp.identity.emails import InvalidEmail, normalize_email
 from fsm_mcp.identity.keys import Profile, record_keys

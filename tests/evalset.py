@@ -293,7 +293,7 @@ def evaluate_lookup(people: int, folder: Path) -> dict[str, Scores]:
 
 def evaluate_duplicates(people: int, folder: Path) -> dict[str, Scores]:
     """Pairs of records put in one group (at `likely` or better) against the pairs that are one person."""
-    from fsm_mcp.connectors.local.duplicates import find
+    from fsm_mcp.directory.duplicates import find
 
     g, _ = build(people)
     db, business, entity = _load(g.records, folder, "duplicates")

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from mcp import Client
 
 from fsm_mcp.cli import main
-from fsm_mcp.connectors.local.customers import rebuild_index
+from fsm_mcp.directory.customers import rebuild_index
 from fsm_mcp.importer import import_customers
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database

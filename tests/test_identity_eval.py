@@ -34,7 +34,7 @@ def test_duplicate_finding_meets_the_precision_and_recall_goals(tmp_path: Path) 
 def test_candidates_read_for_a_query_score_as_their_full_profiles_do(tmp_path: Path) -> None:
     """A lookup reads only the parts of a candidate its query can compare (a caller ID alone
     needs numbers, not addresses); across every kind of query that must not change a score."""
-    from fsm_mcp.connectors.local.customers import load_profiles
+    from fsm_mcp.directory.customers import load_profiles
     from fsm_mcp.identity.keys import query_keys
     from fsm_mcp.identity.query import caller_profile
     from fsm_mcp.identity.scoring import score

@@ -6,7 +6,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fsm_mcp.connectors.local.customers import insert_customer, insert_location, load_locations
+from fsm_mcp.directory.customers import insert_customer, insert_location, load_locations
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.store.db import Database
 

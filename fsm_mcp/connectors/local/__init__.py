@@ -24,7 +24,8 @@ from fsm_mcp.connectors.base import (
     RecentJob,
     Recognition,
 )
-from fsm_mcp.connectors.local import customers, duplicates, invoices, jobs, merge, technicians
+from fsm_mcp.connectors.local import invoices, jobs, merge, technicians
+from fsm_mcp.directory import customers, duplicates
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from fsm_mcp.connectors.base import Booking, BookingRequest, JobFilter
-from fsm_mcp.connectors.local import customers, technicians
+from fsm_mcp.connectors.local import technicians
+from fsm_mcp.directory import customers
 from fsm_mcp.errors import AmbiguousCustomer, InvalidInput, InvalidTransition, NotFound, SchedulingConflict
 from fsm_mcp.identity.addresses import compare_addresses, parse_street
 from fsm_mcp.identity.emails import normalize_email

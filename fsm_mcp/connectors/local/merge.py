@@ -14,7 +14,7 @@ import sqlite3
 from datetime import datetime
 
 from fsm_mcp.connectors.base import MergePlan
-from fsm_mcp.connectors.local.customers import load_customer, reindex
+from fsm_mcp.directory.customers import load_customer, reindex
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.addresses import address_entry, compare_addresses
 from fsm_mcp.models import Customer, Location

@@ -7,8 +7,8 @@ import sqlite3
 from collections.abc import Iterator
 
 from fsm_mcp.connectors.base import DuplicateGroup, DuplicateMember, DuplicateReport, Progress
-from fsm_mcp.connectors.local import identity_model
-from fsm_mcp.connectors.local.customers import load_profiles
+from fsm_mcp.directory import identity_model
+from fsm_mcp.directory.customers import load_profiles
 from fsm_mcp.identity import duplicates
 from fsm_mcp.store.db import placeholders
 

@@ -227,7 +227,7 @@ def _candidates(conn: sqlite3.Connection, tenant: str, keys: Iterable[str], owne
 
 def lookup(conn: sqlite3.Connection, tenant: str, query: Profile, limit: int) -> list[Scored]:
     """Candidates from the narrow keys first; the wide ones only when those found no one to attach."""
-    from fsm_mcp.connectors.local import identity_model  # it reads profiles through this module
+    from fsm_mcp.directory import identity_model  # it reads profiles through this module
 
     keys = query_keys(query)
     model = identity_model.load(conn, tenant)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from fsm_mcp.connectors.local.customers import load_profiles
+from fsm_mcp.directory.customers import load_profiles
 from fsm_mcp.identity.model import Model, default_model, estimate_u
 from fsm_mcp.store.db import to_db, utcnow
 
