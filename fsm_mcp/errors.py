@@ -8,7 +8,12 @@
     │   ├── InvalidTransition  the job cannot move to that status from where it is
     │   ├── AmbiguousCustomer  several customers fit; the agent must ask the caller
     │   └── IdempotencyMismatch the key was used before with different arguments
-    └── Busy                   another process holds the store's write lock too long; retry
+    ├── Busy                   another process holds the store's write lock too long; retry
+    └── VendorError            the business's platform (ServiceTitan, FieldPulse) failed us
+        ├── VendorUnavailable  it is down, slow or rate limiting, and retries ran out; try later
+        ├── VendorRejected     it refused the request as invalid; says what it objected to
+        └── WriteUncertain     a write was sent and its answer lost, and no read-back could
+                               tell whether it was done; says what to check before retrying
 
 Every message is written for the model: what was wrong and what to do next. The tool
 layer turns these into MCP tool errors (`isError: true`); anything else that escapes is
@@ -57,4 +62,22 @@ class IdempotencyMismatch(Conflict):
 
 
 class Busy(FsmError):
+    pass
+
+
+class VendorError(FsmError):
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class VendorUnavailable(VendorError):
+    pass
+
+
+class VendorRejected(VendorError):
+    pass
+
+
+class WriteUncertain(VendorError):
     pass

@@ -1,0 +1,209 @@
+"""One vendor's API as the connectors see it: paced, authenticated, retried where a repeat
+is safe, with failures told in the agent's terms.
+
+Reads are retried on 429, 5xx, timeouts and lost connections. A write is repeated only
+when a repeat cannot duplicate it: the request never left (no connection), the vendor
+refused it before acting (429), or the caller's read-back (`check`) shows it was not done.
+Otherwise the failure is a `WriteUncertain` that says what to check.
+
+Every wait honours the vendor's Retry-After (seconds or an HTTP date) or RateLimit-Reset
+(epoch seconds) for all requests to that vendor (see `Pace`), on top of a capped, jittered
+exponential backoff; a call gives up when its time budget would be overrun, because a
+voice platform stops waiting after 5-20 s anyway.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx2 as httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    stop_any,
+)
+from tenacity.stop import stop_base
+from tenacity.wait import wait_exponential_jitter
+
+from fsm_mcp.connectors.http.auth import Auth
+from fsm_mcp.connectors.http.limits import Breaker, Pace
+from fsm_mcp.errors import VendorRejected, VendorUnavailable, WriteUncertain
+
+Check = Callable[[], Awaitable[Any | None]]  # the write's result if it was done, None if it was not
+Describe = Callable[[httpx.Response], str]  # a vendor's error body, summarised for the agent
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    attempts: int = 6
+    budget: float = 12.0  # seconds one call may spend retrying
+    base: float = 0.2  # first backoff
+    cap: float = 4.0  # longest backoff between two attempts (a Retry-After may ask for more)
+    timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(10.0, connect=3.0, pool=5.0))
+
+
+class _Transient(Exception):
+    """A failure worth another attempt. `sent`: the vendor may have acted on the request."""
+
+    def __init__(self, reason: str, *, sent: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.sent = sent
+        self.retry_after = retry_after
+
+
+def retry_after(response: httpx.Response, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds the vendor asked us to wait, from Retry-After or RateLimit-Reset; None if it did not say."""
+    if value := response.headers.get("Retry-After"):
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - now())
+            except (TypeError, ValueError):
+                return None
+    if value := response.headers.get("RateLimit-Reset"):
+        try:
+            reset = float(value)
+        except ValueError:
+            return None
+        return max(0.0, reset - now()) if reset > 1e9 else reset  # epoch seconds, or (elsewhere) a delta
+    return None
+
+
+class VendorClient:
+    def __init__(
+        self, vendor: str, http: httpx.AsyncClient, auth: Auth, pace: Pace, breaker: Breaker,
+        policy: Policy | None = None, describe: Describe | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.http = http
+        self.auth = auth
+        self.pace = pace
+        self.breaker = breaker
+        self.policy = policy or Policy()
+        self._describe = describe or (lambda r: f"HTTP {r.status_code}")
+        self.sent = 0  # requests sent, for the benchmarks
+
+    async def get(self, path: str, params: dict[str, Any] | None = None, *, budget: float | None = None) -> Any:
+        return await self._retrying(lambda: self._once("GET", path, params, None), budget, check=None, write=False)
+
+    async def write(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+        check: Check | None = None, what: str = "the change",
+    ) -> Any:
+        """Send a write. After an ambiguous failure, `check()` tells whether it was done: its result is
+        returned if so, the write is sent again if not; without `check` the failure is `WriteUncertain`."""
+        try:
+            return await self._retrying(lambda: self._once(method, path, params, json), None, check=check, write=True)
+        except _Uncertain as exc:
+            raise WriteUncertain(
+                f"{self.vendor} may or may not have made {what}: the request was sent and its answer was lost "
+                f"({exc.reason}). Check in {self.vendor} before trying again with a new idempotency key; "
+                "retrying with the same key replays this answer."
+            ) from None
+
+    async def _retrying(self, send: Callable[[], Awaitable[Any]], budget: float | None, *, check: Check | None,
+                        write: bool) -> Any:
+        policy = self.policy
+        limit = policy.budget if budget is None else budget
+
+        pace = self.pace
+
+        class held_too_long(stop_base):  # the vendor's Retry-After would outlast the budget
+            def __call__(self, state: RetryCallState) -> bool:
+                return pace.hold_until - time.monotonic() > limit - (state.seconds_since_start or 0.0)
+
+        async def attempt() -> Any:
+            try:
+                return await send()
+            except _Transient as exc:
+                if not (write and exc.sent):
+                    raise
+                if check is None:
+                    raise _Uncertain(exc.reason) from None
+                try:
+                    done = await self._retrying(check, limit, check=None, write=False)
+                except VendorUnavailable:
+                    raise _Uncertain(f"{exc.reason}, and reading back failed too") from None
+                if done is not None:
+                    return done
+                raise  # the read-back shows it was not done: sending again cannot duplicate it
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Transient),
+            stop=stop_any(stop_after_attempt(policy.attempts), stop_after_delay(limit), held_too_long()),
+            wait=wait_exponential_jitter(multiplier=policy.base, max=policy.cap),
+            reraise=True,
+        )
+        started = time.monotonic()
+        try:
+            return await retrying(attempt)
+        except _Transient as exc:
+            tries = retrying.statistics.get("attempt_number", 1)
+            raise VendorUnavailable(
+                f"{self.vendor} is {exc.reason}; tried {tries} times over {time.monotonic() - started:.0f} s"
+                f"{', and nothing was changed' if write else ''}. Try again in a minute.",
+            ) from None
+
+    async def _once(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> Any:
+        response = await self._send(method, path, params, body)
+        if response.status_code == 401:
+            raise VendorRejected(
+                f"{self.vendor} refused fsm-mcp's credentials (HTTP 401); the business's administrator must check "
+                "them (fsm-mcp check tells which setting)", status=401,
+            )
+        if response.status_code == 429:
+            wait = retry_after(response)
+            if wait is not None:
+                self.pace.hold(wait)
+            self.breaker.succeeded()  # a refusal is an answer: the vendor is up
+            raise _Transient("rate limiting", sent=False, retry_after=wait)
+        if response.status_code >= 500 or response.status_code == 408:
+            self.breaker.failed()
+            raise _Transient(f"failing (HTTP {response.status_code})", sent=True, retry_after=retry_after(response))
+        self.breaker.succeeded()
+        if response.status_code >= 400:
+            raise VendorRejected(f"{self.vendor} refused the request: {self._describe(response)}",
+                                 status=response.status_code)
+        return response.json() if response.content else None
+
+    async def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> httpx.Response:
+        self.breaker.check()
+        renewed = False
+        while True:
+            headers = await self.auth.headers()
+            async with self.pace:
+                self.sent += 1
+                try:
+                    response = await self.http.request(method, path, params=_clean(params), json=body, headers=headers,
+                                                       timeout=self.policy.timeout)
+                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                    self.breaker.failed()
+                    raise _Transient(f"unreachable ({type(exc).__name__})", sent=False) from None
+                except httpx.TransportError as exc:  # the request left; whether it arrived is unknown
+                    self.breaker.failed()
+                    raise _Transient(f"not answering ({type(exc).__name__})", sent=True) from None
+            if response.status_code != 401 or renewed or not await self.auth.renew(headers):
+                return response
+            renewed = True
+
+
+class _Uncertain(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Query parameters without the unset ones, booleans as the vendors spell them."""
+    if params is None:
+        return None
+    return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items() if v is not None}
