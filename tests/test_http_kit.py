@@ -78,20 +78,24 @@ async def test_credentials_refused_say_so_without_the_secret() -> None:
     assert "client id and secret" in str(caught.value) and SECRET not in str(caught.value)
 
 
-async def test_no_request_leaves_before_the_vendors_retry_after() -> None:
+async def test_a_request_answered_429_is_not_sent_again_before_its_retry_after() -> None:
     answers = iter([httpx.Response(429, headers={"Retry-After": "1"})])
 
     def handler(request: httpx.Request) -> httpx.Response:
         return next(answers, httpx.Response(200, json={"n": 1}))
 
     client, seen = kit(handler)
-    async with anyio.create_task_group() as tg:  # a second call queued behind the first must wait too
-        tg.start_soon(client.get, "/a")
-        await anyio.sleep(0.05)
-        tg.start_soon(client.get, "/b")
-    first = seen[0][0]
-    assert len(seen) == 3
-    assert all(at - first >= 1.0 for at, _ in seen[1:])
+    assert await client.get("/a") == {"n": 1}
+    assert len(seen) == 2
+    assert seen[1][0] - seen[0][0] >= 1.0
+
+
+async def test_a_retry_after_longer_than_the_budget_gives_up_at_once() -> None:
+    client, seen = kit(lambda r: httpx.Response(429, headers={"RateLimit-Reset": str(int(time.time()) + 86400)}))
+    started = time.monotonic()
+    with pytest.raises(VendorUnavailable, match="rate limiting; tried once"):
+        await client.get("/a")
+    assert len(seen) == 1 and time.monotonic() - started < 1
 
 
 def test_retry_after_reads_seconds_http_dates_and_epoch_resets() -> None:

@@ -6,10 +6,10 @@ when a repeat cannot duplicate it: the request never left (no connection), the v
 refused it before acting (429), or the caller's read-back (`check`) shows it was not done.
 Otherwise the failure is a `WriteUncertain` that says what to check.
 
-Every wait honours the vendor's Retry-After (seconds or an HTTP date) or RateLimit-Reset
-(epoch seconds) for all requests to that vendor (see `Pace`), on top of a capped, jittered
-exponential backoff; a call gives up when its time budget would be overrun, because a
-voice platform stops waiting after 5-20 s anyway.
+A request answered 429 is not sent again before the vendor's Retry-After (seconds or an
+HTTP date) or RateLimit-Reset (epoch seconds) has passed; other waits are a capped,
+jittered exponential backoff. A call gives up as soon as the next wait would overrun its
+time budget, because a voice platform stops waiting after 5-20 s anyway.
 """
 
 from __future__ import annotations
@@ -115,11 +115,15 @@ class VendorClient:
         policy = self.policy
         limit = policy.budget if budget is None else budget
 
-        pace = self.pace
+        backoff = wait_exponential_jitter(multiplier=policy.base, max=policy.cap)
 
-        class held_too_long(stop_base):  # the vendor's Retry-After would outlast the budget
+        def wait(state: RetryCallState) -> float:  # the vendor's Retry-After, else the backoff
+            asked = _asked(state)
+            return max(asked, backoff(state)) if asked is not None else backoff(state)
+
+        class out_of_time(stop_base):  # the next wait would overrun the budget
             def __call__(self, state: RetryCallState) -> bool:
-                return pace.hold_until - time.monotonic() > limit - (state.seconds_since_start or 0.0)
+                return wait(state) > limit - (state.seconds_since_start or 0.0)
 
         async def attempt() -> Any:
             try:
@@ -139,8 +143,8 @@ class VendorClient:
 
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_Transient),
-            stop=stop_any(stop_after_attempt(policy.attempts), stop_after_delay(limit), held_too_long()),
-            wait=wait_exponential_jitter(multiplier=policy.base, max=policy.cap),
+            stop=stop_any(stop_after_attempt(policy.attempts), stop_after_delay(limit), out_of_time()),
+            wait=wait,
             reraise=True,
         )
         started = time.monotonic()
@@ -149,7 +153,7 @@ class VendorClient:
         except _Transient as exc:
             tries = retrying.statistics.get("attempt_number", 1)
             raise VendorUnavailable(
-                f"{self.vendor} is {exc.reason}; tried {tries} times over {time.monotonic() - started:.0f} s"
+                f"{self.vendor} is {exc.reason}; tried {'once' if tries == 1 else f'{tries} times'} over {time.monotonic() - started:.0f} s"
                 f"{', and nothing was changed' if write else ''}. Try again in a minute.",
             ) from None
 
@@ -161,11 +165,8 @@ class VendorClient:
                 "them (fsm-mcp check tells which setting)", status=401,
             )
         if response.status_code == 429:
-            wait = retry_after(response)
-            if wait is not None:
-                self.pace.hold(wait)
             self.breaker.succeeded()  # a refusal is an answer: the vendor is up
-            raise _Transient("rate limiting", sent=False, retry_after=wait)
+            raise _Transient("rate limiting", sent=False, retry_after=retry_after(response))
         if response.status_code >= 500 or response.status_code == 408:
             self.breaker.failed()
             raise _Transient(f"failing (HTTP {response.status_code})", sent=True, retry_after=retry_after(response))
@@ -194,6 +195,11 @@ class VendorClient:
             if response.status_code != 401 or renewed or not await self.auth.renew(headers):
                 return response
             renewed = True
+
+
+def _asked(state: RetryCallState) -> float | None:
+    exc = state.outcome.exception() if state.outcome else None
+    return exc.retry_after if isinstance(exc, _Transient) else None
 
 
 class _Uncertain(Exception):

@@ -1,5 +1,5 @@
-"""Pacing requests to a vendor: the published rate, the vendor's own "wait until", and a
-circuit breaker for a vendor that keeps failing.
+"""Pacing requests to a vendor at its published rate, and a circuit breaker for a vendor
+that keeps failing.
 
 One `Pace` and one `Breaker` exist per (vendor, tenant), shared by every request the
 backend sends, so concurrent tool calls and the background sync draw on one budget.
@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import anyio
 from aiolimiter import AsyncLimiter
 
 from fsm_mcp.errors import VendorUnavailable
@@ -19,30 +18,19 @@ Clock = Callable[[], float]
 
 
 class Pace:
-    """At most `rate` requests a second, evenly spaced, and none before a vendor's Retry-After.
+    """At most `rate` requests a second, evenly spaced.
 
     The bucket holds a single request, so requests leave at least 1/rate seconds apart: no
-    burst can break a per-second limit, whichever way the vendor counts its window.
+    burst can break a per-second limit, whichever way the vendor counts its window. (A
+    429's Retry-After is honoured by the request it answered, in `client`.)
     """
 
-    def __init__(self, rate: float, clock: Clock = time.monotonic) -> None:
+    def __init__(self, rate: float) -> None:
         self.rate = rate
         self._bucket = AsyncLimiter(1, 1 / rate)
-        self._clock = clock
-        self.hold_until = 0.0  # on `clock`; set from the vendor's Retry-After
-
-    def hold(self, seconds: float) -> None:
-        """The vendor asked every caller to wait this long: no request leaves before then."""
-        self.hold_until = max(self.hold_until, self._clock() + seconds)
 
     async def __aenter__(self) -> None:
-        # Re-check after the bucket: a 429 answered while this request waited for its turn
-        # moves the hold, and it must be honoured by requests already queued.
-        while (wait := self.hold_until - self._clock()) > 0:
-            await anyio.sleep(wait)
         await self._bucket.acquire()
-        while (wait := self.hold_until - self._clock()) > 0:
-            await anyio.sleep(wait)
 
     async def __aexit__(self, *exc: object) -> None:
         return None

@@ -9,12 +9,9 @@ from datetime import datetime
 
 from fsm_mcp.connectors.base import Booking, BookingRequest, JobFilter
 from fsm_mcp.connectors.local import technicians
-from fsm_mcp.directory import customers
-from fsm_mcp.errors import AmbiguousCustomer, InvalidInput, InvalidTransition, NotFound, SchedulingConflict
-from fsm_mcp.identity.addresses import compare_addresses, parse_street
-from fsm_mcp.identity.emails import normalize_email
+from fsm_mcp.directory import booking, customers
+from fsm_mcp.errors import InvalidInput, InvalidTransition, NotFound, SchedulingConflict
 from fsm_mcp.identity.phones import parse_phone
-from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Address, Job, JobStatus, StatusChange
 from fsm_mcp.scheduling import BOOKED, check_transition, overlaps, require_skill
@@ -102,30 +99,14 @@ def _event(conn: sqlite3.Connection, tenant: str, job_id: str, status: JobStatus
 
 
 def _resolve_customer(conn: sqlite3.Connection, business: Business, request: BookingRequest, now: datetime) -> tuple[str, bool]:
-    tenant = business.tenant_id
-    if request.customer_id:
-        found = customers.load_customer(conn, tenant, request.customer_id)
-        return (found.merged_into or found.customer_id), False
+    found, query = booking.attach(conn, business, request)
+    if found is not None:
+        return found, False
     details = request.customer
-    if details is None:
-        raise InvalidInput("customer_id", "give either customer_id (from lookup_customer) or customer details")
-    query = caller_profile(
-        name=details.name, phone=details.phone, email=details.email, address=request.address,
-        region=business.country, prefix="customer.",
-    )
-    matches = customers.lookup(conn, tenant, query, limit=5)
-    if not request.new_customer:
-        if matches and matches[0].confidence in ("exact", "likely"):
-            return matches[0].customer_id, False
-        if matches:
-            listing = "; ".join(f"{m.customer_id} {m.name} ({m.confidence}: {', '.join(m.reasons)})" for m in matches)
-            raise AmbiguousCustomer(
-                f"customer: not sure which customer this is. Candidates: {listing}. Ask the caller, then call "
-                "create_job again with customer_id, or with new_customer=true if they are none of these."
-            )
+    assert query is not None and details is not None
     phone = parse_phone(details.phone, business.country) if details.phone else None
-    customer_id = customers.insert_customer(conn, tenant, now, name=details.name, phones=[phone] if phone else [],
-                                            emails=sorted(query.emails))
+    customer_id = customers.insert_customer(conn, business.tenant_id, now, name=details.name,
+                                            phones=[phone] if phone else [], emails=sorted(query.emails))
     return customer_id, True
 
 
@@ -133,19 +114,10 @@ def _resolve_location(
     conn: sqlite3.Connection, tenant: str, customer_id: str, address: AddressIn | None, now: datetime
 ) -> tuple[str, bool]:
     """The customer's location for this job, and whether it had to be added."""
-    existing = customers.load_locations(conn, tenant, customer_id)
-    if address is None:
-        if len(existing) == 1:
-            return existing[0].location_id, False
-        if not existing:
-            raise InvalidInput("address", "this customer has no service address on file; give the address of the job")
-        listing = "; ".join(f"{loc.location_id}: {loc.address.one_line()}" for loc in existing)
-        raise InvalidInput("address", f"this customer has {len(existing)} service addresses ({listing}); say which one")
-    wanted = parse_street(address.street, address.unit, address.postal_code)
-    for loc in existing:
-        a = loc.address
-        if compare_addresses(wanted, parse_street(a.street, a.unit, a.postal_code), address.street, a.street).score >= 90:
-            return loc.location_id, False
+    found = booking.pick_location(customers.load_locations(conn, tenant, customer_id), address)
+    if found is not None:
+        return found, False
+    assert address is not None
     return customers.insert_location(conn, tenant, customer_id, address, now), True
 
 
@@ -154,11 +126,7 @@ def _learn_contacts(
 ) -> list[str]:
     """The caller's number and e-mail, added to the existing customer they were attached to when missing,
     so that the next call from that number is recognised by caller ID alone."""
-    details = request.customer
-    phones = {request.caller_phone} if request.caller_phone else set()
-    if details and details.phone:
-        phones.add(parse_phone(details.phone, business.country).e164)
-    emails = {normalize_email(details.email)} if details and details.email else set()
+    phones, emails = booking.caller_contacts(business, request)
     added = []
     for table, column, values in (("customer_phones", "e164", phones), ("customer_emails", "email", emails)):
         for value in sorted(values):  # the primary key ignores what the record already holds
