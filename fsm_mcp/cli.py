@@ -35,6 +35,8 @@ def _settings(db: Path | None) -> Settings:
 def main() -> None:
     """An MCP server for field-service businesses (HVAC, plumbing, electrical, pest control)."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # httpx logs every request's URL at INFO, and a vendor lookup's URL can carry a name or a number.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 def _loopback(host: str) -> bool:

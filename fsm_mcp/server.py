@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx2 as httpx
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from fsm_mcp import __version__, tools
 from fsm_mcp.app import App
-from fsm_mcp.connectors.local import LocalBackend
+from fsm_mcp.connectors import open_backend
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
 from fsm_mcp.store.idempotency import IdempotentWriter
@@ -45,15 +46,20 @@ class FsmServer(MCPServer):
             raise ToolError(f"Error executing tool {name}: {plain_words(cause)}") from cause
 
 
-def build_server(settings: Settings | None = None) -> MCPServer:
+def build_server(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> MCPServer:
+    """`transport` reaches the vendor (tests hand in one to a fake); by default, the network."""
     settings = settings or Settings.load()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[App]:
         db = Database(settings.db_path)
-        log.info("fsm-mcp serving business %r from %s", settings.business.tenant_id, settings.db_path)
+        log.info("fsm-mcp serving business %r (%s backend) from %s", settings.business.tenant_id, settings.backend,
+                 settings.db_path)
         try:
-            yield App(settings=settings, db=db, backend=LocalBackend(db, settings.business), writer=IdempotentWriter(db))
+            async with open_backend(settings, db, transport) as backend:
+                # The local store's writes join the idempotency transaction; a vendor's cannot.
+                yield App(settings=settings, db=db, backend=backend,
+                          writer=IdempotentWriter(db, holds=settings.backend == "local"))
         finally:
             db.close()
 

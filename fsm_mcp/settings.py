@@ -10,13 +10,14 @@ import os
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 import platformdirs
 from pydantic import BaseModel, Field, field_validator
 
+from fsm_mcp.connectors.servicetitan import config as servicetitan_config
 from fsm_mcp.identity.text import fold
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -77,10 +78,15 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("fsm-mcp", appauthor=False)) / "fsm.db"
 
 
+Backend = Literal["local", "servicetitan"]
+
+
 class Settings(BaseModel):
     db_path: Path = Field(default_factory=default_db_path)
     business: Business = Field(default_factory=Business)
     log_level: str = "INFO"
+    backend: Backend = "local"
+    servicetitan: servicetitan_config.ServiceTitanSettings | None = None
 
     @classmethod
     def load(cls, db: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -100,4 +106,10 @@ class Settings(BaseModel):
             settings["db_path"] = Path(path).expanduser()
         if level := env.get("FSM_MCP_LOG_LEVEL") or data.get("log_level"):
             settings["log_level"] = str(level).upper()
+        backend = env.get("FSM_MCP_BACKEND") or data.get("backend") or "local"
+        if backend not in ("local", "servicetitan"):
+            raise ValueError(f"FSM_MCP_BACKEND (or backend in the file) is {backend!r}; use local or servicetitan")
+        settings["backend"] = backend
+        if backend == "servicetitan":  # read only when chosen: a local business needs none of these
+            settings["servicetitan"] = servicetitan_config.load(data.get("servicetitan", {}), env)
         return cls.model_validate(settings)

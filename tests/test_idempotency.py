@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from fsm_mcp.errors import Conflict
 from fsm_mcp.store.db import Database
-from fsm_mcp.store.idempotency import IdempotentWriter
+from fsm_mcp.store.idempotency import Attempt, IdempotentWriter
 
 
 class Made(BaseModel):
@@ -29,7 +29,7 @@ async def test_a_write_that_fails_halfway_leaves_nothing_and_does_not_spend_the_
     db = Database(tmp_path / "s.db")
     writer = IdempotentWriter(db)
 
-    async def half_then_fail() -> Made:
+    async def half_then_fail(_: Attempt) -> Made:
         await db.awrite(note, "first half")
         raise Conflict("the second half found a clash")
 
@@ -38,7 +38,7 @@ async def test_a_write_that_fails_halfway_leaves_nothing_and_does_not_spend_the_
                          result_id=lambda m: m.row, write=half_then_fail)
     assert rows(db, "audit_log") == 0 and rows(db, "idempotency") == 0
 
-    async def whole() -> Made:
+    async def whole(_: Attempt) -> Made:
         await db.awrite(note, "whole")
         return Made(row="r1")
 
@@ -54,7 +54,7 @@ async def test_a_retry_during_the_first_call_waits_for_its_result(tmp_path: Path
     writer = IdempotentWriter(db)
     calls = 0
 
-    async def slow() -> Made:
+    async def slow(_: Attempt) -> Made:
         nonlocal calls
         calls += 1
         await db.awrite(note, "slow")
@@ -93,7 +93,7 @@ async def test_a_writer_in_another_process_waits_and_then_replays(tmp_path: Path
     async def send(db: Database) -> None:
         answers.append(await IdempotentWriter(db).run(tenant="t", actor="me", tool="x", key="k", arguments={},
                                                       result_type=Made, result_id=lambda m: m.row,
-                                                      write=lambda: write(db)))
+                                                      write=lambda _: write(db)))
 
     with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:

@@ -35,6 +35,8 @@ class BookingRequest:
     allow_duplicate: bool
     new_customer: bool
     caller_phone: str | None = None  # E.164; learned onto an existing customer's record when it is not there
+    key: str | None = None  # the idempotency key, for a vendor that can store it on the job
+    resumed: bool = False  # an earlier call with this key was cut off: look for what it did before writing
 
 
 class Booking(BaseModel):

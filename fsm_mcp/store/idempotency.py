@@ -11,9 +11,14 @@ A retry that arrives while the first call is still running waits for it: in this
 on the writer's limiter, in another on SQLite's write lock (past its busy timeout the
 caller gets `Busy`, never a second write).
 
-A backend whose write cannot join that transaction (a vendor's API) cannot use this rule
-as it stands: it must write the key into the vendor's record and, for a key with no
-result here, read the vendor back before writing again (the connectors issue).
+A vendor's API cannot join that transaction, so for a vendor backend (`holds=False`) the
+key is claimed ('pending') in a short transaction before the vendor is called, and the
+result stored in another after. A retry that finds its key pending knows an earlier call
+was cut off (`Attempt.resumed`), and the backend looks at the vendor for what that call
+did before writing again (ServiceTitan: the key is on the job, in its externalData).
+In this process a retry waits for the call in flight on a per-key lock. A write refused
+cleanly (nothing sent, or refused by the vendor) gives its claim back; an uncertain one
+keeps it, so the retry reads back first.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio
 from pydantic import BaseModel
 
-from fsm_mcp.errors import IdempotencyMismatch
+from fsm_mcp.errors import FsmError, IdempotencyMismatch, WriteUncertain
 from fsm_mcp.store import audit
 from fsm_mcp.store.db import Database, to_db, utcnow
 
@@ -38,9 +45,17 @@ def arguments_hash(tool: str, arguments: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    key: str | None
+    resumed: bool = False  # an earlier call with this key was cut off before its result was stored
+
+
 class IdempotentWriter:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, holds: bool = True) -> None:
         self.db = db
+        self.holds = holds  # the write runs inside the store's transaction (the local backend)
+        self._locks: dict[tuple[str, str], anyio.Lock] = {}
 
     async def run(
         self,
@@ -52,10 +67,12 @@ class IdempotentWriter:
         arguments: dict[str, Any],
         result_type: type[M],
         result_id: Callable[[M], str],
-        write: Callable[[], Awaitable[M]],
+        write: Callable[[Attempt], Awaitable[M]],
     ) -> M:
-        """Run `write` at most once per (tenant, key), in one transaction with its key and audit records."""
+        """Run `write` at most once per (tenant, key), and record its result and audit entry."""
         digest = arguments_hash(tool, arguments) if key is not None else ""
+        if not self.holds:
+            return await self._run_outside(tenant, actor, tool, key, digest, arguments, result_type, result_id, write)
         async with self.db.atomic():
             if key is not None:
                 stored = await self.db.aread(_stored_result, tenant, key, tool, digest)
@@ -63,10 +80,41 @@ class IdempotentWriter:
                     result = result_type.model_validate_json(stored)
                     await self.db.awrite(audit.record, tenant, tool, actor, arguments, result_id(result), True)
                     return result
-            result = await write()
+            result = await write(Attempt(key))
             await self.db.awrite(_finish, tenant, key, tool, digest, result.model_dump_json(), actor, arguments,
                                  result_id(result))
             return result
+
+    async def _run_outside(
+        self, tenant: str, actor: str, tool: str, key: str | None, digest: str, arguments: dict[str, Any],
+        result_type: type[M], result_id: Callable[[M], str], write: Callable[[Attempt], Awaitable[M]],
+    ) -> M:
+        if key is None:
+            result = await write(Attempt(None))
+            await self.db.awrite(_finish, tenant, None, tool, digest, "", actor, arguments, result_id(result))
+            return result
+        lock = self._locks.setdefault((tenant, key), anyio.Lock())
+        try:
+            async with lock:
+                async with self.db.atomic():
+                    stored = await self.db.aread(_stored_result, tenant, key, tool, digest)
+                    if stored is not None:
+                        result = result_type.model_validate_json(stored)
+                        await self.db.awrite(audit.record, tenant, tool, actor, arguments, result_id(result), True)
+                        return result
+                    resumed = await self.db.awrite(_claim, tenant, key, tool, digest)
+                try:
+                    result = await write(Attempt(key, resumed))
+                except FsmError as exc:
+                    if not isinstance(exc, WriteUncertain):
+                        await self.db.awrite(_release, tenant, key)
+                    raise
+                await self.db.awrite(_finish, tenant, key, tool, digest, result.model_dump_json(), actor, arguments,
+                                     result_id(result))
+                return result
+        finally:
+            if not lock.statistics().tasks_waiting:
+                self._locks.pop((tenant, key), None)
 
 
 def _stored_result(conn: sqlite3.Connection, tenant: str, key: str, tool: str, digest: str) -> str | None:
@@ -83,6 +131,25 @@ def _stored_result(conn: sqlite3.Connection, tenant: str, key: str, tool: str, d
             "use a new key for a new request, or resend the original arguments to get the original result"
         )
     return str(row["result"])
+
+
+def _claim(conn: sqlite3.Connection, tenant: str, key: str, tool: str, digest: str) -> bool:
+    """Mark the key pending; True when it already was (an earlier call was cut off)."""
+    row = conn.execute("SELECT tool, args_hash FROM idempotency WHERE tenant_id=? AND key=?", (tenant, key)).fetchone()
+    if row is not None:
+        if row["tool"] != tool or row["args_hash"] != digest:
+            raise IdempotencyMismatch(
+                f"idempotency_key: {key!r} was already used for a {row['tool']} call with different arguments; "
+                "use a new key for a new request"
+            )
+        return True
+    conn.execute("INSERT INTO idempotency (tenant_id, key, tool, args_hash, state, created_at) VALUES (?,?,?,?, 'pending', ?)",
+                 (tenant, key, tool, digest, to_db(utcnow())))
+    return False
+
+
+def _release(conn: sqlite3.Connection, tenant: str, key: str) -> None:
+    conn.execute("DELETE FROM idempotency WHERE tenant_id=? AND key=? AND state='pending'", (tenant, key))
 
 
 def _finish(

@@ -82,4 +82,16 @@ MIGRATIONS: list[str] = [
         tenant_id TEXT NOT NULL PRIMARY KEY, model TEXT NOT NULL, trained_at TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE vendor_contacts (
+        tenant_id TEXT NOT NULL, contact_id TEXT NOT NULL, customer_id TEXT NOT NULL, kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, contact_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE sync_state (
+        tenant_id TEXT NOT NULL, resource TEXT NOT NULL, cursor TEXT, full_done INTEGER NOT NULL DEFAULT 0,
+        next_page INTEGER NOT NULL DEFAULT 1, started_at TEXT, newest TEXT,
+        PRIMARY KEY (tenant_id, resource)
+    ) WITHOUT ROWID;
+    """,
 ]

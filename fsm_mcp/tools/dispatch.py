@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.models import Job, Technician
 from fsm_mcp.scheduling import check_window
+from fsm_mcp.store.idempotency import Attempt
 from fsm_mcp.tools._kit import READ, WRITE, actor, agent_errors, app
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
@@ -96,7 +97,7 @@ def register(mcp: MCPServer) -> None:
         if window_start and window_end:
             window = check_window(window_start, window_end, business)
 
-        async def write() -> Job:
+        async def write(_: Attempt) -> Job:
             return await the_app.backend.dispatch(job_id, technician_id, window)
 
         arguments = {"job_id": job_id, "technician_id": technician_id,

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from fsm_mcp.connectors.base import DuplicateReport, MergePlan
 from fsm_mcp.models import Confidence
+from fsm_mcp.store.idempotency import Attempt
 from fsm_mcp.tools._kit import CHANGE, READ, IdempotencyKey, actor, agent_errors, app
 
 CustomerId = Annotated[str, Field(min_length=1, max_length=64)]
@@ -68,7 +69,7 @@ def register(mcp: MCPServer) -> None:
         if not confirm:  # a preview writes nothing and does not spend the key
             return _answer(await backend.merge_customers(keep_id, merge_ids, apply=False))
 
-        async def write() -> MergeResult:
+        async def write(_: Attempt) -> MergeResult:
             return _answer(await backend.merge_customers(keep_id, merge_ids, apply=True))
 
         return await the_app.writer.run(

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Invoice
+from fsm_mcp.store.idempotency import Attempt
 from fsm_mcp.tools._kit import WRITE, IdempotencyKey, actor, agent_errors, app
 
 
@@ -35,7 +36,7 @@ def register(mcp: MCPServer) -> None:
         the_app = app(ctx)
         business = the_app.backend.business
 
-        async def write() -> CreatedInvoice:
+        async def write(_: Attempt) -> CreatedInvoice:
             billed = await the_app.backend.create_invoice(job_id, line_items, tax_rate, discount, allow_additional)
             return CreatedInvoice(**billed.invoice.model_dump(), already_invoiced=billed.already_invoiced)
 

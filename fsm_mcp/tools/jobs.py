@@ -1,5 +1,6 @@
 """Booking jobs and following them through their states."""
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from fsm_mcp.identity.phones import InvalidPhone, parse_phone
 from fsm_mcp.inputs import AddressArg, CustomerDetails, parse_address
 from fsm_mcp.models import Job, JobStatus, Priority
 from fsm_mcp.scheduling import check_window, localize
+from fsm_mcp.store.idempotency import Attempt
 from fsm_mcp.tools._kit import CHANGE, READ, WRITE, IdempotencyKey, actor, agent_errors, app
 from fsm_mcp.tools._schema import omit_empty
 
@@ -93,8 +95,8 @@ def register(mcp: MCPServer) -> None:
             "caller_phone": caller,
         }
 
-        async def write() -> BookedJob:
-            return _booked(await the_app.backend.create_job(request))
+        async def write(attempt: Attempt) -> BookedJob:
+            return _booked(await the_app.backend.create_job(replace(request, key=attempt.key, resumed=attempt.resumed)))
 
         return await the_app.writer.run(
             tenant=business.tenant_id, actor=actor(ctx), tool="create_job", key=idempotency_key, arguments=arguments,
@@ -143,7 +145,7 @@ def register(mcp: MCPServer) -> None:
         final. Repeating the current status changes nothing, so a retry is safe. After completed: create_invoice."""
         the_app = app(ctx)
 
-        async def write() -> Job:
+        async def write(_: Attempt) -> Job:
             return await the_app.backend.update_job_status(job_id, status, note)
 
         return await the_app.writer.run(

@@ -1,0 +1,74 @@
+"""ServiceTitan's v2 tenant API: where each thing lives, on the shared HTTP kit.
+
+Every path is /{module}/v2/tenant/{tenant}/...; every call carries a bearer token from the
+client-credentials flow and the ST-App-Key header. Lists page with page/pageSize/hasMore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2 as httpx
+
+from fsm_mcp.connectors.http.auth import ClientCredentials
+from fsm_mcp.connectors.http.client import Check, Policy, VendorClient
+from fsm_mcp.connectors.http.limits import Breaker, Pace
+from fsm_mcp.connectors.http.paging import SERVICETITAN, collect, pages
+from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
+
+VENDOR = "ServiceTitan"
+Json = dict[str, Any]
+
+
+def describe(response: httpx.Response) -> str:
+    """An ApiErrorResponse as one line: its title and each field's complaint."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    errors = body.get("errors") or {}
+    detail = "; ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in errors.items())
+    return f"{body.get('title') or f'HTTP {response.status_code}'}" + (f" ({detail})" if detail else "")
+
+
+def http_client(settings: ServiceTitanSettings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """One client per backend: pooled connections to the API and the sign-in host."""
+    return httpx.AsyncClient(
+        base_url=settings.api_url, transport=transport, timeout=Policy().timeout,
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+    )
+
+
+class ServiceTitanApi:
+    def __init__(self, settings: ServiceTitanSettings, http: httpx.AsyncClient, policy: Policy | None = None) -> None:
+        self.settings = settings
+        self.tenant = settings.tenant_id
+        auth = ClientCredentials(VENDOR, http, settings.auth_url.rstrip("/") + "/connect/token", settings.client_id,
+                                 settings.client_secret, extra={"ST-App-Key": settings.app_key.get_secret_value()})
+        self.client = VendorClient(VENDOR, http, auth, Pace(settings.rate), Breaker(VENDOR), policy, describe)
+
+    def path(self, module: str, rest: str) -> str:
+        return f"/{module}/v2/tenant/{self.tenant}/{rest}"
+
+    async def get(self, module: str, rest: str, params: dict[str, Any] | None = None) -> Any:
+        return await self.client.get(self.path(module, rest), params)
+
+    async def all(self, module: str, rest: str, params: dict[str, Any] | None = None, size: int | None = None) -> list[Json]:
+        return await collect(self.client, self.path(module, rest), params or {}, SERVICETITAN, size)
+
+    def pages(self, module: str, rest: str, params: dict[str, Any], size: int, start: int = 1,
+              budget: float | None = None) -> AsyncIterator[tuple[int, list[Json]]]:
+        return pages(self.client, self.path(module, rest), params, SERVICETITAN, size, start, budget)
+
+    async def write(self, method: str, module: str, rest: str, body: Any = None, *, check: Check | None = None,
+                    what: str = "the change") -> Any:
+        return await self.client.write(method, self.path(module, rest), json=body, check=check, what=what)
+
+    async def ids(self, module: str, rest: str, ids: list[int], **params: Any) -> list[Json]:
+        """Records by id, 50 to a request (the API's most)."""
+        found: list[Json] = []
+        for start in range(0, len(ids), 50):
+            chunk = ",".join(str(i) for i in ids[start:start + 50])
+            found += await self.all(module, rest, {**params, "ids": chunk}, size=50)
+        return found

@@ -1,0 +1,166 @@
+"""The ServiceTitan backend: the Backend Protocol over `api`, `jobs`, `booking`, `invoices`, `sync`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import httpx2 as httpx
+
+from fsm_mcp.billing import cents
+from fsm_mcp.connectors.base import (
+    Billed,
+    Booking,
+    BookingRequest,
+    CustomerProfile,
+    DuplicateReport,
+    JobFilter,
+    MergePlan,
+    Progress,
+    RecentJob,
+    Recognition,
+)
+from fsm_mcp.connectors.http.client import Policy
+from fsm_mcp.connectors.servicetitan import invoices, mapping
+from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi, http_client
+from fsm_mcp.connectors.servicetitan.booking import Booker
+from fsm_mcp.connectors.servicetitan.catalog import Settings
+from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
+from fsm_mcp.connectors.servicetitan.jobs import Jobs
+from fsm_mcp.connectors.servicetitan.sync import Sync
+from fsm_mcp.directory import customers, duplicates
+from fsm_mcp.errors import InvalidInput
+from fsm_mcp.identity.keys import Profile
+from fsm_mcp.inputs import LineItemIn
+from fsm_mcp.models import Customer, Job, JobStatus, Technician
+from fsm_mcp.scheduling import Slot, free_slots
+from fsm_mcp.settings import Business
+from fsm_mcp.store.db import Database, utcnow
+
+RECENT_JOBS = 5
+
+
+class ServiceTitanBackend:
+    vendor = "ServiceTitan"
+
+    def __init__(self, db: Database, business: Business, config: ServiceTitanSettings, http: httpx.AsyncClient,
+                 policy: Policy | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.business = business
+        self.tenant = business.tenant_id
+        self.clock = clock
+        self.http = http
+        self.api = ServiceTitanApi(config, http, policy)
+        self.settings = Settings(self.api)
+        self.jobs = Jobs(self.api, self.settings, db, business)
+        self.booker = Booker(self.api, self.settings, self.jobs, db, business)
+        self.sync = Sync(self.api, db, business)
+
+    @classmethod
+    def open(cls, db: Database, business: Business, config: ServiceTitanSettings,
+             transport: httpx.AsyncBaseTransport | None = None) -> ServiceTitanBackend:
+        return cls(db, business, config, http_client(config, transport))
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # ----- customers: the directory, plus ServiceTitan for what changes by the hour -----
+    async def lookup_customers(self, query: Profile, limit: int) -> Recognition:
+        matches = self.db.snapshot(customers.lookup, self.tenant, query, limit)
+        top = matches[0] if matches and matches[0].confidence in ("exact", "likely") else None
+        return Recognition(matches=matches, profile=await self.customer_history(top.customer_id) if top else None)
+
+    async def customer_history(self, customer_id: str, jobs_limit: int = RECENT_JOBS) -> CustomerProfile:
+        customer: Customer = self.db.snapshot(customers.load_customer, self.tenant, customer_id)
+        if customer.merged_into:
+            customer = self.db.snapshot(customers.load_customer, self.tenant, customer.merged_into)
+        found: dict[str, Any] = {}
+
+        async def recent() -> None:
+            raw = await self.api.all("jpm", "jobs", {"customerId": customer.customer_id, "sort": "-CreatedOn"}, size=jobs_limit)
+            found["jobs"] = await self.jobs.views(raw[:jobs_limit], notes=False)
+
+        async def balance() -> None:
+            found["balance"] = cents(mapping.money((await self.api.get("crm", f"customers/{customer.customer_id}")).get("balance")))
+
+        async with anyio.create_task_group() as tg:  # two independent reads: one round trip
+            tg.start_soon(recent)
+            tg.start_soon(balance)
+        jobs = sorted(found["jobs"], key=lambda j: j.window_start, reverse=True)
+        return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(j) for j in jobs], open_balance=found["balance"])
+
+    async def find_duplicates(self, min_confidence: str, limit: int, progress: Progress | None = None) -> DuplicateReport:
+        return await self.db.ascan(duplicates.find, self.tenant, min_confidence, limit, progress)
+
+    async def merge_customers(self, keep_id: str, merge_ids: list[str], apply: bool) -> MergePlan:
+        raise InvalidInput("keep_id", "ServiceTitan's API cannot merge customers; merge them in ServiceTitan "
+                                      "(the customer page's Merge action), and fsm-mcp picks it up at its next sync")
+
+    # ----- jobs -----
+    async def create_job(self, request: BookingRequest) -> Booking:
+        return await self.booker.book(request, self.clock())
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self.jobs.get(job_id)
+
+    async def list_jobs(self, query: JobFilter) -> list[Job]:
+        return await self.jobs.listing(query)
+
+    async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job:
+        return await self.jobs.dispatch(job_id, technician_id, window)
+
+    async def update_job_status(self, job_id: str, status: JobStatus, note: str | None) -> Job:
+        return await self.jobs.set_status(job_id, status, note, self.clock())
+
+    async def create_invoice(
+        self, job_id: str, lines: list[LineItemIn], tax_rate: Decimal, discount: Decimal, allow_additional: bool
+    ) -> Billed:
+        return await invoices.bill(self.api, self.jobs, job_id, lines, tax_rate, discount, allow_additional)
+
+    # ----- technicians and slots -----
+    async def list_technicians(self, skill: str | None, include_inactive: bool) -> list[Technician]:
+        catalog = await self.settings.catalog()
+        techs = [t for t in catalog.technicians.values() if (include_inactive or t.active)]
+        if skill:
+            wanted = self.business.skill_for(skill)
+            techs = [t for t in techs if wanted in t.skills]
+        return sorted(techs, key=lambda t: t.name)
+
+    async def find_slots(self, skill: str, date_from: date, date_to: date, duration: timedelta) -> list[Slot]:
+        techs = [t.technician_id for t in await self.list_technicians(skill, False)]
+        zone = self.business.zone
+        start = datetime.combine(date_from, datetime.min.time(), zone)
+        end = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), zone)
+        appointments = [a for a in await self.api.all("jpm", "appointments", {
+            "startsOnOrAfter": mapping.stamp(start - timedelta(days=1)), "startsBefore": mapping.stamp(end)})
+            if a["status"] not in ("Done", "Canceled")]
+        assignments = await self.jobs._assignments([int(a["id"]) for a in appointments]) if appointments else []
+        by_id = {a["id"]: a for a in appointments}
+        spans: dict[str, list[tuple[datetime, datetime]]] = {t: [] for t in techs}
+        for s in assignments:
+            a = by_id.get(s["appointmentId"])
+            if a and str(s["technicianId"]) in spans and (b := mapping.when(a["start"])) and (e := mapping.when(a["end"])):
+                spans[str(s["technicianId"])].append((b, e))
+        return free_slots(self.business, date_from, date_to, duration, techs, spans, self.clock())
+
+    async def check(self) -> dict[str, Any]:
+        """What the connector resolved from ServiceTitan, for `fsm-mcp check`; writes nothing. Raises
+        InvalidInput naming the setting when a configured id is not in the tenant."""
+        catalog = await self.settings.catalog()
+        config = self.api.settings
+        for unit in {config.business_unit_id, *config.business_units.values()}:
+            if unit not in catalog.business_units:
+                raise InvalidInput("business_unit_id", f"business unit {unit} (FSM_MCP_SERVICETITAN_BUSINESS_UNIT_ID or "
+                                   f"[servicetitan] business_units) is not in tenant {self.api.tenant}; it has "
+                                   f"{', '.join(f'{k} {v}' for k, v in sorted(catalog.business_units.items()))}")
+        return {
+            "tenant": self.api.tenant,
+            "business_units": catalog.business_units,
+            "job_types": {name: self.business.skill_for(name) for name in sorted(catalog.job_type_names.values())},
+            "technicians": {t.name: t.skills for t in catalog.technicians.values() if t.active},
+            "campaign": self.api.settings.campaign_id,
+            "default_business_unit": self.api.settings.business_unit_id,
+        }

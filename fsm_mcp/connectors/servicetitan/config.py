@@ -1,0 +1,49 @@
+"""ServiceTitan settings: `FSM_MCP_SERVICETITAN_*` in the environment, or a `[servicetitan]`
+table in the TOML file (the environment wins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+
+ENV = "FSM_MCP_SERVICETITAN_"
+
+
+class ServiceTitanSettings(BaseModel):
+    tenant_id: str = Field(pattern=r"^\d+$", description="The ServiceTitan tenant (a number)")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    app_key: SecretStr
+    app_guid: str = Field(min_length=1, description="The application's GUID, under which jobs carry externalData")
+    campaign_id: int = Field(gt=0, description="Campaign every booked job is filed under (the API lists none)")
+    business_unit_id: int = Field(gt=0, description="Business unit of a job whose type has no entry in business_units")
+    business_units: dict[str, int] = Field(default_factory=dict, description="job type name -> business unit id")
+    skills_field: str = Field(default="Skills", description="Technician custom field holding skills, ';' or ',' separated")
+    skills: dict[str, list[str]] = Field(default_factory=dict, description="technician name or id -> skills, added to the field's")
+    cancel_reason: str | None = Field(default=None, description="Cancel reason used by update_job_status; else the first active")
+    hold_reason: str | None = Field(default=None, description="Hold reason used by update_job_status; else the first active")
+    api_url: str = "https://api.servicetitan.io"
+    auth_url: str = "https://auth.servicetitan.io"
+    rate: float = Field(default=60.0, gt=0, description="Requests per second: the published limit per app and tenant")
+    sync_interval: float = Field(default=60.0, ge=0, description="Seconds between background directory syncs; 0 turns them off")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names it as the user would set it."""
+
+
+def load(table: dict[str, Any], env: dict[str, str]) -> ServiceTitanSettings:
+    values = dict(table)
+    for name in ServiceTitanSettings.model_fields:
+        if (value := env.get(ENV + name.upper())) is not None:
+            values[name] = value
+    try:
+        return ServiceTitanSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0])
+            what = "is missing" if error["type"] == "missing" else f"is wrong: {error['msg']}"
+            problems.append(f"{ENV}{name.upper()} (or {name} in the [servicetitan] table) {what}")
+        raise SettingsError("ServiceTitan backend: " + "; ".join(problems)) from None

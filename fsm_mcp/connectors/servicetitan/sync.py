@@ -1,0 +1,162 @@
+"""The customer directory, kept from ServiceTitan: customers, locations and both kinds of
+contacts.
+
+The first sync of each list pages through it by id, several pages in flight at the
+published rate, and commits each page with the page number reached, so a sync killed
+halfway resumes where it stopped. Later syncs ask for what changed since the cursor,
+walking forward by modification time: each round starts at the newest time actually
+stored, so equal timestamps are read again (upserts make that harmless) and a record
+that moves while the list is read is not skipped. The cursor after the first sync is the
+older of its start time and the newest record stored, so changes made during it are
+read again too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from fsm_mcp.connectors.servicetitan import mapping
+from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
+from fsm_mcp.directory import identity_model, mirror
+from fsm_mcp.settings import Business
+from fsm_mcp.store.db import Database, to_db, utcnow
+
+log = logging.getLogger(__name__)
+Json = dict[str, Any]
+Progress = Callable[[str, int, int | None], None]  # (list, records stored, records expected)
+BUDGET = 120.0  # seconds a sync request may spend retrying: no caller is waiting on it
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    name: str
+    module: str
+    path: str
+
+
+RESOURCES = (
+    Resource("customers", "crm", "customers"),
+    Resource("locations", "crm", "locations"),
+    Resource("customer-contacts", "crm", "customers/contacts"),
+    Resource("location-contacts", "crm", "locations/contacts"),
+)
+
+
+@dataclass
+class Report:
+    stored: dict[str, int]
+    full: bool  # a first (full) sync finished in this run
+
+
+class Sync:
+    def __init__(self, api: ServiceTitanApi, db: Database, business: Business, page_size: int = 5000,
+                 in_flight: int = 16) -> None:
+        self.api, self.db, self.business = api, db, business
+        self.tenant = business.tenant_id
+        self.page_size = page_size
+        self.in_flight = in_flight
+        self._lock = anyio.Lock()  # the background loop and `fsm-mcp sync` never run two at once in a process
+
+    async def run(self, progress: Progress | None = None) -> Report:
+        async with self._lock:
+            report = Report(stored={}, full=False)
+            for resource in RESOURCES:
+                state = await self.db.aread(_state, self.tenant, resource.name)
+                if state["full_done"]:
+                    report.stored[resource.name] = await self._changes(resource, state, progress)
+                else:
+                    report.stored[resource.name] = await self._full(resource, state, progress)
+                    report.full = True
+            if report.full:
+                await self.db.awrite(identity_model.train, self.tenant)
+            return report
+
+    async def _full(self, resource: Resource, state: Json, progress: Progress | None) -> int:
+        started = state["started_at"] or to_db(utcnow())
+        page, newest, stored = int(state["next_page"]), state["newest"], 0
+        params = {"sort": "+Id", "active": "Any"} if resource.name in ("customers", "locations") else {"sort": "+Id"}
+        body = await self._page(resource, {**params, "includeTotal": True}, page)
+        total = body.get("totalCount")
+        while True:
+            batch = [(page, body)]
+            if body["hasMore"]:
+                last = page + self.in_flight if total is None else min(page + self.in_flight, math.ceil(total / self.page_size))
+                more: dict[int, Json] = {}
+
+                async def fetch(n: int, more: dict[int, Json] = more) -> None:
+                    more[n] = await self._page(resource, params, n)
+
+                async with anyio.create_task_group() as tg:
+                    for n in range(page + 1, max(last, page + 1) + 1):
+                        tg.start_soon(fetch, n)
+                batch += sorted(more.items())
+            for n, got in batch:  # in page order, each with the page reached, so a restart resumes here
+                newest = await self.db.awrite(self._store, resource, got["data"], newest, {"started_at": started, "next_page": n + 1})
+                stored += len(got["data"])
+                if progress:
+                    progress(resource.name, stored, total)
+                if not got["hasMore"]:
+                    cursor = min(started, newest) if newest else started
+                    await self.db.awrite(_save, self.tenant, resource.name, {"full_done": 1, "cursor": cursor, "next_page": 1})
+                    return stored
+            page = batch[-1][0] + 1
+            body = await self._page(resource, params, page)
+
+    async def _changes(self, resource: Resource, state: Json, progress: Progress | None) -> int:
+        cursor, page, stored = state["cursor"], 1, 0
+        while True:
+            body = await self._page(resource, {"modifiedOnOrAfter": cursor, "sort": "+ModifiedOn"}, page)
+            newest = await self.db.awrite(self._store, resource, body["data"], cursor, {})
+            stored += len(body["data"])
+            if progress:
+                progress(resource.name, stored, None)
+            if not body["hasMore"]:
+                await self.db.awrite(_save, self.tenant, resource.name, {"cursor": newest})
+                return stored
+            if newest == cursor:
+                page += 1  # a whole page shares one timestamp: step past it
+            else:
+                cursor, page = newest, 1
+                await self.db.awrite(_save, self.tenant, resource.name, {"cursor": cursor})
+
+    async def _page(self, resource: Resource, params: Json, page: int) -> Json:
+        return await self.api.client.get(self.api.path(resource.module, resource.path),  # type: ignore[no-any-return]
+                                         {**params, "page": page, "pageSize": self.page_size}, budget=BUDGET)
+
+    def _store(self, conn: sqlite3.Connection, resource: Resource, rows: list[Json], newest: str | None,
+               state: Json) -> str | None:
+        region, now = self.business.country, utcnow()
+        if resource.name == "customers":
+            mirror.upsert(conn, self.tenant, now, customers=[mapping.customer(r) for r in rows])
+        elif resource.name == "locations":
+            mirror.upsert(conn, self.tenant, now, locations=[mapping.location(r) for r in rows])
+        else:
+            owner = "customerId" if resource.name == "customer-contacts" else "locationId"
+            key = "customer_id" if owner == "customerId" else "location_id"
+            found = [mapping.contact(r, region, **{key: str(r[owner])}) for r in rows]
+            mirror.upsert(conn, self.tenant, now, contacts=[c for c in found if c is not None])
+        for r in rows:
+            if (at := mapping.when(r.get("modifiedOn"))) and (newest is None or to_db(at) > newest):
+                newest = to_db(at)
+        _save(conn, self.tenant, resource.name, {**state, "newest": newest} if state else {})
+        return newest
+
+
+def _state(conn: sqlite3.Connection, tenant: str, resource: str) -> Json:
+    row = conn.execute("SELECT * FROM sync_state WHERE tenant_id=? AND resource=?", (tenant, resource)).fetchone()
+    return dict(row) if row else {"cursor": None, "full_done": 0, "next_page": 1, "started_at": None, "newest": None}
+
+
+def _save(conn: sqlite3.Connection, tenant: str, resource: str, changes: Json) -> None:
+    if not changes:
+        return
+    conn.execute("INSERT OR IGNORE INTO sync_state (tenant_id, resource) VALUES (?, ?)", (tenant, resource))
+    sets = ", ".join(f"{k}=?" for k in changes)
+    conn.execute(f"UPDATE sync_state SET {sets} WHERE tenant_id=? AND resource=?", (*changes.values(), tenant, resource))

@@ -1,0 +1,105 @@
+"""Keeping a vendor's customers in the directory: upserts by the vendor's own ids.
+
+A vendor connector's sync and its write-through both land here, so a record read twice
+(equal timestamps are re-read on purpose) is simply written twice. A contact keeps its
+vendor id, so a number changed at the vendor replaces the old one instead of piling up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from fsm_mcp.directory.customers import reindex
+from fsm_mcp.models import Address
+from fsm_mcp.store.db import to_db
+
+
+@dataclass(frozen=True, slots=True)
+class MirroredCustomer:
+    id: str
+    name: str
+    created: datetime
+    merged_into: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MirroredLocation:
+    id: str
+    customer_id: str
+    address: Address
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MirroredContact:
+    id: str
+    kind: Literal["phone", "email"]
+    value: str  # E.164 or a normalised e-mail
+    customer_id: str | None = None
+    location_id: str | None = None  # a location's contact belongs to that location's customer
+
+
+_TABLES = {"phone": ("customer_phones", "e164"), "email": ("customer_emails", "email")}
+
+
+def upsert(
+    conn: sqlite3.Connection, tenant: str, now: datetime, *,
+    customers: Iterable[MirroredCustomer] = (), locations: Iterable[MirroredLocation] = (),
+    contacts: Iterable[MirroredContact] = (),
+) -> set[str]:
+    """Write these records, re-index the customers they touch, and return those customers' ids."""
+    touched: set[str] = set()
+    stamp = to_db(now)
+    for c in customers:
+        conn.execute(
+            "INSERT INTO customers (tenant_id, id, name, merged_into, created_at, updated_at) VALUES (?,?,?,?,?,?) "
+            "ON CONFLICT (tenant_id, id) DO UPDATE SET name=excluded.name, merged_into=excluded.merged_into, "
+            "updated_at=excluded.updated_at",
+            (tenant, c.id, c.name.strip() or "(no name)", c.merged_into, to_db(c.created), stamp),
+        )
+        touched.add(c.id)
+    for loc in locations:
+        a = loc.address
+        conn.execute(
+            "INSERT INTO locations (tenant_id, id, customer_id, street, unit, city, state, postal_code, country, created_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (tenant_id, id) DO UPDATE SET customer_id=excluded.customer_id, "
+            "street=excluded.street, unit=excluded.unit, city=excluded.city, state=excluded.state, "
+            "postal_code=excluded.postal_code, country=excluded.country",
+            (tenant, loc.id, loc.customer_id, a.street, a.unit, a.city, a.state, a.postal_code, a.country, to_db(loc.created)),
+        )
+        touched.add(loc.customer_id)
+    for contact in contacts:
+        if (owner := _owner(conn, tenant, contact)) is not None:
+            _contact(conn, tenant, owner, contact)
+            touched.add(owner)
+    if touched:
+        reindex(conn, tenant, touched)
+    return touched
+
+
+def _owner(conn: sqlite3.Connection, tenant: str, contact: MirroredContact) -> str | None:
+    if contact.customer_id is not None:
+        return contact.customer_id
+    row = conn.execute("SELECT customer_id FROM locations WHERE tenant_id=? AND id=?", (tenant, contact.location_id)).fetchone()
+    return str(row[0]) if row else None  # a location not synced yet: its contacts come again with it
+
+
+def _contact(conn: sqlite3.Connection, tenant: str, owner: str, contact: MirroredContact) -> None:
+    old = conn.execute("SELECT customer_id, kind, value FROM vendor_contacts WHERE tenant_id=? AND contact_id=?",
+                       (tenant, contact.id)).fetchone()
+    if old is not None and (old[0], old[1], old[2]) != (owner, contact.kind, contact.value):
+        conn.execute("DELETE FROM vendor_contacts WHERE tenant_id=? AND contact_id=?", (tenant, contact.id))
+        still_held = conn.execute(
+            "SELECT 1 FROM vendor_contacts WHERE tenant_id=? AND customer_id=? AND kind=? AND value=?", (tenant, *old)
+        ).fetchone()
+        if not still_held:
+            table, column = _TABLES[old[1]]
+            conn.execute(f"DELETE FROM {table} WHERE tenant_id=? AND customer_id=? AND {column}=?", (tenant, old[0], old[2]))
+    conn.execute("INSERT OR REPLACE INTO vendor_contacts (tenant_id, contact_id, customer_id, kind, value) VALUES (?,?,?,?,?)",
+                 (tenant, contact.id, owner, contact.kind, contact.value))
+    table, column = _TABLES[contact.kind]
+    conn.execute(f"INSERT OR IGNORE INTO {table} (tenant_id, customer_id, {column}) VALUES (?,?,?)", (tenant, owner, contact.value))
