@@ -49,6 +49,11 @@ def parse_time(value: Any, field: str) -> datetime:
     return parsed
 
 
+def at(value: str) -> datetime:
+    """A stored time, for comparing (the stored text varies in its fraction digits)."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 class Invalid(Exception):
     def __init__(self, field: str, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -115,6 +120,7 @@ class FakeServiceTitan:
             r(f"{crm}/customers/contacts", "GET", self.list_customer_contacts),
             r(f"{crm}/customers/{{id:int}}", "GET", self.get_customer),
             r(f"{crm}/customers/{{id:int}}/contacts", "POST", self.add_customer_contact),
+            r(f"{crm}/customers/{{id:int}}/contacts", "GET", self.customer_contacts_of),
             r(f"{crm}/locations", "GET", self.list_locations), r(f"{crm}/locations", "POST", self.create_location),
             r(f"{crm}/locations/contacts", "GET", self.list_location_contacts),
             r(f"{jpm}/jobs", "GET", self.list_jobs), r(f"{jpm}/jobs", "POST", self.create_job),
@@ -211,6 +217,11 @@ class FakeServiceTitan:
         contact = self._contact(self.customer_contacts, body, customerId=q.path_id)
         self.customers[q.path_id]["modifiedOn"] = stamp()
         return strip(contact, "customerId")
+
+    def customer_contacts_of(self, q: Query) -> dict[str, Any]:
+        self._get(self.customers, q.path_id, "id")
+        rows = [strip(c, "customerId") for c in self.customer_contacts.values() if c["customerId"] == q.path_id]
+        return page_of(rows, q)
 
     def list_customer_contacts(self, q: Query) -> dict[str, Any]:
         return page_of(q.modified(list(self.customer_contacts.values())), q)
@@ -316,7 +327,7 @@ class FakeServiceTitan:
             wanted = set(status.split(","))
             rows = [j for j in rows if j["jobStatus"] in wanted]
         if after := q.get("createdOnOrAfter"):
-            rows = [j for j in rows if j["createdOn"] >= stamp(parse_time(after, "createdOnOrAfter"))]
+            rows = [j for j in rows if at(j["createdOn"]) >= parse_time(after, "createdOnOrAfter")]
         tech = q.int("technicianId")
         starts_after, starts_before = q.get("appointmentStartsOnOrAfter"), q.get("appointmentStartsBefore")
         if tech or starts_after or starts_before:
@@ -324,9 +335,9 @@ class FakeServiceTitan:
                 for a in self.appointments.values():
                     if a["jobId"] != job["id"]:
                         continue
-                    if starts_after and a["start"] < stamp(parse_time(starts_after, "appointmentStartsOnOrAfter")):
+                    if starts_after and at(a["start"]) < parse_time(starts_after, "appointmentStartsOnOrAfter"):
                         continue
-                    if starts_before and a["start"] >= stamp(parse_time(starts_before, "appointmentStartsBefore")):
+                    if starts_before and at(a["start"]) >= parse_time(starts_before, "appointmentStartsBefore"):
                         continue
                     if tech and not any(s["appointmentId"] == a["id"] and s["technicianId"] == tech for s in self.assignments):
                         continue
@@ -398,9 +409,9 @@ class FakeServiceTitan:
             mine = {s["appointmentId"] for s in self.assignments if s["technicianId"] == tech}
             rows = [a for a in rows if a["id"] in mine]
         if after := q.get("startsOnOrAfter"):
-            rows = [a for a in rows if a["start"] >= stamp(parse_time(after, "startsOnOrAfter"))]
+            rows = [a for a in rows if at(a["start"]) >= parse_time(after, "startsOnOrAfter")]
         if before := q.get("startsBefore"):
-            rows = [a for a in rows if a["start"] < stamp(parse_time(before, "startsBefore"))]
+            rows = [a for a in rows if at(a["start"]) < parse_time(before, "startsBefore")]
         return page_of(rows, q)
 
     def reschedule(self, q: Query, body: Any) -> dict[str, Any]:
@@ -499,8 +510,8 @@ class Query:
 
     def modified(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if after := self.get("modifiedOnOrAfter"):
-            cut = stamp(parse_time(after, "modifiedOnOrAfter"))
-            rows = [r for r in rows if r["modifiedOn"] >= cut]
+            cut = parse_time(after, "modifiedOnOrAfter")
+            rows = [r for r in rows if at(r["modifiedOn"]) >= cut]
         return sort_rows(rows, self.get("sort"))
 
 
@@ -508,7 +519,10 @@ def sort_rows(rows: list[dict[str, Any]], sort: str | None) -> list[dict[str, An
     if not sort:
         return sorted(rows, key=lambda r: r.get("id", 0))
     field = {"id": "id", "modifiedon": "modifiedOn", "createdon": "createdOn"}[sort.lstrip("+-").lower()]
-    return sorted(rows, key=lambda r: (r[field], r.get("id", 0)), reverse=sort.startswith("-"))
+    def key(r: dict[str, Any]) -> tuple[Any, int]:
+        return (at(r[field]) if field != "id" else r[field], r.get("id", 0))
+
+    return sorted(rows, key=key, reverse=sort.startswith("-"))
 
 
 def page_of(rows: list[dict[str, Any]], q: Query, active: bool = False) -> dict[str, Any]:

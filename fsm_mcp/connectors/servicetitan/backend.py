@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import anyio
 import httpx2 as httpx
 
 from fsm_mcp.billing import cents
@@ -24,6 +23,7 @@ from fsm_mcp.connectors.base import (
     Recognition,
 )
 from fsm_mcp.connectors.http.client import Policy
+from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.servicetitan import invoices, mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi, http_client
 from fsm_mcp.connectors.servicetitan.booking import Booker
@@ -77,20 +77,17 @@ class ServiceTitanBackend:
         customer: Customer = self.db.snapshot(customers.load_customer, self.tenant, customer_id)
         if customer.merged_into:
             customer = self.db.snapshot(customers.load_customer, self.tenant, customer.merged_into)
-        found: dict[str, Any] = {}
 
-        async def recent() -> None:
+        async def recent() -> list[Job]:
             raw = await self.api.all("jpm", "jobs", {"customerId": customer.customer_id, "sort": "-CreatedOn"}, size=jobs_limit)
-            found["jobs"] = await self.jobs.views(raw[:jobs_limit], notes=False)
+            return await self.jobs.views(raw[:jobs_limit], notes=False)
 
-        async def balance() -> None:
-            found["balance"] = cents(mapping.money((await self.api.get("crm", f"customers/{customer.customer_id}")).get("balance")))
+        async def balance() -> Decimal:
+            return cents(mapping.money((await self.api.get("crm", f"customers/{customer.customer_id}")).get("balance")))
 
-        async with anyio.create_task_group() as tg:  # two independent reads: one round trip
-            tg.start_soon(recent)
-            tg.start_soon(balance)
-        jobs = sorted(found["jobs"], key=lambda j: j.window_start, reverse=True)
-        return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(j) for j in jobs], open_balance=found["balance"])
+        jobs, owed = await together(recent, balance)  # two independent reads: one round trip
+        jobs = sorted(jobs, key=lambda j: j.window_start, reverse=True)
+        return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(j) for j in jobs], open_balance=owed)
 
     async def find_duplicates(self, min_confidence: str, limit: int, progress: Progress | None = None) -> DuplicateReport:
         return await self.db.ascan(duplicates.find, self.tenant, min_confidence, limit, progress)

@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 
+from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.errors import InvalidInput, NotFound
 from fsm_mcp.identity.text import fold
@@ -46,17 +47,13 @@ class Settings:
         return self._catalog
 
     async def _load(self) -> Catalog:
-        lists: dict[str, list[Json]] = {}
-
-        async def fetch(name: str, module: str, rest: str, params: dict[str, Any] | None = None) -> None:
-            lists[name] = await self.api.all(module, rest, params)
-
-        async with anyio.create_task_group() as tg:  # independent lists: one round trip, not five
-            tg.start_soon(fetch, "job_types", "jpm", "job-types")
-            tg.start_soon(fetch, "units", "settings", "business-units")
-            tg.start_soon(fetch, "techs", "settings", "technicians", {"active": "Any"})
-            tg.start_soon(fetch, "cancel", "jpm", "job-cancel-reasons")
-            tg.start_soon(fetch, "hold", "jpm", "job-hold-reasons")
+        api = self.api
+        job_types, units, techs, cancel, hold = await together(  # independent lists: one round trip, not five
+            lambda: api.all("jpm", "job-types"), lambda: api.all("settings", "business-units"),
+            lambda: api.all("settings", "technicians", {"active": "Any"}), lambda: api.all("jpm", "job-cancel-reasons"),
+            lambda: api.all("jpm", "job-hold-reasons"),
+        )
+        lists = {"job_types": job_types, "units": units, "techs": techs, "cancel": cancel, "hold": hold}
         return Catalog(
             job_types={fold(t["name"]): int(t["id"]) for t in lists["job_types"]},
             job_type_names={int(t["id"]): t["name"] for t in lists["job_types"]},

@@ -8,12 +8,12 @@ Reads that do not depend on each other go out together.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import anyio
-
 from fsm_mcp.connectors.base import JobFilter
+from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.catalog import Settings
@@ -73,21 +73,18 @@ class Jobs:
         if not jobs:
             return []
         first = [int(j["firstAppointmentId"]) for j in jobs]
-        found: dict[str, Any] = {}
+        api = self.api
 
-        async def fetch(name: str, fn: Any, *args: Any) -> None:
-            found[name] = await fn(*args)
+        def notes_of(job_id: Any) -> Callable[[], Awaitable[list[Json]]]:
+            return lambda: api.all("jpm", f"jobs/{job_id}/notes")
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(fetch, "appointments", self.api.ids, "jpm", "appointments", first)
-            tg.start_soon(fetch, "assignments", self._assignments, first)
-            tg.start_soon(fetch, "catalog", self.settings.catalog)
-            if notes:
-                for j in jobs:
-                    tg.start_soon(fetch, f"notes:{j['id']}", self.api.all, "jpm", f"jobs/{j['id']}/notes")
-        appointments = {a["id"]: a for a in found["appointments"]}
+        got = await together(lambda: api.ids("jpm", "appointments", first), lambda: self._assignments(first),
+                             self.settings.catalog, *(notes_of(j["id"]) for j in jobs if notes))
+        found: dict[str, Any] = {"catalog": got[2]}
+        found.update({f"notes:{j['id']}": n for j, n in zip(jobs, got[3:], strict=False)})
+        appointments = {a["id"]: a for a in got[0]}
         assigned: dict[int, list[str]] = {}
-        for s in found["assignments"]:
+        for s in got[1]:
             assigned.setdefault(int(s["appointmentId"]), []).append(str(s["technicianId"]))
         places = await self.db.aread(_places, self.business.tenant_id, jobs)
         return [self._view(j, appointments.get(j["firstAppointmentId"]), sorted(assigned.get(j["firstAppointmentId"], [])),

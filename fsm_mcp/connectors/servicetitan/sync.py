@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
+from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.directory import identity_model, mirror
@@ -88,15 +89,9 @@ class Sync:
             batch = [(page, body)]
             if body["hasMore"]:
                 last = page + self.in_flight if total is None else min(page + self.in_flight, math.ceil(total / self.page_size))
-                more: dict[int, Json] = {}
-
-                async def fetch(n: int, more: dict[int, Json] = more) -> None:
-                    more[n] = await self._page(resource, params, n)
-
-                async with anyio.create_task_group() as tg:
-                    for n in range(page + 1, max(last, page + 1) + 1):
-                        tg.start_soon(fetch, n)
-                batch += sorted(more.items())
+                numbers = range(page + 1, max(last, page + 1) + 1)
+                fetched = await together(*(self._fetcher(resource, params, n) for n in numbers))
+                batch += list(zip(numbers, fetched, strict=True))
             for n, got in batch:  # in page order, each with the page reached, so a restart resumes here
                 newest = await self.db.awrite(self._store, resource, got["data"], newest, {"started_at": started, "next_page": n + 1})
                 stored += len(got["data"])
@@ -125,6 +120,9 @@ class Sync:
             else:
                 cursor, page = newest, 1
                 await self.db.awrite(_save, self.tenant, resource.name, {"cursor": cursor})
+
+    def _fetcher(self, resource: Resource, params: Json, page: int) -> Callable[[], Awaitable[Json]]:
+        return lambda: self._page(resource, params, page)
 
     async def _page(self, resource: Resource, params: Json, page: int) -> Json:
         return await self.api.client.get(self.api.path(resource.module, resource.path),  # type: ignore[no-any-return]
