@@ -1,5 +1,5 @@
-"""The `fsm-mcp` command: serve, demo, import, duplicates, reindex, identity train, tools-doc. Logs and progress
-go to stderr."""
+"""The `fsm-mcp` command: serve, demo, import, duplicates, reindex, identity train, sync, check, tools-doc. Logs
+and progress go to stderr."""
 
 from __future__ import annotations
 
@@ -197,6 +197,81 @@ def reindex(db: Path | None) -> None:
         finally:
             database.close()
     click.echo(f"indexed {count} customers ({settings.db_path})", err=True)
+
+
+def _vendor(db: Path | None) -> tuple[Settings, Any]:
+    settings = _settings(db)
+    if settings.backend == "local":
+        raise click.UsageError("the local backend has nothing to check or sync; set FSM_MCP_BACKEND=servicetitan "
+                               "(or backend in the configuration file) and its settings")
+    return settings, settings.servicetitan
+
+
+@main.command()
+@db_option
+def sync(db: Path | None) -> None:
+    """Bring the customer directory up to date from the vendor (the server also does it in the background).
+    A first sync interrupted part-way resumes where it stopped."""
+    from fsm_mcp.connectors import open_backend
+    from fsm_mcp.errors import FsmError
+    from fsm_mcp.store.db import Database
+
+    settings, _ = _vendor(db)
+    bars: dict[str, Any] = {}
+
+    def progress(resource: str, done: int, total: int | None) -> None:
+        if total is None:  # changes since the last sync: their number is not known ahead; the summary tells
+            return
+        if resource not in bars:
+            for bar in bars.values():
+                bar.render_finish()
+            bars[resource] = click.progressbar(length=total, label=f"syncing {resource}", file=sys.stderr,
+                                               show_pos=True)
+        bars[resource].update(done - bars[resource].pos)
+
+    async def run() -> Any:
+        database = Database(settings.db_path)
+        try:
+            async with open_backend(settings, database, background=False) as backend:
+                return await backend.sync.run(progress)  # type: ignore[attr-defined]
+        finally:
+            database.close()
+
+    try:
+        report = anyio.run(run)
+    except FsmError as exc:
+        raise click.ClickException(f"sync stopped: {exc} Run it again to resume.") from None
+    finally:
+        for bar in bars.values():
+            bar.render_finish()
+    click.echo(", ".join(f"{n} {name}" for name, n in report.stored.items()) + f" stored ({settings.db_path})", err=True)
+
+
+@main.command()
+@db_option
+def check(db: Path | None) -> None:
+    """Verify the vendor credentials and settings and print what the connector resolved (tenant, business
+    units, job types with their skills, technicians, campaign) as JSON. Writes nothing; exits 1 with the reason
+    when something is wrong."""
+    from fsm_mcp.connectors import open_backend
+    from fsm_mcp.errors import FsmError
+    from fsm_mcp.store.db import Database
+
+    settings, _ = _vendor(db)
+
+    async def run() -> Any:
+        database = Database(settings.db_path)
+        try:
+            async with open_backend(settings, database, background=False) as backend:
+                return await backend.check()  # type: ignore[attr-defined]
+        finally:
+            database.close()
+
+    try:
+        resolved = anyio.run(run)
+    except FsmError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(resolved, indent=2, sort_keys=True))
 
 
 @main.group()

@@ -573,6 +573,18 @@ def problem_with(status: int, title: str, headers: dict[str, str]) -> Response:
     return response
 
 
+GIVEN = ("Ava", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jade", "Kurt", "Lena", "Milo")
+FAMILY = ("Abbott", "Brandt", "Castillo", "Dunn", "Eriksen", "Fujita", "Grant", "Haddad", "Ibarra", "Jensen", "Kowalski")
+STREETS = ("Oak St", "Elm Ave", "Birch Rd", "Cedar Ln", "Maple Dr", "Walnut Ct", "Spruce Way")
+
+
+def seed_person(n: int) -> tuple[str, str]:
+    """A distinct, plausible customer for seeding: name and street."""
+    given, family = GIVEN[n % len(GIVEN)], FAMILY[(n // len(GIVEN)) % len(FAMILY)]
+    suffix = f" {n // (len(GIVEN) * len(FAMILY))}" if n >= len(GIVEN) * len(FAMILY) else ""
+    return f"{given} {family}{suffix}", f"{100 + 7 * n} {STREETS[n % len(STREETS)]}"
+
+
 def main() -> None:
     import argparse
 
@@ -581,9 +593,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="A fake ServiceTitan on a loopback port")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--customers", type=int, default=3, help="customers to seed, each with a location and a phone")
     args = parser.parse_args()
     fake = FakeServiceTitan(Chaos(latency=args.latency))
     fake.add_technician("Dana Reyes", "hvac; plumbing")
+    for n in range(args.customers):
+        name, street = seed_person(n)
+        fake.add_customer(name, street, "Springfield", f"627{n % 100:02d}", phones=[f"217555{n:04d}"])
     uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
