@@ -3,11 +3,17 @@ there is more."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+import anyio
 
 from fsm_mcp.connectors.http.client import VendorClient
+from fsm_mcp.connectors.http.together import first_failure
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +46,31 @@ async def pages(
 async def collect(client: VendorClient, path: str, params: dict[str, Any], style: PageStyle,
                   size: int | None = None) -> list[dict[str, Any]]:
     return [item async for _, items in pages(client, path, params, style, size) for item in items]
+
+
+async def in_order(fetch: Callable[[int], Awaitable[T]], numbers: range, window: int,
+                   consume: Callable[[int, T], Awaitable[bool]]) -> None:
+    """Fetch the pages `numbers` with up to `window` in flight, handing each to `consume` in page order as
+    soon as it and every page before it have arrived; a new fetch starts as each page is consumed, so the
+    vendor's rate, not its latency, sets the pace. `consume` returning False stops the walk."""
+    results: dict[int, T] = {}
+    arrived = {n: anyio.Event() for n in numbers}
+    queue = iter(numbers)
+
+    async def get(n: int) -> None:
+        results[n] = await fetch(n)
+        arrived[n].set()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for n in itertools.islice(queue, window):
+                tg.start_soon(get, n)
+            for n in numbers:
+                await arrived[n].wait()
+                if not await consume(n, results.pop(n)):
+                    tg.cancel_scope.cancel()
+                    return
+                if (following := next(queue, None)) is not None:
+                    tg.start_soon(get, following)
+    except BaseExceptionGroup as group:
+        raise first_failure(group) from None

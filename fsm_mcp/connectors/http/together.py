@@ -23,9 +23,14 @@ async def together(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
             for i, call in enumerate(calls):
                 tg.start_soon(run, i, call)
     except BaseExceptionGroup as group:
-        leaves = list(_leaves(group))
-        raise next((e for e in leaves if isinstance(e, FsmError)), leaves[0]) from None
+        raise first_failure(group) from None
     return results
+
+
+def first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The failure to report from a group: an agent-facing error if there is one."""
+    leaves = _leaves(group)
+    return next((e for e in leaves if isinstance(e, FsmError)), leaves[0])
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
-from fsm_mcp.connectors.http.together import together
+from fsm_mcp.connectors.http.paging import in_order
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.directory import identity_model, mirror
@@ -81,28 +81,33 @@ class Sync:
 
     async def _full(self, resource: Resource, state: Json, progress: Progress | None) -> int:
         started = state["started_at"] or to_db(utcnow())
-        page, newest, stored = int(state["next_page"]), state["newest"], 0
         params = {"sort": "+Id", "active": "Any"} if resource.name in ("customers", "locations") else {"sort": "+Id"}
+        page = int(state["next_page"])
         body = await self._page(resource, {**params, "includeTotal": True}, page)
         total = body.get("totalCount")
-        while True:
-            batch = [(page, body)]
-            if body["hasMore"]:
-                last = page + self.in_flight if total is None else min(page + self.in_flight, math.ceil(total / self.page_size))
-                numbers = range(page + 1, max(last, page + 1) + 1)
-                fetched = await together(*(self._fetcher(resource, params, n) for n in numbers))
-                batch += list(zip(numbers, fetched, strict=True))
-            for n, got in batch:  # in page order, each with the page reached, so a restart resumes here
-                newest = await self.db.awrite(self._store, resource, got["data"], newest, {"started_at": started, "next_page": n + 1})
-                stored += len(got["data"])
-                if progress:
-                    progress(resource.name, stored, total)
-                if not got["hasMore"]:
-                    cursor = min(started, newest) if newest else started
-                    await self.db.awrite(_save, self.tenant, resource.name, {"full_done": 1, "cursor": cursor, "next_page": 1})
-                    return stored
-            page = batch[-1][0] + 1
-            body = await self._page(resource, params, page)
+        done = {"newest": state["newest"], "stored": 0, "finished": False}
+
+        async def store(n: int, got: Json) -> bool:  # in page order, each with the page reached: a restart resumes here
+            done["newest"] = await self.db.awrite(self._store, resource, got["data"], done["newest"],
+                                                  {"started_at": started, "next_page": n + 1})
+            done["stored"] += len(got["data"])
+            if progress:
+                progress(resource.name, done["stored"], total)
+            if not got["hasMore"]:
+                newest = done["newest"]
+                cursor = min(started, newest) if newest else started
+                await self.db.awrite(_save, self.tenant, resource.name, {"full_done": 1, "cursor": cursor, "next_page": 1})
+                done["finished"] = True
+            return not done["finished"]
+
+        if await store(page, body) and total is not None:  # the page count is known: many pages in flight
+            last = math.ceil(total / self.page_size)
+            await in_order(lambda n: self._page(resource, params, n), range(page + 1, last + 1), self.in_flight, store)
+            page = max(page, last)
+        while not done["finished"]:  # no count given, or records added meanwhile: one page after another
+            page += 1
+            await store(page, await self._page(resource, params, page))
+        return int(done["stored"])
 
     async def _changes(self, resource: Resource, state: Json, progress: Progress | None) -> int:
         cursor, page, stored = state["cursor"], 1, 0
@@ -120,9 +125,6 @@ class Sync:
             else:
                 cursor, page = newest, 1
                 await self.db.awrite(_save, self.tenant, resource.name, {"cursor": cursor})
-
-    def _fetcher(self, resource: Resource, params: Json, page: int) -> Callable[[], Awaitable[Json]]:
-        return lambda: self._page(resource, params, page)
 
     async def _page(self, resource: Resource, params: Json, page: int) -> Json:
         return await self.api.client.get(self.api.path(resource.module, resource.path),  # type: ignore[no-any-return]
