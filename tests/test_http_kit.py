@@ -185,7 +185,7 @@ async def test_requests_leave_no_faster_than_the_published_rate() -> None:
     times = sorted(at for at, _ in seen)
     assert times[-1] - times[0] >= 0.19  # 20 gaps of at least 1/100 s
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.009
+    assert min(gaps) >= 0.0099  # 1/(100 x 0.95) apart, less timer slack
 
 
 async def test_a_validation_refusal_is_not_retried_and_names_the_problem() -> None:

@@ -49,9 +49,10 @@ _TABLES = {"phone": ("customer_phones", "e164"), "email": ("customer_emails", "e
 def upsert(
     conn: sqlite3.Connection, tenant: str, now: datetime, *,
     customers: Iterable[MirroredCustomer] = (), locations: Iterable[MirroredLocation] = (),
-    contacts: Iterable[MirroredContact] = (),
+    contacts: Iterable[MirroredContact] = (), index: bool = True,
 ) -> set[str]:
-    """Write these records, re-index the customers they touch, and return those customers' ids."""
+    """Write these records, re-index the customers they touch (unless `index` is False: a bulk load
+    indexes everything once at its end), and return those customers' ids."""
     touched: set[str] = set()
     stamp = to_db(now)
     for c in customers:
@@ -76,7 +77,7 @@ def upsert(
         if (owner := _owner(conn, tenant, contact)) is not None:
             _contact(conn, tenant, owner, contact)
             touched.add(owner)
-    if touched:
+    if touched and index:
         reindex(conn, tenant, touched)
     return touched
 

@@ -186,13 +186,13 @@ class FakeServiceTitan:
 
     # ----- CRM -----
     def list_customers(self, q: Query) -> dict[str, Any]:
-        rows = [self._customer_view(c) for c in self.customers.values()]
+        rows = list(self.customers.values())
         if ids := q.ids():
             rows = [c for c in rows if c["id"] in ids]
         return page_of(q.modified(rows), q)
 
     def get_customer(self, q: Query) -> dict[str, Any]:
-        return self._customer_view(self._get(self.customers, q.path_id, "id"))
+        return dict(self._get(self.customers, q.path_id, "id"))
 
     def create_customer(self, q: Query, body: Any) -> dict[str, Any]:
         return self._create_customer(body)
@@ -209,7 +209,7 @@ class FakeServiceTitan:
                                "doNotService": False, "createdOn": now, "createdById": 1, "modifiedOn": now, "mergedToId": None}
         contacts = [self._contact(self.customer_contacts, c, customerId=cid, modified=modified) for c in body.get("contacts") or []]
         locations = [self._create_location({**loc, "customerId": cid}, modified) for loc in body["locations"]]
-        return {**self._customer_view(self.customers[cid]), "locations": locations,
+        return {**dict(self.customers[cid]), "locations": locations,
                 "contacts": [strip(c, "customerId", "modifiedOn") for c in contacts]}
 
     def add_customer_contact(self, q: Query, body: Any) -> dict[str, Any]:
@@ -260,9 +260,6 @@ class FakeServiceTitan:
                       "phoneSettings": {"phoneNumber": body["value"], "doNotText": False} if "Phone" in body["type"] else None,
                       "modifiedOn": stamp(modified), **owner}
         return table[kid]
-
-    def _customer_view(self, customer: dict[str, Any]) -> dict[str, Any]:
-        return dict(customer)
 
     # ----- jobs and appointments -----
     def create_job(self, q: Query, body: Any) -> dict[str, Any]:
@@ -516,8 +513,8 @@ class Query:
 
 
 def sort_rows(rows: list[dict[str, Any]], sort: str | None) -> list[dict[str, Any]]:
-    if not sort:
-        return sorted(rows, key=lambda r: r.get("id", 0))
+    if not sort or sort.lower() == "+id":  # the tables are kept in id order (ids only grow)
+        return rows
     field = {"id": "id", "modifiedon": "modifiedOn", "createdon": "createdOn"}[sort.lstrip("+-").lower()]
     def key(r: dict[str, Any]) -> tuple[Any, int]:
         return (at(r[field]) if field != "id" else r[field], r.get("id", 0))

@@ -17,8 +17,11 @@ from fsm_mcp.errors import VendorUnavailable
 Clock = Callable[[], float]
 
 
+MARGIN = 0.95  # of the published rate: jitter on the way cannot bunch evenly spaced requests into a 429
+
+
 class Pace:
-    """At most `rate` requests a second, evenly spaced.
+    """At most `rate` requests a second (less a small margin), evenly spaced.
 
     The bucket holds a single request, so requests leave at least 1/rate seconds apart: no
     burst can break a per-second limit, whichever way the vendor counts its window. (A
@@ -26,8 +29,8 @@ class Pace:
     """
 
     def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self._bucket = AsyncLimiter(1, 1 / rate)
+        self.rate = rate * MARGIN
+        self._bucket = AsyncLimiter(1, 1 / self.rate)
 
     async def __aenter__(self) -> None:
         await self._bucket.acquire()

@@ -57,7 +57,7 @@ class ServiceTitanBackend:
         self.settings = Settings(self.api)
         self.jobs = Jobs(self.api, self.settings, db, business)
         self.booker = Booker(self.api, self.settings, self.jobs, db, business)
-        self.sync = Sync(self.api, db, business)
+        self.sync = Sync(self.api, db, business, page_size=config.sync_page_size)
 
     @classmethod
     def open(cls, db: Database, business: Business, config: ServiceTitanSettings,

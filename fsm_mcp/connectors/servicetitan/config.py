@@ -27,6 +27,7 @@ class ServiceTitanSettings(BaseModel):
     auth_url: str = "https://auth.servicetitan.io"
     rate: float = Field(default=60.0, gt=0, description="Requests per second: the published limit per app and tenant")
     sync_interval: float = Field(default=60.0, ge=0, description="Seconds between background directory syncs; 0 turns them off")
+    sync_page_size: int = Field(default=5000, ge=1, le=5000, description="Records per page when syncing (the API's most is 5000)")
 
 
 class SettingsError(ValueError):

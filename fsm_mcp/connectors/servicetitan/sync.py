@@ -26,6 +26,7 @@ from fsm_mcp.connectors.http.paging import in_order
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.directory import identity_model, mirror
+from fsm_mcp.directory.customers import rebuild_index
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database, to_db, utcnow
 
@@ -75,7 +76,8 @@ class Sync:
                 else:
                     report.stored[resource.name] = await self._full(resource, state, progress)
                     report.full = True
-            if report.full:
+            if report.full:  # the first sync loaded records without indexing them: index them all at once
+                await self.db.awrite(rebuild_index, self.tenant)
                 await self.db.awrite(identity_model.train, self.tenant)
             return report
 
@@ -89,7 +91,7 @@ class Sync:
 
         async def store(n: int, got: Json) -> bool:  # in page order, each with the page reached: a restart resumes here
             done["newest"] = await self.db.awrite(self._store, resource, got["data"], done["newest"],
-                                                  {"started_at": started, "next_page": n + 1})
+                                                  {"started_at": started, "next_page": n + 1}, False)
             done["stored"] += len(got["data"])
             if progress:
                 progress(resource.name, done["stored"], total)
@@ -113,7 +115,7 @@ class Sync:
         cursor, page, stored = state["cursor"], 1, 0
         while True:
             body = await self._page(resource, {"modifiedOnOrAfter": cursor, "sort": "+ModifiedOn"}, page)
-            newest = await self.db.awrite(self._store, resource, body["data"], cursor, {})
+            newest = await self.db.awrite(self._store, resource, body["data"], cursor, {}, True)
             stored += len(body["data"])
             if progress:
                 progress(resource.name, stored, None)
@@ -131,17 +133,19 @@ class Sync:
                                          {**params, "page": page, "pageSize": self.page_size}, budget=BUDGET)
 
     def _store(self, conn: sqlite3.Connection, resource: Resource, rows: list[Json], newest: str | None,
-               state: Json) -> str | None:
+               state: Json, index: bool) -> str | None:
+        """Upsert one page and record how far the sync got. Pages of a first sync are not indexed one by
+        one (`index`): the whole directory is indexed once when it ends, at a fraction of the cost."""
         region, now = self.business.country, utcnow()
         if resource.name == "customers":
-            mirror.upsert(conn, self.tenant, now, customers=[mapping.customer(r) for r in rows])
+            mirror.upsert(conn, self.tenant, now, customers=[mapping.customer(r) for r in rows], index=index)
         elif resource.name == "locations":
-            mirror.upsert(conn, self.tenant, now, locations=[mapping.location(r) for r in rows])
+            mirror.upsert(conn, self.tenant, now, locations=[mapping.location(r) for r in rows], index=index)
         else:
             owner = "customerId" if resource.name == "customer-contacts" else "locationId"
             key = "customer_id" if owner == "customerId" else "location_id"
             found = [mapping.contact(r, region, **{key: str(r[owner])}) for r in rows]
-            mirror.upsert(conn, self.tenant, now, contacts=[c for c in found if c is not None])
+            mirror.upsert(conn, self.tenant, now, contacts=[c for c in found if c is not None], index=index)
         for r in rows:
             if (at := mapping.when(r.get("modifiedOn"))) and (newest is None or to_db(at) > newest):
                 newest = to_db(at)
