@@ -194,3 +194,13 @@ async def test_a_validation_refusal_is_not_retried_and_names_the_problem() -> No
     with pytest.raises(VendorRejected, match="refused the request: bad"):
         await client.write("POST", "/jobs", json={})
     assert len(seen) == 1
+
+
+async def test_a_later_call_sending_a_request_answered_429_waits_out_its_retry_after() -> None:
+    answers = iter([httpx.Response(429, headers={"Retry-After": "1"})])
+    client, seen = kit(lambda r: next(answers, httpx.Response(200, json={"n": 2})),
+                       policy=Policy(attempts=6, budget=0.5, base=0.01, cap=0.05))
+    with pytest.raises(VendorUnavailable):  # the wait outlasts this call's budget: it gives up at once
+        await client.get("/a", {"q": 1})
+    assert await client.get("/a", {"q": 1}) == {"n": 2}  # the agent's retry of the tool
+    assert seen[1][0] - seen[0][0] >= 1.0

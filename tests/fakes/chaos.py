@@ -15,6 +15,8 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+GRACE = 0.05  # seconds for a 429 to reach the client on loopback
+
 
 @dataclass
 class Chaos:
@@ -50,19 +52,23 @@ class Door:
         self.throttled = throttled  # (retry_after: str) -> Response, in the vendor's own shape
         self.recent: deque[float] = deque()
         self.log: list[Exchange] = []
-        self.too_early: list[float] = []  # a request sent again before its 429's Retry-After had passed
-        self.held: dict[tuple[str, str, bytes], float] = {}  # request -> when its Retry-After ends
+        self.too_early: list[tuple[float, str, str]] = []  # a request sent again before its 429's Retry-After had passed
+        self.held: dict[tuple[str, str, bytes], tuple[float, float]] = {}  # request -> (known from, Retry-After ends)
         self.count_429 = 0
         self.keep_bodies = True  # the contract test reads them; a long benchmark need not hold them
 
     async def before(self, request: Request, write: bool) -> Response | None:
         chaos = self.chaos
         now = time.monotonic()
-        # The same request again (method, URL, body) is the retry of one answered 429; a different call
-        # that happens to send the same request counts too, so this can only over-report.
+        # The same request again (method, URL, body) is the retry of one answered 429, or another call sending
+        # the same request. Only one arriving after the 429 could have reached the client (GRACE later) counts:
+        # an identical request already on its way when the 429 left was sent before anyone knew of it.
         signature = (request.method, str(request.url), await request.body())
-        if (until := self.held.pop(signature, 0.0)) > now:
-            self.too_early.append(until - now)
+        known, until = self.held.get(signature, (0.0, 0.0))
+        if known < now < until:
+            self.too_early.append((until - now, signature[0], signature[1]))
+        if now >= until:
+            self.held.pop(signature, None)
         if chaos.latency:
             await anyio.sleep(chaos.latency)
         if chaos.rate is not None:
@@ -82,7 +88,8 @@ class Door:
 
     def _throttle(self, signature: tuple[str, str, bytes], seconds: float) -> Response:
         self.count_429 += 1
-        self.held[signature] = time.monotonic() + seconds
+        now = time.monotonic()
+        self.held[signature] = (now + GRACE, now + seconds)
         return self.throttled(seconds)
 
     async def record(self, request: Request, response: Response) -> None:

@@ -7,19 +7,22 @@ refused it before acting (429), or the caller's read-back (`check`) shows it was
 Otherwise the failure is a `WriteUncertain` that says what to check.
 
 A request answered 429 is not sent again before the vendor's Retry-After (seconds or an
-HTTP date) or RateLimit-Reset (epoch seconds) has passed; other waits are a capped,
+HTTP date) or RateLimit-Reset (epoch seconds) has passed, by this call's retry or by a
+later call sending the same request (an agent retrying a failed tool); other waits are a capped,
 jittered exponential backoff. A call gives up as soon as the next wait would overrun its
 time budget, because a voice platform stops waiting after 5-20 s anyway.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import anyio
 import httpx2 as httpx
 from tenacity import (
     AsyncRetrying,
@@ -91,6 +94,7 @@ class VendorClient:
         self.policy = policy or Policy()
         self._describe = describe or (lambda r: f"HTTP {r.status_code}")
         self.sent = 0  # requests sent, for the benchmarks
+        self._held: dict[str, float] = {}  # request -> when the vendor's Retry-After for it ends
 
     async def get(self, path: str, params: dict[str, Any] | None = None, *, budget: float | None = None) -> Any:
         return await self._retrying(lambda: self._once("GET", path, params, None), budget, check=None, write=False)
@@ -158,7 +162,8 @@ class VendorClient:
             ) from None
 
     async def _once(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> Any:
-        response = await self._send(method, path, params, body)
+        signature = f"{method} {path} {sorted((params or {}).items())} {json.dumps(body, sort_keys=True, default=str)}"
+        response = await self._send(method, path, params, body, signature)
         if response.status_code == 401:
             raise VendorRejected(
                 f"{self.vendor} refused fsm-mcp's credentials (HTTP 401); the business's administrator must check "
@@ -166,7 +171,10 @@ class VendorClient:
             )
         if response.status_code == 429:
             self.breaker.succeeded()  # a refusal is an answer: the vendor is up
-            raise _Transient("rate limiting", sent=False, retry_after=retry_after(response))
+            asked = retry_after(response)
+            if asked:
+                self._hold(signature, asked)
+            raise _Transient("rate limiting", sent=False, retry_after=asked)
         if response.status_code >= 500 or response.status_code == 408:
             self.breaker.failed()
             raise _Transient(f"failing (HTTP {response.status_code})", sent=True, retry_after=retry_after(response))
@@ -176,16 +184,30 @@ class VendorClient:
                                  status=response.status_code)
         return response.json() if response.content else None
 
-    async def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> httpx.Response:
+    def _hold(self, signature: str, seconds: float) -> None:
+        now = time.monotonic()
+        if len(self._held) > 1000:
+            self._held = {k: v for k, v in self._held.items() if v > now}
+        self._held[signature] = now + seconds
+
+    async def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
+                    signature: str) -> httpx.Response:
         self.breaker.check()
         renewed = False
         while True:
             headers = await self.auth.headers()
+            if (wait := self._held.get(signature, 0.0) - time.monotonic()) > 0:
+                await anyio.sleep(wait)
             async with self.pace:
+                if self._held.get(signature, 0.0) > time.monotonic():
+                    continue  # a 429 for this same request (another call's) came back while this one queued
                 self.sent += 1
                 try:
-                    response = await self.http.request(method, path, params=_clean(params), json=body, headers=headers,
-                                                       timeout=self.policy.timeout)
+                    # Once sent, a request is seen through even if its caller is cancelled (a sibling read failed):
+                    # its answer may be a 429 whose Retry-After the next sender of the same request must honour.
+                    with anyio.CancelScope(shield=True):
+                        response = await self.http.request(method, path, params=_clean(params), json=body,
+                                                           headers=headers, timeout=self.policy.timeout)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                     self.breaker.failed()
                     raise _Transient(f"unreachable ({type(exc).__name__})", sent=False) from None
