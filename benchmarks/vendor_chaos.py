@@ -44,13 +44,10 @@ from tests.fakes.servicetitan import (
     CLIENT_SECRET,
     TENANT,
     FakeServiceTitan,
+    new_caller,
     seed_person,
 )
 
-CALLER_GIVEN = ("Quinn", "Rosa", "Theo", "Uma", "Vera", "Wade", "Xena", "Yuri", "Zoe")
-CALLER_FAMILY = ("Nakamura", "Okafor", "Petrov", "Quintero", "Rossi", "Sato", "Tanaka", "Umarov")
-CALLER_STREET = ("Lakeshore", "Harbor", "Summit", "Prairie", "Canyon", "Meadow", "Ridge", "Bayview", "Orchard")
-SUFFIX = ("Dr", "Rd", "Ave", "Ln", "Way", "Ct", "Pl", "Blvd")
 RETRYABLE = ("try again", "Try again", "may or may not")
 BUSINESS = Business(timezone="America/Chicago", job_types={"Furnace repair": "hvac"})
 
@@ -105,9 +102,7 @@ class Tally:
 
 
 async def scenario(client: Client, tally: Tally, i: int, tech: str) -> None:
-    # New callers, unlike anyone already on file (a look-alike would rightly be asked about, not booked).
-    name = f"{CALLER_GIVEN[i % len(CALLER_GIVEN)]} {CALLER_FAMILY[i // len(CALLER_GIVEN) % len(CALLER_FAMILY)]}"
-    street = f"{2000 + i} {CALLER_STREET[i % len(CALLER_STREET)]} {SUFFIX[i // len(CALLER_STREET) % len(SUFFIX)]}"
+    name, street = new_caller(i)
     phone = f"312555{i:04d}"
     day = f"2026-12-{1 + i % 28:02d}"
     hour = 8 + (i // 28) % 8

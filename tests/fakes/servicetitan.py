@@ -582,6 +582,19 @@ def seed_person(n: int) -> tuple[str, str]:
     return f"{given} {family}{suffix}", f"{100 + 7 * n} {STREETS[n % len(STREETS)]}"
 
 
+CALLER_GIVEN = ("Quinn", "Rosa", "Theo", "Uma", "Vera", "Wade", "Xena", "Yuri", "Zoe")
+CALLER_FAMILY = ("Nakamura", "Okafor", "Petrov", "Quintero", "Rossi", "Sato", "Tanaka", "Umarov")
+CALLER_STREET = ("Lakeshore", "Harbor", "Summit", "Prairie", "Canyon", "Meadow", "Ridge", "Bayview", "Orchard")
+SUFFIX = ("Dr", "Rd", "Ave", "Ln", "Way", "Ct", "Pl", "Blvd")
+
+
+def new_caller(n: int) -> tuple[str, str]:
+    """A caller unlike anyone `seed_person` puts on file (a look-alike would rightly be asked about), for up
+    to 72 callers: name and street."""
+    name = f"{CALLER_GIVEN[n % len(CALLER_GIVEN)]} {CALLER_FAMILY[n // len(CALLER_GIVEN) % len(CALLER_FAMILY)]}"
+    return name, f"{2000 + n} {CALLER_STREET[n % len(CALLER_STREET)]} {SUFFIX[n // len(CALLER_STREET) % len(SUFFIX)]}"
+
+
 def main() -> None:
     import argparse
 
