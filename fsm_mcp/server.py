@@ -71,5 +71,5 @@ def build_server(settings: Settings | None = None, transport: httpx.AsyncBaseTra
         lifespan=lifespan,
         log_level=settings.log_level,  # type: ignore[arg-type]
     )
-    tools.register(mcp)
+    tools.register(mcp, settings.backend)
     return mcp

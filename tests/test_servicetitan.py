@@ -255,3 +255,11 @@ def test_missing_servicetitan_settings_are_named_as_the_user_sets_them() -> None
     for name in ("CLIENT_ID", "CLIENT_SECRET", "APP_KEY", "APP_GUID", "CAMPAIGN_ID", "BUSINESS_UNIT_ID"):
         assert f"FSM_MCP_SERVICETITAN_{name}" in message
     assert "TENANT_ID" not in message
+
+
+async def test_tool_descriptions_tell_what_works_differently_over_servicetitan(rig: Rig) -> None:
+    async with rig.client() as client:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+    assert "job notes, which get_job reads back" in (listed["update_job_status"].description or "")
+    assert "merge them in ServiceTitan" in (listed["merge_customers"].description or "")
+    assert all(t.annotations and t.annotations.open_world_hint for t in listed.values())

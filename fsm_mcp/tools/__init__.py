@@ -8,8 +8,32 @@ from mcp.server.mcpserver import MCPServer
 from fsm_mcp.tools import customers, dispatch, duplicates, invoices, jobs
 from fsm_mcp.tools._schema import publish_plain_output_schemas
 
+# What a tool does differently over a vendor, appended to its description so the model reads the truth.
+VENDOR_NOTES = {
+    "servicetitan": {
+        "update_job_status": "Over ServiceTitan, en_route, arrived and working are set by the technician's app; "
+                             "this records them as job notes, which get_job reads back.",
+        "merge_customers": "Not available over ServiceTitan, whose API cannot merge customers: merge them in "
+                           "ServiceTitan, and the next directory sync picks it up.",
+        "create_invoice": "Over ServiceTitan this fills the invoice ServiceTitan opened for the job.",
+    },
+}
 
-def register(mcp: MCPServer) -> None:
+
+def register(mcp: MCPServer, backend: str = "local") -> None:
     for area in (customers, duplicates, jobs, dispatch, invoices):
         area.register(mcp)
     publish_plain_output_schemas(mcp)
+    if backend != "local":
+        describe_vendor(mcp, backend)
+
+
+def describe_vendor(mcp: MCPServer, backend: str) -> None:
+    """Over a vendor every tool reaches an outside system (open world), and some work differently.
+    The tool list has no public accessor, hence `_tool_manager` (see `publish_plain_output_schemas`)."""
+    notes = VENDOR_NOTES.get(backend, {})
+    for tool in mcp._tool_manager.list_tools():
+        if tool.annotations is not None:
+            tool.annotations = tool.annotations.model_copy(update={"open_world_hint": True})
+        if note := notes.get(tool.name):
+            tool.description = f"{tool.description} {note}"
