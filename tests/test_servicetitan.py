@@ -3,92 +3,25 @@ whole booking, retries that must not duplicate, lost answers, the directory sync
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx2 as httpx
 import pytest
-from mcp import Client
 
 from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.connectors.http.client import Policy
 from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
-from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings, SettingsError
+from fsm_mcp.connectors.servicetitan.config import SettingsError
 from fsm_mcp.directory import customers
 from fsm_mcp.identity.query import caller_profile
-from fsm_mcp.server import build_server
-from fsm_mcp.settings import Business, Settings
+from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
-from tests.fakes.servicetitan import (
-    APP_GUID,
-    APP_KEY,
-    CAMPAIGN,
-    CLIENT_ID,
-    CLIENT_SECRET,
-    TENANT,
-    FakeServiceTitan,
-)
+from tests.fakes.servicetitan import APP_GUID, CAMPAIGN, FakeServiceTitan
+from tests.st_rig import BUSINESS, NEW_CALLER, WINDOW, Rig, call, st_settings
 
 pytestmark = pytest.mark.anyio
-BUSINESS = Business(timezone="America/Chicago", job_types={"Furnace repair": "hvac", "Drain cleaning": "plumbing"})
-WINDOW = {"window_start": "2026-11-23T09:00", "window_end": "2026-11-23T11:00"}
-NEW_CALLER = {"name": "Ann Lee", "phone": "(217) 555-0199", "email": "ann@example.com"}
-
-
-@dataclass
-class Rig:
-    fake: FakeServiceTitan
-    settings: Settings
-    transport: httpx.ASGITransport
-    tech: str
-
-    def backend(self, db: Database) -> ServiceTitanBackend:
-        assert self.settings.servicetitan is not None
-        return ServiceTitanBackend.open(db, self.settings.business, self.settings.servicetitan, self.transport)
-
-    async def sync(self) -> dict[str, int]:
-        db = Database(self.settings.db_path)
-        backend = self.backend(db)
-        try:
-            return (await backend.sync.run()).stored
-        finally:
-            await backend.aclose()
-            db.close()
-
-    def client(self) -> Client:
-        return Client(build_server(self.settings, self.transport))
-
-
-def st_settings(**changes: Any) -> ServiceTitanSettings:
-    values: dict[str, Any] = {
-        "tenant_id": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "app_key": APP_KEY,
-        "app_guid": APP_GUID, "campaign_id": CAMPAIGN, "business_unit_id": 10, "business_units": {"Drain cleaning": 11},
-        "api_url": "http://st.test", "auth_url": "http://st.test", "sync_interval": 0,
-    }
-    return ServiceTitanSettings.model_validate({**values, **changes})
-
-
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    fake = FakeServiceTitan()
-    tech = str(fake.add_technician("Dana Reyes", "HVAC; plumbing"))
-    fake.add_technician("Sam Ortiz", "electrical")
-    fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=["(217) 555-0143"],
-                      emails=["bill@example.com"])
-    settings = Settings(db_path=tmp_path / "st.db", business=BUSINESS, backend="servicetitan", servicetitan=st_settings())
-    rig = Rig(fake, settings, httpx.ASGITransport(fake.app), tech)
-    await rig.sync()
-    yield rig
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 async def test_a_returning_caller_is_recognised_from_the_synced_directory(rig: Rig) -> None:

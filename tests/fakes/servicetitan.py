@@ -82,7 +82,8 @@ class FakeServiceTitan:
         self.assignments: list[dict[str, Any]] = []
         self.notes: dict[int, list[dict[str, Any]]] = {}
         self.invoices: dict[int, dict[str, Any]] = {}
-        self.business_units = [{"id": 10, "active": True, "name": "HVAC Service"}, {"id": 11, "active": True, "name": "Plumbing"}]
+        self.business_units = [{"id": unit, "active": True, "name": name, "createdOn": stamp(), "modifiedOn": stamp(),
+                                "externalData": []} for unit, name in ((10, "HVAC Service"), (11, "Plumbing"))]
         self.job_types = [{"id": 20, "name": "Furnace repair"}, {"id": 21, "name": "Drain cleaning"},
                           {"id": 22, "name": "hvac"}, {"id": 23, "name": "plumbing"}]
         self.cancel_reasons = [{"id": 30, "name": "Customer canceled", "active": True}]
@@ -95,7 +96,7 @@ class FakeServiceTitan:
         tid = next(self.ids)
         self.technicians.append({
             "id": tid, "name": name, "businessUnitId": 10, "createdOn": stamp(), "modifiedOn": stamp(),
-            "email": None, "phoneNumber": None, "loginName": None, "home": None, "dailyGoal": 0,
+            "email": None, "phoneNumber": None, "loginName": None, "dailyGoal": 0,
             "isManagedTech": False, "active": active,
             "customFields": [{"typeId": 501, "name": "Skills", "value": skills}],
         })
@@ -210,7 +211,7 @@ class FakeServiceTitan:
         contacts = [self._contact(self.customer_contacts, c, customerId=cid, modified=modified) for c in body.get("contacts") or []]
         locations = [self._create_location({**loc, "customerId": cid}, modified) for loc in body["locations"]]
         return {**dict(self.customers[cid]), "locations": locations,
-                "contacts": [strip(c, "customerId", "modifiedOn") for c in contacts]}
+                "contacts": [strip(c, "customerId", "modifiedOn", "phoneSettings") for c in contacts]}
 
     def add_customer_contact(self, q: Query, body: Any) -> dict[str, Any]:
         self._get(self.customers, q.path_id, "id")
@@ -246,7 +247,7 @@ class FakeServiceTitan:
                                "address": body["address"], "customFields": [], "createdOn": now, "createdById": 1,
                                "modifiedOn": now, "mergedToId": None, "taxZoneId": None}
         contacts = [self._contact(self.location_contacts, c, locationId=lid, modified=modified) for c in body.get("contacts") or []]
-        return {**self.locations[lid], "contacts": [strip(c, "locationId", "modifiedOn") for c in contacts]}
+        return {**self.locations[lid], "contacts": [strip(c, "locationId", "modifiedOn", "phoneSettings") for c in contacts]}
 
     def list_location_contacts(self, q: Query) -> dict[str, Any]:
         return page_of(q.modified(list(self.location_contacts.values())), q)
@@ -257,7 +258,8 @@ class FakeServiceTitan:
             raise Invalid("type", f"'{body['type']}' is not a valid contact type.")
         kid = next(self.ids)
         table[kid] = {"id": kid, "type": body["type"], "value": body["value"], "memo": body.get("memo"),
-                      "phoneSettings": {"phoneNumber": body["value"], "doNotText": False} if "Phone" in body["type"] else None,
+                      # The spec requires phoneSettings on every contact; an e-mail's carries an empty number.
+                      "phoneSettings": {"phoneNumber": body["value"] if "Phone" in body["type"] else "", "doNotText": False},
                       "modifiedOn": stamp(modified), **owner}
         return table[kid]
 
@@ -297,7 +299,7 @@ class FakeServiceTitan:
                           "jobTypeId": body["jobTypeId"], "priority": body["priority"], "campaignId": body["campaignId"],
                           "summary": body.get("summary"), "customFields": [], "appointmentCount": len(appointment_ids),
                           "firstAppointmentId": appointment_ids[0], "lastAppointmentId": appointment_ids[-1],
-                          "recallForId": None, "warrantyId": None, "jobGeneratedLeadSource": None, "noCharge": False,
+                          "recallForId": None, "warrantyId": None, "noCharge": False,
                           "notificationsEnabled": True, "createdOn": now, "createdById": 1, "modifiedOn": now,
                           "tagTypeIds": [], "leadCallId": None, "bookingId": None, "soldById": None}
         if ext := body.get("externalData"):

@@ -6,7 +6,9 @@ published rate, and commits each page with the page number reached, so a sync ki
 halfway resumes where it stopped. Later syncs ask for what changed since the cursor,
 walking forward by modification time: each round starts at the newest time actually
 stored, so equal timestamps are read again (upserts make that harmless) and a record
-that moves while the list is read is not skipped. The cursor after the first sync is the
+that moves while the list is read is not skipped. The contact lists cannot be sorted;
+they come in id order, where a change moves nothing, so they are paged plainly and the
+cursor set at the end. The cursor after the first sync is the
 older of its start time and the newest record stored, so changes made during it are
 read again too.
 """
@@ -41,13 +43,14 @@ class Resource:
     name: str
     module: str
     path: str
+    sortable: bool  # the list takes `sort` and `active` (the contact lists take neither: they come in id order)
 
 
 RESOURCES = (
-    Resource("customers", "crm", "customers"),
-    Resource("locations", "crm", "locations"),
-    Resource("customer-contacts", "crm", "customers/contacts"),
-    Resource("location-contacts", "crm", "locations/contacts"),
+    Resource("customers", "crm", "customers", True),
+    Resource("locations", "crm", "locations", True),
+    Resource("customer-contacts", "crm", "customers/contacts", False),
+    Resource("location-contacts", "crm", "locations/contacts", False),
 )
 
 
@@ -83,7 +86,7 @@ class Sync:
 
     async def _full(self, resource: Resource, state: Json, progress: Progress | None) -> int:
         started = state["started_at"] or to_db(utcnow())
-        params = {"sort": "+Id", "active": "Any"} if resource.name in ("customers", "locations") else {"sort": "+Id"}
+        params = {"sort": "+Id", "active": "Any"} if resource.sortable else {}
         page = int(state["next_page"])
         body = await self._page(resource, {**params, "includeTotal": True}, page)
         total = body.get("totalCount")
@@ -113,16 +116,20 @@ class Sync:
 
     async def _changes(self, resource: Resource, state: Json, progress: Progress | None) -> int:
         cursor, page, stored = state["cursor"], 1, 0
+        newest = cursor
         while True:
-            body = await self._page(resource, {"modifiedOnOrAfter": cursor, "sort": "+ModifiedOn"}, page)
-            newest = await self.db.awrite(self._store, resource, body["data"], cursor, {}, True)
+            params = {"modifiedOnOrAfter": cursor, **({"sort": "+ModifiedOn"} if resource.sortable else {})}
+            body = await self._page(resource, params, page)
+            newest = await self.db.awrite(self._store, resource, body["data"], newest, {}, True)
             stored += len(body["data"])
             if progress:
                 progress(resource.name, stored, None)
             if not body["hasMore"]:
                 await self.db.awrite(_save, self.tenant, resource.name, {"cursor": newest})
                 return stored
-            if newest == cursor:
+            if not resource.sortable:  # in id order, changes do not move records: plain pages, cursor at the end
+                page += 1
+            elif newest == cursor:
                 page += 1  # a whole page shares one timestamp: step past it
             else:
                 cursor, page = newest, 1
