@@ -31,22 +31,11 @@ from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fsm_mcp.connectors.http.client import retry_after
-from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
 from tests.fakes.chaos import GRACE, Chaos
 from tests.fakes.serve import serving
-from tests.fakes.servicetitan import (
-    APP_GUID,
-    APP_KEY,
-    CAMPAIGN,
-    CLIENT_ID,
-    CLIENT_SECRET,
-    TENANT,
-    FakeServiceTitan,
-    new_caller,
-    seed_person,
-)
+from tests.fakes.servicetitan import FakeServiceTitan, connector_settings, new_caller, seed_person
 
 RETRYABLE = ("try again", "Try again", "may or may not")
 BUSINESS = Business(timezone="America/Chicago", job_types={"Furnace repair": "hvac"})
@@ -143,9 +132,7 @@ async def run(args: argparse.Namespace) -> None:
         fake.add_customer(person, street, "Springfield", "62701", phones=[f"217555{n:04d}"])
     tally = Tally()
     with serving(fake.app) as url, tempfile.TemporaryDirectory() as tmp:
-        st = ServiceTitanSettings(tenant_id=TENANT, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, app_key=APP_KEY,
-                                  app_guid=APP_GUID, campaign_id=CAMPAIGN, business_unit_id=10, api_url=url, auth_url=url,
-                                  sync_interval=3600)
+        st = connector_settings(url, sync_interval=3600)
         settings = Settings(db_path=Path(tmp) / "chaos.db", business=BUSINESS, backend="servicetitan", servicetitan=st)
         started = time.monotonic()
         audit = Audit()

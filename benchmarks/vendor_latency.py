@@ -26,23 +26,12 @@ from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
-from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
 from fsm_mcp.store.db import Database
 from tests.fakes.chaos import Chaos
 from tests.fakes.serve import serving
-from tests.fakes.servicetitan import (
-    APP_GUID,
-    APP_KEY,
-    CAMPAIGN,
-    CLIENT_ID,
-    CLIENT_SECRET,
-    TENANT,
-    FakeServiceTitan,
-    new_caller,
-    seed_person,
-)
+from tests.fakes.servicetitan import FakeServiceTitan, connector_settings, new_caller, seed_person
 
 BUSINESS = Business(timezone="America/Chicago", job_types={"Furnace repair": "hvac"})
 
@@ -69,9 +58,7 @@ async def run(args: argparse.Namespace) -> None:
         fake.add_customer(name, street, "Springfield", "62701", phones=[f"217555{n:04d}"])
     fake.door.keep_bodies = False
     with serving(fake.app) as url, tempfile.TemporaryDirectory() as tmp:
-        st = ServiceTitanSettings(tenant_id=TENANT, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, app_key=APP_KEY,
-                                  app_guid=APP_GUID, campaign_id=CAMPAIGN, business_unit_id=10, api_url=url, auth_url=url,
-                                  sync_interval=0)
+        st = connector_settings(url)
         settings = Settings(db_path=Path(tmp) / "lat.db", business=BUSINESS, backend="servicetitan", servicetitan=st)
         db = Database(settings.db_path)  # the first directory sync, as `fsm-mcp sync` does it
         backend = ServiceTitanBackend.open(db, BUSINESS, st)

@@ -36,26 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.fakes.chaos import Chaos  # noqa: E402
 from tests.fakes.serve import serving  # noqa: E402
-from tests.fakes.servicetitan import (  # noqa: E402
-    APP_GUID,
-    APP_KEY,
-    CAMPAIGN,
-    CLIENT_ID,
-    CLIENT_SECRET,
-    TENANT,
-    FakeServiceTitan,
-    seed_person,
-)
+from tests.fakes.servicetitan import FakeServiceTitan, connector_env, seed_person  # noqa: E402
 
 
 def env(url: str, db: Path, rate: float, page_size: int) -> dict[str, str]:
-    return {**os.environ, "FSM_MCP_BACKEND": "servicetitan", "FSM_MCP_SERVICETITAN_TENANT_ID": TENANT,
-            "FSM_MCP_SERVICETITAN_CLIENT_ID": CLIENT_ID, "FSM_MCP_SERVICETITAN_CLIENT_SECRET": CLIENT_SECRET,
-            "FSM_MCP_SERVICETITAN_APP_KEY": APP_KEY, "FSM_MCP_SERVICETITAN_APP_GUID": APP_GUID,
-            "FSM_MCP_SERVICETITAN_CAMPAIGN_ID": str(CAMPAIGN), "FSM_MCP_SERVICETITAN_BUSINESS_UNIT_ID": "10",
-            "FSM_MCP_SERVICETITAN_API_URL": url, "FSM_MCP_SERVICETITAN_AUTH_URL": url,
-            "FSM_MCP_SERVICETITAN_RATE": str(rate), "FSM_MCP_SERVICETITAN_SYNC_PAGE_SIZE": str(page_size),
-            "FSM_MCP_DB": str(db), "FSM_MCP_LOG_LEVEL": "WARNING"}
+    return {**os.environ, **connector_env(url), "FSM_MCP_SERVICETITAN_RATE": str(rate),
+            "FSM_MCP_SERVICETITAN_SYNC_PAGE_SIZE": str(page_size), "FSM_MCP_DB": str(db), "FSM_MCP_LOG_LEVEL": "WARNING"}
 
 
 def stored(db: Path) -> int:

@@ -16,15 +16,7 @@ from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
 from fsm_mcp.store.db import Database
-from tests.fakes.servicetitan import (
-    APP_GUID,
-    APP_KEY,
-    CAMPAIGN,
-    CLIENT_ID,
-    CLIENT_SECRET,
-    TENANT,
-    FakeServiceTitan,
-)
+from tests.fakes.servicetitan import FakeServiceTitan, connector_settings
 
 BUSINESS = Business(timezone="America/Chicago", job_types={"Furnace repair": "hvac", "Drain cleaning": "plumbing"})
 WINDOW = {"window_start": "2026-11-23T09:00", "window_end": "2026-11-23T11:00"}
@@ -56,12 +48,7 @@ class Rig:
 
 
 def st_settings(**changes: Any) -> ServiceTitanSettings:
-    values: dict[str, Any] = {
-        "tenant_id": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "app_key": APP_KEY,
-        "app_guid": APP_GUID, "campaign_id": CAMPAIGN, "business_unit_id": 10, "business_units": {"Drain cleaning": 11},
-        "api_url": "http://st.test", "auth_url": "http://st.test", "sync_interval": 0,
-    }
-    return ServiceTitanSettings.model_validate({**values, **changes})
+    return connector_settings("http://st.test", **{"business_units": {"Drain cleaning": 11}, **changes})
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.servicetitan import APP_GUID, APP_KEY, CAMPAIGN, CLIENT_ID, CLIENT_SECRET, TENANT
+from tests.fakes.servicetitan import CAMPAIGN, TENANT, connector_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,13 +42,7 @@ def fake_url() -> Iterator[str]:
 
 
 def run(url: str, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    settings = {
-        "FSM_MCP_BACKEND": "servicetitan", "FSM_MCP_SERVICETITAN_TENANT_ID": TENANT,
-        "FSM_MCP_SERVICETITAN_CLIENT_ID": CLIENT_ID, "FSM_MCP_SERVICETITAN_CLIENT_SECRET": CLIENT_SECRET,
-        "FSM_MCP_SERVICETITAN_APP_KEY": APP_KEY, "FSM_MCP_SERVICETITAN_APP_GUID": APP_GUID,
-        "FSM_MCP_SERVICETITAN_CAMPAIGN_ID": str(CAMPAIGN), "FSM_MCP_SERVICETITAN_BUSINESS_UNIT_ID": "10",
-        "FSM_MCP_SERVICETITAN_API_URL": url, "FSM_MCP_SERVICETITAN_AUTH_URL": url, "FSM_MCP_DB": str(tmp_path / "st.db"),
-    }
+    settings = {**connector_env(url), "FSM_MCP_DB": str(tmp_path / "st.db")}
     return subprocess.run([sys.executable, "-m", "fsm_mcp", *args], capture_output=True, text=True, timeout=60,
                           env={**os.environ, **settings, **env}, cwd=tmp_path)
 

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 from tests.fakes.chaos import Chaos, Door
 
 TENANT = "1001"
@@ -32,6 +33,24 @@ CLIENT_ID, CLIENT_SECRET, APP_KEY = "fake-client", "fake-secret", "fake-app-key"
 APP_GUID = "5b0b8a1e-0000-4000-8000-00000000f5a0"
 CAMPAIGN = 77
 BOOKED_STATUSES = ("Scheduled", "Dispatched", "InProgress", "Hold")
+
+
+def connector_settings(url: str, **changes: Any) -> ServiceTitanSettings:
+    """A ServiceTitan connector's settings, pointed at this fake served at `url`."""
+    values: dict[str, Any] = {
+        "tenant_id": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "app_key": APP_KEY,
+        "app_guid": APP_GUID, "campaign_id": CAMPAIGN, "business_unit_id": 10, "api_url": url, "auth_url": url,
+        "sync_interval": 0,
+    }
+    return ServiceTitanSettings.model_validate({**values, **changes})
+
+
+def connector_env(url: str) -> dict[str, str]:
+    """The same settings as `FSM_MCP_SERVICETITAN_*` variables, for a server or command in another process."""
+    settings = connector_settings(url)
+    values = {**settings.model_dump(exclude={"business_units", "skills", "cancel_reason", "hold_reason"}),
+              "client_secret": CLIENT_SECRET, "app_key": APP_KEY}
+    return {"FSM_MCP_BACKEND": "servicetitan", **{f"FSM_MCP_SERVICETITAN_{k.upper()}": str(v) for k, v in values.items()}}
 
 
 def stamp(at: datetime | None = None) -> str:
