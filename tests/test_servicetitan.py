@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+import anyio
 import httpx2 as httpx
 import pytest
 
@@ -196,3 +197,12 @@ async def test_tool_descriptions_tell_what_works_differently_over_servicetitan(r
     assert "job notes, which get_job reads back" in (listed["update_job_status"].description or "")
     assert "merge them in ServiceTitan" in (listed["merge_customers"].description or "")
     assert all(t.annotations and t.annotations.open_world_hint for t in listed.values())
+
+
+async def test_the_server_keeps_the_directory_synced_in_the_background(rig: Rig) -> None:
+    rig.settings.servicetitan = st_settings(sync_interval=0.2)
+    async with rig.client() as client:
+        rig.fake.add_customer("Maria Gomez", "8 Pine Rd", "Springfield", "62702", phones=["217 555 0166"])
+        with anyio.fail_after(10):
+            while not (await call(client, "lookup_customer", phone="2175550166"))["matches"]:
+                await anyio.sleep(0.1)

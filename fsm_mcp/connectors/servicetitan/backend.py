@@ -134,7 +134,7 @@ class ServiceTitanBackend:
         appointments = [a for a in await self.api.all("jpm", "appointments", {
             "startsOnOrAfter": mapping.stamp(start - timedelta(days=1)), "startsBefore": mapping.stamp(end)})
             if a["status"] not in ("Done", "Canceled")]
-        assignments = await self.jobs._assignments([int(a["id"]) for a in appointments]) if appointments else []
+        assignments = await self.jobs.assignments([int(a["id"]) for a in appointments]) if appointments else []
         by_id = {a["id"]: a for a in appointments}
         spans: dict[str, list[tuple[datetime, datetime]]] = {t: [] for t in techs}
         for s in assignments:

@@ -18,7 +18,7 @@ from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.directory import booking, customers, mirror
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.inputs import AddressIn
-from fsm_mcp.models import Customer
+from fsm_mcp.models import Customer, JobStatus
 from fsm_mcp.scheduling import BOOKED, overlaps
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database, utcnow
@@ -146,7 +146,7 @@ class Booker:
         raw = await self.api.all("jpm", "jobs", {"customerId": customer_id, "jobStatus": "Scheduled,Dispatched,InProgress,Hold"})
         skill = self.business.skill_for(request.job_type)
         for job in await self.jobs.views([j for j in raw if str(j["locationId"]) == location_id], notes=False):
-            if job.skill == skill and (job.status in BOOKED or job.status.value == "on_hold") and \
+            if job.skill == skill and (job.status in BOOKED or job.status == JobStatus.on_hold) and \
                     overlaps(request.window, (job.window_start, job.window_end)):
                 return job
         return None

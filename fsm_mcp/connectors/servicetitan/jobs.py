@@ -78,7 +78,7 @@ class Jobs:
         def notes_of(job_id: Any) -> Callable[[], Awaitable[list[Json]]]:
             return lambda: api.all("jpm", f"jobs/{job_id}/notes")
 
-        got = await together(lambda: api.ids("jpm", "appointments", first), lambda: self._assignments(first),
+        got = await together(lambda: api.ids("jpm", "appointments", first), lambda: self.assignments(first),
                              self.settings.catalog, *(notes_of(j["id"]) for j in jobs if notes))
         found: dict[str, Any] = {"catalog": got[2]}
         found.update({f"notes:{j['id']}": n for j, n in zip(jobs, got[3:], strict=False)})
@@ -91,7 +91,7 @@ class Jobs:
                            found.get(f"notes:{j['id']}", []), found["catalog"].job_type_names, places)
                 for j in jobs]
 
-    async def _assignments(self, appointment_ids: list[int]) -> list[Json]:
+    async def assignments(self, appointment_ids: list[int]) -> list[Json]:
         rows: list[Json] = []
         for start in range(0, len(appointment_ids), 50):
             chunk = ",".join(str(i) for i in appointment_ids[start:start + 50])
@@ -140,7 +140,7 @@ class Jobs:
             await self.api.write("PATCH", "jpm", f"appointments/{appointment}/reschedule", body, what="the new window")
         if technician_id not in job.technician_ids:
             async def assigned() -> Json | None:
-                rows = await self._assignments([appointment])
+                rows = await self.assignments([appointment])
                 return {"assigned": True} if any(str(r["technicianId"]) == technician_id for r in rows) else None
 
             await self.api.write("POST", "dispatch", "appointment-assignments/assign-technicians",
