@@ -199,12 +199,12 @@ def reindex(db: Path | None) -> None:
     click.echo(f"indexed {count} customers ({settings.db_path})", err=True)
 
 
-def _vendor(db: Path | None) -> tuple[Settings, Any]:
+def _vendor(db: Path | None) -> Settings:
     settings = _settings(db)
     if settings.backend == "local":
         raise click.UsageError("the local backend has nothing to check or sync; set FSM_MCP_BACKEND=servicetitan "
                                "(or backend in the configuration file) and its settings")
-    return settings, settings.servicetitan
+    return settings
 
 
 @main.command()
@@ -216,7 +216,7 @@ def sync(db: Path | None) -> None:
     from fsm_mcp.errors import FsmError
     from fsm_mcp.store.db import Database
 
-    settings, _ = _vendor(db)
+    settings = _vendor(db)
     bars: dict[str, Any] = {}
 
     def progress(resource: str, done: int, total: int | None) -> None:
@@ -257,7 +257,7 @@ def check(db: Path | None) -> None:
     from fsm_mcp.errors import FsmError
     from fsm_mcp.store.db import Database
 
-    settings, _ = _vendor(db)
+    settings = _vendor(db)
 
     async def run() -> Any:
         database = Database(settings.db_path)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
-from fsm_mcp.errors import InvalidInput, InvalidTransition
+from fsm_mcp.errors import InvalidInput, InvalidTransition, SchedulingConflict
+from fsm_mcp.models import Job, Technician
 from fsm_mcp.models import JobStatus as S
 from fsm_mcp.settings import WEEKDAYS, Business
 
@@ -58,6 +59,35 @@ def check_window(start: datetime, end: datetime, business: Business, prefix: str
 
 def overlaps(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
+
+
+def check_dispatchable(job: Job) -> None:
+    if job.status in (S.completed, S.canceled):
+        raise InvalidTransition(f"job_id: the job is {job.status.value}; a technician cannot be dispatched to it")
+
+
+def check_technician(job: Job, tech: Technician, window: tuple[datetime, datetime],
+                     others: Iterable[tuple[datetime, datetime, str]], zone: tzinfo) -> None:
+    """The technician may take the job in the window: active, skilled for it, and free of their
+    other jobs (start, end, job id) then."""
+    if not tech.active:
+        raise InvalidInput("technician_id", f"{tech.name} is inactive; call list_technicians to pick an active one")
+    require_skill(job.skill, tech.skills, tech.name)
+    for other_start, other_end, other_id in others:
+        if overlaps(window, (other_start, other_end)):
+            raise SchedulingConflict(
+                f"technician_id: {tech.name} is already booked {other_start.astimezone(zone):%a %b %d %H:%M}–"
+                f"{other_end.astimezone(zone):%H:%M} on job {other_id}. Pick another technician or window; "
+                "find_available_slots lists who is free when."
+            )
+
+
+def check_invoiceable(job: Job) -> None:
+    if job.status != S.completed:
+        raise InvalidTransition(
+            f"job_id: the job is {job.status.value}; only a completed job can be invoiced. "
+            "Call update_job_status with status=completed when the work is done."
+        )
 
 
 def require_skill(skill: str, skills: Iterable[str], technician: str) -> None:

@@ -60,7 +60,6 @@ class ClientCredentials:
         self._lock = anyio.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
-        self.fetched = 0  # tokens fetched so far, for tests and `fsm-mcp check`
 
     async def headers(self) -> dict[str, str]:
         if self._token is None or self._clock() >= self._renew_at:
@@ -97,4 +96,3 @@ class ClientCredentials:
         self._token = str(body["access_token"])
         # Renew a little early: a token that expires in flight costs a 401 and a second try.
         self._renew_at = self._clock() + lifetime - min(60.0, lifetime * 0.2)
-        self.fetched += 1

@@ -93,7 +93,6 @@ class VendorClient:
         self.breaker = breaker
         self.policy = policy or Policy()
         self._describe = describe or (lambda r: f"HTTP {r.status_code}")
-        self.sent = 0  # requests sent, for the benchmarks
         self._held: dict[str, float] = {}  # request -> when the vendor's Retry-After for it ends
 
     async def get(self, path: str, params: dict[str, Any] | None = None, *, budget: float | None = None) -> Any:
@@ -201,7 +200,6 @@ class VendorClient:
             async with self.pace:
                 if self._held.get(signature, 0.0) > time.monotonic():
                     continue  # a 429 for this same request (another call's) came back while this one queued
-                self.sent += 1
                 try:
                     # Once sent, a request is seen through even if its caller is cancelled (a sibling read failed):
                     # its answer may be a 429 whose Retry-After the next sender of the same request must honour.

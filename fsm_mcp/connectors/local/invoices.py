@@ -10,9 +10,10 @@ from decimal import Decimal
 from fsm_mcp.billing import Line, totals
 from fsm_mcp.connectors.base import Billed
 from fsm_mcp.connectors.local.jobs import load_job
-from fsm_mcp.errors import InvalidTransition, NotFound
+from fsm_mcp.errors import NotFound
 from fsm_mcp.inputs import LineItemIn
-from fsm_mcp.models import Invoice, JobStatus, LineItem
+from fsm_mcp.models import Invoice, LineItem
+from fsm_mcp.scheduling import check_invoiceable
 from fsm_mcp.store.db import from_db, new_id, to_db
 
 
@@ -43,11 +44,7 @@ def create(
     now: datetime, allow_additional: bool = False,
 ) -> Billed:
     job = load_job(conn, tenant, job_id)
-    if job.status != JobStatus.completed:
-        raise InvalidTransition(
-            f"job_id: the job is {job.status.value}; only a completed job can be invoiced. "
-            "Call update_job_status with status=completed when the work is done."
-        )
+    check_invoiceable(job)
     for existing in for_job(conn, tenant, job_id):
         if existing.status != "void" and not allow_additional:
             return Billed(invoice=existing, already_invoiced=True)

@@ -10,11 +10,11 @@ from datetime import datetime
 from fsm_mcp.connectors.base import Booking, BookingRequest, JobFilter
 from fsm_mcp.connectors.local import technicians
 from fsm_mcp.directory import booking, customers
-from fsm_mcp.errors import InvalidInput, InvalidTransition, NotFound, SchedulingConflict
+from fsm_mcp.errors import InvalidTransition, NotFound
 from fsm_mcp.identity.phones import parse_phone
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Address, Job, JobStatus, StatusChange
-from fsm_mcp.scheduling import BOOKED, check_transition, overlaps, require_skill
+from fsm_mcp.scheduling import BOOKED, check_dispatchable, check_technician, check_transition
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import from_db, new_id, placeholders, to_db
 
@@ -195,21 +195,11 @@ def dispatch(
 ) -> Job:
     tenant = business.tenant_id
     job = load_job(conn, tenant, job_id)
-    if job.status in (JobStatus.completed, JobStatus.canceled):
-        raise InvalidTransition(f"job_id: the job is {job.status.value}; a technician cannot be dispatched to it")
+    check_dispatchable(job)
     tech = technicians.load(conn, tenant, technician_id)
-    if not tech.active:
-        raise InvalidInput("technician_id", f"{tech.name} is inactive; call list_technicians to pick an active one")
-    require_skill(job.skill, tech.skills, tech.name)
     start, end = window or (job.window_start, job.window_end)
-    for other_start, other_end, other_id in busy_windows(conn, tenant, [technician_id], start, end, job_id)[technician_id]:
-        if overlaps((start, end), (other_start, other_end)):
-            local = business.zone
-            raise SchedulingConflict(
-                f"technician_id: {tech.name} is already booked {other_start.astimezone(local):%a %b %d %H:%M}–"
-                f"{other_end.astimezone(local):%H:%M} on job {other_id}. Pick another technician or window; "
-                "find_available_slots lists who is free when."
-            )
+    others = busy_windows(conn, tenant, [technician_id], start, end, job_id)[technician_id]
+    check_technician(job, tech, (start, end), others, business.zone)
     if window:
         conn.execute(
             "UPDATE jobs SET window_start=?, window_end=? WHERE tenant_id=? AND id=?",

@@ -6,7 +6,6 @@ client-credentials flow and the ST-App-Key header. Lists page with page/pageSize
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2 as httpx
@@ -14,7 +13,7 @@ import httpx2 as httpx
 from fsm_mcp.connectors.http.auth import ClientCredentials
 from fsm_mcp.connectors.http.client import Check, Policy, VendorClient
 from fsm_mcp.connectors.http.limits import Breaker, Pace
-from fsm_mcp.connectors.http.paging import SERVICETITAN, collect, pages
+from fsm_mcp.connectors.http.paging import SERVICETITAN, collect
 from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 
 VENDOR = "ServiceTitan"
@@ -51,24 +50,19 @@ class ServiceTitanApi:
     def path(self, module: str, rest: str) -> str:
         return f"/{module}/v2/tenant/{self.tenant}/{rest}"
 
-    async def get(self, module: str, rest: str, params: dict[str, Any] | None = None) -> Any:
-        return await self.client.get(self.path(module, rest), params)
+    async def get(self, module: str, rest: str, params: dict[str, Any] | None = None, budget: float | None = None) -> Any:
+        return await self.client.get(self.path(module, rest), params, budget=budget)
 
     async def all(self, module: str, rest: str, params: dict[str, Any] | None = None, size: int | None = None) -> list[Json]:
         return await collect(self.client, self.path(module, rest), params or {}, SERVICETITAN, size)
-
-    def pages(self, module: str, rest: str, params: dict[str, Any], size: int, start: int = 1,
-              budget: float | None = None) -> AsyncIterator[tuple[int, list[Json]]]:
-        return pages(self.client, self.path(module, rest), params, SERVICETITAN, size, start, budget)
 
     async def write(self, method: str, module: str, rest: str, body: Any = None, *, check: Check | None = None,
                     what: str = "the change") -> Any:
         return await self.client.write(method, self.path(module, rest), json=body, check=check, what=what)
 
-    async def ids(self, module: str, rest: str, ids: list[int], **params: Any) -> list[Json]:
-        """Records by id, 50 to a request (the API's most)."""
+    async def ids(self, module: str, rest: str, ids: list[int], param: str = "ids") -> list[Json]:
+        """Records by id (or by `param`, another id list), 50 ids to a request (the API's most)."""
         found: list[Json] = []
         for start in range(0, len(ids), 50):
-            chunk = ",".join(str(i) for i in ids[start:start + 50])
-            found += await self.all(module, rest, {**params, "ids": chunk}, size=50)
+            found += await self.all(module, rest, {param: ",".join(str(i) for i in ids[start:start + 50])})
         return found

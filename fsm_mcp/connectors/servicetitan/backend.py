@@ -133,7 +133,7 @@ class ServiceTitanBackend:
         end = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), zone)
         appointments = [a for a in await self.api.all("jpm", "appointments", {
             "startsOnOrAfter": mapping.stamp(start - timedelta(days=1)), "startsBefore": mapping.stamp(end)})
-            if a["status"] not in ("Done", "Canceled")]
+            if a["status"] not in mapping.CLOSED_VISITS]
         assignments = await self.jobs.assignments([int(a["id"]) for a in appointments]) if appointments else []
         by_id = {a["id"]: a for a in appointments}
         spans: dict[str, list[tuple[datetime, datetime]]] = {t: [] for t in techs}

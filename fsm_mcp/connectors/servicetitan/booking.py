@@ -64,13 +64,9 @@ class Booker:
         if request.key:
             body["externalData"] = {"applicationGuid": self.guid, "externalData": [{"key": KEY, "value": request.key}]}
 
-        async def created() -> Json | None:
-            if request.key is None:
-                return None
-            job = await self._find_raw(customer_id, request.key, now)
-            return job
-
-        raw = await self.api.write("POST", "jpm", "jobs", body, check=created if request.key else None, what="the job")
+        key = request.key
+        created = (lambda: self._find_raw(customer_id, key, now)) if key else None  # read back by the job's key
+        raw = await self.api.write("POST", "jpm", "jobs", body, check=created, what="the job")
         job = (await self.jobs.views([raw], notes=False))[0]
         if request.technician_id:
             job = await self.jobs.dispatch(job.job_id, request.technician_id, None)

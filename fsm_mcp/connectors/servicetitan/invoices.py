@@ -16,7 +16,8 @@ from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.errors import InvalidTransition
 from fsm_mcp.inputs import LineItemIn
-from fsm_mcp.models import Invoice, JobStatus, LineItem
+from fsm_mcp.models import Invoice, LineItem
+from fsm_mcp.scheduling import check_invoiceable
 
 Json = dict[str, Any]
 DISCOUNT = "Discount"
@@ -25,12 +26,7 @@ KINDS = {"Material": "material", "Equipment": "material", "Service": "service"}
 
 async def bill(api: ServiceTitanApi, jobs: Jobs, job_id: str, lines: list[LineItemIn], tax_rate: Decimal,
                discount: Decimal, allow_additional: bool) -> Billed:
-    job = await jobs.get(job_id)
-    if job.status != JobStatus.completed:
-        raise InvalidTransition(
-            f"job_id: the job is {job.status.value}; only a completed job can be invoiced. "
-            "Call update_job_status with status=completed when the work is done."
-        )
+    check_invoiceable(await jobs.get(job_id))
     priced = [Line(x.description, x.kind, x.quantity, x.unit_price) for x in lines]
     sums = totals(priced, tax_rate, discount)  # refuses bad lines before anything is sent
     invoice = await _invoice(api, job_id)

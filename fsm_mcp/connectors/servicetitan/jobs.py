@@ -8,7 +8,6 @@ Reads that do not depend on each other go out together.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,12 +16,11 @@ from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.catalog import Settings
-from fsm_mcp.directory import customers
-from fsm_mcp.errors import InvalidInput, InvalidTransition, NotFound, SchedulingConflict, VendorRejected
-from fsm_mcp.models import Job, JobStatus, StatusChange
-from fsm_mcp.scheduling import check_transition, overlaps, require_skill
+from fsm_mcp.errors import InvalidInput, InvalidTransition, NotFound, VendorRejected
+from fsm_mcp.models import Address, Job, JobStatus, StatusChange
+from fsm_mcp.scheduling import check_dispatchable, check_technician, check_transition
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database
+from fsm_mcp.store.db import Database, placeholders
 
 Json = dict[str, Any]
 STATUS_FILTER = {  # the project's states -> ServiceTitan's job statuses that may hold them
@@ -74,29 +72,22 @@ class Jobs:
             return []
         first = [int(j["firstAppointmentId"]) for j in jobs]
         api = self.api
-
-        def notes_of(job_id: Any) -> Callable[[], Awaitable[list[Json]]]:
-            return lambda: api.all("jpm", f"jobs/{job_id}/notes")
-
-        got = await together(lambda: api.ids("jpm", "appointments", first), lambda: self.assignments(first),
-                             self.settings.catalog, *(notes_of(j["id"]) for j in jobs if notes))
-        found: dict[str, Any] = {"catalog": got[2]}
-        found.update({f"notes:{j['id']}": n for j, n in zip(jobs, got[3:], strict=False)})
-        appointments = {a["id"]: a for a in got[0]}
+        visits, assignments, catalog, *job_notes = await together(
+            lambda: api.ids("jpm", "appointments", first), lambda: self.assignments(first), self.settings.catalog,
+            *((lambda job_id=j["id"]: api.all("jpm", f"jobs/{job_id}/notes")) for j in jobs if notes),
+        )
+        appointments = {a["id"]: a for a in visits}
         assigned: dict[int, list[str]] = {}
-        for s in got[1]:
+        for s in assignments:
             assigned.setdefault(int(s["appointmentId"]), []).append(str(s["technicianId"]))
+        notes_of = dict(zip((j["id"] for j in jobs), job_notes, strict=False))
         places = await self.db.aread(_places, self.business.tenant_id, jobs)
         return [self._view(j, appointments.get(j["firstAppointmentId"]), sorted(assigned.get(j["firstAppointmentId"], [])),
-                           found.get(f"notes:{j['id']}", []), found["catalog"].job_type_names, places)
+                           notes_of.get(j["id"], []), catalog.job_type_names, places)
                 for j in jobs]
 
     async def assignments(self, appointment_ids: list[int]) -> list[Json]:
-        rows: list[Json] = []
-        for start in range(0, len(appointment_ids), 50):
-            chunk = ",".join(str(i) for i in appointment_ids[start:start + 50])
-            rows += await self.api.all("dispatch", "appointment-assignments", {"appointmentIds": chunk})
-        return rows
+        return await self.api.ids("dispatch", "appointment-assignments", appointment_ids, param="appointmentIds")
 
     def _view(self, job: Json, appointment: Json | None, techs: list[str], notes: list[Json], type_names: dict[int, str],
               places: dict[str, tuple[str, str | None]]) -> Job:
@@ -126,14 +117,10 @@ class Jobs:
     async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job:
         raw = await self.raw(job_id)
         job = (await self.views([raw], notes=False))[0]
-        if job.status in (JobStatus.completed, JobStatus.canceled):
-            raise InvalidTransition(f"job_id: the job is {job.status.value}; a technician cannot be dispatched to it")
+        check_dispatchable(job)
         tech = await self.settings.technician(technician_id)
-        if not tech.active:
-            raise InvalidInput("technician_id", f"{tech.name} is inactive; call list_technicians to pick an active one")
-        require_skill(job.skill, tech.skills, tech.name)
         start, end = window or (job.window_start, job.window_end)
-        await self._check_free(technician_id, tech.name, raw, start, end)
+        check_technician(job, tech, (start, end), await self._busy(technician_id, raw, start, end), self.business.zone)
         appointment = int(raw["firstAppointmentId"])
         if window:
             body = {"start": mapping.stamp(start), "end": mapping.stamp(end)}
@@ -148,21 +135,14 @@ class Jobs:
                                  check=assigned, what=f"the assignment of {tech.name}")
         return await self.get(job_id)
 
-    async def _check_free(self, technician_id: str, name: str, raw: Json, start: datetime, end: datetime) -> None:
+    async def _busy(self, technician_id: str, raw: Json, start: datetime, end: datetime) -> list[tuple[datetime, datetime, str]]:
+        """The technician's other open visits around the window: (start, end, job id)."""
         theirs = await self.api.all("jpm", "appointments", {
             "technicianId": technician_id, "startsOnOrAfter": mapping.stamp(start - timedelta(days=1)),
             "startsBefore": mapping.stamp(end)})
-        for a in theirs:
-            if a["jobId"] == raw["id"] or a["status"] in ("Done", "Canceled"):
-                continue
-            other = (mapping.when(a["start"]), mapping.when(a["end"]))
-            if other[0] and other[1] and overlaps((start, end), (other[0], other[1])):
-                local = self.business.zone
-                raise SchedulingConflict(
-                    f"technician_id: {name} is already booked {other[0].astimezone(local):%a %b %d %H:%M}–"
-                    f"{other[1].astimezone(local):%H:%M} on job {a['jobId']}. Pick another technician or window; "
-                    "find_available_slots lists who is free when."
-                )
+        return [(b, e, str(a["jobId"])) for a in theirs
+                if a["jobId"] != raw["id"] and a["status"] not in mapping.CLOSED_VISITS
+                and (b := mapping.when(a["start"])) and (e := mapping.when(a["end"]))]
 
     async def set_status(self, job_id: str, status: JobStatus, note: str | None, now: datetime) -> Job:
         job = await self.get(job_id)
@@ -210,13 +190,15 @@ class Jobs:
 
 
 def _places(conn: sqlite3.Connection, tenant: str, jobs: list[Json]) -> dict[str, tuple[str, str | None]]:
-    """Each job's customer name and service address, from the directory."""
-    out: dict[str, tuple[str, str | None]] = {}
-    for j in jobs:
-        row = conn.execute("SELECT name FROM customers WHERE tenant_id=? AND id=?", (tenant, str(j["customerId"]))).fetchone()
-        address = None
-        for loc in customers.load_locations(conn, tenant, str(j["customerId"])) if row else []:
-            if loc.location_id == str(j["locationId"]):
-                address = loc.address.one_line()
-        out[str(j["id"])] = (row[0] if row else "", address)
-    return out
+    """Each job's customer name and service address, from the directory: one read of each table."""
+    customer_ids = sorted({str(j["customerId"]) for j in jobs})
+    location_ids = sorted({str(j["locationId"]) for j in jobs})
+    names = dict(conn.execute(f"SELECT id, name FROM customers WHERE tenant_id=? AND id IN ({placeholders(len(customer_ids))})",
+                              (tenant, *customer_ids)).fetchall())
+    addresses = {
+        r["id"]: Address(street=r["street"], unit=r["unit"], city=r["city"], state=r["state"],
+                         postal_code=r["postal_code"]).one_line()
+        for r in conn.execute(f"SELECT * FROM locations WHERE tenant_id=? AND id IN ({placeholders(len(location_ids))})",
+                              (tenant, *location_ids))
+    }
+    return {str(j["id"]): (names.get(str(j["customerId"]), ""), addresses.get(str(j["locationId"]))) for j in jobs}

@@ -23,6 +23,10 @@ PRIORITY_OUT: dict[str, str] = {"low": "Low", "normal": "Normal", "high": "High"
 PRIORITY_IN: dict[str, Priority] = {v.lower(): k for k, v in PRIORITY_OUT.items()}  # type: ignore[misc]
 MARK = re.compile(r"^\[fsm-mcp\] (?P<status>en_route|arrived|working)(?:: (?P<note>.*))?$", re.S)
 APP_SET = (JobStatus.en_route, JobStatus.arrived, JobStatus.working)
+JOB_SETTLED = {"Completed": JobStatus.completed, "Canceled": JobStatus.canceled, "Hold": JobStatus.on_hold}
+VISIT_SETTLED = {"Done": JobStatus.completed, "Canceled": JobStatus.canceled, "Hold": JobStatus.on_hold,
+                 "Working": JobStatus.working}
+CLOSED_VISITS = ("Done", "Canceled")  # an appointment in these no longer takes a technician's time
 
 
 def when(value: str | None) -> datetime | None:
@@ -96,22 +100,9 @@ def contacts_out(phones: list[str], emails: list[str]) -> list[Json]:
 def status(job: Json, appointment: Json | None, assigned: bool, marks: list[StatusChange]) -> JobStatus:
     """The job's state in the project's terms. En route, arrived and working are set by the technician's
     app; fsm-mcp records the ones an agent reports as notes (`marks`), which count until the app moves on."""
-    overall = job.get("jobStatus")
-    if overall == "Completed":
-        return JobStatus.completed
-    if overall == "Canceled":
-        return JobStatus.canceled
-    if overall == "Hold":
-        return JobStatus.on_hold
-    visit = (appointment or {}).get("status")
-    if visit == "Done":
-        return JobStatus.completed
-    if visit == "Canceled":
-        return JobStatus.canceled
-    if visit == "Hold":
-        return JobStatus.on_hold
-    if visit == "Working":
-        return JobStatus.working
+    visit = str((appointment or {}).get("status"))
+    if (settled := JOB_SETTLED.get(str(job.get("jobStatus"))) or VISIT_SETTLED.get(visit)) is not None:
+        return settled
     base = JobStatus.en_route if visit == "Dispatched" else JobStatus.dispatched if assigned else JobStatus.scheduled
     if marks and base in (JobStatus.dispatched, JobStatus.en_route):
         return marks[-1].status

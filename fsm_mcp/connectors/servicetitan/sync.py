@@ -90,29 +90,30 @@ class Sync:
         page = int(state["next_page"])
         body = await self._page(resource, {**params, "includeTotal": True}, page)
         total = body.get("totalCount")
-        done = {"newest": state["newest"], "stored": 0, "finished": False}
+        newest: str | None = state["newest"]
+        stored, finished = 0, False
 
         async def store(n: int, got: Json) -> bool:  # in page order, each with the page reached: a restart resumes here
-            done["newest"] = await self.db.awrite(self._store, resource, got["data"], done["newest"],
-                                                  {"started_at": started, "next_page": n + 1}, False)
-            done["stored"] += len(got["data"])
+            nonlocal newest, stored, finished
+            newest = await self.db.awrite(self._store, resource, got["data"], newest,
+                                          {"started_at": started, "next_page": n + 1}, False)
+            stored += len(got["data"])
             if progress:
-                progress(resource.name, done["stored"], total)
+                progress(resource.name, stored, total)
             if not got["hasMore"]:
-                newest = done["newest"]
                 cursor = min(started, newest) if newest else started
                 await self.db.awrite(_save, self.tenant, resource.name, {"full_done": 1, "cursor": cursor, "next_page": 1})
-                done["finished"] = True
-            return not done["finished"]
+                finished = True
+            return not finished
 
         if await store(page, body) and total is not None:  # the page count is known: many pages in flight
             last = math.ceil(total / self.page_size)
             await in_order(lambda n: self._page(resource, params, n), range(page + 1, last + 1), self.in_flight, store)
             page = max(page, last)
-        while not done["finished"]:  # no count given, or records added meanwhile: one page after another
+        while not finished:  # no count given, or records added meanwhile: one page after another
             page += 1
             await store(page, await self._page(resource, params, page))
-        return int(done["stored"])
+        return stored
 
     async def _changes(self, resource: Resource, state: Json, progress: Progress | None) -> int:
         cursor, page, stored = state["cursor"], 1, 0
@@ -136,8 +137,8 @@ class Sync:
                 await self.db.awrite(_save, self.tenant, resource.name, {"cursor": cursor})
 
     async def _page(self, resource: Resource, params: Json, page: int) -> Json:
-        return await self.api.client.get(self.api.path(resource.module, resource.path),  # type: ignore[no-any-return]
-                                         {**params, "page": page, "pageSize": self.page_size}, budget=BUDGET)
+        return await self.api.get(resource.module, resource.path,  # type: ignore[no-any-return]
+                                  {**params, "page": page, "pageSize": self.page_size}, budget=BUDGET)
 
     def _store(self, conn: sqlite3.Connection, resource: Resource, rows: list[Json], newest: str | None,
                state: Json, index: bool) -> str | None:
