@@ -4,6 +4,7 @@ cached, all fetched together on first use."""
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ class Catalog:
     technicians: dict[str, Technician] = field(default_factory=dict)
     cancel_reasons: dict[str, int] = field(default_factory=dict)
     hold_reasons: dict[str, int] = field(default_factory=dict)
-    loaded_at: float = 0.0
+    loaded_at: float = -math.inf  # never: time.monotonic() may start near 0 on a freshly booted machine
 
 
 class Settings:
