@@ -163,11 +163,11 @@ async def test_a_first_sync_killed_halfway_resumes_where_it_stopped(tmp_path: Pa
         inner = httpx.ASGITransport(fake.app)
         return await inner.handle_async_request(request)
 
-    settings = Settings(db_path=tmp_path / "s.db", business=BUSINESS, backend="servicetitan", servicetitan=st_settings())
+    settings = Settings(db_path=tmp_path / "s.db", business=BUSINESS, backend="servicetitan", servicetitan=st_settings(sync_page_size=10))
     db = Database(settings.db_path)
     assert settings.servicetitan is not None
     backend = ServiceTitanBackend.open(db, BUSINESS, settings.servicetitan, httpx.MockTransport(handler))
-    backend.sync.page_size, backend.sync.in_flight = 10, 2
+    backend.sync.in_flight = 2
     backend.api.client.policy = Policy(attempts=1, budget=1)
     with pytest.raises(Exception, match=r"unreachable|stopped calling"):
         await backend.sync.run()

@@ -30,7 +30,7 @@ from fsm_mcp.connectors.servicetitan.booking import Booker
 from fsm_mcp.connectors.servicetitan.catalog import Settings
 from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
-from fsm_mcp.connectors.servicetitan.sync import Sync
+from fsm_mcp.connectors.servicetitan.sync import directory_sync
 from fsm_mcp.directory import customers, duplicates
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.keys import Profile
@@ -57,7 +57,7 @@ class ServiceTitanBackend:
         self.settings = Settings(self.api)
         self.jobs = Jobs(self.api, self.settings, db, business)
         self.booker = Booker(self.api, self.settings, self.jobs, db, business)
-        self.sync = Sync(self.api, db, business, page_size=config.sync_page_size)
+        self.sync = directory_sync(self.api, db, business, page_size=config.sync_page_size)
 
     @classmethod
     def open(cls, db: Database, business: Business, config: ServiceTitanSettings,

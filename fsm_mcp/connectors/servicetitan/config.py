@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr
 
-ENV = "FSM_MCP_SERVICETITAN_"
+from fsm_mcp.connectors import vendor_settings
+from fsm_mcp.connectors.vendor_settings import SettingsError
+
+__all__ = ["ServiceTitanSettings", "SettingsError", "load"]
 
 
 class ServiceTitanSettings(BaseModel):
@@ -30,21 +33,5 @@ class ServiceTitanSettings(BaseModel):
     sync_page_size: int = Field(default=5000, ge=1, le=5000, description="Records per page when syncing (the API's most is 5000)")
 
 
-class SettingsError(ValueError):
-    """A setting is missing or wrong; the message names it as the user would set it."""
-
-
 def load(table: dict[str, Any], env: dict[str, str]) -> ServiceTitanSettings:
-    values = dict(table)
-    for name in ServiceTitanSettings.model_fields:
-        if (value := env.get(ENV + name.upper())) is not None:
-            values[name] = value
-    try:
-        return ServiceTitanSettings.model_validate(values)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = str(error["loc"][0])
-            what = "is missing" if error["type"] == "missing" else f"is wrong: {error['msg']}"
-            problems.append(f"{ENV}{name.upper()} (or {name} in the [servicetitan] table) {what}")
-        raise SettingsError("ServiceTitan backend: " + "; ".join(problems)) from None
+    return vendor_settings.load(ServiceTitanSettings, "ServiceTitan", "servicetitan", table, env)

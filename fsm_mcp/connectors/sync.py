@@ -1,0 +1,158 @@
+"""Keeping a vendor's customer directory: the walk every connector shares. A connector says
+how to read each of its lists (`Feed`); this module decides what to read and remembers how
+far it got.
+
+The first sync of each list pages through it in a stable order, several pages in flight
+at the vendor's rate, and commits each page with the page number reached, so a sync
+killed halfway resumes where it stopped. Pages of a first sync are stored without
+indexing; the whole directory is indexed once at the end, at a fraction of the cost.
+
+Later syncs ask for what changed since the cursor. Where the vendor sorts changes by
+modification time, each round starts again at the newest time actually stored, so equal
+timestamps are read again (upserts make that harmless) and a record that moves while the
+list is read is not skipped. Where changes come in id order (a change moves nothing),
+they are paged plainly and the cursor set at the end. Either way the cursor never passes
+the time the walk began, so a change made during it is read again next time.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import anyio
+
+from fsm_mcp.connectors.http.paging import in_order
+from fsm_mcp.directory import identity_model
+from fsm_mcp.directory.customers import rebuild_index
+from fsm_mcp.store.db import Database, to_db, utcnow
+
+Json = dict[str, Any]
+Progress = Callable[[str, int, int | None], None]  # (list, records stored, records expected)
+BUDGET = 120.0  # seconds a sync request may spend retrying: no caller is waiting on it
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[Json]
+    more: bool
+    total: int | None = None  # records in the whole list, when the vendor was asked and said
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """One of a vendor's lists, as the sync reads it."""
+
+    name: str
+    fetch: Callable[[Json, int, bool], Awaitable[Page]]  # (params, page number, ask for the total) -> Page
+    page_size: int
+    everything: Json  # parameters of a full walk, in a stable order
+    since: Callable[[str], Json]  # cursor (a stored time) -> parameters asking for what changed since
+    by_change: bool  # changes come sorted by modification time, not in id order
+    store: Callable[[sqlite3.Connection, list[Json], bool], None]  # (connection, rows, index them now)
+    modified: Callable[[Json], datetime | None]
+
+
+@dataclass
+class Report:
+    stored: dict[str, int]
+    full: bool  # a first (full) sync finished in this run
+
+
+class DirectorySync:
+    def __init__(self, db: Database, tenant: str, feeds: list[Feed], in_flight: int = 16) -> None:
+        self.db, self.tenant, self.feeds = db, tenant, feeds
+        self.in_flight = in_flight
+        self._lock = anyio.Lock()  # the background loop and `fsm-mcp sync` never run two at once in a process
+
+    async def run(self, progress: Progress | None = None) -> Report:
+        async with self._lock:
+            report = Report(stored={}, full=False)
+            for feed in self.feeds:
+                state = await self.db.aread(_state, self.tenant, feed.name)
+                if state["full_done"]:
+                    report.stored[feed.name] = await self._changes(feed, state, progress)
+                else:
+                    report.stored[feed.name] = await self._full(feed, state, progress)
+                    report.full = True
+            if report.full:  # the first sync loaded records without indexing them: index them all at once
+                await self.db.awrite(rebuild_index, self.tenant)
+                await self.db.awrite(identity_model.train, self.tenant)
+            return report
+
+    async def _full(self, feed: Feed, state: Json, progress: Progress | None) -> int:
+        started = state["started_at"] or to_db(utcnow())
+        page = int(state["next_page"])
+        first = await feed.fetch(feed.everything, page, True)
+        total = first.total
+        newest: str | None = state["newest"]
+        stored, finished = 0, False
+
+        async def store(n: int, got: Page) -> bool:  # in page order, each with the page reached: a restart resumes here
+            nonlocal newest, stored, finished
+            newest = await self.db.awrite(self._store, feed, got.rows, newest, {"started_at": started, "next_page": n + 1}, False)
+            stored += len(got.rows)
+            if progress:
+                progress(feed.name, stored, total)
+            if not got.more:
+                cursor = min(started, newest) if newest else started
+                await self.db.awrite(_save, self.tenant, feed.name, {"full_done": 1, "cursor": cursor, "next_page": 1})
+                finished = True
+            return not finished
+
+        if await store(page, first) and total is not None:  # the page count is known: many pages in flight
+            last = math.ceil(total / feed.page_size)
+            await in_order(lambda n: feed.fetch(feed.everything, n, False), range(page + 1, last + 1), self.in_flight, store)
+            page = max(page, last)
+        while not finished:  # no count given, or records added meanwhile: one page after another
+            page += 1
+            await store(page, await feed.fetch(feed.everything, page, False))
+        return stored
+
+    async def _changes(self, feed: Feed, state: Json, progress: Progress | None) -> int:
+        started = to_db(utcnow())
+        cursor, page, stored = state["cursor"], 1, 0
+        newest = cursor
+        while True:
+            got = await feed.fetch(feed.since(cursor), page, False)
+            newest = await self.db.awrite(self._store, feed, got.rows, newest, {}, True)
+            stored += len(got.rows)
+            if progress:
+                progress(feed.name, stored, None)
+            if not got.more:
+                await self.db.awrite(_save, self.tenant, feed.name, {"cursor": newest if feed.by_change else min(newest, started)})
+                return stored
+            if not feed.by_change:  # in id order, changes do not move records: plain pages, cursor at the end
+                page += 1
+            elif newest == cursor:
+                page += 1  # a whole page shares one timestamp: step past it
+            else:
+                cursor, page = newest, 1
+                await self.db.awrite(_save, self.tenant, feed.name, {"cursor": cursor})
+
+    def _store(self, conn: sqlite3.Connection, feed: Feed, rows: list[Json], newest: str | None, state: Json,
+               index: bool) -> str | None:
+        """Upsert one page and record how far the sync got."""
+        feed.store(conn, rows, index)
+        for r in rows:
+            if (at := feed.modified(r)) and (newest is None or to_db(at) > newest):
+                newest = to_db(at)
+        _save(conn, self.tenant, feed.name, {**state, "newest": newest} if state else {})
+        return newest
+
+
+def _state(conn: sqlite3.Connection, tenant: str, resource: str) -> Json:
+    row = conn.execute("SELECT * FROM sync_state WHERE tenant_id=? AND resource=?", (tenant, resource)).fetchone()
+    return dict(row) if row else {"cursor": None, "full_done": 0, "next_page": 1, "started_at": None, "newest": None}
+
+
+def _save(conn: sqlite3.Connection, tenant: str, resource: str, changes: Json) -> None:
+    if not changes:
+        return
+    conn.execute("INSERT OR IGNORE INTO sync_state (tenant_id, resource) VALUES (?, ?)", (tenant, resource))
+    sets = ", ".join(f"{k}=?" for k in changes)
+    conn.execute(f"UPDATE sync_state SET {sets} WHERE tenant_id=? AND resource=?", (*changes.values(), tenant, resource))
