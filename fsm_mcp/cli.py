@@ -202,7 +202,7 @@ def reindex(db: Path | None) -> None:
 def _vendor(db: Path | None) -> Settings:
     settings = _settings(db)
     if settings.backend == "local":
-        raise click.UsageError("the local backend has nothing to check or sync; set FSM_MCP_BACKEND=servicetitan "
+        raise click.UsageError("the local backend has nothing to check or sync; set FSM_MCP_BACKEND=servicetitan or fieldpulse "
                                "(or backend in the configuration file) and its settings")
     return settings
 

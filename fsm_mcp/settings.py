@@ -17,6 +17,7 @@ import phonenumbers
 import platformdirs
 from pydantic import BaseModel, Field, field_validator
 
+from fsm_mcp.connectors.fieldpulse import config as fieldpulse_config
 from fsm_mcp.connectors.servicetitan import config as servicetitan_config
 from fsm_mcp.identity.text import fold
 
@@ -78,7 +79,8 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("fsm-mcp", appauthor=False)) / "fsm.db"
 
 
-Backend = Literal["local", "servicetitan"]
+Backend = Literal["local", "servicetitan", "fieldpulse"]
+VENDORS = {"servicetitan": servicetitan_config.load, "fieldpulse": fieldpulse_config.load}
 
 
 class Settings(BaseModel):
@@ -87,6 +89,7 @@ class Settings(BaseModel):
     log_level: str = "INFO"
     backend: Backend = "local"
     servicetitan: servicetitan_config.ServiceTitanSettings | None = None
+    fieldpulse: fieldpulse_config.FieldPulseSettings | None = None
 
     @classmethod
     def load(cls, db: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -107,9 +110,9 @@ class Settings(BaseModel):
         if level := env.get("FSM_MCP_LOG_LEVEL") or data.get("log_level"):
             settings["log_level"] = str(level).upper()
         backend = env.get("FSM_MCP_BACKEND") or data.get("backend") or "local"
-        if backend not in ("local", "servicetitan"):
-            raise ValueError(f"FSM_MCP_BACKEND (or backend in the file) is {backend!r}; use local or servicetitan")
+        if backend not in ("local", *VENDORS):
+            raise ValueError(f"FSM_MCP_BACKEND (or backend in the file) is {backend!r}; use local, {', '.join(VENDORS)}")
         settings["backend"] = backend
-        if backend == "servicetitan":  # read only when chosen: a local business needs none of these
-            settings["servicetitan"] = servicetitan_config.load(data.get("servicetitan", {}), env)
+        if backend in VENDORS:  # read only when chosen: a local business needs none of these
+            settings[backend] = VENDORS[backend](data.get(backend, {}), env)
         return cls.model_validate(settings)

@@ -12,6 +12,7 @@ from fsm_mcp.connectors.local import technicians
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
 from fsm_mcp.store.db import Database
+from tests.fp_rig import fp  # noqa: F401  (the fake FieldPulse and a server over it)
 from tests.st_rig import rig  # noqa: F401  (the fake ServiceTitan and a server over it)
 
 BUSINESS = Business(name="Test HVAC", timezone="America/Chicago", job_types={"Furnace repair": "hvac"})

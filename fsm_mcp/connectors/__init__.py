@@ -15,9 +15,14 @@ from fsm_mcp.errors import FsmError
 from fsm_mcp.store.db import Database
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from fsm_mcp.connectors.base import Backend
+    from fsm_mcp.connectors.fieldpulse.backend import FieldPulseBackend
     from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
     from fsm_mcp.settings import Settings
+
+    VendorBackend: TypeAlias = ServiceTitanBackend | FieldPulseBackend
 
 log = logging.getLogger("fsm_mcp")
 
@@ -27,15 +32,22 @@ async def open_backend(settings: Settings, db: Database, transport: httpx.AsyncB
                        background: bool = True) -> AsyncIterator[Backend]:
     """The configured backend; a vendor's keeps its customer directory synced in the background
     (every `sync_interval` seconds) while the server runs."""
-    if settings.backend == "local" or settings.servicetitan is None:
+    backend: VendorBackend
+    if settings.backend == "servicetitan" and settings.servicetitan is not None:
+        from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
+
+        backend = ServiceTitanBackend.open(db, settings.business, settings.servicetitan, transport)
+        interval = settings.servicetitan.sync_interval
+    elif settings.backend == "fieldpulse" and settings.fieldpulse is not None:
+        from fsm_mcp.connectors.fieldpulse.backend import FieldPulseBackend
+
+        backend = FieldPulseBackend.open(db, settings.business, settings.fieldpulse, transport)
+        interval = settings.fieldpulse.sync_interval
+    else:
         from fsm_mcp.connectors.local import LocalBackend
 
         yield LocalBackend(db, settings.business)
         return
-    from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
-
-    backend = ServiceTitanBackend.open(db, settings.business, settings.servicetitan, transport)
-    interval = settings.servicetitan.sync_interval
     try:
         async with anyio.create_task_group() as tg:
             if background and interval > 0:
@@ -46,7 +58,7 @@ async def open_backend(settings: Settings, db: Database, transport: httpx.AsyncB
         await backend.aclose()
 
 
-async def _keep_synced(backend: ServiceTitanBackend, interval: float) -> None:
+async def _keep_synced(backend: VendorBackend, interval: float) -> None:
     while True:
         try:
             report = await backend.sync.run()

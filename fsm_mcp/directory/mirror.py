@@ -15,7 +15,7 @@ from typing import Literal
 
 from fsm_mcp.directory.customers import reindex
 from fsm_mcp.models import Address
-from fsm_mcp.store.db import to_db
+from fsm_mcp.store.db import placeholders, to_db
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +104,17 @@ def _contact(conn: sqlite3.Connection, tenant: str, owner: str, contact: Mirrore
                  (tenant, contact.id, owner, contact.kind, contact.value))
     table, column = _TABLES[contact.kind]
     conn.execute(f"INSERT OR IGNORE INTO {table} (tenant_id, customer_id, {column}) VALUES (?,?,?)", (tenant, owner, contact.value))
+
+
+def names_and_addresses(conn: sqlite3.Connection, tenant: str, customer_ids: Iterable[str],
+                        location_ids: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Customers' names and locations' one-line addresses, for showing a vendor's jobs: one read each."""
+    cids, lids = sorted(set(customer_ids)), sorted(set(location_ids))
+    names = dict(conn.execute(f"SELECT id, name FROM customers WHERE tenant_id=? AND id IN ({placeholders(len(cids))})",
+                              (tenant, *cids)).fetchall())
+    addresses = {
+        r["id"]: Address(street=r["street"], unit=r["unit"], city=r["city"], state=r["state"],
+                         postal_code=r["postal_code"]).one_line()
+        for r in conn.execute(f"SELECT * FROM locations WHERE tenant_id=? AND id IN ({placeholders(len(lids))})", (tenant, *lids))
+    }
+    return names, addresses

@@ -17,6 +17,13 @@ VENDOR_NOTES = {
                            "ServiceTitan, and the next directory sync picks it up.",
         "create_invoice": "Over ServiceTitan this fills the invoice ServiceTitan opened for the job.",
     },
+    "fieldpulse": {
+        "update_job_status": "Over FieldPulse, arrived and working are both FieldPulse's 'in progress'; every status "
+                             "set here is also recorded as a job comment, which get_job reads back.",
+        "merge_customers": "Not available over FieldPulse, whose API cannot merge customers: merge them in "
+                           "FieldPulse, and the next directory sync picks it up.",
+        "list_technicians": "Over FieldPulse, skills come from the fieldpulse skills setting (FieldPulse users carry none).",
+    },
 }
 
 

@@ -47,9 +47,11 @@ class Exchange:
 class Door:
     """Counts, throttles and breaks requests before a fake's routes see them."""
 
-    def __init__(self, chaos: Chaos, throttled: Any) -> None:
+    def __init__(self, chaos: Chaos, throttled: Any, unavailable: Any = None) -> None:
         self.chaos = chaos
-        self.throttled = throttled  # (retry_after: str) -> Response, in the vendor's own shape
+        self.throttled = throttled  # (seconds to wait) -> Response, in the vendor's own shape
+        self.unavailable = unavailable or (lambda: JSONResponse(
+            {"type": "unavailable", "title": "Service Unavailable", "status": 503}, status_code=503))
         self.recent: deque[float] = deque()
         self.log: list[Exchange] = []
         self.too_early: list[tuple[float, str, str]] = []  # a request sent again before its 429's Retry-After had passed
@@ -80,7 +82,7 @@ class Door:
         if chaos.p429 and chaos.rng.random() < chaos.p429:
             return self._throttle(signature, float(chaos.retry_after))
         if chaos.p503 and chaos.rng.random() < chaos.p503:
-            return JSONResponse({"type": "unavailable", "title": "Service Unavailable", "status": 503}, status_code=503)
+            return self.unavailable()  # type: ignore[no-any-return]
         return None
 
     def lose_answer(self, write: bool) -> bool:

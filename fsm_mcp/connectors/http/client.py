@@ -155,9 +155,12 @@ class VendorClient:
             return await retrying(attempt)
         except _Transient as exc:
             tries = retrying.statistics.get("attempt_number", 1)
+            spent = time.monotonic() - started
+            later = f"in {_span(exc.retry_after)}, when {self.vendor} said it would take requests again" \
+                if exc.retry_after and exc.retry_after > limit - spent else "in a minute"
             raise VendorUnavailable(
-                f"{self.vendor} is {exc.reason}; tried {'once' if tries == 1 else f'{tries} times'} over {time.monotonic() - started:.0f} s"
-                f"{', and nothing was changed' if write else ''}. Try again in a minute.",
+                f"{self.vendor} is {exc.reason}; tried {'once' if tries == 1 else f'{tries} times'} over {spent:.0f} s"
+                f"{', and nothing was changed' if write else ''}. Try again {later}.",
             ) from None
 
     async def _once(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> Any:
@@ -173,7 +176,9 @@ class VendorClient:
             asked = retry_after(response)
             if asked:
                 self._hold(signature, asked)
-            raise _Transient("rate limiting", sent=False, retry_after=asked)
+            said = self._describe(response)
+            raise _Transient(f"rate limiting ({said})" if said != f"HTTP {response.status_code}" else "rate limiting",
+                             sent=False, retry_after=asked)
         if response.status_code >= 500 or response.status_code == 408:
             self.breaker.failed()
             raise _Transient(f"failing (HTTP {response.status_code})", sent=True, retry_after=retry_after(response))
@@ -215,6 +220,14 @@ class VendorClient:
             if response.status_code != 401 or renewed or not await self.auth.renew(headers):
                 return response
             renewed = True
+
+
+def _span(seconds: float) -> str:
+    """A wait in the largest unit that reads naturally: '40 s', '12 minutes', '3 hours', '9 days'."""
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def _asked(state: RetryCallState) -> float | None:

@@ -26,6 +26,8 @@ class PageStyle:
 
 
 SERVICETITAN = PageStyle("page", "pageSize", 5000, lambda body: body["data"], lambda body, _: bool(body["hasMore"]))
+# FieldPulse says nothing of a next page: a full page means there may be one.
+FIELDPULSE = PageStyle("page", "limit", 100, lambda body: body["response"], lambda body, size: len(body["response"]) >= size)
 
 
 async def pages(

@@ -16,11 +16,12 @@ from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.catalog import Settings
+from fsm_mcp.directory import mirror
 from fsm_mcp.errors import InvalidInput, InvalidTransition, NotFound, VendorRejected
-from fsm_mcp.models import Address, Job, JobStatus, StatusChange
+from fsm_mcp.models import Job, JobStatus, StatusChange
 from fsm_mcp.scheduling import check_dispatchable, check_technician, check_transition
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, placeholders
+from fsm_mcp.store.db import Database
 
 Json = dict[str, Any]
 STATUS_FILTER = {  # the project's states -> ServiceTitan's job statuses that may hold them
@@ -190,15 +191,7 @@ class Jobs:
 
 
 def _places(conn: sqlite3.Connection, tenant: str, jobs: list[Json]) -> dict[str, tuple[str, str | None]]:
-    """Each job's customer name and service address, from the directory: one read of each table."""
-    customer_ids = sorted({str(j["customerId"]) for j in jobs})
-    location_ids = sorted({str(j["locationId"]) for j in jobs})
-    names = dict(conn.execute(f"SELECT id, name FROM customers WHERE tenant_id=? AND id IN ({placeholders(len(customer_ids))})",
-                              (tenant, *customer_ids)).fetchall())
-    addresses = {
-        r["id"]: Address(street=r["street"], unit=r["unit"], city=r["city"], state=r["state"],
-                         postal_code=r["postal_code"]).one_line()
-        for r in conn.execute(f"SELECT * FROM locations WHERE tenant_id=? AND id IN ({placeholders(len(location_ids))})",
-                              (tenant, *location_ids))
-    }
+    """Each job's customer name and service address, from the directory."""
+    names, addresses = mirror.names_and_addresses(conn, tenant, (str(j["customerId"]) for j in jobs),
+                                                  (str(j["locationId"]) for j in jobs))
     return {str(j["id"]): (names.get(str(j["customerId"]), ""), addresses.get(str(j["locationId"]))) for j in jobs}

@@ -1,0 +1,72 @@
+"""FieldPulse's API as the connector sees it, on the shared HTTP kit.
+
+Every call carries the company's key in `x-api-key`; 50 requests a second per key. A list
+pages with `limit` (at most 100) and `page`, and says nothing of a next page, so a full
+page means one more request. Success bodies are `{"error": false, "response": ...}`;
+a 400 is `{"error": true, "errors": [...]}`, other failures `{"message": ...}`.
+
+The spec declares `filter` ("array of attribute, operator, and value parts") on most
+lists but not its encoding; `where` writes it as a JSON array of those triples, in this
+one place.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx2 as httpx
+
+from fsm_mcp.connectors.fieldpulse.config import FieldPulseSettings
+from fsm_mcp.connectors.http.auth import ApiKey
+from fsm_mcp.connectors.http.client import Check, Policy, VendorClient
+from fsm_mcp.connectors.http.limits import Breaker, Pace
+from fsm_mcp.connectors.http.paging import FIELDPULSE, collect
+
+VENDOR = "FieldPulse"
+Json = dict[str, Any]
+
+
+def describe(response: httpx.Response) -> str:
+    """A FieldPulse error body as one line."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if isinstance(body, dict) and body.get("errors"):
+        return "; ".join(map(str, body["errors"]))
+    return str(body.get("message") if isinstance(body, dict) and body.get("message") else f"HTTP {response.status_code}")
+
+
+def where(*conditions: tuple[str, str, Any]) -> str:
+    """A `filter` value: (attribute, operator, value) triples."""
+    return json.dumps([list(c) for c in conditions])
+
+
+def http_client(settings: FieldPulseSettings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=settings.api_url.rstrip("/"), transport=transport, timeout=Policy().timeout,
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+    )
+
+
+class FieldPulseApi:
+    def __init__(self, settings: FieldPulseSettings, http: httpx.AsyncClient, policy: Policy | None = None) -> None:
+        self.settings = settings
+        self.client = VendorClient(VENDOR, http, ApiKey("x-api-key", settings.api_key), Pace(settings.rate),
+                                   Breaker(VENDOR), policy, describe)
+
+    async def page(self, path: str, params: Json | None = None, budget: float | None = None) -> Json:
+        """One answer whole: `response` and, when asked with calculate_count, `total_results`."""
+        return await self.client.get(path, params, budget=budget)  # type: ignore[no-any-return]
+
+    async def get(self, path: str, params: Json | None = None) -> Any:
+        return (await self.client.get(path, params))["response"]
+
+    async def all(self, path: str, params: Json | None = None, size: int | None = None) -> list[Json]:
+        return await collect(self.client, path, params or {}, FIELDPULSE, size)
+
+    async def write(self, method: str, path: str, body: Any = None, *, check: Check | None = None,
+                    what: str = "the change") -> Any:
+        answer = await self.client.write(method, path, json=body, check=check, what=what)
+        return answer["response"] if isinstance(answer, dict) and "response" in answer else answer

@@ -1,0 +1,154 @@
+"""The FieldPulse backend: the Backend Protocol over `api`, `jobs`, `booking`, `invoices`, `sync`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx2 as httpx
+
+from fsm_mcp.billing import cents
+from fsm_mcp.connectors.base import (
+    Billed,
+    Booking,
+    BookingRequest,
+    CustomerProfile,
+    DuplicateReport,
+    JobFilter,
+    MergePlan,
+    Progress,
+    RecentJob,
+    Recognition,
+)
+from fsm_mcp.connectors.fieldpulse import invoices, mapping
+from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, http_client, where
+from fsm_mcp.connectors.fieldpulse.booking import Booker
+from fsm_mcp.connectors.fieldpulse.catalog import Technicians
+from fsm_mcp.connectors.fieldpulse.config import FieldPulseSettings
+from fsm_mcp.connectors.fieldpulse.jobs import Jobs
+from fsm_mcp.connectors.fieldpulse.sync import directory_sync
+from fsm_mcp.connectors.http.client import Policy
+from fsm_mcp.connectors.http.together import together
+from fsm_mcp.directory import customers, duplicates
+from fsm_mcp.errors import InvalidInput
+from fsm_mcp.identity.keys import Profile
+from fsm_mcp.inputs import LineItemIn
+from fsm_mcp.models import Customer, Job, JobStatus, Technician
+from fsm_mcp.scheduling import Slot, free_slots
+from fsm_mcp.settings import Business
+from fsm_mcp.store.db import Database, utcnow
+
+RECENT_JOBS = 5
+
+
+class FieldPulseBackend:
+    vendor = "FieldPulse"
+
+    def __init__(self, db: Database, business: Business, config: FieldPulseSettings, http: httpx.AsyncClient,
+                 policy: Policy | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.business = business
+        self.tenant = business.tenant_id
+        self.clock = clock
+        self.http = http
+        self.api = FieldPulseApi(config, http, policy)
+        self.technicians = Technicians(self.api)
+        self.jobs = Jobs(self.api, self.technicians, db, business)
+        self.booker = Booker(self.api, self.jobs, db, business)
+        self.sync = directory_sync(self.api, db, business)
+
+    @classmethod
+    def open(cls, db: Database, business: Business, config: FieldPulseSettings,
+             transport: httpx.AsyncBaseTransport | None = None) -> FieldPulseBackend:
+        return cls(db, business, config, http_client(config, transport))
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # ----- customers: the directory, plus FieldPulse for what changes by the hour -----
+    async def lookup_customers(self, query: Profile, limit: int) -> Recognition:
+        matches = self.db.snapshot(customers.lookup, self.tenant, query, limit)
+        top = matches[0] if matches and matches[0].confidence in ("exact", "likely") else None
+        return Recognition(matches=matches, profile=await self.customer_history(top.customer_id) if top else None)
+
+    async def customer_history(self, customer_id: str, jobs_limit: int = RECENT_JOBS) -> CustomerProfile:
+        customer: Customer = self.db.snapshot(customers.load_customer, self.tenant, customer_id)
+        mine = where(("customer_id", "=", customer.customer_id))
+
+        async def recent() -> list[Job]:  # one page: the newest few
+            raw = await self.api.get("/jobs", {"filter": mine, "sort_by": "created_at", "sort_dir": "desc",
+                                               "limit": jobs_limit, "page": 1})
+            return await self.jobs.views(raw[:jobs_limit], comments=False)
+
+        async def balance() -> Decimal:
+            return cents(sum((mapping.money(i.get("balance_due")) for i in await self.api.all("/invoices", {"filter": mine})),
+                             Decimal("0")))
+
+        jobs, owed = await together(recent, balance)  # two independent reads: one round trip
+        jobs = sorted(jobs, key=lambda j: j.window_start, reverse=True)
+        return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(j) for j in jobs], open_balance=owed)
+
+    async def find_duplicates(self, min_confidence: str, limit: int, progress: Progress | None = None) -> DuplicateReport:
+        return await self.db.ascan(duplicates.find, self.tenant, min_confidence, limit, progress)
+
+    async def merge_customers(self, keep_id: str, merge_ids: list[str], apply: bool) -> MergePlan:
+        raise InvalidInput("keep_id", "FieldPulse's API cannot merge customers; merge them in FieldPulse, and "
+                                      "fsm-mcp picks it up at its next sync")
+
+    # ----- jobs -----
+    async def create_job(self, request: BookingRequest) -> Booking:
+        return await self.booker.book(request, self.clock())
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self.jobs.get(job_id)
+
+    async def list_jobs(self, query: JobFilter) -> list[Job]:
+        return await self.jobs.listing(query)
+
+    async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job:
+        return await self.jobs.dispatch(job_id, technician_id, window)
+
+    async def update_job_status(self, job_id: str, status: JobStatus, note: str | None) -> Job:
+        return await self.jobs.set_status(job_id, status, note)
+
+    async def create_invoice(
+        self, job_id: str, lines: list[LineItemIn], tax_rate: Decimal, discount: Decimal, allow_additional: bool
+    ) -> Billed:
+        return await invoices.bill(self.api, self.jobs, job_id, lines, tax_rate, discount, allow_additional)
+
+    # ----- technicians and slots -----
+    async def list_technicians(self, skill: str | None, include_inactive: bool) -> list[Technician]:
+        techs = [t for t in (await self.technicians.all()).values() if include_inactive or t.active]
+        if skill:
+            wanted = self.business.skill_for(skill)
+            techs = [t for t in techs if wanted in t.skills]
+        return sorted(techs, key=lambda t: t.name)
+
+    async def find_slots(self, skill: str, date_from: date, date_to: date, duration: timedelta) -> list[Slot]:
+        techs = [t.technician_id for t in await self.list_technicians(skill, False)]
+        zone = self.business.zone
+        start = datetime.combine(date_from, datetime.min.time(), zone)
+        end = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), zone)
+        spans: dict[str, list[tuple[datetime, datetime]]] = {t: [] for t in techs}
+        for job in await self.jobs.between(start - timedelta(days=1), end):
+            if int(job.get("status") or mapping.NEW) not in mapping.OPEN:
+                continue
+            b, e = mapping.when(job.get("start_time")), mapping.when(job.get("end_time"))
+            for tech in mapping.assigned(job):
+                if tech in spans and b and e:
+                    spans[tech].append((b, e))
+        return free_slots(self.business, date_from, date_to, duration, techs, spans, self.clock())
+
+    async def check(self) -> dict[str, Any]:
+        """What the connector resolved from FieldPulse, for `fsm-mcp check`; writes nothing."""
+        version, techs = await together(lambda: self.api.client.get("/version"), self.technicians.all)
+        unskilled = sorted(t.name for t in techs.values() if t.active and not t.skills)
+        return {
+            "api_url": self.api.settings.api_url,
+            "api_version": version,
+            "technicians": {t.name: t.skills for t in techs.values() if t.active},
+            "technicians_without_skills": unskilled,
+            "job_types": {name: self.business.skill_for(name) for name in sorted(self.business.job_types)},
+        }

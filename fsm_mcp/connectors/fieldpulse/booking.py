@@ -1,0 +1,162 @@
+"""Booking a job in FieldPulse: the customer (found in the directory, or created with the
+caller's phone, e-mail and service address as its main location), the location, the
+caller's new contacts, the duplicate check, then the job. Each vendor write is followed by
+the same write to the directory.
+
+FieldPulse takes no idempotency key and has no field to hide one in. A job is therefore
+recognised by what makes it this booking: the customer, the place, the job type and the
+start, among jobs created since shortly before the call. That is the read-back after a
+lost answer, and what a retry of a cut-off call looks for before writing again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from fsm_mcp.connectors.base import Booking, BookingRequest
+from fsm_mcp.connectors.fieldpulse import mapping
+from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
+from fsm_mcp.connectors.fieldpulse.jobs import Jobs
+from fsm_mcp.directory import booking, customers, mirror
+from fsm_mcp.errors import InvalidInput
+from fsm_mcp.identity.text import fold
+from fsm_mcp.inputs import AddressIn
+from fsm_mcp.models import Customer, Job, JobStatus
+from fsm_mcp.scheduling import BOOKED, overlaps
+from fsm_mcp.settings import Business
+from fsm_mcp.store.db import Database, utcnow
+
+Json = dict[str, Any]
+LOOK_BACK = timedelta(days=1)  # how far back a cut-off call's job may have been created
+
+
+class Booker:
+    def __init__(self, api: FieldPulseApi, jobs: Jobs, db: Database, business: Business) -> None:
+        self.api, self.jobs, self.db, self.business = api, jobs, db, business
+        self.tenant, self.region = business.tenant_id, business.country
+
+    async def book(self, request: BookingRequest, now: datetime) -> Booking:
+        found, _ = await self.db.aread(booking.attach, self.business, request)
+        learned: list[str] = []
+        location_id: str | None
+        if found is None:
+            customer_id, location_id = await self._new_customer(request, now)
+        else:
+            customer = await self.db.aread(customers.load_customer, self.tenant, found)
+            customer_id = customer.customer_id
+            location_id = booking.pick_location(customer.locations, request.address)
+            if location_id is None:
+                assert request.address is not None
+                location_id = await self._new_location(customer, request.address)
+            learned = await self._learn(request, customer)
+            if request.resumed and (done := await self._find(customer_id, location_id, request, now - LOOK_BACK)):
+                return Booking(job=(await self.jobs.views([done], comments=False))[0], customer_created=False,
+                               already_booked=False, contacts_added=learned)
+            if not request.allow_duplicate and (same := await self._same_job(customer_id, location_id, request)):
+                return Booking(job=same, customer_created=False, already_booked=True, contacts_added=learned)
+        start, end = request.window
+        body: Json = {
+            "customer_id": int(customer_id), "location_id": int(location_id), "job_type": request.job_type.strip(),
+            "status": mapping.NEW, "start_time": mapping.stamp(start), "end_time": mapping.stamp(end),
+            "notes": mapping.notes_out(request.summary, request.priority), "assignments": [],
+        }
+        since = now - timedelta(minutes=5)
+        raw = await self.api.write("POST", "/jobs", body, check=lambda: self._find(customer_id, location_id, request, since),
+                                   what="the job")
+        job = (await self.jobs.views([raw], comments=False))[0]
+        if request.technician_id:
+            job = await self.jobs.dispatch(job.job_id, request.technician_id, None)
+        return Booking(job=job, customer_created=found is None, already_booked=False, contacts_added=learned)
+
+    async def _new_customer(self, request: BookingRequest, now: datetime) -> tuple[str, str]:
+        details = request.customer
+        assert details is not None
+        if request.address is None:
+            raise InvalidInput("address", "a new customer needs the service address; ask the caller for it")
+        place = mapping.location_out(request.address, "Service address")
+        phones, emails = (sorted(x) for x in booking.caller_contacts(self.business, request))
+        name = details.name.strip()
+        first, last = mapping.split_name(name)
+        body: Json = {
+            "first_name": first, "last_name": last, "display_name": name,
+            "phone": phones[0] if phones else "", "secondary_phone": phones[1] if len(phones) > 1 else "",
+            "email": emails[0] if emails else "",
+            "service_address_1": place["address_1"], "service_address_2": place["address_2"],
+            "service_address_city": place["city"], "service_address_state": place["state"],
+            "service_address_zip_code": place["zip_code"],
+            "locations": [{**place, "object_type": "customer", "is_main_location": True}],
+        }
+
+        async def created() -> Json | None:  # the same name at the same street
+            for c in await self.api.all("/customers", {"search": name}):
+                if fold(mapping.name_of(c)) == fold(name) and c.get("service_address_1") == place["address_1"]:
+                    return c
+            return None
+
+        # A retry of a call that was cut off may find the customer it already created.
+        made = (await created() if request.resumed else None) or \
+            await self.api.write("POST", "/customers", body, check=created, what="the new customer")
+        locations = made.get("locations") or await self.api.all("/locations", {"object_type": "customer", "object_id": made["id"]})
+        await self.db.awrite(partial(
+            mirror.upsert, customers=[mapping.customer(made)], locations=[mapping.location(loc) for loc in locations],
+            contacts=mapping.customer_contacts(made, self.region),
+        ), self.tenant, now)
+        return str(made["id"]), str(locations[0]["id"])
+
+    async def _new_location(self, customer: Customer, address: AddressIn) -> str:
+        place = mapping.location_out(address, "Service address")
+        known = {x.location_id for x in customer.locations}
+
+        async def created() -> Json | None:
+            for loc in await self.api.all("/locations", {"object_type": "customer", "object_id": customer.customer_id}):
+                if loc.get("address_1") == place["address_1"] and str(loc["id"]) not in known:
+                    return loc
+            return None
+
+        made = await self.api.write("POST", "/locations", {**place, "object_type": "customer",
+                                                           "object_id": int(customer.customer_id), "is_main_location": False},
+                                    check=created, what="the new service address")
+        await self.db.awrite(partial(mirror.upsert, locations=[mapping.location(made)]), self.tenant, utcnow())
+        return str(made["id"])
+
+    async def _learn(self, request: BookingRequest, customer: Customer) -> list[str]:
+        """The caller's numbers and e-mail the record lacks, added at FieldPulse as a customer contact, then here."""
+        phones, emails = booking.missing_contacts(self.business, request, customer)
+        first, last = mapping.split_name(customer.name)
+        path = f"/customers/{customer.customer_id}/customer-contact"
+        added = []
+        for field, value in [("phone", p) for p in phones] + [("email", e) for e in emails]:
+            async def there(field: str = field, value: str = value) -> Json | None:
+                for k in await self.api.all(path):
+                    if any(c.value == value for c in mapping.contact(k, customer.customer_id, self.region)):
+                        return k
+                return None
+
+            made = await self.api.write("POST", path, {"first_name": first, "last_name": last, field: value},
+                                        check=there, what=f"the contact {value}")
+            await self.db.awrite(partial(mirror.upsert, contacts=mapping.contact(made, customer.customer_id, self.region)),
+                                 self.tenant, utcnow())
+            added.append(value)
+        return added
+
+    async def _same_job(self, customer_id: str, location_id: str, request: BookingRequest) -> Job | None:
+        start, end = request.window
+        raw = await self.jobs.between(start - timedelta(days=1), end, ("customer_id", "=", customer_id))
+        skill = self.business.skill_for(request.job_type)
+        for job in await self.jobs.views([j for j in raw if str(j.get("location_id")) == location_id], comments=False):
+            if job.skill == skill and (job.status in BOOKED or job.status == JobStatus.on_hold) and \
+                    overlaps(request.window, (job.window_start, job.window_end)):
+                return job
+        return None
+
+    async def _find(self, customer_id: str, location_id: str, request: BookingRequest, since: datetime) -> Json | None:
+        """This booking's job, if one was created since `since`: same customer, place, type and start."""
+        start = request.window[0]
+        for job in await self.api.all("/jobs", {"created_from": mapping.epoch(since), "sort_by": "created_at",
+                                                "sort_dir": "desc", "filter": where(("customer_id", "=", customer_id))}):
+            if str(job.get("location_id")) == location_id and fold(str(job.get("job_type"))) == fold(request.job_type) \
+                    and mapping.when(job.get("start_time")) == start:
+                return job
+        return None
