@@ -136,20 +136,21 @@ class FakeFieldPulse:
             r("/invoices", "GET", lambda q: q.page(q.filtered(list(self.invoices.values())))),
             r("/invoices", "POST", self.create_invoice),
             r("/users", "GET", self.list_users),
-            r("/version", "GET", lambda q: {"reported": "2.5", "latest": "2.5", "deprecated": False}),
+            # The spec's one success example, and it has no envelope.
+            r("/version", "GET", lambda q: {"reported": "2.5", "latest": "2.5", "deprecated": False}, bare=True),
         ]
 
-    def _route(self, path: str, method: str, handler: Any) -> Route:
+    def _route(self, path: str, method: str, handler: Any, bare: bool = False) -> Route:
         write = method != "GET"
 
         async def endpoint(request: Request) -> Response:
-            response = await self._serve(request, handler, write)
+            response = await self._serve(request, handler, write, bare)
             await self.door.record(request, response)
             return response
 
         return Route(path, endpoint, methods=[method])
 
-    async def _serve(self, request: Request, handler: Any, write: bool) -> Response:
+    async def _serve(self, request: Request, handler: Any, write: bool, bare: bool) -> Response:
         if request.headers.get("x-api-key") != API_KEY:
             return message(401, "Unauthorized")
         if self.quota is not None:
@@ -172,7 +173,7 @@ class FakeFieldPulse:
                 else message(exc.status, exc.message)
         if self.door.lose_answer(write):
             return message(504, "Endpoint request timed out")
-        return JSONResponse(answer if "response" in answer else {"error": False, "response": answer})
+        return JSONResponse(answer if bare or "response" in answer else {"error": False, "response": answer})
 
     @staticmethod
     def _throttled(seconds: float) -> Response:
