@@ -1,17 +1,18 @@
-"""500 tool calls over ServiceTitan while it misbehaves: every call ends done or with a clear
+"""500 tool calls over a vendor while it misbehaves: every call ends done or with a clear
 tool error, nothing is duplicated, no request is sent again before its Retry-After.
 
-    python benchmarks/vendor_chaos.py [--scenarios 63] [--concurrent 16]
+    python benchmarks/vendor_chaos.py [--vendor servicetitan|fieldpulse] [--scenarios 63] [--concurrent 16]
 
-The fake ServiceTitan (tests/fakes) serves over real HTTP on loopback and answers 30 % of
-calls 429 (Retry-After: 1), 5 % 503, loses the answer of 2 % of writes after doing them,
-and issues tokens that expire every 30 s. The real server (in-process MCP client) plays
+The fake vendor (tests/fakes) serves over real HTTP on loopback and answers 30 % of
+calls 429 (ServiceTitan: Retry-After: 1; FieldPulse: RateLimit-Reset, epoch seconds, a
+second on), 5 % 503, loses the answer of 2 % of writes after doing them, and (ServiceTitan)
+issues tokens that expire every 30 s. The real server (in-process MCP client) plays
 scenarios of 8 calls each: lookup, slots, booking a new caller, dispatch, arrived, working,
 completed, invoice. An agent retries a call that failed with "try again" or "may or may
 not" with the same arguments and idempotency key (up to 3 times), as voice platforms do.
 
 Printed: calls and their outcomes, retries, then the audit of the fake: jobs per
-idempotency key, customers per name, lines per invoice (each must be at most 1), requests
+booking, customers per name, invoices per job, lines per invoice (each must be at most 1), requests
 sent again before their Retry-After (must be 0), and what the chaos served.
 """
 
@@ -30,12 +31,13 @@ import httpx2 as httpx
 from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.vendors import NAMES, Vendor
 from fsm_mcp.connectors.http.client import retry_after
 from fsm_mcp.server import build_server
-from fsm_mcp.settings import Business, Settings
+from fsm_mcp.settings import Business
 from tests.fakes.chaos import GRACE, Chaos
 from tests.fakes.serve import serving
-from tests.fakes.servicetitan import FakeServiceTitan, connector_settings, new_caller, seed_person
+from tests.fakes.servicetitan import new_caller, seed_person
 
 RETRYABLE = ("try again", "Try again", "may or may not")
 BUSINESS = Business(timezone="America/Chicago", job_types={"Furnace repair": "hvac"})
@@ -125,15 +127,15 @@ async def scenario(client: Client, tally: Tally, i: int, tech: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    fake = FakeServiceTitan(Chaos(p429=0.30, retry_after="1", p503=0.05, p_lost=0.02, seed=11), token_ttl=30)
-    techs = [str(fake.add_technician(f"Tech {n}", "hvac")) for n in range(20)]
+    vendor = Vendor.make(args.vendor, Chaos(p429=0.30, retry_after="1", p503=0.05, p_lost=0.02, seed=11), token_ttl=30)
+    fake = vendor.fake
+    techs = [vendor.technician(f"Tech {n}") for n in range(20)]
     for n in range(200):
         person, street = seed_person(n)
-        fake.add_customer(person, street, "Springfield", "62701", phones=[f"217555{n:04d}"])
+        vendor.customer(person, street, "62701", f"217555{n:04d}")
     tally = Tally()
     with serving(fake.app) as url, tempfile.TemporaryDirectory() as tmp:
-        st = connector_settings(url, sync_interval=3600)
-        settings = Settings(db_path=Path(tmp) / "chaos.db", business=BUSINESS, backend="servicetitan", servicetitan=st)
+        settings = vendor.settings(url, Path(tmp) / "chaos.db", BUSINESS, techs, sync_interval=3600)
         started = time.monotonic()
         audit = Audit()
         async with Client(build_server(settings, audit)) as client:
@@ -148,9 +150,6 @@ async def run(args: argparse.Namespace) -> None:
                     tg.start_soon(one, i)
         elapsed = time.monotonic() - started
 
-    keys = collections.Counter(e["value"] for ext in fake.external.values() for d in ext.values() for e in d)
-    names = collections.Counter(c["name"] for c in fake.customers.values())
-    lines = [len(inv["items"]) for inv in fake.invoices.values()]
     codes = collections.Counter(x.status for x in fake.door.log)
     print(f"{tally.calls} calls in {elapsed:.0f} s: {tally.done} done, {sum(tally.errors.values())} tool errors "
           f"({tally.retries} of them retried by the agent), {tally.stopped} scenarios stopped by an error; "
@@ -161,20 +160,19 @@ async def run(args: argparse.Namespace) -> None:
         print(f"  not retried: {text}")
     for text in tally.unclear[:5]:
         print(f"  unclear: {text}")
-    print(f"jobs per idempotency key: max {max(keys.values(), default=0)} over {len(keys)} keys; "
-          f"customers per name: max {max(names.values())} over {len(names)}; lines per invoice: max {max(lines, default=0)} "
-          f"over {len(lines)} invoices")
+    print(vendor.audit())
     print(f"requests sent while a 429 received for the same request still asked to wait: {len(audit.early)} "
           f"(seen at the server's network edge); arriving at the fake within such a wait, over {GRACE * 1000:.0f} ms after "
           f"the 429 left (a same request from another call may already be on its way): {len(fake.door.too_early)}")
     for early, method, url in fake.door.too_early[:5]:
         print(f"  {early:.3f} s early: {method} {url}")
     print(f"the fake served {len(fake.door.log)} requests: {codes[429]} x 429, {codes[503]} x 503, "
-          f"{codes[504]} answers lost after the write, {len(fake.tokens)} tokens issued")
+          f"{codes[504]} answers lost after the write, {vendor.tokens()}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--vendor", choices=NAMES, default="servicetitan")
     ap.add_argument("--scenarios", type=int, default=63, help="8 calls each (more with the agent's retries)")
     ap.add_argument("--concurrent", type=int, default=16)
     anyio.run(run, ap.parse_args())

@@ -1,11 +1,11 @@
-"""Call latency over ServiceTitan when every vendor request takes 150 ms.
+"""Call latency over a vendor when every vendor request takes 150 ms.
 
-    python benchmarks/vendor_latency.py [--calls 30] [--latency 0.15]
+    python benchmarks/vendor_latency.py [--vendor servicetitan|fieldpulse] [--calls 30] [--latency 0.15]
 
-The fake ServiceTitan (tests/fakes) serves over real HTTP on loopback. Known callers each
+The fake vendor (tests/fakes) serves over real HTTP on loopback. Known callers each
 have a past job. Each round measures, through the real server and MCP client:
 lookup_customer by a known caller's number (the match, then their recent jobs and balance
-from ServiceTitan), and create_job for a new caller (customer with location and contacts,
+from the vendor), and create_job for a new caller (customer with location and contacts,
 then the job). The first round runs with no added latency (the baseline: our own work),
 the second with `--latency` on every vendor request. Printed per tool: p50, p95, vendor
 requests per call. Goals at 150 ms: lookup p95 <= 0.5 s, create_job p95 <= 1.5 s.
@@ -25,13 +25,14 @@ import anyio
 from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
+from benchmarks.vendors import NAMES, Vendor
+from fsm_mcp.connectors import open_backend
 from fsm_mcp.server import build_server
-from fsm_mcp.settings import Business, Settings
+from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database
 from tests.fakes.chaos import Chaos
 from tests.fakes.serve import serving
-from tests.fakes.servicetitan import FakeServiceTitan, connector_settings, new_caller, seed_person
+from tests.fakes.servicetitan import new_caller, seed_person
 
 BUSINESS = Business(timezone="America/Chicago", job_types={"Furnace repair": "hvac"})
 
@@ -40,7 +41,7 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[18]
 
 
-async def timed(client: Client, fake: FakeServiceTitan, tool: str, args: dict[str, Any]) -> tuple[float, int]:
+async def timed(client: Client, fake: Any, tool: str, args: dict[str, Any]) -> tuple[float, int]:
     before = len(fake.door.log)
     started = time.perf_counter()
     result = await client.call_tool(tool, args)
@@ -51,19 +52,18 @@ async def timed(client: Client, fake: FakeServiceTitan, tool: str, args: dict[st
 
 
 async def run(args: argparse.Namespace) -> None:
-    fake = FakeServiceTitan(Chaos(), token_ttl=3600)
-    tech = str(fake.add_technician("Dana Reyes", "hvac"))
+    vendor = Vendor.make(args.vendor, Chaos())
+    fake = vendor.fake
+    tech = vendor.technician("Dana Reyes")
     for n in range(2000):
         name, street = seed_person(n)
-        fake.add_customer(name, street, "Springfield", "62701", phones=[f"217555{n:04d}"])
+        vendor.customer(name, street, "62701", f"217555{n:04d}")
     fake.door.keep_bodies = False
     with serving(fake.app) as url, tempfile.TemporaryDirectory() as tmp:
-        st = connector_settings(url)
-        settings = Settings(db_path=Path(tmp) / "lat.db", business=BUSINESS, backend="servicetitan", servicetitan=st)
+        settings = vendor.settings(url, Path(tmp) / "lat.db", BUSINESS, [tech], sync_interval=0)
         db = Database(settings.db_path)  # the first directory sync, as `fsm-mcp sync` does it
-        backend = ServiceTitanBackend.open(db, BUSINESS, st)
-        await backend.sync.run()
-        await backend.aclose()
+        async with open_backend(settings, db, background=False) as backend:
+            await backend.sync.run()  # type: ignore[attr-defined]
         db.close()
         async with Client(build_server(settings)) as client:
             for n in range(args.calls * 2):  # a past job for each known caller
@@ -93,6 +93,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--vendor", choices=NAMES, default="servicetitan")
     ap.add_argument("--calls", type=int, default=30)
     ap.add_argument("--latency", type=float, default=0.15)
     anyio.run(run, ap.parse_args())

@@ -1,10 +1,11 @@
-"""A first directory sync from ServiceTitan at its rate limit, and its resumption after a kill.
+"""A first directory sync from a vendor at its rate limit, and its resumption after a kill.
 
-    python benchmarks/vendor_sync.py [--customers 20000] [--rate 50] [--page-size 100]
+    python benchmarks/vendor_sync.py [--vendor servicetitan|fieldpulse] [--customers 20000] [--rate 50]
+                                     [--page-size 100]
 
-The fake ServiceTitan (tests/fakes) serves over real HTTP on loopback, allows `--rate`
+The fake vendor (tests/fakes) serves over real HTTP on loopback, allows `--rate`
 requests a second (429 beyond), and holds `--customers` customers, each with a location and
-a phone contact (every third an e-mail too). `fsm-mcp sync` runs as its own process,
+a phone (every third an e-mail too). `fsm-mcp sync` runs as its own process,
 configured to the same rate. Printed:
 
   run 1, a full sync (`--repeat` times, median quoted): requests, 429s, wall time from the
@@ -14,8 +15,8 @@ configured to the same rate. Printed:
   page the second process started the customer list at (1 would be starting over), the
   requests both processes sent against run 1's, and the customers stored.
 
-The page size is small (100; ServiceTitan serves up to 5000) so that the sync is many
-requests and the rate, not the page count, decides its length.
+The page size is small (100; ServiceTitan serves up to 5000, FieldPulse at most 100) so
+that the sync is many requests and the rate, not the page count, decides its length.
 """
 
 from __future__ import annotations
@@ -34,14 +35,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.vendors import NAMES, Vendor  # noqa: E402
 from tests.fakes.chaos import Chaos  # noqa: E402
 from tests.fakes.serve import serving  # noqa: E402
-from tests.fakes.servicetitan import FakeServiceTitan, connector_env, seed_person  # noqa: E402
-
-
-def env(url: str, db: Path, rate: float, page_size: int) -> dict[str, str]:
-    return {**os.environ, **connector_env(url), "FSM_MCP_SERVICETITAN_RATE": str(rate),
-            "FSM_MCP_SERVICETITAN_SYNC_PAGE_SIZE": str(page_size), "FSM_MCP_DB": str(db), "FSM_MCP_LOG_LEVEL": "WARNING"}
+from tests.fakes.servicetitan import seed_person  # noqa: E402
 
 
 def stored(db: Path) -> int:
@@ -51,17 +48,22 @@ def stored(db: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--vendor", choices=NAMES, default="servicetitan")
     ap.add_argument("--customers", type=int, default=20_000)
     ap.add_argument("--rate", type=float, default=50.0)
     ap.add_argument("--page-size", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3, help="full syncs to time (the median is quoted)")
     args = ap.parse_args()
 
-    fake = FakeServiceTitan(Chaos(rate=args.rate), token_ttl=3600)
+    vendor = Vendor.make(args.vendor, Chaos(rate=args.rate))
+    fake = vendor.fake
     for n in range(args.customers):
         name, street = seed_person(n)
-        fake.add_customer(name, street, "Springfield", f"627{n % 100:02d}", phones=[f"2{n:09d}"[-10:]],
-                          emails=[f"c{n}@example.com"] if n % 3 == 0 else [])
+        vendor.customer(name, street, f"627{n % 100:02d}", f"2{n:09d}"[-10:], f"c{n}@example.com" if n % 3 == 0 else None)
+
+    def env(url: str, db: Path, rate: float, page_size: int) -> dict[str, str]:
+        return {**os.environ, **vendor.env(url, rate, page_size), "FSM_MCP_DB": str(db), "FSM_MCP_LOG_LEVEL": "WARNING"}
+
     gc.freeze()  # the seeded records are permanent: the fake's own collector pauses are not the vendor's
     door = fake.door
     door.keep_bodies = False
@@ -83,6 +85,9 @@ def main() -> None:
             print(f"run 1.{n + 1}: {len(run1)} requests, {door.count_429 - throttled} answered 429, {wall:.1f} s from first "
                   f"to last: {rps:.1f} requests/s = {shares[-1]:.1f} % of the {args.rate:g}/s limit; "
                   f"{stored(db)} customers stored")
+            gaps = sorted(((b.at - a.at, b) for a, b in zip(run1, run1[1:], strict=False)), key=lambda g: -g[0])[:3]
+            print("  longest gaps between two requests: " + ", ".join(
+                f"{gap * 1000:.0f} ms before {x.path}?page={x.query.get('page')}" for gap, x in gaps))
         print(f"run 1, median of {args.repeat}: {statistics.median(shares):.1f} % of the limit")
 
         db = Path(tmp) / "b.db"
