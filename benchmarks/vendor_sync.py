@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import signal
 import sqlite3
@@ -85,7 +86,7 @@ def main() -> None:
             print(f"run 1.{n + 1}: {len(run1)} requests, {door.count_429 - throttled} answered 429, {wall:.1f} s from first "
                   f"to last: {rps:.1f} requests/s = {shares[-1]:.1f} % of the {args.rate:g}/s limit; "
                   f"{stored(db)} customers stored")
-            gaps = sorted(((b.at - a.at, b) for a, b in zip(run1, run1[1:], strict=False)), key=lambda g: -g[0])[:3]
+            gaps = sorted(((b.at - a.at, b) for a, b in itertools.pairwise(run1)), key=lambda g: -g[0])[:3]
             print("  longest gaps between two requests: " + ", ".join(
                 f"{gap * 1000:.0f} ms before {x.path}?page={x.query.get('page')}" for gap, x in gaps))
         print(f"run 1, median of {args.repeat}: {statistics.median(shares):.1f} % of the limit")

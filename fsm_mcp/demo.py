@@ -99,59 +99,65 @@ async def run_demo(db_path: Path | None) -> None:
         env={**os.environ, **DEMO_ENV, "FSM_MCP_LOG_LEVEL": "WARNING"},
     )
     async with Client(server) as client:
-        click.secho("\n☎  Call 1: a returning caller; caller ID arrives as 217.555.0143", bold=True)
-        found = await _call(client, "lookup_customer", {"phone": "217.555.0143"})
-        card = found["customer"]
-        last, home = card["recent_jobs"][0], card["locations"][0]
-        _show("recognised", {"match": found["matches"][0], "last job": last["summary"],
-                              "equipment": home["equipment"], "access notes": home["access_notes"]})
-        click.echo(f'\nAgent: "Hi {card["name"].split()[0]}, welcome back. Is this about the furnace at '
-                   f'{home["address"].split(",")[0]} we serviced in October?"')
-
-        click.secho("\n☎  Call 2: a new caller, Maria Garcia, whose AC is making a grinding noise", bold=True)
-        found = await _call(client, "lookup_customer", {"phone": "(312) 555-0188", "name": "Maria Garcia"})
-        _show("no match", found["next_step"])
-        day = _next_weekday(date.today())
-        slots = await _call(client, "find_available_slots", {"job_type": "hvac", "date_from": day.isoformat()})
-        slot = slots["slots"][0]
-        _show("first open window", slot)
-        booking = {
-            "customer": {"name": "Maria Garcia", "phone": "(312) 555-0188",
-                         "address": "410 Maple Dr, Springfield, IL 62704"},
-            "job_type": "hvac", "summary": "AC makes a grinding noise when it starts",
-            "window_start": slot["window_start"], "window_end": slot["window_end"], "idempotency_key": "demo-call-2-booking",
-        }
-        job = await _call(client, "create_job", booking)
-        _show("booked", {k: job[k] for k in ("job_id", "customer_id", "customer_created", "status", "address")})
-
-        click.secho("\n↻  The voice platform times out and retries the same request", bold=True)
-        again = await _call(client, "create_job", booking)
-        _show("same job back, nothing written twice", {"job_id": again["job_id"], "same": again["job_id"] == job["job_id"]})
-        click.secho("\n↻  The agent regenerates the request with a fresh key", bold=True)
-        fresh = await _call(client, "create_job", {**booking, "idempotency_key": "demo-call-2-booking-regenerated"})
-        _show("recognised as already booked", {k: fresh[k] for k in ("job_id", "already_booked", "customer_created")})
-
-        tech = slot["technicians"][0]
-        dispatched = await _call(client, "dispatch_technician", {"job_id": job["job_id"], "technician_id": tech["technician_id"],
-                                                                  "idempotency_key": "demo-dispatch"})
-        _show(f"dispatched {tech['name']}", {"status": dispatched["status"], "technicians": dispatched["technician_ids"]})
-        for status in ("en_route", "arrived", "working", "completed"):
-            moved = await _call(client, "update_job_status", {"job_id": job["job_id"], "status": status,
-                                                              "note": "Replaced the blower motor bearing" if status == "completed" else None})
-        _show("job history", [(h["status"], h["at"]) for h in moved["history"]])
-        invoice = await _call(client, "create_invoice", {
-            "job_id": job["job_id"], "idempotency_key": "demo-invoice", "tax_rate": "0.0825",
-            "line_items": [
-                {"description": "Diagnostic visit", "quantity": "1", "unit_price": "89.00", "kind": "service"},
-                {"description": "Blower motor bearing", "quantity": "1", "unit_price": "46.50", "kind": "material"},
-                {"description": "Labor", "quantity": "1.5", "unit_price": "110.00", "kind": "labor"},
-            ],
-        })
-        _show("invoiced", {k: invoice[k] for k in ("invoice_id", "subtotal", "tax", "discount", "total")})
-        board = await _call(client, "list_jobs", {"customer_id": job["customer_id"]})
-        _show("Maria Garcia's jobs", [(j["job_id"], j["status"]) for j in board["jobs"]])
-        if len(board["jobs"]) != 1:
-            raise click.ClickException("the retried booking created a second job")
+        await the_call(client)
     click.secho("\nDemo finished: one customer, one job, one invoice, however often the agent retried.", fg="green", bold=True)
     if workdir:
         workdir.cleanup()
+
+
+async def the_call(client: Client) -> None:
+    """The scripted call, through any MCP client to a server over any backend whose business has the demo's
+    technicians and William Jenkins (217-555-0143) with a past furnace job."""
+    click.secho("\n☎  Call 1: a returning caller; caller ID arrives as 217.555.0143", bold=True)
+    found = await _call(client, "lookup_customer", {"phone": "217.555.0143"})
+    card = found["customer"]
+    last, home = card["recent_jobs"][0], card["locations"][0]
+    _show("recognised", {"match": found["matches"][0], "last job": last["summary"],
+                          "equipment": home.get("equipment"), "access notes": home.get("access_notes")})
+    click.echo(f'\nAgent: "Hi {card["name"].split()[0]}, welcome back. Is this about the furnace at '
+               f'{home["address"].split(",")[0]} we serviced in October?"')
+
+    click.secho("\n☎  Call 2: a new caller, Maria Garcia, whose AC is making a grinding noise", bold=True)
+    found = await _call(client, "lookup_customer", {"phone": "(312) 555-0188", "name": "Maria Garcia"})
+    _show("no match", found["next_step"])
+    day = _next_weekday(date.today())
+    slots = await _call(client, "find_available_slots", {"job_type": "hvac", "date_from": day.isoformat()})
+    slot = slots["slots"][0]
+    _show("first open window", slot)
+    booking = {
+        "customer": {"name": "Maria Garcia", "phone": "(312) 555-0188",
+                     "address": "410 Maple Dr, Springfield, IL 62704"},
+        "job_type": "hvac", "summary": "AC makes a grinding noise when it starts",
+        "window_start": slot["window_start"], "window_end": slot["window_end"], "idempotency_key": "demo-call-2-booking",
+    }
+    job = await _call(client, "create_job", booking)
+    _show("booked", {k: job[k] for k in ("job_id", "customer_id", "customer_created", "status", "address")})
+
+    click.secho("\n↻  The voice platform times out and retries the same request", bold=True)
+    again = await _call(client, "create_job", booking)
+    _show("same job back, nothing written twice", {"job_id": again["job_id"], "same": again["job_id"] == job["job_id"]})
+    click.secho("\n↻  The agent regenerates the request with a fresh key", bold=True)
+    fresh = await _call(client, "create_job", {**booking, "idempotency_key": "demo-call-2-booking-regenerated"})
+    _show("recognised as already booked", {k: fresh[k] for k in ("job_id", "already_booked", "customer_created")})
+
+    tech = slot["technicians"][0]
+    dispatched = await _call(client, "dispatch_technician", {"job_id": job["job_id"], "technician_id": tech["technician_id"],
+                                                              "idempotency_key": "demo-dispatch"})
+    _show(f"dispatched {tech['name']}", {"status": dispatched["status"], "technicians": dispatched["technician_ids"]})
+    for status in ("en_route", "arrived", "working", "completed"):
+        moved = await _call(client, "update_job_status", {"job_id": job["job_id"], "status": status,
+                                                          "note": "Replaced the blower motor bearing" if status == "completed" else None})
+    _show("job history", [(h["status"], h["at"]) for h in moved["history"]])
+    invoice = await _call(client, "create_invoice", {
+        "job_id": job["job_id"], "idempotency_key": "demo-invoice", "tax_rate": "0.0825",
+        "line_items": [
+            {"description": "Diagnostic visit", "quantity": "1", "unit_price": "89.00", "kind": "service"},
+            {"description": "Blower motor bearing", "quantity": "1", "unit_price": "46.50", "kind": "material"},
+            {"description": "Labor", "quantity": "1.5", "unit_price": "110.00", "kind": "labor"},
+        ],
+    })
+    _show("invoiced", {k: invoice[k] for k in ("invoice_id", "subtotal", "tax", "discount", "total")})
+    board = await _call(client, "list_jobs", {"customer_id": job["customer_id"]})
+    _show("Maria Garcia's jobs", [(j["job_id"], j["status"]) for j in board["jobs"]])
+    if len(board["jobs"]) != 1:
+        raise click.ClickException("the retried booking created a second job")
