@@ -3,6 +3,7 @@ whole booking, retries that must not duplicate, lost answers, the quota, the dir
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -198,3 +199,13 @@ async def test_tool_descriptions_tell_what_works_differently_over_fieldpulse(fp:
     assert "recorded as a job comment" in (listed["update_job_status"].description or "")
     assert "merge them in FieldPulse" in (listed["merge_customers"].description or "")
     assert all(t.annotations and t.annotations.open_world_hint for t in listed.values())
+
+
+def test_the_readmes_skills_table_is_what_the_connector_reads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    config = tmp_path / "fsm.toml"
+    config.write_text(block)
+    settings = Settings.load(env={"FSM_MCP_CONFIG": str(config), "FSM_MCP_BACKEND": "fieldpulse",
+                                  "FSM_MCP_FIELDPULSE_API_KEY": "k"})
+    assert settings.fieldpulse is not None and settings.fieldpulse.skills == {"Dana Reyes": ["hvac", "plumbing"]}

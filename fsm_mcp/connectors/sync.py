@@ -89,6 +89,10 @@ class DirectorySync:
         page = int(state["next_page"])
         first = await feed.fetch(feed.everything, page, True)
         total = first.total
+        # The page the count says is the last ends the walk, even when it is full (a vendor that says nothing of a
+        # next page would otherwise cost one more request, sent alone). Records added meanwhile are changes since
+        # the walk began: the next sync reads them.
+        last = max(1, math.ceil(total / feed.page_size)) if total is not None else None
         newest: str | None = state["newest"]
         stored, finished = 0, False
 
@@ -98,14 +102,13 @@ class DirectorySync:
             stored += len(got.rows)
             if progress:
                 progress(feed.name, stored, total)
-            if not got.more:
+            if not got.more or (last is not None and n >= last):
                 cursor = min(started, newest) if newest else started
                 await self.db.awrite(_save, self.tenant, feed.name, {"full_done": 1, "cursor": cursor, "next_page": 1})
                 finished = True
             return not finished
 
-        if await store(page, first) and total is not None:  # the page count is known: many pages in flight
-            last = math.ceil(total / feed.page_size)
+        if await store(page, first) and last is not None:  # the page count is known: many pages in flight
             await in_order(lambda n: feed.fetch(feed.everything, n, False), range(page + 1, last + 1), self.in_flight, store)
             page = max(page, last)
         while not finished:  # no count given, or records added meanwhile: one page after another
