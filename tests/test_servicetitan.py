@@ -206,3 +206,16 @@ async def test_the_server_keeps_the_directory_synced_in_the_background(rig: Rig)
         with anyio.fail_after(10):
             while not (await call(client, "lookup_customer", phone="2175550166"))["matches"]:
                 await anyio.sleep(0.1)
+
+
+async def test_a_customer_with_many_jobs_is_looked_up_with_one_page_of_them(rig: Rig) -> None:
+    async with rig.client() as client:
+        william = (await call(client, "lookup_customer", phone="2175550143"))["matches"][0]["customer_id"]
+        for day in range(12):
+            await call(client, "create_job", customer_id=william, job_type="Furnace repair", summary=f"visit {day}",
+                       idempotency_key=f"j{day}", window_start=f"2026-10-{day + 1:02d}T09:00",
+                       window_end=f"2026-10-{day + 1:02d}T10:00")
+        rig.fake.door.log.clear()
+        card = (await call(client, "lookup_customer", phone="2175550143"))["customer"]
+    assert [j["summary"] for j in card["recent_jobs"]] == [f"visit {d}" for d in range(11, 6, -1)]
+    assert sum(x.path.endswith("/jpm/v2/tenant/1001/jobs") for x in rig.fake.door.log) == 1

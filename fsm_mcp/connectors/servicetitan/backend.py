@@ -78,9 +78,10 @@ class ServiceTitanBackend:
         if customer.merged_into:
             customer = self.db.snapshot(customers.load_customer, self.tenant, customer.merged_into)
 
-        async def recent() -> list[Job]:
-            raw = await self.api.all("jpm", "jobs", {"customerId": customer.customer_id, "sort": "-CreatedOn"}, size=jobs_limit)
-            return await self.jobs.views(raw[:jobs_limit], notes=False)
+        async def recent() -> list[Job]:  # one page: the newest few, however many the customer has
+            page = await self.api.get("jpm", "jobs", {"customerId": customer.customer_id, "sort": "-CreatedOn",
+                                                      "page": 1, "pageSize": jobs_limit})
+            return await self.jobs.views(page["data"][:jobs_limit], notes=False)
 
         async def balance() -> Decimal:
             return cents(mapping.money((await self.api.get("crm", f"customers/{customer.customer_id}")).get("balance")))
