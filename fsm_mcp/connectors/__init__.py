@@ -15,14 +15,9 @@ from fsm_mcp.errors import FsmError
 from fsm_mcp.store.db import Database
 
 if TYPE_CHECKING:
-    from typing import TypeAlias
-
     from fsm_mcp.connectors.base import Backend
-    from fsm_mcp.connectors.fieldpulse.backend import FieldPulseBackend
-    from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
+    from fsm_mcp.connectors.vendor import VendorBackend
     from fsm_mcp.settings import Settings
-
-    VendorBackend: TypeAlias = ServiceTitanBackend | FieldPulseBackend
 
 log = logging.getLogger("fsm_mcp")
 

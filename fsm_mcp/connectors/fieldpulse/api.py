@@ -43,13 +43,6 @@ def where(*conditions: tuple[str, str, Any]) -> str:
     return json.dumps([list(c) for c in conditions])
 
 
-def http_client(settings: FieldPulseSettings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=settings.api_url.rstrip("/"), transport=transport, timeout=Policy().timeout,
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-    )
-
-
 class FieldPulseApi:
     def __init__(self, settings: FieldPulseSettings, http: httpx.AsyncClient, policy: Policy | None = None) -> None:
         self.settings = settings

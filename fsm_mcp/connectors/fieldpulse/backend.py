@@ -15,25 +15,20 @@ from fsm_mcp.connectors.base import (
     Booking,
     BookingRequest,
     CustomerProfile,
-    DuplicateReport,
     JobFilter,
-    MergePlan,
-    Progress,
     RecentJob,
-    Recognition,
 )
 from fsm_mcp.connectors.fieldpulse import invoices, mapping
-from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, http_client, where
+from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
 from fsm_mcp.connectors.fieldpulse.booking import Booker
 from fsm_mcp.connectors.fieldpulse.catalog import Technicians
 from fsm_mcp.connectors.fieldpulse.config import FieldPulseSettings
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
 from fsm_mcp.connectors.fieldpulse.sync import directory_sync
-from fsm_mcp.connectors.http.client import Policy
+from fsm_mcp.connectors.http.client import Policy, http_client
 from fsm_mcp.connectors.http.together import together
-from fsm_mcp.directory import customers, duplicates
-from fsm_mcp.errors import InvalidInput
-from fsm_mcp.identity.keys import Profile
+from fsm_mcp.connectors.vendor import VendorBackend
+from fsm_mcp.directory import customers
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Customer, Job, JobStatus, Technician
 from fsm_mcp.scheduling import Slot, free_slots
@@ -43,16 +38,12 @@ from fsm_mcp.store.db import Database, utcnow
 RECENT_JOBS = 5
 
 
-class FieldPulseBackend:
+class FieldPulseBackend(VendorBackend):
     vendor = "FieldPulse"
 
     def __init__(self, db: Database, business: Business, config: FieldPulseSettings, http: httpx.AsyncClient,
                  policy: Policy | None = None, clock: Callable[[], datetime] = utcnow) -> None:
-        self.db = db
-        self.business = business
-        self.tenant = business.tenant_id
-        self.clock = clock
-        self.http = http
+        super().__init__(db, business, http, clock)
         self.api = FieldPulseApi(config, http, policy)
         self.technicians = Technicians(self.api)
         self.jobs = Jobs(self.api, self.technicians, db, business)
@@ -62,17 +53,9 @@ class FieldPulseBackend:
     @classmethod
     def open(cls, db: Database, business: Business, config: FieldPulseSettings,
              transport: httpx.AsyncBaseTransport | None = None) -> FieldPulseBackend:
-        return cls(db, business, config, http_client(config, transport))
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+        return cls(db, business, config, http_client(config.api_url, transport))
 
     # ----- customers: the directory, plus FieldPulse for what changes by the hour -----
-    async def lookup_customers(self, query: Profile, limit: int) -> Recognition:
-        matches = self.db.snapshot(customers.lookup, self.tenant, query, limit)
-        top = matches[0] if matches and matches[0].confidence in ("exact", "likely") else None
-        return Recognition(matches=matches, profile=await self.customer_history(top.customer_id) if top else None)
-
     async def customer_history(self, customer_id: str, jobs_limit: int = RECENT_JOBS) -> CustomerProfile:
         customer: Customer = self.db.snapshot(customers.load_customer, self.tenant, customer_id)
         mine = where(("customer_id", "=", customer.customer_id))
@@ -89,13 +72,6 @@ class FieldPulseBackend:
         jobs, owed = await together(recent, balance)  # two independent reads: one round trip
         jobs = sorted(jobs, key=lambda j: j.window_start, reverse=True)
         return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(j) for j in jobs], open_balance=owed)
-
-    async def find_duplicates(self, min_confidence: str, limit: int, progress: Progress | None = None) -> DuplicateReport:
-        return await self.db.ascan(duplicates.find, self.tenant, min_confidence, limit, progress)
-
-    async def merge_customers(self, keep_id: str, merge_ids: list[str], apply: bool) -> MergePlan:
-        raise InvalidInput("keep_id", "FieldPulse's API cannot merge customers; merge them in FieldPulse, and "
-                                      "fsm-mcp picks it up at its next sync")
 
     # ----- jobs -----
     async def create_job(self, request: BookingRequest) -> Booking:
@@ -119,12 +95,8 @@ class FieldPulseBackend:
         return await invoices.bill(self.api, self.jobs, job_id, lines, tax_rate, discount, allow_additional)
 
     # ----- technicians and slots -----
-    async def list_technicians(self, skill: str | None, include_inactive: bool) -> list[Technician]:
-        techs = [t for t in (await self.technicians.all()).values() if include_inactive or t.active]
-        if skill:
-            wanted = self.business.skill_for(skill)
-            techs = [t for t in techs if wanted in t.skills]
-        return sorted(techs, key=lambda t: t.name)
+    async def roster(self) -> list[Technician]:
+        return list((await self.technicians.all()).values())
 
     async def find_slots(self, skill: str, date_from: date, date_to: date, duration: timedelta) -> list[Slot]:
         techs = [t.technician_id for t in await self.list_technicians(skill, False)]

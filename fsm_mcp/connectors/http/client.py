@@ -52,6 +52,12 @@ class Policy:
     timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(10.0, connect=3.0, pool=5.0))
 
 
+def http_client(base_url: str, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """One client per backend: pooled connections, the policy's timeouts; `transport` reaches a fake in tests."""
+    return httpx.AsyncClient(base_url=base_url.rstrip("/"), transport=transport, timeout=Policy().timeout,
+                             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+
+
 class _Transient(Exception):
     """A failure worth another attempt. `sent`: the vendor may have acted on the request."""
 

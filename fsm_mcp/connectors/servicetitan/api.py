@@ -31,14 +31,6 @@ def describe(response: httpx.Response) -> str:
     return f"{body.get('title') or f'HTTP {response.status_code}'}" + (f" ({detail})" if detail else "")
 
 
-def http_client(settings: ServiceTitanSettings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """One client per backend: pooled connections to the API and the sign-in host."""
-    return httpx.AsyncClient(
-        base_url=settings.api_url, transport=transport, timeout=Policy().timeout,
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-    )
-
-
 class ServiceTitanApi:
     def __init__(self, settings: ServiceTitanSettings, http: httpx.AsyncClient, policy: Policy | None = None) -> None:
         self.settings = settings

@@ -15,25 +15,21 @@ from fsm_mcp.connectors.base import (
     Booking,
     BookingRequest,
     CustomerProfile,
-    DuplicateReport,
     JobFilter,
-    MergePlan,
-    Progress,
     RecentJob,
-    Recognition,
 )
-from fsm_mcp.connectors.http.client import Policy
+from fsm_mcp.connectors.http.client import Policy, http_client
 from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.servicetitan import invoices, mapping
-from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi, http_client
+from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.booking import Booker
 from fsm_mcp.connectors.servicetitan.catalog import Settings
 from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.connectors.servicetitan.sync import directory_sync
-from fsm_mcp.directory import customers, duplicates
+from fsm_mcp.connectors.vendor import VendorBackend
+from fsm_mcp.directory import customers
 from fsm_mcp.errors import InvalidInput
-from fsm_mcp.identity.keys import Profile
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Customer, Job, JobStatus, Technician
 from fsm_mcp.scheduling import Slot, free_slots
@@ -43,16 +39,12 @@ from fsm_mcp.store.db import Database, utcnow
 RECENT_JOBS = 5
 
 
-class ServiceTitanBackend:
+class ServiceTitanBackend(VendorBackend):
     vendor = "ServiceTitan"
 
     def __init__(self, db: Database, business: Business, config: ServiceTitanSettings, http: httpx.AsyncClient,
                  policy: Policy | None = None, clock: Callable[[], datetime] = utcnow) -> None:
-        self.db = db
-        self.business = business
-        self.tenant = business.tenant_id
-        self.clock = clock
-        self.http = http
+        super().__init__(db, business, http, clock)
         self.api = ServiceTitanApi(config, http, policy)
         self.settings = Settings(self.api)
         self.jobs = Jobs(self.api, self.settings, db, business)
@@ -62,17 +54,9 @@ class ServiceTitanBackend:
     @classmethod
     def open(cls, db: Database, business: Business, config: ServiceTitanSettings,
              transport: httpx.AsyncBaseTransport | None = None) -> ServiceTitanBackend:
-        return cls(db, business, config, http_client(config, transport))
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+        return cls(db, business, config, http_client(config.api_url, transport))
 
     # ----- customers: the directory, plus ServiceTitan for what changes by the hour -----
-    async def lookup_customers(self, query: Profile, limit: int) -> Recognition:
-        matches = self.db.snapshot(customers.lookup, self.tenant, query, limit)
-        top = matches[0] if matches and matches[0].confidence in ("exact", "likely") else None
-        return Recognition(matches=matches, profile=await self.customer_history(top.customer_id) if top else None)
-
     async def customer_history(self, customer_id: str, jobs_limit: int = RECENT_JOBS) -> CustomerProfile:
         customer: Customer = self.db.snapshot(customers.load_customer, self.tenant, customer_id)
         if customer.merged_into:
@@ -89,13 +73,6 @@ class ServiceTitanBackend:
         jobs, owed = await together(recent, balance)  # two independent reads: one round trip
         jobs = sorted(jobs, key=lambda j: j.window_start, reverse=True)
         return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(j) for j in jobs], open_balance=owed)
-
-    async def find_duplicates(self, min_confidence: str, limit: int, progress: Progress | None = None) -> DuplicateReport:
-        return await self.db.ascan(duplicates.find, self.tenant, min_confidence, limit, progress)
-
-    async def merge_customers(self, keep_id: str, merge_ids: list[str], apply: bool) -> MergePlan:
-        raise InvalidInput("keep_id", "ServiceTitan's API cannot merge customers; merge them in ServiceTitan "
-                                      "(the customer page's Merge action), and fsm-mcp picks it up at its next sync")
 
     # ----- jobs -----
     async def create_job(self, request: BookingRequest) -> Booking:
@@ -119,13 +96,8 @@ class ServiceTitanBackend:
         return await invoices.bill(self.api, self.jobs, job_id, lines, tax_rate, discount, allow_additional)
 
     # ----- technicians and slots -----
-    async def list_technicians(self, skill: str | None, include_inactive: bool) -> list[Technician]:
-        catalog = await self.settings.catalog()
-        techs = [t for t in catalog.technicians.values() if (include_inactive or t.active)]
-        if skill:
-            wanted = self.business.skill_for(skill)
-            techs = [t for t in techs if wanted in t.skills]
-        return sorted(techs, key=lambda t: t.name)
+    async def roster(self) -> list[Technician]:
+        return list((await self.settings.catalog()).technicians.values())
 
     async def find_slots(self, skill: str, date_from: date, date_to: date, duration: timedelta) -> list[Slot]:
         techs = [t.technician_id for t in await self.list_technicians(skill, False)]
