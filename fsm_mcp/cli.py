@@ -217,17 +217,19 @@ def sync(db: Path | None) -> None:
     from fsm_mcp.store.db import Database
 
     settings = _vendor(db)
-    bars: dict[str, Any] = {}
+    bars: dict[str, Any] = {}  # one bar for every list of a first sync: several are read at once
+    done_of: dict[str, int] = {}
+    total_of: dict[str, int] = {}
 
     def progress(resource: str, done: int, total: int | None) -> None:
         if total is None:  # changes since the last sync: their number is not known ahead; the summary tells
             return
-        if resource not in bars:
-            for bar in bars.values():
-                bar.render_finish()
-            bars[resource] = click.progressbar(length=total, label=f"syncing {resource}", file=sys.stderr,
-                                               show_pos=True)
-        bars[resource].update(done - bars[resource].pos)
+        done_of[resource], total_of[resource] = done, total
+        if not bars:
+            bars["all"] = click.progressbar(length=total, label="syncing the directory", file=sys.stderr, show_pos=True)
+        bar = bars["all"]
+        bar.length = max(sum(total_of.values()), sum(done_of.values()))
+        bar.update(sum(done_of.values()) - bar.pos)
 
     async def run() -> Any:
         database = Database(settings.db_path)

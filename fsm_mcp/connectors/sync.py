@@ -22,11 +22,13 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import anyio
 
 from fsm_mcp.connectors.http.paging import in_order
+from fsm_mcp.connectors.http.together import together
 from fsm_mcp.directory import identity_model
 from fsm_mcp.directory.customers import rebuild_index
 from fsm_mcp.store.db import Database, to_db, utcnow
@@ -64,21 +66,29 @@ class Report:
 
 
 class DirectorySync:
-    def __init__(self, db: Database, tenant: str, feeds: list[Feed], in_flight: int = 16) -> None:
-        self.db, self.tenant, self.feeds = db, tenant, feeds
+    """`stages`: lists read one stage after another; the lists of a stage are read at once (sharing the
+    vendor's pace), so one list's last pages and the next one's first are not each sent alone. A list whose
+    records point at another's (a location's contacts at its location) goes in a later stage."""
+
+    def __init__(self, db: Database, tenant: str, stages: list[list[Feed]], in_flight: int = 16) -> None:
+        self.db, self.tenant, self.stages = db, tenant, stages
         self.in_flight = in_flight
         self._lock = anyio.Lock()  # the background loop and `fsm-mcp sync` never run two at once in a process
 
     async def run(self, progress: Progress | None = None) -> Report:
         async with self._lock:
             report = Report(stored={}, full=False)
-            for feed in self.feeds:
+
+            async def one(feed: Feed) -> None:
                 state = await self.db.aread(_state, self.tenant, feed.name)
                 if state["full_done"]:
                     report.stored[feed.name] = await self._changes(feed, state, progress)
                 else:
                     report.stored[feed.name] = await self._full(feed, state, progress)
                     report.full = True
+
+            for stage in self.stages:
+                await together(*(partial(one, feed) for feed in stage))
             if report.full:  # the first sync loaded records without indexing them: index them all at once
                 await self.db.awrite(rebuild_index, self.tenant)
                 await self.db.awrite(identity_model.train, self.tenant)

@@ -42,10 +42,10 @@ def directory_sync(api: FieldPulseApi, db: Database, business: Business, in_flig
         return Feed(name, fetch, size, everything, since, by_change=False, store=store,
                     modified=lambda r: mapping.when(r.get("updated_at")))
 
-    return DirectorySync(db, tenant, [
+    return DirectorySync(db, tenant, [[
         feed("customers", "/customers", {}, lambda got: {
             "customers": [mapping.customer(r) for r in got],
             "contacts": [k for r in got for k in mapping.customer_contacts(r, region)]}),
         feed("locations", "/locations", {"object_type": "customer"},
              lambda got: {"locations": [mapping.location(r) for r in got if r.get("object_type", "customer") == "customer"]}),
-    ], in_flight)
+    ]], in_flight)

@@ -45,8 +45,9 @@ def directory_sync(api: ServiceTitanApi, db: Database, business: Business, page_
         return lambda got: {"contacts": [c for r in got if (c := mapping.contact(r, region, **{key: str(r[owner])}))]}
 
     return DirectorySync(db, tenant, [
-        feed("customers", "crm", "customers", True, lambda got: {"customers": [mapping.customer(r) for r in got]}),
-        feed("locations", "crm", "locations", True, lambda got: {"locations": [mapping.location(r) for r in got]}),
-        feed("customer-contacts", "crm", "customers/contacts", False, contacts("customerId", "customer_id")),
-        feed("location-contacts", "crm", "locations/contacts", False, contacts("locationId", "location_id")),
+        [feed("customers", "crm", "customers", True, lambda got: {"customers": [mapping.customer(r) for r in got]}),
+         feed("locations", "crm", "locations", True, lambda got: {"locations": [mapping.location(r) for r in got]}),
+         feed("customer-contacts", "crm", "customers/contacts", False, contacts("customerId", "customer_id"))],
+        # A location's contact is stored under the location's customer: the locations must be in first.
+        [feed("location-contacts", "crm", "locations/contacts", False, contacts("locationId", "location_id"))],
     ], in_flight)
