@@ -23,6 +23,7 @@ VENDOR_NOTES = {
         "merge_customers": "Not available over FieldPulse, whose API cannot merge customers: merge them in "
                            "FieldPulse, and the next directory sync picks it up.",
         "list_technicians": "Over FieldPulse, skills come from the fieldpulse skills setting (FieldPulse users carry none).",
+        "create_job": "Over FieldPulse, whose jobs have no priority, a priority other than normal leads the job's notes.",
     },
 }
 
