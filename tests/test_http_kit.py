@@ -3,7 +3,7 @@ Retry-After, retries that cannot duplicate a write, the circuit breaker."""
 
 from __future__ import annotations
 
-import itertools
+import bisect
 import time
 from collections.abc import Callable
 from email.utils import formatdate
@@ -183,9 +183,9 @@ async def test_requests_leave_no_faster_than_the_published_rate() -> None:
         for _ in range(21):
             tg.start_soon(client.get, "/x")
     times = sorted(at for at, _ in seen)
-    assert times[-1] - times[0] >= 0.19  # 20 gaps of at least 1/100 s
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.0099  # 1/(100 x 0.95) apart, less timer slack
+    assert times[-1] - times[0] >= 0.19  # 20 slots 1/(100 x 0.95) s apart, less timer slack
+    busiest = max(bisect.bisect_left(times, t + 0.1) - i for i, t in enumerate(times))
+    assert busiest <= 11  # the rate's 10 in a tenth of a second, one more if the loop woke a waiter late
 
 
 async def test_a_validation_refusal_is_not_retried_and_names_the_problem() -> None:
