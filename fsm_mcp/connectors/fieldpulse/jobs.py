@@ -124,14 +124,11 @@ class Jobs:
                 if str(j["id"]) != job_id and technician_id in mapping.assigned(j) and int(j.get("status") or 1) in mapping.OPEN
                 and (b := mapping.when(j.get("start_time"))) and (e := mapping.when(j.get("end_time")))]
         check_technician(job, tech, (start, end), busy, self.business.zone)
-        changes: Json = {}
-        if window:
-            changes |= {"start_time": mapping.stamp(start), "end_time": mapping.stamp(end)}
+        changes: Json = {"start_time": mapping.stamp(start), "end_time": mapping.stamp(end)} if window else {}
         if technician_id not in job.technician_ids:
-            changes["assignments"] = sorted({*job.technician_ids, technician_id}, key=int)
+            changes["assignments"] = sorted(int(t) for t in {*job.technician_ids, technician_id})
         if changes:
-            await self.update(raw, {**changes, "assignments": [int(t) for t in changes.get("assignments", job.technician_ids)]},
-                              f"the assignment of {tech.name}")
+            await self.update(raw, changes, f"the assignment of {tech.name}")
         return await self.get(job_id)
 
     async def set_status(self, job_id: str, status: JobStatus, note: str | None) -> Job:
