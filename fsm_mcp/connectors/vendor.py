@@ -1,21 +1,32 @@
 """What every vendor backend does the same way. Customers are recognised, and duplicates
-found, in the directory the connector keeps synced; their recent jobs and balance
-(`customer_history`) and the technicians (`roster`) come from the vendor, each its own way."""
+found, in the directory the connector keeps synced; a customer's recent jobs and balance
+(`recent_jobs`, `balance`), the technicians (`roster`) and when they are busy (`busy`)
+come from the vendor, each its own way."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx2 as httpx
 
-from fsm_mcp.connectors.base import CustomerProfile, DuplicateReport, MergePlan, Progress, Recognition
+from fsm_mcp.connectors.base import (
+    CustomerProfile,
+    DuplicateReport,
+    MergePlan,
+    Progress,
+    RecentJob,
+    Recognition,
+)
+from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.sync import DirectorySync
 from fsm_mcp.directory import customers, duplicates
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.keys import Profile
-from fsm_mcp.models import Technician
+from fsm_mcp.models import Customer, Job, Technician
+from fsm_mcp.scheduling import Slot, free_slots
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database, utcnow
 
@@ -38,6 +49,19 @@ class VendorBackend:
         return Recognition(matches=matches, profile=await self.customer_history(top.customer_id) if top else None)
 
     async def customer_history(self, customer_id: str, jobs: int = 5) -> CustomerProfile:
+        customer: Customer = self.db.snapshot(customers.load_customer, self.tenant, customer_id)
+        if customer.merged_into:
+            customer = self.db.snapshot(customers.load_customer, self.tenant, customer.merged_into)
+        cid = customer.customer_id
+        recent, owed = await together(lambda: self.recent_jobs(cid, jobs), lambda: self.balance(cid))  # one round trip
+        recent = sorted(recent, key=lambda j: j.window_start, reverse=True)
+        return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(j) for j in recent], open_balance=owed)
+
+    async def recent_jobs(self, customer_id: str, n: int) -> list[Job]:
+        """The customer's newest `n` jobs: one page, however many they have."""
+        raise NotImplementedError
+
+    async def balance(self, customer_id: str) -> Decimal:
         raise NotImplementedError
 
     async def find_duplicates(self, min_confidence: str, limit: int, progress: Progress | None = None) -> DuplicateReport:
@@ -61,3 +85,15 @@ class VendorBackend:
             wanted = self.business.skill_for(skill)
             techs = [t for t in techs if wanted in t.skills]
         return sorted(techs, key=lambda t: t.name)
+
+    async def busy(self, technicians: list[str], start: datetime, end: datetime) -> dict[str, list[tuple[datetime, datetime]]]:
+        """When each of these technicians is taken by open work starting in [start, end)."""
+        raise NotImplementedError
+
+    async def find_slots(self, skill: str, date_from: date, date_to: date, duration: timedelta) -> list[Slot]:
+        techs = [t.technician_id for t in await self.list_technicians(skill, False)]
+        zone = self.business.zone
+        start = datetime.combine(date_from, datetime.min.time(), zone)
+        end = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), zone)
+        spans = await self.busy(techs, start - timedelta(days=1), end)  # a visit from the day before may run over
+        return free_slots(self.business, date_from, date_to, duration, techs, spans, self.clock())

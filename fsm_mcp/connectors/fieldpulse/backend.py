@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,9 +14,7 @@ from fsm_mcp.connectors.base import (
     Billed,
     Booking,
     BookingRequest,
-    CustomerProfile,
     JobFilter,
-    RecentJob,
 )
 from fsm_mcp.connectors.fieldpulse import invoices, mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
@@ -28,14 +26,10 @@ from fsm_mcp.connectors.fieldpulse.sync import directory_sync
 from fsm_mcp.connectors.http.client import Policy, http_client
 from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.vendor import VendorBackend
-from fsm_mcp.directory import customers
 from fsm_mcp.inputs import LineItemIn
-from fsm_mcp.models import Customer, Job, JobStatus, Technician
-from fsm_mcp.scheduling import Slot, free_slots
+from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database, utcnow
-
-RECENT_JOBS = 5
 
 
 class FieldPulseBackend(VendorBackend):
@@ -56,22 +50,14 @@ class FieldPulseBackend(VendorBackend):
         return cls(db, business, config, http_client(config.api_url, transport))
 
     # ----- customers: the directory, plus FieldPulse for what changes by the hour -----
-    async def customer_history(self, customer_id: str, jobs_limit: int = RECENT_JOBS) -> CustomerProfile:
-        customer: Customer = self.db.snapshot(customers.load_customer, self.tenant, customer_id)
-        mine = where(("customer_id", "=", customer.customer_id))
+    async def recent_jobs(self, customer_id: str, n: int) -> list[Job]:
+        raw = await self.api.get("/jobs", {"filter": where(("customer_id", "=", customer_id)), "sort_by": "created_at",
+                                           "sort_dir": "desc", "limit": n, "page": 1})
+        return await self.jobs.views(raw[:n], comments=False)
 
-        async def recent() -> list[Job]:  # one page: the newest few
-            raw = await self.api.get("/jobs", {"filter": mine, "sort_by": "created_at", "sort_dir": "desc",
-                                               "limit": jobs_limit, "page": 1})
-            return await self.jobs.views(raw[:jobs_limit], comments=False)
-
-        async def balance() -> Decimal:
-            return cents(sum((mapping.money(i.get("balance_due")) for i in await self.api.all("/invoices", {"filter": mine})),
-                             Decimal("0")))
-
-        jobs, owed = await together(recent, balance)  # two independent reads: one round trip
-        jobs = sorted(jobs, key=lambda j: j.window_start, reverse=True)
-        return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(j) for j in jobs], open_balance=owed)
+    async def balance(self, customer_id: str) -> Decimal:
+        owed = await self.api.all("/invoices", {"filter": where(("customer_id", "=", customer_id))})
+        return cents(sum((mapping.money(i.get("balance_due")) for i in owed), Decimal("0")))
 
     # ----- jobs -----
     async def create_job(self, request: BookingRequest) -> Booking:
@@ -98,20 +84,15 @@ class FieldPulseBackend(VendorBackend):
     async def roster(self) -> list[Technician]:
         return list((await self.technicians.all()).values())
 
-    async def find_slots(self, skill: str, date_from: date, date_to: date, duration: timedelta) -> list[Slot]:
-        techs = [t.technician_id for t in await self.list_technicians(skill, False)]
-        zone = self.business.zone
-        start = datetime.combine(date_from, datetime.min.time(), zone)
-        end = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), zone)
-        spans: dict[str, list[tuple[datetime, datetime]]] = {t: [] for t in techs}
-        for job in await self.jobs.between(start - timedelta(days=1), end):
-            if int(job.get("status") or mapping.NEW) not in mapping.OPEN:
-                continue
+    async def busy(self, technicians: list[str], start: datetime, end: datetime) -> dict[str, list[tuple[datetime, datetime]]]:
+        spans: dict[str, list[tuple[datetime, datetime]]] = {t: [] for t in technicians}
+        for job in await self.jobs.between(start, end):
             b, e = mapping.when(job.get("start_time")), mapping.when(job.get("end_time"))
-            for tech in mapping.assigned(job):
-                if tech in spans and b and e:
-                    spans[tech].append((b, e))
-        return free_slots(self.business, date_from, date_to, duration, techs, spans, self.clock())
+            if int(job.get("status") or mapping.NEW) in mapping.OPEN and b and e:
+                for tech in mapping.assigned(job):
+                    if tech in spans:
+                        spans[tech].append((b, e))
+        return spans
 
     async def check(self) -> dict[str, Any]:
         """What the connector resolved from FieldPulse, for `fsm-mcp check`; writes nothing."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,12 +14,9 @@ from fsm_mcp.connectors.base import (
     Billed,
     Booking,
     BookingRequest,
-    CustomerProfile,
     JobFilter,
-    RecentJob,
 )
 from fsm_mcp.connectors.http.client import Policy, http_client
-from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.servicetitan import invoices, mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.booking import Booker
@@ -28,15 +25,11 @@ from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.connectors.servicetitan.sync import directory_sync
 from fsm_mcp.connectors.vendor import VendorBackend
-from fsm_mcp.directory import customers
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.inputs import LineItemIn
-from fsm_mcp.models import Customer, Job, JobStatus, Technician
-from fsm_mcp.scheduling import Slot, free_slots
+from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database, utcnow
-
-RECENT_JOBS = 5
 
 
 class ServiceTitanBackend(VendorBackend):
@@ -57,22 +50,12 @@ class ServiceTitanBackend(VendorBackend):
         return cls(db, business, config, http_client(config.api_url, transport))
 
     # ----- customers: the directory, plus ServiceTitan for what changes by the hour -----
-    async def customer_history(self, customer_id: str, jobs_limit: int = RECENT_JOBS) -> CustomerProfile:
-        customer: Customer = self.db.snapshot(customers.load_customer, self.tenant, customer_id)
-        if customer.merged_into:
-            customer = self.db.snapshot(customers.load_customer, self.tenant, customer.merged_into)
+    async def recent_jobs(self, customer_id: str, n: int) -> list[Job]:
+        page = await self.api.get("jpm", "jobs", {"customerId": customer_id, "sort": "-CreatedOn", "page": 1, "pageSize": n})
+        return await self.jobs.views(page["data"][:n], notes=False)
 
-        async def recent() -> list[Job]:  # one page: the newest few, however many the customer has
-            page = await self.api.get("jpm", "jobs", {"customerId": customer.customer_id, "sort": "-CreatedOn",
-                                                      "page": 1, "pageSize": jobs_limit})
-            return await self.jobs.views(page["data"][:jobs_limit], notes=False)
-
-        async def balance() -> Decimal:
-            return cents(mapping.money((await self.api.get("crm", f"customers/{customer.customer_id}")).get("balance")))
-
-        jobs, owed = await together(recent, balance)  # two independent reads: one round trip
-        jobs = sorted(jobs, key=lambda j: j.window_start, reverse=True)
-        return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(j) for j in jobs], open_balance=owed)
+    async def balance(self, customer_id: str) -> Decimal:
+        return cents(mapping.money((await self.api.get("crm", f"customers/{customer_id}")).get("balance")))
 
     # ----- jobs -----
     async def create_job(self, request: BookingRequest) -> Booking:
@@ -99,22 +82,18 @@ class ServiceTitanBackend(VendorBackend):
     async def roster(self) -> list[Technician]:
         return list((await self.settings.catalog()).technicians.values())
 
-    async def find_slots(self, skill: str, date_from: date, date_to: date, duration: timedelta) -> list[Slot]:
-        techs = [t.technician_id for t in await self.list_technicians(skill, False)]
-        zone = self.business.zone
-        start = datetime.combine(date_from, datetime.min.time(), zone)
-        end = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), zone)
+    async def busy(self, technicians: list[str], start: datetime, end: datetime) -> dict[str, list[tuple[datetime, datetime]]]:
         appointments = [a for a in await self.api.all("jpm", "appointments", {
-            "startsOnOrAfter": mapping.stamp(start - timedelta(days=1)), "startsBefore": mapping.stamp(end)})
+            "startsOnOrAfter": mapping.stamp(start), "startsBefore": mapping.stamp(end)})
             if a["status"] not in mapping.CLOSED_VISITS]
         assignments = await self.jobs.assignments([int(a["id"]) for a in appointments]) if appointments else []
         by_id = {a["id"]: a for a in appointments}
-        spans: dict[str, list[tuple[datetime, datetime]]] = {t: [] for t in techs}
+        spans: dict[str, list[tuple[datetime, datetime]]] = {t: [] for t in technicians}
         for s in assignments:
             a = by_id.get(s["appointmentId"])
             if a and str(s["technicianId"]) in spans and (b := mapping.when(a["start"])) and (e := mapping.when(a["end"])):
                 spans[str(s["technicianId"])].append((b, e))
-        return free_slots(self.business, date_from, date_to, duration, techs, spans, self.clock())
+        return spans
 
     async def check(self) -> dict[str, Any]:
         """What the connector resolved from ServiceTitan, for `fsm-mcp check`; writes nothing. Raises
