@@ -1,4 +1,4 @@
-"""The fake ServiceTitan wired to a real server: what the connector tests share."""
+"""A fake vendor wired to a real server: what the connector tests share."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import httpx2 as httpx
 import pytest
 from mcp import Client
 
+from fsm_mcp.connectors.fieldpulse.backend import FieldPulseBackend
 from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
 from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 from fsm_mcp.server import build_server
@@ -25,20 +26,25 @@ NEW_CALLER = {"name": "Ann Lee", "phone": "(217) 555-0199", "email": "ann@exampl
 
 @dataclass
 class Rig:
-    fake: FakeServiceTitan
+    """A fake vendor and the settings of a server over it (ServiceTitan or FieldPulse, as `settings` says)."""
+
+    fake: Any
     settings: Settings
     transport: httpx.ASGITransport
     tech: str
 
-    def backend(self, db: Database) -> ServiceTitanBackend:
+    def backend(self, db: Database) -> Any:
+        business = self.settings.business
+        if self.settings.fieldpulse is not None:
+            return FieldPulseBackend.open(db, business, self.settings.fieldpulse, self.transport)
         assert self.settings.servicetitan is not None
-        return ServiceTitanBackend.open(db, self.settings.business, self.settings.servicetitan, self.transport)
+        return ServiceTitanBackend.open(db, business, self.settings.servicetitan, self.transport)
 
     async def sync(self) -> dict[str, int]:
         db = Database(self.settings.db_path)
         backend = self.backend(db)
         try:
-            return (await backend.sync.run()).stored
+            return (await backend.sync.run()).stored  # type: ignore[no-any-return]
         finally:
             await backend.aclose()
             db.close()

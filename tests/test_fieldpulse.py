@@ -21,14 +21,13 @@ from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
 from tests.fakes.fieldpulse import FakeFieldPulse, connector_settings
-from tests.fp_rig import FpRig
-from tests.st_rig import BUSINESS, NEW_CALLER, WINDOW, call
+from tests.st_rig import BUSINESS, NEW_CALLER, WINDOW, Rig, call
 
 pytestmark = pytest.mark.anyio
 ADDRESS = "5 Elm St, Springfield, IL 62704"
 
 
-async def test_a_returning_caller_is_recognised_from_the_synced_directory(fp: FpRig) -> None:
+async def test_a_returning_caller_is_recognised_from_the_synced_directory(fp: Rig) -> None:
     async with fp.client() as client:
         found = await call(client, "lookup_customer", phone="217.555.0143", name="Bill Carter")
     assert found["matches"][0]["name"] == "William Carter"
@@ -36,7 +35,7 @@ async def test_a_returning_caller_is_recognised_from_the_synced_directory(fp: Fp
     assert found["customer"]["open_balance"] == "0.00"
 
 
-async def test_a_new_callers_whole_job_runs_through_fieldpulse(fp: FpRig) -> None:
+async def test_a_new_callers_whole_job_runs_through_fieldpulse(fp: Rig) -> None:
     async with fp.client() as client:
         slots = await call(client, "find_available_slots", job_type="Furnace repair", date_from="2026-11-23",
                            date_to="2026-11-23")
@@ -72,7 +71,7 @@ async def test_a_new_callers_whole_job_runs_through_fieldpulse(fp: FpRig) -> Non
         assert card["recent_jobs"][0]["job_id"] == job_id and card["open_balance"] == "96.66"
 
 
-async def test_a_retried_booking_books_once_and_a_second_call_finds_the_first(fp: FpRig) -> None:
+async def test_a_retried_booking_books_once_and_a_second_call_finds_the_first(fp: Rig) -> None:
     async with fp.client() as client:
         args = {"job_type": "Furnace repair", "summary": "No heat", "customer": NEW_CALLER, "address": ADDRESS, **WINDOW}
         first = await call(client, "create_job", idempotency_key="k1", **args)
@@ -83,7 +82,7 @@ async def test_a_retried_booking_books_once_and_a_second_call_finds_the_first(fp
     assert len(fp.fake.jobs) == 1 and len(fp.fake.customers) == 2  # the caller was created once
 
 
-async def test_answers_lost_after_the_writes_are_read_back_instead_of_repeated(fp: FpRig) -> None:
+async def test_answers_lost_after_the_writes_are_read_back_instead_of_repeated(fp: Rig) -> None:
     fp.fake.chaos.p_lost = 1.0  # every write is done, then its answer lost
     async with fp.client() as client:
         booked = await call(client, "create_job", job_type="Furnace repair", summary="No heat", idempotency_key="k1",
@@ -97,7 +96,7 @@ async def test_answers_lost_after_the_writes_are_read_back_instead_of_repeated(f
     assert [c["text"] for c in fp.fake.comments.values()] == ["[fsm-mcp] arrived", "[fsm-mcp] working", "[fsm-mcp] completed"]
 
 
-async def test_a_call_cut_off_after_the_vendor_booked_finds_that_job(fp: FpRig) -> None:
+async def test_a_call_cut_off_after_the_vendor_booked_finds_that_job(fp: Rig) -> None:
     db = Database(fp.settings.db_path)
     backend = fp.backend(db)
     carter = caller_profile(name="William Carter", phone="2175550143", email=None, address=None, region="US")
@@ -117,7 +116,7 @@ async def test_a_call_cut_off_after_the_vendor_booked_finds_that_job(fp: FpRig) 
     assert again.job.job_id == first.job.job_id and len(fp.fake.jobs) == 1
 
 
-async def test_fieldpulse_refusals_and_gaps_come_back_as_plain_tool_errors(fp: FpRig) -> None:
+async def test_fieldpulse_refusals_and_gaps_come_back_as_plain_tool_errors(fp: Rig) -> None:
     async with fp.client() as client:
         merge = await client.call_tool("merge_customers", {"keep_id": "1", "merge_ids": ["2"], "confirm": True,
                                                            "idempotency_key": "m"})
@@ -131,7 +130,7 @@ async def test_fieldpulse_refusals_and_gaps_come_back_as_plain_tool_errors(fp: F
     assert fp.fake.jobs[int(booked["job_id"])]["status"] == 1
 
 
-async def test_a_spent_monthly_quota_is_told_with_when_it_resets_not_retried(fp: FpRig) -> None:
+async def test_a_spent_monthly_quota_is_told_with_when_it_resets_not_retried(fp: Rig) -> None:
     fp.fake.quota = 0
     async with fp.client() as client:
         with anyio.fail_after(5):  # not 12 s of retries: the quota resets next month
@@ -140,7 +139,7 @@ async def test_a_spent_monthly_quota_is_told_with_when_it_resets_not_retried(fp:
     assert refused.is_error and "monthly request quota" in text and "days" in text and "x-api-key" not in text
 
 
-async def test_the_directory_follows_changes_at_fieldpulse(fp: FpRig) -> None:
+async def test_the_directory_follows_changes_at_fieldpulse(fp: Rig) -> None:
     carter = next(c for c in fp.fake.customers.values() if c["display_name"] == "William Carter")
     carter.update(phone="217-555-0177", updated_at="2100-01-01 00:00:00")  # changed at the vendor
     fp.fake.add_customer("Maria Gomez", "8 Pine Rd", "Springfield", "62702", phones=("217 555 0166",))
@@ -193,7 +192,7 @@ def test_missing_fieldpulse_settings_are_named_as_the_user_sets_them() -> None:
     assert "FSM_MCP_FIELDPULSE_API_KEY (or api_key in the [fieldpulse] table) is missing" in str(caught.value)
 
 
-async def test_tool_descriptions_tell_what_works_differently_over_fieldpulse(fp: FpRig) -> None:
+async def test_tool_descriptions_tell_what_works_differently_over_fieldpulse(fp: Rig) -> None:
     async with fp.client() as client:
         listed = {t.name: t for t in (await client.list_tools()).tools}
     assert "recorded as a job comment" in (listed["update_job_status"].description or "")

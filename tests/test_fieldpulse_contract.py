@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.fieldpulse import FakeFieldPulse
-from tests.fp_rig import FpRig
-from tests.st_rig import NEW_CALLER, WINDOW, call
+from tests.st_rig import NEW_CALLER, WINDOW, Rig, call
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "fieldpulse" / "fieldpulse-openapi.json"
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(not SPEC.is_file(), reason=f"FieldPulse's published spec is not at {SPEC}")]
@@ -56,7 +55,7 @@ def test_the_fake_serves_only_operations_from_the_published_spec() -> None:
             spec.find(method, re.sub(r"\{[^}]+\}", "1", getattr(route, "path", "")))
 
 
-async def test_every_request_of_a_whole_job_follows_the_published_spec(fp: FpRig) -> None:
+async def test_every_request_of_a_whole_job_follows_the_published_spec(fp: Rig) -> None:
     fp.fake.door.log.clear()
     await fp.sync()
     async with fp.client() as client:

@@ -108,7 +108,7 @@ class Jobs:
 
         async def done() -> Json | None:
             now = await self.raw(str(job_id))
-            return now if all(_same(now.get(k), v) for k, v in changes.items()) else None
+            return now if all(_same(k, now.get(k), v) for k, v in changes.items()) else None
 
         body = {"customer_id": raw["customer_id"], "job_type": raw.get("job_type"), **changes}
         await self.api.write("PUT", f"/jobs/{job_id}", body, check=done, what=what)
@@ -156,11 +156,13 @@ class Jobs:
                              check=there, what="the job comment")
 
 
-def _same(have: Any, want: Any) -> bool:
-    if isinstance(want, list):
+def _same(field: str, have: Any, want: Any) -> bool:
+    """Whether the job read back holds the value sent: times as moments (FieldPulse answers in its own
+    format), assignments as a set."""
+    if field in ("start_time", "end_time"):
+        return mapping.when(have) == mapping.when(want)
+    if field == "assignments":
         return sorted(map(str, have or [])) == sorted(map(str, want))
-    if isinstance(want, str) and (a := mapping.when(have) if have else None) and "T" in want:
-        return a == mapping.when(want)
     return str(have) == str(want)
 
 
