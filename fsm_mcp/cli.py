@@ -1,5 +1,5 @@
-"""The `fsm-mcp` command: serve, demo, import, duplicates, reindex, identity train, sync, check, tools-doc. Logs
-and progress go to stderr."""
+"""The `fsm-mcp` command: serve, keys, demo, import, duplicates, reindex, identity train, sync, check, tools-doc.
+Logs and progress go to stderr."""
 
 from __future__ import annotations
 
@@ -21,9 +21,15 @@ db_option = click.option(
 )
 
 
-def _settings(db: Path | None) -> Settings:
+business_option = click.option(
+    "--business", "business", envvar="FSM_MCP_TENANT", metavar="ID",
+    help="The business to work on (default: the only one configured).",
+)
+
+
+def _settings(db: Path | None, business: str | None = None) -> Settings:
     try:
-        settings = Settings.load(db=db)
+        settings = Settings.load(db=db, business=business)
     except (ValueError, OSError) as exc:
         raise click.UsageError(f"configuration: {exc}") from None
     logging.getLogger().setLevel(settings.log_level)  # FSM_MCP_LOG_LEVEL, or log_level in the file
@@ -52,21 +58,146 @@ def _loopback(host: str) -> bool:
 @click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--read-only", is_flag=True, help="Expose only the tools that read; no caller may write.")
+@click.option("--no-auth", is_flag=True, help="HTTP without authentication, for development on this machine only.")
+@click.option("--stateless", is_flag=True, default=None,
+              help="HTTP without sessions (several processes behind one load balancer).")
+@click.option("--business", "business", metavar="ID",
+              help="Serve only this business (default: every configured one over HTTP; over stdio, the default one).")
 @db_option
-def serve(transport: str, host: str, port: int, db: Path | None) -> None:
-    """Run the MCP server (stdio for desktop clients, http for streamable HTTP at /mcp)."""
+def serve(transport: str, host: str, port: int, read_only: bool, no_auth: bool, stateless: bool | None,
+          business: str | None, db: Path | None) -> None:
+    """Run the MCP server: stdio for desktop clients (trusted as the local user), or streamable HTTP at /mcp,
+    where every request needs an API key (`fsm-mcp keys create`) or an OAuth token."""
+    from fsm_mcp.access.callers import LOCAL, NOBODY, Caller
     from fsm_mcp.server import build_server
 
-    if transport == "http" and not _loopback(host):
-        raise click.UsageError(
-            f"--host {host}: the HTTP server has no authentication yet, so it serves only this machine "
-            "(127.0.0.1, ::1 or localhost). Reach it from elsewhere through an authenticating proxy on this machine."
-        )
-    server = build_server(_settings(db))
     if transport == "stdio":
-        server.run("stdio")
-    else:
-        server.run("streamable-http", host=host, port=port)
+        settings = _settings(db, business)
+        build_server(settings, read_only=read_only).run("stdio")
+        return
+    every = _businesses(db, business)
+    access = next(iter(every.values())).access
+    if stateless is not None:
+        access.stateless = stateless
+    if not _loopback(host):
+        if no_auth:
+            raise click.UsageError(f"--host {host} with --no-auth would take anonymous calls from the network; "
+                                   "serve 127.0.0.1 without authentication, or drop --no-auth")
+        if not access.allowed_hosts:
+            raise click.UsageError(f"--host {host}: name the host names clients use in FSM_MCP_SERVE_ALLOWED_HOSTS (or "
+                                   "allowed_hosts in the [serve] table); requests with any other Host header are refused")
+    caller = Caller("anonymous", None, LOCAL.scopes) if no_auth else NOBODY
+    server = build_server(every, caller=caller, read_only=read_only)
+    _serve_http(server, every, host, port, authenticate=not no_auth)
+
+
+def _businesses(db: Path | None, business: str | None) -> dict[str, Settings]:
+    from fsm_mcp.settings import load_businesses
+
+    if business:
+        return {business: _settings(db, business)}
+    try:
+        every = load_businesses(db=db)
+    except (ValueError, OSError) as exc:
+        raise click.UsageError(f"configuration: {exc}") from None
+    logging.getLogger().setLevel(next(iter(every.values())).log_level)
+    return every
+
+
+def _serve_http(server: Any, every: dict[str, Settings], host: str, port: int, authenticate: bool) -> None:
+    import uvicorn
+
+    from fsm_mcp.access import keys
+    from fsm_mcp.access.http import http_app
+    from fsm_mcp.access.tokens import Verifier
+    from fsm_mcp.store.db import Database
+
+    first = next(iter(every.values()))
+    database = Database(first.db_path)  # the API keys: looked up on every request, so a revoked one fails at once
+    try:
+        verifier = Verifier(database, every.keys(), first.access) if authenticate else None
+        if authenticate and not first.access.oauth and not any(k.revoked_at is None for k in keys.listing(database)):
+            logging.getLogger("fsm_mcp").warning(
+                "no API key exists yet, so every request will be refused: create one with "
+                "`fsm-mcp keys create NAME --scope customers:read ...`")
+        app = http_app(server, first.access, verifier)
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
+                                      log_level=first.log_level.lower())).run()
+    finally:
+        database.close()
+
+
+@main.group()
+def keys() -> None:
+    """API keys for the HTTP server: each has a name, a business and scopes, and is stored hashed."""
+
+
+@keys.command(name="create")
+@click.argument("name")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              help="What the key may do; repeat for several: customers:read, pii:read, jobs:write, dispatch:write, "
+              "billing:write, customers:merge.")
+@business_option
+@db_option
+def keys_create(name: str, scopes: tuple[str, ...], business: str | None, db: Path | None) -> None:
+    """Make a key and print it once on stdout (it is stored only hashed; nothing else is printed there)."""
+    import re
+
+    from fsm_mcp.access import keys as api_keys
+    from fsm_mcp.store.db import Database
+
+    if not re.match(api_keys.NAME, name):
+        raise click.UsageError(f"NAME {name!r}: letters, digits, '.', '_' and '-', at most 64")
+    settings = _settings(db, business)
+    database = Database(settings.db_path)
+    try:
+        key = api_keys.create(database, name, settings.business.tenant_id, list(scopes))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    finally:
+        database.close()
+    click.echo(f"key {name!r} for business {settings.business.tenant_id!r} with {', '.join(sorted(scopes))}; "
+               "it is shown only this once", err=True)
+    click.echo(key)
+
+
+@keys.command(name="list")
+@db_option
+def keys_list(db: Path | None) -> None:
+    """Every key's name, business, scopes and dates (never the key)."""
+    from fsm_mcp.access import keys as api_keys
+    from fsm_mcp.store.db import Database
+
+    database = Database(_settings_any(db))
+    try:
+        for k in api_keys.listing(database):
+            state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
+            click.echo(f"{k.name}\t{k.business}\t{' '.join(k.scopes)}\tcreated {k.created_at}\t{state}")
+    finally:
+        database.close()
+
+
+@keys.command(name="revoke")
+@click.argument("name")
+@db_option
+def keys_revoke(name: str, db: Path | None) -> None:
+    """Stop a key at once, in every running server that shares this store."""
+    from fsm_mcp.access import keys as api_keys
+    from fsm_mcp.store.db import Database
+
+    database = Database(_settings_any(db))
+    try:
+        if not api_keys.revoke(database, name):
+            raise click.ClickException(f"no active key named {name!r}; `fsm-mcp keys list` shows them")
+    finally:
+        database.close()
+    click.echo(f"revoked {name!r}", err=True)
+
+
+def _settings_any(db: Path | None) -> Path:
+    """The store, for commands that span every business."""
+    return next(iter(_businesses(db, None).values())).db_path
 
 
 @main.command()
@@ -83,11 +214,11 @@ def import_() -> None:
     """Import customers or technicians from CSV."""
 
 
-def _run_import(kind: str, file: Path, db: Path | None) -> None:
+def _run_import(kind: str, file: Path, db: Path | None, business: str | None) -> None:
     from fsm_mcp.importer import BadFile, count_rows, import_customers, import_technicians
     from fsm_mcp.store.db import Database
 
-    settings = _settings(db)
+    settings = _settings(db, business)
     database = Database(settings.db_path)
     run = import_customers if kind == "customers" else import_technicians
     try:
@@ -113,18 +244,20 @@ def _run_import(kind: str, file: Path, db: Path | None) -> None:
 
 @import_.command(name="customers")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@business_option
 @db_option
-def import_customers_cmd(file: Path, db: Path | None) -> None:
+def import_customers_cmd(file: Path, business: str | None, db: Path | None) -> None:
     """Columns: external_id,name,phone,email,street,unit,city,state,postal_code,notes (only name required)."""
-    _run_import("customers", file, db)
+    _run_import("customers", file, db, business)
 
 
 @import_.command(name="technicians")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@business_option
 @db_option
-def import_technicians_cmd(file: Path, db: Path | None) -> None:
+def import_technicians_cmd(file: Path, business: str | None, db: Path | None) -> None:
     """Columns: external_id,name,phone,skills (skills separated by ';'; only name required)."""
-    _run_import("technicians", file, db)
+    _run_import("technicians", file, db, business)
 
 
 class _LazyBar:
@@ -151,13 +284,14 @@ class _LazyBar:
 @click.option("--json", "as_json", is_flag=True, help="Print {\"groups\": [...]} as JSON on stdout.")
 @click.option("--min-confidence", type=click.Choice(["exact", "likely", "possible"]), default="likely", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="How many groups at most.")
+@business_option
 @db_option
-def duplicates(as_json: bool, min_confidence: str, limit: int, db: Path | None) -> None:
+def duplicates(as_json: bool, min_confidence: str, limit: int, business: str | None, db: Path | None) -> None:
     """List groups of customer records that are the same customer, surest first."""
     from fsm_mcp.directory.duplicates import find
     from fsm_mcp.store.db import Database
 
-    settings = _settings(db)
+    settings = _settings(db, business)
     database = Database(settings.db_path)
     with _LazyBar("comparing candidate pairs") as bar:
         try:
@@ -183,13 +317,14 @@ def duplicates(as_json: bool, min_confidence: str, limit: int, db: Path | None) 
 
 
 @main.command()
+@business_option
 @db_option
-def reindex(db: Path | None) -> None:
+def reindex(business: str | None, db: Path | None) -> None:
     """Rebuild the customer matching index from the stored records (after an upgrade changes its rules)."""
     from fsm_mcp.importer import reindex_customers
     from fsm_mcp.store.db import Database
 
-    settings = _settings(db)
+    settings = _settings(db, business)
     database = Database(settings.db_path)
     with _LazyBar("indexing customers") as bar:
         try:
@@ -199,8 +334,8 @@ def reindex(db: Path | None) -> None:
     click.echo(f"indexed {count} customers ({settings.db_path})", err=True)
 
 
-def _vendor(db: Path | None) -> Settings:
-    settings = _settings(db)
+def _vendor(db: Path | None, business: str | None) -> Settings:
+    settings = _settings(db, business)
     if settings.backend == "local":
         raise click.UsageError("the local backend has nothing to check or sync; set FSM_MCP_BACKEND=servicetitan or fieldpulse "
                                "(or backend in the configuration file) and its settings")
@@ -208,15 +343,16 @@ def _vendor(db: Path | None) -> Settings:
 
 
 @main.command()
+@business_option
 @db_option
-def sync(db: Path | None) -> None:
+def sync(business: str | None, db: Path | None) -> None:
     """Bring the customer directory up to date from the vendor (the server also does it in the background).
     A first sync interrupted part-way resumes where it stopped."""
     from fsm_mcp.connectors import open_backend
     from fsm_mcp.errors import FsmError
     from fsm_mcp.store.db import Database
 
-    settings = _vendor(db)
+    settings = _vendor(db, business)
     bars: dict[str, Any] = {}  # one bar for every list of a first sync: several are read at once
     done_of: dict[str, int] = {}
     total_of: dict[str, int] = {}
@@ -250,8 +386,9 @@ def sync(db: Path | None) -> None:
 
 
 @main.command()
+@business_option
 @db_option
-def check(db: Path | None) -> None:
+def check(business: str | None, db: Path | None) -> None:
     """Verify the vendor credentials and settings and print what the connector resolved (tenant, business
     units, job types with their skills, technicians, campaign) as JSON. Writes nothing; exits 1 with the reason
     when something is wrong."""
@@ -259,7 +396,7 @@ def check(db: Path | None) -> None:
     from fsm_mcp.errors import FsmError
     from fsm_mcp.store.db import Database
 
-    settings = _vendor(db)
+    settings = _vendor(db, business)
 
     async def run() -> Any:
         database = Database(settings.db_path)
@@ -282,13 +419,14 @@ def identity() -> None:
 
 
 @identity.command()
+@business_option
 @db_option
-def train(db: Path | None) -> None:
+def train(business: str | None, db: Path | None) -> None:
     """Re-estimate how often unrelated customers agree by chance, from this base (imports do it too)."""
     from fsm_mcp.directory import identity_model
     from fsm_mcp.store.db import Database
 
-    settings = _settings(db)
+    settings = _settings(db, business)
     database = Database(settings.db_path)
     try:
         model = database.write(identity_model.train, settings.business.tenant_id)

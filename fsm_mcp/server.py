@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx2 as httpx
@@ -14,9 +14,12 @@ from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from fsm_mcp import __version__, tools
-from fsm_mcp.app import App
+from fsm_mcp.access.callers import LOCAL, Caller
+from fsm_mcp.access.gate import Gate
+from fsm_mcp.access.limits import CallerLimits
+from fsm_mcp.app import App, Served
 from fsm_mcp.connectors import open_backend
-from fsm_mcp.settings import Settings
+from fsm_mcp.settings import Settings, load_businesses
 from fsm_mcp.store.db import Database
 from fsm_mcp.store.idempotency import IdempotentWriter
 from fsm_mcp.tools._kit import plain_words
@@ -46,20 +49,36 @@ class FsmServer(MCPServer):
             raise ToolError(f"Error executing tool {name}: {plain_words(cause)}") from cause
 
 
-def build_server(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> MCPServer:
-    """`transport` reaches the vendor (tests hand in one to a fake); by default, the network."""
-    settings = settings or Settings.load()
+def build_server(
+    settings: Settings | Mapping[str, Settings] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    caller: Caller = LOCAL,
+    read_only: bool = False,
+) -> MCPServer:
+    """A server for one business's `settings`, or for several by business id (by default, every configured one).
+    `caller` is who a message without credentials is: over stdio and in process, the local user (trusted with every
+    scope); over authenticated HTTP, NOBODY. `read_only`: no caller may do more than read. `transport` reaches the vendors (tests hand in one to
+    a fake); by default, the network."""
+    if settings is None:
+        settings = load_businesses()
+    every = {settings.business.tenant_id: settings} if isinstance(settings, Settings) else dict(settings)
+    first = next(iter(every.values()))
+    if any(s.db_path != first.db_path for s in every.values()):
+        raise ValueError("every business of one server keeps its records in the same store (db)")
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer) -> AsyncIterator[App]:
-        db = Database(settings.db_path)
-        log.info("fsm-mcp serving business %r (%s backend) from %s", settings.business.tenant_id, settings.backend,
-                 settings.db_path)
+    async def lifespan(_: MCPServer) -> AsyncIterator[Served]:
+        db = Database(first.db_path)
         try:
-            async with open_backend(settings, db, transport) as backend:
-                # The local store's writes join the idempotency transaction; a vendor's cannot.
-                yield App(settings=settings, db=db, backend=backend,
-                          writer=IdempotentWriter(db, holds=settings.backend == "local"))
+            async with AsyncExitStack() as stack:
+                apps = {}
+                for ident, one in every.items():
+                    log.info("fsm-mcp serving business %r (%s backend) from %s", ident, one.backend, one.db_path)
+                    backend = await stack.enter_async_context(open_backend(one, db, transport))
+                    # The local store's writes join the idempotency transaction; a vendor's cannot.
+                    apps[ident] = App(settings=one, db=db, backend=backend,
+                                      writer=IdempotentWriter(db, holds=one.backend == "local"))
+                yield Served(db=db, businesses=apps, default=next(iter(apps)))
         finally:
             db.close()
 
@@ -69,7 +88,9 @@ def build_server(settings: Settings | None = None, transport: httpx.AsyncBaseTra
         instructions=INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
-        log_level=settings.log_level,  # type: ignore[arg-type]
+        log_level=first.log_level,  # type: ignore[arg-type]
     )
-    tools.register(mcp, settings.backend)
+    tools.register(mcp, sorted({s.backend for s in every.values()}))
+    limits = CallerLimits(first.access.calls_per_minute, first.access.writes_per_minute)
+    mcp.middleware.append(Gate(mcp, caller, limits, every.keys(), read_only))
     return mcp

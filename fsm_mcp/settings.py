@@ -2,11 +2,17 @@
 
 The environment wins over the file, so a deployment can override one value without
 editing the file. Secrets never come from tool arguments.
+
+One process may serve several businesses: a `[businesses.<id>]` table each, holding what
+`[business]` holds plus its `backend` and that backend's table. Their settings from the
+environment are `FSM_MCP_<ID>_<NAME>` (e.g. `FSM_MCP_ACME_SERVICETITAN_CLIENT_SECRET`). Without
+such tables there is one business, configured as before.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import time
 from pathlib import Path
@@ -17,6 +23,7 @@ import phonenumbers
 import platformdirs
 from pydantic import BaseModel, Field, field_validator
 
+from fsm_mcp.access.config import AccessSettings
 from fsm_mcp.connectors.fieldpulse import config as fieldpulse_config
 from fsm_mcp.connectors.servicetitan import config as servicetitan_config
 from fsm_mcp.identity.text import fold
@@ -83,36 +90,89 @@ Backend = Literal["local", "servicetitan", "fieldpulse"]
 VENDORS = {"servicetitan": servicetitan_config.load, "fieldpulse": fieldpulse_config.load}
 
 
+GLOBAL_ENV = frozenset({"FSM_MCP_CONFIG", "FSM_MCP_DB", "FSM_MCP_LOG_LEVEL", "FSM_MCP_TENANT"})
+BUSINESS_KEYS = ("name", "timezone", "country", "working_hours", "job_types")
+BUSINESS_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
 class Settings(BaseModel):
+    """One business's settings, and the server-wide ones (the store, logging, access)."""
+
     db_path: Path = Field(default_factory=default_db_path)
     business: Business = Field(default_factory=Business)
     log_level: str = "INFO"
     backend: Backend = "local"
     servicetitan: servicetitan_config.ServiceTitanSettings | None = None
     fieldpulse: fieldpulse_config.FieldPulseSettings | None = None
+    access: AccessSettings = Field(default_factory=AccessSettings)
 
     @classmethod
-    def load(cls, db: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
+    def load(cls, db: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
+             business: str | None = None) -> Settings:
+        """One business's settings: `business`, else FSM_MCP_TENANT, else the only one configured."""
         env = dict(os.environ) if env is None else env
-        data: dict[str, Any] = {}
-        if config := env.get("FSM_MCP_CONFIG"):
-            with open(config, "rb") as fh:
-                data = tomllib.load(fh)
+        every = load_businesses(db, env)
+        wanted = business or env.get("FSM_MCP_TENANT")
+        if wanted is None:
+            if len(every) > 1:
+                raise ValueError(f"several businesses are configured ({', '.join(every)}); name one with --business "
+                                 "(or FSM_MCP_TENANT)")
+            return next(iter(every.values()))
+        if wanted not in every:
+            raise ValueError(f"no business {wanted!r} is configured; the configured ones are {', '.join(every)}")
+        return every[wanted]
+
+
+def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> dict[str, Settings]:
+    """Every configured business's settings, by business id (the first is the default)."""
+    env = dict(os.environ) if env is None else env
+    data: dict[str, Any] = {}
+    if config := env.get("FSM_MCP_CONFIG"):
+        with open(config, "rb") as fh:
+            data = tomllib.load(fh)
+    shared: dict[str, Any] = {"access": AccessSettings.load(data.get("serve", {}), env)}
+    if path := db or env.get("FSM_MCP_DB") or data.get("db"):
+        shared["db_path"] = Path(path).expanduser()
+    if level := env.get("FSM_MCP_LOG_LEVEL") or data.get("log_level"):
+        shared["log_level"] = str(level).upper()
+    tables = data.get("businesses")
+    if not tables:
         business: dict[str, Any] = dict(data.get("business", {}))
         for key in ("tenant_id", "name", "timezone", "country"):
             if value := env.get(f"FSM_MCP_{key.upper()}"):
                 business[key] = value
         if tenant := env.get("FSM_MCP_TENANT"):
             business["tenant_id"] = tenant
-        settings: dict[str, Any] = {"business": business}
-        if path := db or env.get("FSM_MCP_DB") or data.get("db"):
-            settings["db_path"] = Path(path).expanduser()
-        if level := env.get("FSM_MCP_LOG_LEVEL") or data.get("log_level"):
-            settings["log_level"] = str(level).upper()
-        backend = env.get("FSM_MCP_BACKEND") or data.get("backend") or "local"
-        if backend not in ("local", *VENDORS):
-            raise ValueError(f"FSM_MCP_BACKEND (or backend in the file) is {backend!r}; use local, {', '.join(VENDORS)}")
-        settings["backend"] = backend
-        if backend in VENDORS:  # read only when chosen: a local business needs none of these
-            settings[backend] = VENDORS[backend](data.get(backend, {}), env)
-        return cls.model_validate(settings)
+        one = _business(shared, business, data, env)
+        return {one.business.tenant_id: one}
+    if "business" in data:
+        raise ValueError("the file has both [business] and [businesses.<id>] tables; move [business] under "
+                         "[businesses.<id>]")
+    out = {}
+    for ident, table in tables.items():
+        if not isinstance(table, dict) or not re.match(BUSINESS_ID, ident):
+            raise ValueError(f"[businesses.{ident}]: a business id is lower-case letters, digits, '-' and '_'")
+        prefix = f"FSM_MCP_{re.sub(r'[^A-Z0-9]', '_', ident.upper())}_"
+        own = {k: v for k, v in env.items() if k in GLOBAL_ENV or not k.startswith("FSM_MCP_")}
+        own |= {"FSM_MCP_" + k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}
+        business = {k: v for k, v in table.items() if k in BUSINESS_KEYS}
+        for key in ("name", "timezone", "country"):
+            if value := own.get(f"FSM_MCP_{key.upper()}"):
+                business[key] = value
+        business["tenant_id"] = ident
+        try:
+            out[ident] = _business(shared, business, table, own)
+        except ValueError as exc:
+            raise ValueError(f"[businesses.{ident}]: {exc}") from None
+    return out
+
+
+def _business(shared: dict[str, Any], business: dict[str, Any], data: dict[str, Any], env: dict[str, str]) -> Settings:
+    settings: dict[str, Any] = {**shared, "business": business}
+    backend = env.get("FSM_MCP_BACKEND") or data.get("backend") or "local"
+    if backend not in ("local", *VENDORS):
+        raise ValueError(f"FSM_MCP_BACKEND (or backend in the file) is {backend!r}; use local, {', '.join(VENDORS)}")
+    settings["backend"] = backend
+    if backend in VENDORS:  # read only when chosen: a local business needs none of these
+        settings[backend] = VENDORS[backend](data.get(backend, {}), env)
+    return Settings.model_validate(settings)

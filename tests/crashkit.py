@@ -48,7 +48,9 @@ class Wire:
 
     @classmethod
     async def start(cls, db: Path) -> Wire:
-        env = {**os.environ, "FSM_MCP_LOG_LEVEL": "WARNING", "FSM_MCP_TIMEZONE": "America/Chicago"}
+        env = {**os.environ, "FSM_MCP_LOG_LEVEL": "WARNING",
+               # a stream of writes as fast as the server takes them: past any agent's rate limit on purpose
+               "FSM_MCP_SERVE_CALLS_PER_MINUTE": "1000000", "FSM_MCP_SERVE_WRITES_PER_MINUTE": "1000000", "FSM_MCP_TIMEZONE": "America/Chicago"}
         with db.with_suffix(".log").open("ab") as log:  # the server's stderr, kept beside the base for a post-mortem
             process = await anyio.open_process([sys.executable, "-m", "fsm_mcp", "serve", "--db", str(db)],
                                                env=env, stderr=log)

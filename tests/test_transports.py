@@ -4,7 +4,6 @@ and the MCP Inspector's CLI."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from fsm_mcp.access.callers import SCOPES
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
 from tests.conftest import MONDAY_9, NEW_CALLER, call
+from tests.http_rig import client, new_key, serving
 
 ENV = {**os.environ, "FSM_MCP_TIMEZONE": "America/Chicago", "FSM_MCP_LOG_LEVEL": "WARNING"}
 
@@ -51,44 +51,22 @@ async def test_the_lifecycle_over_stdio(tmp_path: Path) -> None:
             assert (await lifecycle(client))["status"] == "canceled"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fsm_mcp", "serve", "--transport", "http", "--port", str(port), "--db", str(tmp_path / "h.db")],
-        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}/mcp"
-    try:
-        for _ in range(200):
-            try:
-                httpx2.get(f"http://127.0.0.1:{port}/", timeout=0.5)
-                break
-            except httpx2.TransportError:
-                if proc.poll() is not None:
-                    raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited") from None
-                import time
-
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def http_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    db = tmp_path / "h.db"
+    key = new_key(db, "tests", *SCOPES)
+    with serving(db) as base:
+        yield base, key
 
 
 @pytest.mark.anyio
-async def test_the_lifecycle_over_streamable_http(http_server: str) -> None:
+async def test_the_lifecycle_over_streamable_http(http_server: tuple[str, str]) -> None:
+    base, key = http_server
     with anyio.fail_after(60):
-        async with Client(http_server) as client:
-            assert (await lifecycle(client))["status"] == "canceled"
-        async with Client(http_server) as client:  # a second session shares the same store
-            found = await call(client, "lookup_customer", phone="(312) 555-0188")
+        async with client(base, key) as session:
+            assert (await lifecycle(session))["status"] == "canceled"
+        async with client(base, key) as session:  # a second session shares the same store
+            found = await call(session, "lookup_customer", phone="(312) 555-0188")
             assert found["matches"][0]["name"] == "Maria Garcia"
 
 

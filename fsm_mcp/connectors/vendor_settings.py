@@ -15,7 +15,7 @@ class SettingsError(ValueError):
     """A setting is missing or wrong; the message names it as the user would set it."""
 
 
-def load(model: type[S], vendor: str, table_name: str, table: dict[str, Any], env: dict[str, str]) -> S:
+def load(model: type[S], label: str, table_name: str, table: dict[str, Any], env: dict[str, str]) -> S:
     prefix = f"FSM_MCP_{table_name.upper()}_"
     values = dict(table)
     for name in model.model_fields:
@@ -26,7 +26,10 @@ def load(model: type[S], vendor: str, table_name: str, table: dict[str, Any], en
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
+            if not error["loc"]:  # a rule across settings; its message names them
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
             name = str(error["loc"][0])
             what = "is missing" if error["type"] == "missing" else f"is wrong: {error['msg']}"
             problems.append(f"{prefix}{name.upper()} (or {name} in the [{table_name}] table) {what}")
-        raise SettingsError(f"{vendor} backend: " + "; ".join(problems)) from None
+        raise SettingsError(f"{label}: " + "; ".join(problems)) from None

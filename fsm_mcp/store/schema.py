@@ -94,4 +94,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (tenant_id, resource)
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE api_keys (
+        name TEXT NOT NULL PRIMARY KEY, tenant_id TEXT NOT NULL, scopes TEXT NOT NULL, digest TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL, revoked_at TEXT
+    ) WITHOUT ROWID;
+    CREATE TABLE confirmations (
+        tenant_id TEXT NOT NULL, digest TEXT NOT NULL, tool TEXT NOT NULL, args_hash TEXT NOT NULL,
+        actor TEXT NOT NULL, expires_at TEXT NOT NULL, used_at TEXT,
+        PRIMARY KEY (tenant_id, digest)
+    ) WITHOUT ROWID;
+    """,
 ]

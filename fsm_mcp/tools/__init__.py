@@ -28,12 +28,14 @@ VENDOR_NOTES = {
 }
 
 
-def register(mcp: MCPServer, backend: str = "local") -> None:
+def register(mcp: MCPServer, backends: list[str] | None = None) -> None:
+    """`backends`: those of the businesses served (one server may serve several)."""
     for area in (customers, duplicates, jobs, dispatch, invoices):
         area.register(mcp)
     publish_plain_output_schemas(mcp)
-    if backend != "local":
-        describe_vendor(mcp, backend)
+    for backend in backends or ["local"]:
+        if backend != "local":
+            describe_vendor(mcp, backend)
 
 
 def describe_vendor(mcp: MCPServer, backend: str) -> None:

@@ -14,7 +14,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
-from fsm_mcp.app import App
+from fsm_mcp.access import callers
+from fsm_mcp.app import App, Served
 from fsm_mcp.errors import FsmError
 
 P = ParamSpec("P")
@@ -35,14 +36,14 @@ IdempotencyKey = Annotated[
 
 
 def app(ctx: Context[Any, Any]) -> App:
-    return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
+    """The calling caller's business."""
+    served: Served = ctx.request_context.lifespan_context
+    return served.of(callers.current())
 
 
 def actor(ctx: Context[Any, Any]) -> str:
-    """Who is calling, for the audit log (authenticated identities arrive in a later change)."""
-    params = getattr(ctx.request_context.session, "client_params", None)
-    info = getattr(params, "client_info", None)
-    return f"client:{info.name}" if info and getattr(info, "name", None) else "client:unknown"
+    """Who is calling, for the audit log: the identity its credential proved (never a name the client chose)."""
+    return callers.current().identity
 
 
 def agent_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
+from fsm_mcp.access.callers import needs
 from fsm_mcp.connectors.base import CustomerProfile, RecentJob
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.query import caller_profile
@@ -78,7 +79,7 @@ _NEXT = {
 
 
 def register(mcp: MCPServer) -> None:
-    @mcp.tool(annotations=READ)
+    @mcp.tool(annotations=READ, meta=needs("customers:read"))
     @agent_errors
     async def lookup_customer(
         ctx: Context,
@@ -108,7 +109,7 @@ def register(mcp: MCPServer) -> None:
         card = CallerCard.of(found.profile) if found.profile else None
         return LookupResult(matches=matches, customer=card, next_step=_NEXT[top])
 
-    @mcp.tool(annotations=READ)
+    @mcp.tool(annotations=READ, meta=needs("customers:read"))
     @agent_errors
     async def get_customer(
         ctx: Context,

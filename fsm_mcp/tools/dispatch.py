@@ -6,6 +6,7 @@ from typing import Annotated
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
+from fsm_mcp.access.callers import needs
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.models import Job, Technician
 from fsm_mcp.scheduling import check_window
@@ -37,7 +38,7 @@ class SlotList(BaseModel):
 
 
 def register(mcp: MCPServer) -> None:
-    @mcp.tool(annotations=READ)
+    @mcp.tool(annotations=READ, meta=needs("customers:read"))
     @agent_errors
     async def list_technicians(
         ctx: Context,
@@ -47,7 +48,7 @@ def register(mcp: MCPServer) -> None:
         """List the business's technicians with their skills. Use it to pick who to dispatch."""
         return TechnicianList(technicians=await app(ctx).backend.list_technicians(skill, include_inactive))
 
-    @mcp.tool(annotations=READ)
+    @mcp.tool(annotations=READ, meta=needs("customers:read"))
     @agent_errors
     async def find_available_slots(
         ctx: Context,
@@ -76,7 +77,7 @@ def register(mcp: MCPServer) -> None:
             ],
         )
 
-    @mcp.tool(annotations=WRITE)
+    @mcp.tool(annotations=WRITE, meta=needs("dispatch:write"))
     @agent_errors
     async def dispatch_technician(
         ctx: Context,

@@ -6,6 +6,7 @@ import anyio.from_thread
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
+from fsm_mcp.access.callers import needs
 from fsm_mcp.connectors.base import DuplicateReport, MergePlan
 from fsm_mcp.models import Confidence
 from fsm_mcp.store.idempotency import Attempt
@@ -30,7 +31,7 @@ def _answer(plan: MergePlan) -> MergeResult:
 
 
 def register(mcp: MCPServer) -> None:
-    @mcp.tool(annotations=READ)
+    @mcp.tool(annotations=READ, meta=needs("customers:read"))
     @agent_errors
     async def find_duplicate_customers(
         ctx: Context,
@@ -49,7 +50,7 @@ def register(mcp: MCPServer) -> None:
 
         return await app(ctx).backend.find_duplicates(min_confidence, limit, progress)
 
-    @mcp.tool(annotations=CHANGE)
+    @mcp.tool(annotations=CHANGE, meta=needs("customers:merge"))
     @agent_errors
     async def merge_customers(
         ctx: Context,

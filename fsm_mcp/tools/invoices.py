@@ -6,6 +6,7 @@ from typing import Annotated
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
+from fsm_mcp.access.callers import needs
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Invoice
 from fsm_mcp.store.idempotency import Attempt
@@ -19,7 +20,7 @@ class CreatedInvoice(Invoice):
 
 
 def register(mcp: MCPServer) -> None:
-    @mcp.tool(annotations=WRITE)
+    @mcp.tool(annotations=WRITE, meta=needs("billing:write"))
     @agent_errors
     async def create_invoice(
         ctx: Context,

@@ -7,6 +7,7 @@ from typing import Annotated
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
+from fsm_mcp.access.callers import needs
 from fsm_mcp.connectors.base import Booking, BookingRequest, JobFilter
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
@@ -40,7 +41,7 @@ def _booked(booking: Booking) -> BookedJob:
 
 
 def register(mcp: MCPServer) -> None:
-    @mcp.tool(annotations=WRITE)
+    @mcp.tool(annotations=WRITE, meta=needs("jobs:write"))
     @agent_errors
     async def create_job(
         ctx: Context,
@@ -103,14 +104,14 @@ def register(mcp: MCPServer) -> None:
             result_type=BookedJob, result_id=lambda r: r.job_id, write=write,
         )
 
-    @mcp.tool(annotations=READ)
+    @mcp.tool(annotations=READ, meta=needs("customers:read"))
     @agent_errors
     async def get_job(ctx: Context, job_id: Id) -> Job:
         """Read one job: customer, address, type, window, status, assigned technicians and every status change
         with its time. Use it to answer "when is my technician coming?"."""
         return await app(ctx).backend.get_job(job_id)
 
-    @mcp.tool(annotations=READ)
+    @mcp.tool(annotations=READ, meta=needs("customers:read"))
     @agent_errors
     async def list_jobs(
         ctx: Context,
@@ -132,7 +133,7 @@ def register(mcp: MCPServer) -> None:
                           customer_id=customer_id, limit=limit)
         return JobList(jobs=await app(ctx).backend.list_jobs(query))
 
-    @mcp.tool(annotations=CHANGE)
+    @mcp.tool(annotations=CHANGE, meta=needs("jobs:write"))
     @agent_errors
     async def update_job_status(
         ctx: Context,

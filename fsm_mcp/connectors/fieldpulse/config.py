@@ -22,4 +22,4 @@ class FieldPulseSettings(BaseModel):
 
 
 def load(table: dict[str, Any], env: dict[str, str]) -> FieldPulseSettings:
-    return vendor_settings.load(FieldPulseSettings, "FieldPulse", "fieldpulse", table, env)
+    return vendor_settings.load(FieldPulseSettings, "FieldPulse backend", "fieldpulse", table, env)

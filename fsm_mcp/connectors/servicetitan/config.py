@@ -34,4 +34,4 @@ class ServiceTitanSettings(BaseModel):
 
 
 def load(table: dict[str, Any], env: dict[str, str]) -> ServiceTitanSettings:
-    return vendor_settings.load(ServiceTitanSettings, "ServiceTitan", "servicetitan", table, env)
+    return vendor_settings.load(ServiceTitanSettings, "ServiceTitan backend", "servicetitan", table, env)

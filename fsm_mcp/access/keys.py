@@ -1,0 +1,81 @@
+"""API keys: each has a name, a business and scopes, and is stored only as its SHA-256 digest.
+
+A key is 32 random bytes, so its digest cannot be reversed or guessed, and a slow password
+hash would only slow every request. The key is shown once, when made. Every request looks
+its digest up, so a revoked key stops working at once, in every process sharing the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+from dataclasses import dataclass
+
+from fsm_mcp.access.callers import Caller, check_scopes
+from fsm_mcp.store.db import Database, to_db, utcnow
+
+PREFIX = "fsmk_"
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    name: str
+    business: str
+    scopes: tuple[str, ...]
+    created_at: str
+    revoked_at: str | None
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create(db: Database, name: str, business: str, scopes: list[str]) -> str:
+    """A new key; the only time it exists in clear is this return value."""
+    chosen = sorted(check_scopes(scopes))
+    if not chosen:
+        raise ValueError("give at least one --scope")
+    key = PREFIX + secrets.token_urlsafe(32)
+
+    def insert(conn: sqlite3.Connection) -> None:
+        if conn.execute("SELECT 1 FROM api_keys WHERE name = ?", (name,)).fetchone():
+            raise ValueError(f"a key named {name!r} exists already; revoke it or choose another name")
+        conn.execute("INSERT INTO api_keys (name, tenant_id, scopes, digest, created_at) VALUES (?,?,?,?,?)",
+                     (name, business, json.dumps(chosen), digest(key), to_db(utcnow())))
+
+    db.write(insert)
+    return key
+
+
+def revoke(db: Database, name: str) -> bool:
+    """True when a live key of that name was revoked."""
+
+    def update(conn: sqlite3.Connection) -> bool:
+        cur = conn.execute("UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                           (to_db(utcnow()), name))
+        return cur.rowcount == 1
+
+    return db.write(update)
+
+
+def listing(db: Database) -> list[KeyInfo]:
+    rows = db.read(lambda conn: conn.execute(
+        "SELECT name, tenant_id, scopes, created_at, revoked_at FROM api_keys ORDER BY name").fetchall())
+    return [KeyInfo(name, business, tuple(json.loads(scopes)), created, revoked)
+            for name, business, scopes, created, revoked in rows]
+
+
+def caller(db: Database, key: str) -> Caller | None:
+    """The caller a key stands for, or None for an unknown or revoked one."""
+    if not key.startswith(PREFIX):
+        return None
+    row = db.snapshot(lambda conn: conn.execute(
+        "SELECT name, tenant_id, scopes FROM api_keys WHERE digest = ? AND revoked_at IS NULL",
+        (digest(key),)).fetchone())
+    if row is None:
+        return None
+    name, business, scopes = row
+    return Caller(identity=f"key:{name}", business=business, scopes=frozenset(json.loads(scopes)))
