@@ -1,0 +1,109 @@
+"""One process serving several businesses: each caller is bound to its own, and to it another
+business's records do not exist."""
+
+import sqlite3
+from pathlib import Path
+
+import anyio
+import pytest
+
+from fsm_mcp.settings import Settings, load_businesses
+from tests.conftest import MONDAY_9, NEW_CALLER, call, fail
+from tests.http_rig import ENV, client, fsm, new_key, serving
+
+TWO = """
+[businesses.acme]
+name = "Acme Heating"
+timezone = "America/Chicago"
+
+[businesses.bolt]
+name = "Bolt Electric"
+timezone = "America/New_York"
+country = "US"
+[businesses.bolt.job_types]
+"Panel upgrade" = "electrical"
+"""
+
+
+def two_businesses(tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "fsm.toml"
+    config.write_text(TWO)
+    return {**ENV, "FSM_MCP_CONFIG": str(config)}
+
+
+def test_each_business_table_is_one_business_and_commands_must_name_one(tmp_path: Path) -> None:
+    env = two_businesses(tmp_path)
+    every = load_businesses(db=tmp_path / "x.db", env=env)
+    assert list(every) == ["acme", "bolt"]
+    assert every["bolt"].business.skill_for("panel upgrade") == "electrical"
+    assert every["acme"].business.timezone == "America/Chicago"
+    assert Settings.load(env=env, business="bolt").business.name == "Bolt Electric"
+    assert Settings.load(env={**env, "FSM_MCP_TENANT": "acme"}).business.tenant_id == "acme"
+    with pytest.raises(ValueError, match="several businesses are configured"):
+        Settings.load(env=env)
+    with pytest.raises(ValueError, match="no business 'zeta'"):
+        Settings.load(env=env, business="zeta")
+    # a business's own settings from the environment reach only that business
+    own = load_businesses(env={**env, "FSM_MCP_BOLT_TIMEZONE": "America/Denver"})
+    assert own["bolt"].business.timezone == "America/Denver" and own["acme"].business.timezone == "America/Chicago"
+    refused = fsm("import", "customers", str(tmp_path / "fsm.toml"), "--db", str(tmp_path / "x.db"), env=env)
+    assert refused.returncode == 2 and "--business" in refused.stderr
+
+
+def test_todays_single_business_file_keeps_working(tmp_path: Path) -> None:
+    config = tmp_path / "one.toml"
+    config.write_text('[business]\nname = "Solo Plumbing"\ntimezone = "America/Chicago"\n')
+    one = Settings.load(env={"FSM_MCP_CONFIG": str(config)})
+    assert one.business.tenant_id == "default" and one.business.name == "Solo Plumbing"
+
+
+@pytest.mark.anyio
+async def test_a_caller_bound_to_one_business_cannot_read_write_or_detect_anothers_records(tmp_path: Path) -> None:
+    env = two_businesses(tmp_path)
+    db = tmp_path / "two.db"
+    everything = ("customers:read", "pii:read", "jobs:write", "dispatch:write", "billing:write", "customers:merge")
+    acme = new_key(db, "acme-voice", *everything, env=env, business="acme")
+    bolt = new_key(db, "bolt-voice", *everything, env=env, business="bolt")
+    probes = leaks = 0
+    with serving(db, env=env) as base, anyio.fail_after(90):
+        async with client(base, acme) as a:
+            job = await call(a, "create_job", customer=NEW_CALLER, job_type="hvac", summary="no heat",
+                             idempotency_key="shared-key", **MONDAY_9)
+            customer_id, job_id = job["customer_id"], job["job_id"]
+        async with client(base, bolt) as b:
+            found = await call(b, "lookup_customer", phone="(312) 555-0188", name="Maria Garcia")
+            probes += 1
+            leaks += len(found["matches"])
+            listed = await call(b, "list_jobs", date_from="2030-11-24T00:00:00", date_to="2030-11-27T00:00:00")
+            probes += 1
+            leaks += len(listed["jobs"])
+            duplicates = await call(b, "find_duplicate_customers", min_confidence="possible")
+            probes += 1
+            leaks += len(duplicates["groups"])
+            for tool, args in (
+                ("get_customer", {"customer_id": customer_id}),
+                ("get_job", {"job_id": job_id}),
+                ("update_job_status", {"job_id": job_id, "status": "on_hold"}),
+                ("dispatch_technician", {"job_id": job_id, "technician_id": "tech_none"}),
+                ("create_job", {"customer_id": customer_id, "job_type": "electrical", "summary": "x",
+                                "idempotency_key": "b-1", **MONDAY_9}),
+                ("create_invoice", {"job_id": job_id, "idempotency_key": "b-2", "line_items": [
+                    {"description": "x", "kind": "labor", "quantity": "1", "unit_price": "1"}]}),
+                ("merge_customers", {"keep_id": customer_id, "merge_ids": [customer_id + "x"],
+                                     "idempotency_key": "b-3"}),
+            ):
+                said = await fail(b, tool, **args)
+                probes += 1
+                # to bolt, acme's ids look like ids that do not exist: the same words as any unknown id
+                leaks += "not found" not in said.lower() and "no customer" not in said.lower() \
+                    and "no job" not in said.lower()
+            # the same idempotency key in another business is another key: a new job, not acme's
+            other = await call(b, "create_job", customer={**NEW_CALLER, "name": "Maria Garcia"}, job_type="electrical",
+                               summary="sparks", idempotency_key="shared-key", **MONDAY_9)
+            probes += 1
+            leaks += other["job_id"] == job_id or other["customer_id"] == customer_id
+    conn = sqlite3.connect(db)
+    tenants = dict(conn.execute("SELECT tenant_id, count(*) FROM jobs GROUP BY tenant_id").fetchall())
+    assert tenants == {"acme": 1, "bolt": 1}
+    assert conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone() == ("scheduled",)
+    assert probes == 11 and leaks == 0
