@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fsm_mcp.access.callers import Caller
+from fsm_mcp.access.confirm import Confirmations
 from fsm_mcp.connectors.base import Backend
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
@@ -20,6 +21,7 @@ class App:
     db: Database
     backend: Backend
     writer: IdempotentWriter
+    confirmations: Confirmations
 
 
 @dataclass(slots=True)

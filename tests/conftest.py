@@ -63,6 +63,13 @@ async def fail(client: Client, tool: str, **args: Any) -> str:
     return result.content[0].text  # type: ignore[union-attr]
 
 
+async def confirmed(client: Client, tool: str, **args: Any) -> dict[str, Any]:
+    """A destructive tool's two calls: the preview (which must change nothing), then the call with its token."""
+    preview = await call(client, tool, **args)
+    assert preview["applied"] is False and preview["confirmation_token"].startswith("cf_"), preview
+    return await call(client, tool, **args, confirmation_token=preview["confirmation_token"])
+
+
 def count(settings: Settings, table: str) -> int:
     conn = sqlite3.connect(settings.db_path)
     try:

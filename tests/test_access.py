@@ -40,7 +40,7 @@ async def test_a_caller_sees_and_may_call_only_the_tools_its_scopes_allow(settin
     booker = Caller("key:booker", None, frozenset({"customers:read", "jobs:write"}))
     async with Client(build_server(settings, caller=booker)) as client:
         listed = {t.name for t in (await client.list_tools()).tools}
-        assert listed == READS | {"create_job", "update_job_status"}
+        assert listed == READS | {"create_job", "update_job_status", "cancel_job"}
         job = await call(client, "create_job", customer=NEW_CALLER, job_type="hvac", summary="no heat",
                          idempotency_key="b-1", **MONDAY_9)
         for tool, scope, args in (

@@ -13,7 +13,7 @@ from fsm_mcp.directory.customers import rebuild_index
 from fsm_mcp.importer import import_customers
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
-from tests.conftest import BUSINESS, MONDAY_9, call, count, fail
+from tests.conftest import BUSINESS, MONDAY_9, call, confirmed, count, fail
 
 pytestmark = pytest.mark.anyio
 
@@ -73,7 +73,8 @@ async def test_a_merge_preview_changes_nothing_and_leaves_the_key_for_the_confir
     assert preview["applied"] is False and preview["jobs_moved"] == 1 and preview["locations_combined"] == 1
     assert "Nothing changed" in preview["next_step"]
     assert count(settings, "audit_log") == 1  # the booking only
-    done = await call(client, "merge_customers", keep_id=keep, merge_ids=[other], idempotency_key="merge-1", confirm=True)
+    done = await call(client, "merge_customers", keep_id=keep, merge_ids=[other], idempotency_key="merge-1",
+                      confirmation_token=preview["confirmation_token"])
     assert done["applied"] is True
     assert done["merged"][0]["merged_into"] == keep
     assert "prefers mornings" in done["keep"]["notes"] and "gate 4417" in done["keep"]["notes"]
@@ -86,7 +87,7 @@ async def test_after_a_merge_the_old_id_answers_with_the_kept_record_and_lookup_
     client: Client, base: dict
 ) -> None:
     keep, other = base["c1"], base["c2"]
-    await call(client, "merge_customers", keep_id=keep, merge_ids=[other], idempotency_key="m", confirm=True)
+    await confirmed(client, "merge_customers", keep_id=keep, merge_ids=[other], idempotency_key="m")
     assert (await call(client, "get_customer", customer_id=other))["customer"]["customer_id"] == keep
     found = await call(client, "lookup_customer", phone="217 555 0143", name="Bill Jenkins")
     assert [m["customer_id"] for m in found["matches"]][:1] == [keep]
@@ -101,11 +102,11 @@ async def test_after_a_merge_the_old_id_answers_with_the_kept_record_and_lookup_
 async def test_a_retried_merge_replays_and_a_reused_key_with_other_records_is_refused(
     client: Client, settings: Settings, base: dict
 ) -> None:
-    args = {"keep_id": base["c1"], "merge_ids": [base["c2"]], "idempotency_key": "m", "confirm": True}
-    first = await call(client, "merge_customers", **args)
-    again = await call(client, "merge_customers", **args)
+    args = {"keep_id": base["c1"], "merge_ids": [base["c2"]], "idempotency_key": "m"}
+    first = await confirmed(client, "merge_customers", **args)
+    again = await call(client, "merge_customers", **args, confirmation_token="cf_the-answer-was-lost")
     assert again == first
-    message = await fail(client, "merge_customers", **{**args, "merge_ids": [base["c4"]]})
+    message = await fail(client, "merge_customers", **{**args, "merge_ids": [base["c4"]], "confirmation_token": "cf_x"})
     assert "idempotency_key" in message
     assert count(settings, "customers WHERE merged_into IS NOT NULL") == 1
 
@@ -117,7 +118,7 @@ async def test_a_retried_merge_replays_and_a_reused_key_with_other_records_is_re
 async def test_a_bad_merge_names_the_field_and_writes_nothing(
     client: Client, settings: Settings, base: dict, change: dict, field: str
 ) -> None:
-    args = {"keep_id": base["c1"], "merge_ids": [base["c2"]], "idempotency_key": "m", "confirm": True, **change}
+    args = {"keep_id": base["c1"], "merge_ids": [base["c2"]], "idempotency_key": "m", **change}
     args["merge_ids"] = [base["c1"] if m == "KEEP" else m for m in args["merge_ids"]]
     message = await fail(client, "merge_customers", **args)
     assert field in message
@@ -169,7 +170,7 @@ async def test_finding_duplicates_reports_progress_to_a_client_that_asks(client:
 
 
 async def test_merging_records_that_already_point_to_the_kept_one_changes_nothing(client: Client, base: dict) -> None:
-    await call(client, "merge_customers", keep_id=base["c1"], merge_ids=[base["c2"]], idempotency_key="m1", confirm=True)
-    again = await call(client, "merge_customers", keep_id=base["c1"], merge_ids=[base["c2"]], idempotency_key="m2",
-                       confirm=True)
-    assert again["applied"] is False and again["merged"] == [] and "Nothing to merge" in again["next_step"]
+    await confirmed(client, "merge_customers", keep_id=base["c1"], merge_ids=[base["c2"]], idempotency_key="m1")
+    again = await call(client, "merge_customers", keep_id=base["c1"], merge_ids=[base["c2"]], idempotency_key="m2")
+    assert again["applied"] is False and again["merged"] == [] and "Nothing to merge" in again["will_change"]
+    assert "confirmation_token" not in again

@@ -118,7 +118,7 @@ async def test_a_call_cut_off_after_the_vendor_booked_finds_that_job(fp: Rig) ->
 
 async def test_fieldpulse_refusals_and_gaps_come_back_as_plain_tool_errors(fp: Rig) -> None:
     async with fp.client() as client:
-        merge = await client.call_tool("merge_customers", {"keep_id": "1", "merge_ids": ["2"], "confirm": True,
+        merge = await client.call_tool("merge_customers", {"keep_id": "1", "merge_ids": ["2"],
                                                            "idempotency_key": "m"})
         missing = await client.call_tool("get_job", {"job_id": "999999"})
         booked = await call(client, "create_job", job_type="Furnace repair", summary="No heat", idempotency_key="k1",

@@ -122,7 +122,7 @@ async def test_servicetitan_refusals_and_gaps_come_back_as_plain_tool_errors(rig
         unknown = await client.call_tool("create_job", {"job_type": "Roof repair", "summary": "leak", "idempotency_key": "x",
                                                         "customer": NEW_CALLER, "address": "5 Elm St, Springfield, IL 62704",
                                                         **WINDOW})
-        merge = await client.call_tool("merge_customers", {"keep_id": "1", "merge_ids": ["2"], "confirm": True,
+        merge = await client.call_tool("merge_customers", {"keep_id": "1", "merge_ids": ["2"],
                                                            "idempotency_key": "m"})
         missing = await client.call_tool("get_job", {"job_id": "999999"})
     assert unknown.is_error and "no job type named 'Roof repair'" in unknown.content[0].text  # type: ignore[union-attr]

@@ -18,7 +18,7 @@ from mcp.client.stdio import StdioServerParameters
 from fsm_mcp.access.callers import SCOPES
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
-from tests.conftest import MONDAY_9, NEW_CALLER, call
+from tests.conftest import MONDAY_9, NEW_CALLER, call, confirmed
 from tests.http_rig import client, new_key, serving
 
 ENV = {**os.environ, "FSM_MCP_TIMEZONE": "America/Chicago", "FSM_MCP_LOG_LEVEL": "WARNING"}
@@ -32,9 +32,8 @@ async def lifecycle(client: Client) -> dict[str, Any]:
                        idempotency_key="t-1", **MONDAY_9))["job_id"] == job["job_id"]
     found = await call(client, "lookup_customer", phone="3125550188", name="Maria Garcia")
     assert found["matches"][0]["confidence"] == "exact"
-    for status in ("on_hold", "canceled"):
-        job = await call(client, "update_job_status", job_id=job["job_id"], status=status)
-    return job
+    job = await call(client, "update_job_status", job_id=job["job_id"], status="on_hold")
+    return (await confirmed(client, "cancel_job", job_id=job["job_id"], reason="the caller fixed it"))["job"]
 
 
 @pytest.mark.anyio

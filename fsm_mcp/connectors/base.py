@@ -17,7 +17,17 @@ from pydantic import BaseModel, Field
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.identity.scoring import Scored
 from fsm_mcp.inputs import AddressIn, CustomerDetails, LineItemIn
-from fsm_mcp.models import Confidence, Customer, Invoice, Job, JobStatus, Priority, Technician
+from fsm_mcp.models import (
+    UNTRUSTED,
+    Confidence,
+    Customer,
+    Invoice,
+    Job,
+    JobStatus,
+    Priority,
+    Technician,
+    untrusted,
+)
 from fsm_mcp.scheduling import Slot
 from fsm_mcp.settings import Business
 
@@ -66,11 +76,12 @@ class RecentJob(BaseModel):
 
     job_id: str
     job_type: str
-    summary: str
+    summary: str = untrusted(...)
     status: JobStatus
     window_start: datetime
     address: str | None
-    outcome: str | None = Field(default=None, description="The last note recorded on the job")
+    outcome: str | None = Field(default=None, description=f"The last note recorded on the job. {UNTRUSTED}",
+                                json_schema_extra={"x-untrusted": True})
 
     @classmethod
     def of(cls, job: Job) -> RecentJob:

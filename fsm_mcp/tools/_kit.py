@@ -7,23 +7,28 @@ import functools
 import inspect
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from fsm_mcp.access import callers
+from fsm_mcp.access.pii import masked
 from fsm_mcp.app import App, Served
-from fsm_mcp.errors import FsmError
+from fsm_mcp.errors import FsmError, WriteUncertain
+from fsm_mcp.tools._schema import omit_empty
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-CHANGE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+CHANGE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+# Destroys or folds away records: the tool previews first and acts only on a confirmation token (see `confirmed`).
+DESTROY = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
 IdempotencyKey = Annotated[
     str,
@@ -33,6 +38,49 @@ IdempotencyKey = Annotated[
         "the first result comes back and nothing is written twice.",
     ),
 ]
+
+
+ConfirmationToken = Annotated[
+    str | None,
+    Field(min_length=1, max_length=100, description="Leave out for a preview. To act: the token the preview returned, "
+          "with the same arguments"),
+]
+
+
+class Preview(BaseModel):
+    """The answer of a two-step tool: a preview with a confirmation token, or what was done."""
+
+    applied: bool = Field(description="false: only a preview, nothing changed; true: done")
+    will_change: str = Field(description="What the confirmed call does (in a preview) or did")
+    confirmation_token: str | None = omit_empty(
+        description="Confirm with a person, then call again with the same arguments and this token")
+    expires_at: datetime | None = omit_empty(description="The token is refused after this")
+    next_step: str
+
+
+async def preview(ctx: Context[Any, Any], tool: str, arguments: dict[str, Any], what: str) -> dict[str, Any]:
+    """A preview's fields, with a token bound to this caller, this tool and these exact arguments."""
+    token, expires = await app(ctx).confirmations.issue(actor(ctx), tool, arguments)
+    return {"applied": False, "will_change": what, "confirmation_token": token, "expires_at": expires,
+            "next_step": "Nothing changed yet. Tell the person exactly what will change; if they agree, call again "
+                         "with the same arguments and confirmation_token."}
+
+
+async def confirmed(ctx: Context[Any, Any], token: str, tool: str, arguments: dict[str, Any],
+                    action: Callable[[], Awaitable[R]]) -> R:
+    """Run `action` if `token` confirms exactly this call; the token is spent with it. On the local store both
+    commit in one transaction; over a vendor, a clean refusal gives the token back, an uncertain write keeps it
+    spent (the preview would no longer be true)."""
+    the_app = app(ctx)
+    await the_app.confirmations.spend(token, actor(ctx), tool, arguments)
+    try:
+        return await action()
+    except WriteUncertain:
+        raise
+    except FsmError:
+        if not the_app.writer.holds:
+            await the_app.confirmations.give_back(token)
+        raise
 
 
 def app(ctx: Context[Any, Any]) -> App:
@@ -47,14 +95,18 @@ def actor(ctx: Context[Any, Any]) -> str:
 
 
 def agent_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Failures the agent can act on become tool errors; anything else stays a bug."""
+    """Failures the agent can act on become tool errors; anything else stays a bug. A caller without
+    `pii:read` gets the answer with contacts masked and access notes left out."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return await fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
         except FsmError as exc:
             raise ToolError(str(exc)) from exc
+        if isinstance(result, BaseModel) and not callers.current().may("pii:read"):
+            return masked(result)
+        return result
 
     wrapper.__doc__ = " ".join(inspect.cleandoc(fn.__doc__ or "").split("\n"))  # the model reads one paragraph
     return wrapper

@@ -11,7 +11,7 @@ from fsm_mcp.connectors.base import CustomerProfile, RecentJob
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.inputs import AddressArg, parse_address
-from fsm_mcp.models import Equipment
+from fsm_mcp.models import UNTRUSTED, Equipment
 from fsm_mcp.tools._kit import READ, agent_errors, app
 from fsm_mcp.tools._schema import omit_empty
 
@@ -27,7 +27,7 @@ class CustomerMatch(BaseModel):
 class Place(BaseModel):
     location_id: str
     address: str = Field(description="On one line, as you would say it")
-    access_notes: str | None = omit_empty()
+    access_notes: str | None = omit_empty(description=UNTRUSTED, json_schema_extra={"x-untrusted": True})
     equipment: list[str] = omit_empty([], description='e.g. "Carrier 59TP6 furnace, installed 2014"')
 
 
@@ -39,7 +39,7 @@ class CallerCard(BaseModel):
     name: str
     phones: list[str] = Field(description="E.164, with ' x123' for an extension")
     emails: list[str]
-    notes: str | None = omit_empty()
+    notes: str | None = omit_empty(description=UNTRUSTED, json_schema_extra={"x-untrusted": True})
     locations: list[Place] = Field(description="Service addresses; create_job takes one as `address`")
     recent_jobs: list[RecentJob] = Field(description="Most recent first")
     open_balance: Decimal

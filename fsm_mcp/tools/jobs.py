@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
@@ -13,9 +13,22 @@ from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
 from fsm_mcp.inputs import AddressArg, CustomerDetails, parse_address
 from fsm_mcp.models import Job, JobStatus, Priority
-from fsm_mcp.scheduling import check_window, localize
+from fsm_mcp.scheduling import check_transition, check_window, localize
 from fsm_mcp.store.idempotency import Attempt
-from fsm_mcp.tools._kit import CHANGE, READ, WRITE, IdempotencyKey, actor, agent_errors, app
+from fsm_mcp.tools._kit import (
+    CHANGE,
+    DESTROY,
+    READ,
+    WRITE,
+    ConfirmationToken,
+    IdempotencyKey,
+    Preview,
+    actor,
+    agent_errors,
+    app,
+    confirmed,
+    preview,
+)
 from fsm_mcp.tools._schema import omit_empty
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
@@ -33,6 +46,13 @@ class BookedJob(Job):
 
 class JobList(BaseModel):
     jobs: list[Job]
+
+
+Movement = Literal["scheduled", "dispatched", "en_route", "arrived", "working", "completed", "on_hold"]
+
+
+class Cancellation(Preview):
+    job: Job = Field(description="The job: as it stands in a preview, canceled once confirmed")
 
 
 def _booked(booking: Booking) -> BookedJob:
@@ -138,19 +158,60 @@ def register(mcp: MCPServer) -> None:
     async def update_job_status(
         ctx: Context,
         job_id: Id,
-        status: Annotated[JobStatus, Field(description="The new state")],
+        status: Annotated[Movement, Field(description="The new state. To cancel a job, use cancel_job")],
         note: Annotated[str | None, Field(max_length=2000, description="What happened, kept in the job's history")] = None,
     ) -> Job:
-        """Move a job along scheduled → dispatched → en_route → arrived → working → completed, or to on_hold or
-        canceled. Moves that make no sense are refused with the allowed ones listed; completed and canceled are
-        final. Repeating the current status changes nothing, so a retry is safe. After completed: create_invoice."""
+        """Move a job along scheduled → dispatched → en_route → arrived → working → completed, or to on_hold.
+        Moves that make no sense are refused with the allowed ones listed; completed is final. Every change is kept in
+        the job's history, and repeating the current status changes nothing, so a retry is safe. After completed:
+        create_invoice. To cancel: cancel_job."""
         the_app = app(ctx)
+        new = JobStatus(status)
 
         async def write(_: Attempt) -> Job:
-            return await the_app.backend.update_job_status(job_id, status, note)
+            return await the_app.backend.update_job_status(job_id, new, note)
 
         return await the_app.writer.run(
             tenant=the_app.backend.business.tenant_id, actor=actor(ctx), tool="update_job_status", key=None,
-            arguments={"job_id": job_id, "status": status.value, "note": note}, result_type=Job,
+            arguments={"job_id": job_id, "status": new.value, "note": note}, result_type=Job,
             result_id=lambda r: r.job_id, write=write,
+        )
+
+    @mcp.tool(annotations=DESTROY, meta=needs("jobs:write"))
+    @agent_errors
+    async def cancel_job(
+        ctx: Context,
+        job_id: Id,
+        reason: Annotated[str | None, Field(max_length=2000, description="Why, kept in the job's history")] = None,
+        confirmation_token: ConfirmationToken = None,
+    ) -> Cancellation:
+        """Cancel a job, in two calls. The first (without confirmation_token) changes nothing: it returns what would
+        change and a confirmation_token. Read the preview to the caller or dispatcher; if they agree, call again with the
+        same job_id and reason and that token, within 5 minutes. A completed or canceled job cannot be canceled."""
+        the_app = app(ctx)
+        backend = the_app.backend
+        job = await backend.get_job(job_id)
+        if job.status is JobStatus.canceled:  # a retry of a confirmed call whose answer was lost
+            return Cancellation(applied=True, will_change="Already canceled; nothing changed.",
+                                next_step="Tell the caller it is canceled.", job=job)
+        check_transition(job.status, JobStatus.canceled)
+        arguments = {"job_id": job_id, "reason": reason}
+        if confirmation_token is None:
+            crew = f", and frees its {len(job.technician_ids)} technician(s)" if job.technician_ids else ""
+            what = (f"Cancels {job.job_type} job {job.job_id} for {job.customer_name}"
+                    f"{f' at {job.address}' if job.address else ''}, {job.window_start.isoformat()} to "
+                    f"{job.window_end.isoformat()} (now {job.status.value}){crew}.")
+            return Cancellation(**await preview(ctx, "cancel_job", arguments, what), job=job)
+
+        async def write(_: Attempt) -> Cancellation:
+            async def cancel() -> Job:
+                return await backend.update_job_status(job_id, JobStatus.canceled, reason)
+
+            done = await confirmed(ctx, confirmation_token, "cancel_job", arguments, cancel)
+            return Cancellation(applied=True, will_change="Canceled.", next_step="Tell the caller it is canceled.",
+                                job=done)
+
+        return await the_app.writer.run(
+            tenant=backend.business.tenant_id, actor=actor(ctx), tool="cancel_job", key=None, arguments=arguments,
+            result_type=Cancellation, result_id=lambda r: r.job.job_id, write=write,
         )

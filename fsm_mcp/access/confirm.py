@@ -1,0 +1,80 @@
+"""Confirmation of destructive actions: the first call previews and returns a token; only a
+second call with that token acts.
+
+A token is bound to the caller who asked, the business, the tool and the exact arguments, and
+lasts `TTL`. It is kept in the store as its digest, so every process sharing the store knows
+it, and it is spent in the same transaction as the action it allows (on the local store), so
+a crash cannot spend it without acting or act without spending it. A stale, spent, foreign or
+mismatched token is refused with what to do instead."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+from datetime import datetime, timedelta
+from typing import Any
+
+from fsm_mcp.errors import InvalidInput
+from fsm_mcp.store.db import Database, from_db, to_db, utcnow
+from fsm_mcp.store.idempotency import arguments_hash
+
+TTL = timedelta(minutes=5)
+PREFIX = "cf_"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Confirmations:
+    def __init__(self, db: Database, tenant: str) -> None:
+        self.db = db
+        self.tenant = tenant
+
+    async def issue(self, actor: str, tool: str, arguments: dict[str, Any]) -> tuple[str, datetime]:
+        token = PREFIX + secrets.token_urlsafe(24)
+        expires = utcnow() + TTL
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM confirmations WHERE tenant_id = ? AND expires_at < ?",
+                         (self.tenant, to_db(utcnow() - TTL)))  # keep the table small
+            conn.execute("INSERT INTO confirmations (tenant_id, digest, tool, args_hash, actor, expires_at) "
+                         "VALUES (?,?,?,?,?,?)",
+                         (self.tenant, _digest(token), tool, arguments_hash(tool, arguments), actor, to_db(expires)))
+
+        await self.db.awrite(insert)
+        return token, expires
+
+    async def spend(self, token: str, actor: str, tool: str, arguments: dict[str, Any]) -> None:
+        """Spend the token on this call, or raise saying why it cannot be."""
+        again = "Call again without confirmation_token for a fresh preview and token."
+
+        def use(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT tool, args_hash, actor, expires_at, used_at FROM confirmations "
+                               "WHERE tenant_id = ? AND digest = ?", (self.tenant, _digest(token))).fetchone()
+            if row is None:
+                return f"not a token this server issued for this business. {again}"
+            their_tool, digest, their_actor, expires, used = row
+            if used is not None:
+                return f"already used at {used}; a token confirms one action. {again}"
+            if from_db(expires) < utcnow():
+                return f"expired at {expires} (tokens last {int(TTL.total_seconds() // 60)} minutes). {again}"
+            if their_actor != actor:
+                return f"issued to another caller. {again}"
+            if their_tool != tool or digest != arguments_hash(tool, arguments):
+                return (f"issued for {their_tool} with other arguments; a token confirms exactly the previewed "
+                        f"action. {again}")
+            conn.execute("UPDATE confirmations SET used_at = ? WHERE tenant_id = ? AND digest = ?",
+                         (to_db(utcnow()), self.tenant, _digest(token)))
+            return None
+
+        if not token.startswith(PREFIX):
+            raise InvalidInput("confirmation_token", f"not a confirmation token. {again}")
+        if problem := await self.db.awrite(use):
+            raise InvalidInput("confirmation_token", problem)
+
+    async def give_back(self, token: str) -> None:
+        """The action was refused cleanly (nothing done): the token may be used again."""
+        await self.db.awrite(lambda conn: conn.execute(
+            "UPDATE confirmations SET used_at = NULL WHERE tenant_id = ? AND digest = ?", (self.tenant, _digest(token))))
