@@ -38,9 +38,9 @@ def new_key(db: Path, name: str, *scopes: str, env: dict[str, str] | None = None
 
 
 @contextmanager
-def serving(db: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+def serving(db: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
     """The server's base URL (its endpoint is base + /mcp) while it runs."""
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen([sys.executable, "-m", "fsm_mcp", "serve", "--transport", "http", "--port", str(port),
                              "--db", str(db), *args], env=env or ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -52,6 +52,7 @@ def serving(db: Path, *args: str, env: dict[str, str] | None = None) -> Iterator
                 break
             except httpx2.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
                     raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited") from None
                 time.sleep(0.05)
         yield base

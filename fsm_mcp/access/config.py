@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AnyHttpUrl, BaseModel, Field, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fsm_mcp.connectors import vendor_settings
 
 
 class AccessSettings(BaseModel):
+    # An issuer is compared as an exact string (RFC 8414): https://login.example.com must not gain a "/".
+    model_config = ConfigDict(url_preserve_empty_path=True)
+
     allowed_hosts: list[str] = Field(
         default_factory=list, description="Host headers accepted besides this machine's own names (e.g. mcp.example.com, "
         "or mcp.example.com:* for any port); needed behind a proxy or on a non-loopback address")

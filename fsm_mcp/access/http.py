@@ -16,7 +16,6 @@ from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAut
 from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -46,11 +45,10 @@ def http_app(server: MCPServer, settings: AccessSettings, verifier: Verifier | N
     if verifier is None:
         return app
     metadata_url = None
-    if settings.oauth and settings.resource_url is not None:
-        resource = AnyHttpUrl(str(settings.resource_url))
-        metadata_url = build_resource_metadata_url(resource)
+    if settings.resource_url is not None and settings.oauth_issuer is not None:
+        metadata_url = build_resource_metadata_url(settings.resource_url)
         app.router.routes.extend(create_protected_resource_routes(
-            resource_url=resource, authorization_servers=[AnyHttpUrl(str(settings.oauth_issuer))],
+            resource_url=settings.resource_url, authorization_servers=[settings.oauth_issuer],
             scopes_supported=list(SCOPES), resource_name="fsm-mcp"))
     # add_middleware puts each outside the ones before: credentials are read first, then required on /mcp.
     app.add_middleware(RequireCaller, metadata_url=metadata_url)
