@@ -70,6 +70,6 @@ class CustomerDetails(BaseModel):
 
 class LineItemIn(BaseModel):
     description: Annotated[str, Field(min_length=1, max_length=500)]
-    quantity: Annotated[Decimal, Field(gt=0, description="Hours for labor, units for material")]
-    unit_price: Annotated[Decimal, Field(ge=0, description="Price of one unit, e.g. \"129.00\"")]
+    quantity: Annotated[Decimal, Field(gt=0, le=10_000, description="Hours for labor, units for material")]
+    unit_price: Annotated[Decimal, Field(ge=0, le=1_000_000, description="Price of one unit, e.g. \"129.00\"")]
     kind: Annotated[LineKind, Field(description="labor, material or service")] = "service"

@@ -25,6 +25,7 @@ TRANSITIONS: Mapping[S, frozenset[S]] = {
 # A technician is taken for a window while one of their jobs there is in these states.
 BOOKED = frozenset({S.scheduled, S.dispatched, S.en_route, S.arrived, S.working})
 MAX_WINDOW = timedelta(hours=24)
+MAX_AHEAD = timedelta(days=5 * 365)  # a booking further out is a mistaken year, not a plan
 
 
 def check_transition(current: S, new: S) -> None:
@@ -54,6 +55,8 @@ def check_window(start: datetime, end: datetime, business: Business, prefix: str
         raise InvalidInput(f"{prefix}_end", f"must be after {prefix}_start ({start.isoformat()}); send a later end time")
     if end - start > MAX_WINDOW:
         raise InvalidInput(f"{prefix}_end", "an arrival window can be at most 24 hours long; split longer work into jobs")
+    if start - datetime.now(start.tzinfo) > MAX_AHEAD:
+        raise InvalidInput(f"{prefix}_start", f"is more than {MAX_AHEAD.days // 365} years ahead; check the year")
     return start, end
 
 

@@ -6,7 +6,7 @@ One module per area; each has a `register(mcp)` that adds its tools.
 from mcp.server.mcpserver import MCPServer
 
 from fsm_mcp.tools import customers, dispatch, duplicates, invoices, jobs
-from fsm_mcp.tools._schema import publish_plain_output_schemas
+from fsm_mcp.tools._schema import forbid_unknown_arguments, publish_plain_output_schemas
 
 # What a tool does differently over a vendor, appended to its description so the model reads the truth.
 VENDOR_NOTES = {
@@ -33,6 +33,7 @@ def register(mcp: MCPServer, backends: list[str] | None = None) -> None:
     for area in (customers, duplicates, jobs, dispatch, invoices):
         area.register(mcp)
     publish_plain_output_schemas(mcp)
+    forbid_unknown_arguments(mcp)
     for backend in backends or ["local"]:
         if backend != "local":
             describe_vendor(mcp, backend)

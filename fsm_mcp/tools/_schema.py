@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 _DEFS = "#/$defs/"
 _NULL = {"type": "null"}
@@ -100,3 +100,15 @@ def publish_plain_output_schemas(mcp: MCPServer) -> None:
         metadata = tool.fn_metadata
         if metadata.output_schema is not None:
             metadata.output_schema = plain_schema(metadata.output_schema)
+
+
+def forbid_unknown_arguments(mcp: MCPServer) -> None:
+    """Refuse an argument a tool does not take, instead of dropping it silently: an agent that sends
+    `confirm: true` or `make_me_admin` learns at once that it does nothing (the SDK's argument models
+    ignore extras). The published input schemas say so with `additionalProperties: false`."""
+    for tool in mcp._tool_manager.list_tools():
+        base = tool.fn_metadata.arg_model
+        tool.fn_metadata.arg_model = type(base.__name__, (base,), {
+            "model_config": ConfigDict(arbitrary_types_allowed=True, extra="forbid"), "__module__": base.__module__})
+        tool.parameters["additionalProperties"] = False
+

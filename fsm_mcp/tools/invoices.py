@@ -28,7 +28,7 @@ def register(mcp: MCPServer) -> None:
         line_items: Annotated[list[LineItemIn], Field(min_length=1, max_length=200, description="What was done and supplied")],
         idempotency_key: IdempotencyKey,
         tax_rate: Annotated[Decimal, Field(ge=0, le=Decimal("0.30"), description="A fraction: 0.0825 for 8.25 %")] = Decimal("0"),
-        discount: Annotated[Decimal, Field(ge=0, description="An amount of money taken off before tax")] = Decimal("0"),
+        discount: Annotated[Decimal, Field(ge=0, le=1_000_000, description="An amount of money taken off before tax")] = Decimal("0"),
         allow_additional: Annotated[bool, Field(description="Issue another invoice for a job that already has one")] = False,
     ) -> CreatedInvoice:
         """Invoice a completed job. Amounts are exact decimals rounded half-up to cents; tax is charged on the
