@@ -162,8 +162,9 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
         business["tenant_id"] = ident
         try:
             out[ident] = _business(shared, business, table, own)
-        except ValueError as exc:
-            raise ValueError(f"[businesses.{ident}]: {exc}") from None
+        except ValueError as exc:  # name each setting as it is set for this business
+            said = re.sub(r"\[(servicetitan|fieldpulse)\]", rf"[businesses.{ident}.\1]", str(exc))
+            raise ValueError(f"[businesses.{ident}]: {said.replace('FSM_MCP_', prefix)}") from None
     return out
 
 

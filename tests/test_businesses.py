@@ -1,6 +1,7 @@
 """One process serving several businesses: each caller is bound to its own, and to it another
 business's records do not exist."""
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -48,6 +49,20 @@ def test_each_business_table_is_one_business_and_commands_must_name_one(tmp_path
     assert own["bolt"].business.timezone == "America/Denver" and own["acme"].business.timezone == "America/Chicago"
     refused = fsm("import", "customers", str(tmp_path / "fsm.toml"), "--db", str(tmp_path / "x.db"), env=env)
     assert refused.returncode == 2 and "--business" in refused.stderr
+
+
+def test_the_readmes_two_businesses_are_what_the_server_reads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[businesses." in b]
+    config = tmp_path / "fsm.toml"
+    config.write_text(block)
+    every = load_businesses(env={"FSM_MCP_CONFIG": str(config), "FSM_MCP_BOLT_SERVICETITAN_CLIENT_SECRET": "s",
+                                 "FSM_MCP_BOLT_SERVICETITAN_APP_KEY": "a"})
+    assert every["acme"].backend == "local" and every["bolt"].backend == "servicetitan"
+    assert every["bolt"].servicetitan is not None and every["bolt"].servicetitan.client_secret.get_secret_value() == "s"
+    with pytest.raises(ValueError, match=r"FSM_MCP_BOLT_SERVICETITAN_APP_KEY \(or app_key in the "
+                                         r"\[businesses.bolt.servicetitan\] table\) is missing"):
+        load_businesses(env={"FSM_MCP_CONFIG": str(config), "FSM_MCP_BOLT_SERVICETITAN_CLIENT_SECRET": "s"})
 
 
 def test_todays_single_business_file_keeps_working(tmp_path: Path) -> None:

@@ -202,7 +202,7 @@ async def test_tool_descriptions_tell_what_works_differently_over_fieldpulse(fp:
 
 def test_the_readmes_skills_table_is_what_the_connector_reads(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (block,) = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[fieldpulse.skills]" in b]
     config = tmp_path / "fsm.toml"
     config.write_text(block)
     settings = Settings.load(env={"FSM_MCP_CONFIG": str(config), "FSM_MCP_BACKEND": "fieldpulse",
