@@ -74,8 +74,9 @@ def test_sessions_are_capped_and_an_idle_one_is_closed(tmp_path: Path) -> None:
         ping: dict[str, Any] = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
         headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
                    "Authorization": f"Bearer {key}", "mcp-session-id": session, "mcp-protocol-version": "2025-06-18"}
-        deadline = time.monotonic() + 15  # the idle timeout is 1 s; the manager sweeps on its own clock
-        while httpx2.post(base + "/mcp", content=json.dumps(ping), timeout=10, headers=headers).status_code != 404:
-            assert time.monotonic() < deadline, "an idle session was never closed"
+        deadline = time.monotonic() + 15  # the idle timeout is 1 s; touching the old session would keep it alive
+        while _open_session(base, key).status_code == 503:
+            assert time.monotonic() < deadline, "idle sessions were never closed"
             time.sleep(0.2)
-        assert _open_session(base, key).status_code == 200  # the closed sessions made room
+        stale = httpx2.post(base + "/mcp", content=json.dumps(ping), timeout=10, headers=headers)
+        assert stale.status_code == 404
