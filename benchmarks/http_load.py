@@ -33,7 +33,10 @@ from typing import Any
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.http_rig import ENV, client, fsm, new_key, serving
+from benchmarks.generate import FAMILY, GIVEN, STREETS, SUFFIX
+from fsm_mcp.access import keys as api_keys
+from fsm_mcp.store.db import Database
+from tests.http_rig import ENV, client, fsm, serving
 
 TOOLS = ("lookup_customer", "find_available_slots", "create_job", "dispatch_technician", "update_job_status",
          "create_invoice")
@@ -71,10 +74,13 @@ async def play(base: str, key: str | None, n: int, tech: str, until: float,
         while time.monotonic() < until:
             window = start + timedelta(hours=3 * i)
             phone = f"+1312{200 + n:03d}{i % 10000:04d}"  # an exchange of its own for each client
+            k = n * 7919 + i * 104729  # spread callers over names and streets as a real base is spread
+            name = f"{GIVEN[k % len(GIVEN)]} {FAMILY[k // len(GIVEN) % len(FAMILY)]}"
+            street = f"{10 + k % 9000} {STREETS[k // 7 % len(STREETS)]} {SUFFIX[k // 11 % len(SUFFIX)]}"
             await timed(session, "lookup_customer", {"phone": phone})
             await timed(session, "find_available_slots", {"job_type": "hvac", "date_from": window.date().isoformat()})
             job = await timed(session, "create_job", {
-                "customer": {"name": f"Caller {n} {i}", "phone": phone, "address": f"{i} Elm St, Springfield, IL"},
+                "customer": {"name": name, "phone": phone, "address": f"{street}, Springfield, IL 62704"},
                 "job_type": "hvac", "summary": "no heat", "idempotency_key": f"c{n}-{i}", "new_customer": True,
                 "window_start": window.isoformat(), "window_end": (window + timedelta(hours=2)).isoformat()})
             if job:
@@ -101,8 +107,9 @@ def one_mode(auth: bool, clients: int, duration: float, tmp: Path) -> dict[str, 
     import sqlite3
 
     techs = [row[0] for row in sqlite3.connect(db).execute("SELECT id FROM technicians ORDER BY external_id")]
-    techs = sorted(techs, key=lambda t: t)
-    keys = [new_key(db, f"agent-{n}", *SCOPES, env=env) if auth else None for n in range(clients)]
+    store = Database(db)
+    keys = [api_keys.create(store, f"agent-{n}", "default", list(SCOPES)) if auth else None for n in range(clients)]
+    store.close()
     times: dict[str, list[float]] = defaultdict(list)
     errors: list[str] = []
     with serving(db, *([] if auth else ["--no-auth"]), env=env) as base:

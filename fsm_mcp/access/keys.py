@@ -72,10 +72,8 @@ def caller(db: Database, key: str) -> Caller | None:
     """The caller a key stands for, or None for an unknown or revoked one."""
     if not key.startswith(PREFIX):
         return None
-    row = db.snapshot(lambda conn: conn.execute(
-        "SELECT name, tenant_id, scopes FROM api_keys WHERE digest = ? AND revoked_at IS NULL",
-        (digest(key),)).fetchone())
+    row = db.peek("SELECT name, tenant_id, scopes FROM api_keys WHERE digest = ? AND revoked_at IS NULL", (digest(key),))
     if row is None:
         return None
-    name, business, scopes = row
+    name, business, scopes = (str(v) for v in row)
     return Caller(identity=f"key:{name}", business=business, scopes=frozenset(json.loads(scopes)))

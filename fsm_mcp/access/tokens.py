@@ -37,6 +37,7 @@ class Verifier:
         self.db = db
         self.businesses = list(businesses)
         self.issuer = Issuer(settings, http or httpx.AsyncClient(timeout=10)) if settings.oauth else None
+        self._proofs: dict[Caller, AccessToken] = {}  # one immutable answer per caller: no model built per request
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if token.startswith(keys.PREFIX):
@@ -50,8 +51,12 @@ class Verifier:
         if caller.business is not None and caller.business not in self.businesses:
             log.warning("refused %s: its business %r is not served here", caller.identity, caller.business)
             return None
-        return AccessToken(token="[not kept]", client_id=caller.identity, scopes=sorted(caller.scopes),
-                           subject=caller.identity, claims={"identity": caller.identity, "business": caller.business})
+        if (proof := self._proofs.get(caller)) is None:
+            proof = AccessToken(token="[not kept]", client_id=caller.identity, scopes=sorted(caller.scopes),
+                                subject=caller.identity, claims={"identity": caller.identity, "business": caller.business})
+            if len(self._proofs) < 10_000:
+                self._proofs[caller] = proof
+        return proof
 
 
 class Issuer:

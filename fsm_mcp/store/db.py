@@ -211,6 +211,17 @@ class Database:
         finally:
             self._reader.execute("COMMIT")
 
+    def peek(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
+        """One row of one indexed SELECT, on the calling thread: a single statement is its own read
+        transaction, so this skips `snapshot`'s BEGIN and COMMIT (for the key looked up on every request)."""
+        conn = self._reader if self._reader is not None else self.conn
+        if self._reader is None:
+            with self._lock:
+                row = conn.execute(sql, args).fetchone()
+        else:
+            row = conn.execute(sql, args).fetchone()
+        return tuple(row) if row is not None else None
+
     async def aread(self, fn: Callable[..., T], *args: object) -> T:
         if _atomic.get() is self:  # inside this task's transaction: read what it has written
             return await anyio.to_thread.run_sync(self.read, fn, *args)
