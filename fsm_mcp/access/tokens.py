@@ -91,7 +91,7 @@ class Issuer:
         if business is None:
             log.warning("refused the token of %r: it names no business (claim %r)", claims["sub"], self.business_claim)
             return None
-        return Caller(f"oauth:{claims['sub']}", str(business), frozenset(scopes) & SCOPES.keys())
+        return Caller(f"oauth:{claims['sub']}", str(business), frozenset(set(scopes) & SCOPES.keys()))
 
     async def _key(self, kid: str | None) -> Any:
         if kid not in self._keys and time.monotonic() - self._fetched_at > self.REFETCH_AFTER:
