@@ -26,7 +26,6 @@ class App:
 
 @dataclass(slots=True)
 class Served:
-    db: Database
     businesses: dict[str, App]
     default: str
 

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import click
 
+from fsm_mcp.access.config import AccessSettings
 from fsm_mcp.settings import Settings
 
 db_option = click.option(
@@ -79,7 +80,7 @@ def serve(transport: str, host: str, port: int, read_only: bool, no_auth: bool, 
     every = _businesses(db, business)
     access = next(iter(every.values())).access
     if stateless is not None:
-        access.stateless = stateless
+        access = access.model_copy(update={"stateless": stateless})
     if not _loopback(host):
         if no_auth:
             raise click.UsageError(f"--host {host} with --no-auth would take anonymous calls from the network; "
@@ -89,7 +90,7 @@ def serve(transport: str, host: str, port: int, read_only: bool, no_auth: bool, 
                                    "allowed_hosts in the [serve] table); requests with any other Host header are refused")
     caller = Caller("anonymous", None, LOCAL.scopes) if no_auth else NOBODY
     server = build_server(every, caller=caller, read_only=read_only)
-    _serve_http(server, every, host, port, authenticate=not no_auth)
+    _serve_http(server, every, access, host, port, authenticate=not no_auth)
 
 
 def _businesses(db: Path | None, business: str | None) -> dict[str, Settings]:
@@ -105,7 +106,8 @@ def _businesses(db: Path | None, business: str | None) -> dict[str, Settings]:
     return every
 
 
-def _serve_http(server: Any, every: dict[str, Settings], host: str, port: int, authenticate: bool) -> None:
+def _serve_http(server: Any, every: dict[str, Settings], access: AccessSettings, host: str, port: int,
+                authenticate: bool) -> None:
     import uvicorn
 
     from fsm_mcp.access import keys
@@ -116,12 +118,12 @@ def _serve_http(server: Any, every: dict[str, Settings], host: str, port: int, a
     first = next(iter(every.values()))
     database = Database(first.db_path)  # the API keys: looked up on every request, so a revoked one fails at once
     try:
-        verifier = Verifier(database, every.keys(), first.access) if authenticate else None
-        if authenticate and not first.access.oauth and not any(k.revoked_at is None for k in keys.listing(database)):
+        verifier = Verifier(database, every.keys(), access) if authenticate else None
+        if authenticate and not access.oauth and not any(k.revoked_at is None for k in keys.listing(database)):
             logging.getLogger("fsm_mcp").warning(
                 "no API key exists yet, so every request will be refused: create one with "
                 "`fsm-mcp keys create NAME --scope customers:read ...`")
-        app = http_app(server, first.access, verifier)
+        app = http_app(server, access, verifier)
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
                                       log_level=first.log_level.lower())).run()
     finally:
@@ -142,13 +144,9 @@ def keys() -> None:
 @db_option
 def keys_create(name: str, scopes: tuple[str, ...], business: str | None, db: Path | None) -> None:
     """Make a key and print it once on stdout (it is stored only hashed; nothing else is printed there)."""
-    import re
-
     from fsm_mcp.access import keys as api_keys
     from fsm_mcp.store.db import Database
 
-    if not re.match(api_keys.NAME, name):
-        raise click.UsageError(f"NAME {name!r}: letters, digits, '.', '_' and '-', at most 64")
     settings = _settings(db, business)
     database = Database(settings.db_path)
     try:
@@ -169,7 +167,7 @@ def keys_list(db: Path | None) -> None:
     from fsm_mcp.access import keys as api_keys
     from fsm_mcp.store.db import Database
 
-    database = Database(_settings_any(db))
+    database = Database(_store_path(db))
     try:
         for k in api_keys.listing(database):
             state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
@@ -186,7 +184,7 @@ def keys_revoke(name: str, db: Path | None) -> None:
     from fsm_mcp.access import keys as api_keys
     from fsm_mcp.store.db import Database
 
-    database = Database(_settings_any(db))
+    database = Database(_store_path(db))
     try:
         if not api_keys.revoke(database, name):
             raise click.ClickException(f"no active key named {name!r}; `fsm-mcp keys list` shows them")
@@ -195,7 +193,7 @@ def keys_revoke(name: str, db: Path | None) -> None:
     click.echo(f"revoked {name!r}", err=True)
 
 
-def _settings_any(db: Path | None) -> Path:
+def _store_path(db: Path | None) -> Path:
     """The store, for commands that span every business."""
     return next(iter(_businesses(db, None).values())).db_path
 

@@ -62,8 +62,8 @@ def build_server(
 ) -> MCPServer:
     """A server for one business's `settings`, or for several by business id (by default, every configured one).
     `caller` is who a message without credentials is: over stdio and in process, the local user (trusted with every
-    scope); over authenticated HTTP, NOBODY. `read_only`: no caller may do more than read. `transport` reaches the vendors (tests hand in one to
-    a fake); by default, the network."""
+    scope); over authenticated HTTP, NOBODY. `read_only`: no caller may do more than read. `transport` reaches the
+    vendors (tests hand in one to a fake); by default, the network."""
     if settings is None:
         settings = load_businesses()
     every = {settings.business.tenant_id: settings} if isinstance(settings, Settings) else dict(settings)
@@ -84,7 +84,7 @@ def build_server(
                     apps[ident] = App(settings=one, db=db, backend=backend,
                                       writer=IdempotentWriter(db, holds=one.backend == "local"),
                                       confirmations=Confirmations(db, ident))
-                yield Served(db=db, businesses=apps, default=next(iter(apps)))
+                yield Served(businesses=apps, default=next(iter(apps)))
         finally:
             db.close()
 

@@ -49,24 +49,25 @@ class Confirmations:
     async def spend(self, token: str, actor: str, tool: str, arguments: dict[str, Any]) -> None:
         """Spend the token on this call, or raise saying why it cannot be."""
         again = "Call again without confirmation_token for a fresh preview and token."
+        digest = _digest(token)
 
         def use(conn: sqlite3.Connection) -> str | None:
             row = conn.execute("SELECT tool, args_hash, actor, expires_at, used_at FROM confirmations "
-                               "WHERE tenant_id = ? AND digest = ?", (self.tenant, _digest(token))).fetchone()
+                               "WHERE tenant_id = ? AND digest = ?", (self.tenant, digest)).fetchone()
             if row is None:
                 return f"not a token this server issued for this business. {again}"
-            their_tool, digest, their_actor, expires, used = row
+            their_tool, their_arguments, their_actor, expires, used = row
             if used is not None:
                 return f"already used at {used}; a token confirms one action. {again}"
             if from_db(expires) < utcnow():
                 return f"expired at {expires} (tokens last {int(TTL.total_seconds() // 60)} minutes). {again}"
             if their_actor != actor:
                 return f"issued to another caller. {again}"
-            if their_tool != tool or digest != arguments_hash(tool, arguments):
+            if their_tool != tool or their_arguments != arguments_hash(tool, arguments):
                 return (f"issued for {their_tool} with other arguments; a token confirms exactly the previewed "
                         f"action. {again}")
             conn.execute("UPDATE confirmations SET used_at = ? WHERE tenant_id = ? AND digest = ?",
-                         (to_db(utcnow()), self.tenant, _digest(token)))
+                         (to_db(utcnow()), self.tenant, digest))
             return None
 
         if not token.startswith(PREFIX):

@@ -11,7 +11,7 @@ from typing import Any
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult, ListToolsResult, TextContent
+from mcp.types import CallToolResult, TextContent
 
 from fsm_mcp.access.callers import SCOPE_META, Caller, acting_as, done_acting
 from fsm_mcp.access.limits import CallerLimits
@@ -33,11 +33,9 @@ class Gate:
         token = acting_as(caller)
         try:
             if ctx.method == "tools/list":
-                result = await call_next(ctx)
-                if isinstance(result, ListToolsResult):
-                    result.tools = [t for t in result.tools if caller.may(_scope(t.meta or {}))]
-                elif isinstance(result, dict) and isinstance(result.get("tools"), list):  # already serialised
-                    result["tools"] = [t for t in result["tools"] if caller.may(_scope(t.get("_meta") or {}))]
+                result = await call_next(ctx)  # serialised by the SDK: a dict, tools with their `_meta`
+                if isinstance(result, dict):
+                    result["tools"] = [t for t in result.get("tools", []) if caller.may(_scope(t.get("_meta") or {}))]
                 return result
             if ctx.method == "tools/call" and (refusal := self._refusal(ctx, caller)):
                 log.info("refused %s to %s: %s", (ctx.params or {}).get("name"), caller.identity, refusal)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ def digest(key: str) -> str:
 
 def create(db: Database, name: str, business: str, scopes: list[str]) -> str:
     """A new key; the only time it exists in clear is this return value."""
+    if not re.match(NAME, name):
+        raise ValueError(f"NAME {name!r}: letters, digits, '.', '_' and '-', at most 64")
     chosen = sorted(check_scopes(scopes))
     if not chosen:
         raise ValueError("give at least one --scope")

@@ -214,12 +214,11 @@ class Database:
     def peek(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
         """One row of one indexed SELECT, on the calling thread: a single statement is its own read
         transaction, so this skips `snapshot`'s BEGIN and COMMIT (for the key looked up on every request)."""
-        conn = self._reader if self._reader is not None else self.conn
         if self._reader is None:
             with self._lock:
-                row = conn.execute(sql, args).fetchone()
+                row = self.conn.execute(sql, args).fetchone()
         else:
-            row = conn.execute(sql, args).fetchone()
+            row = self._reader.execute(sql, args).fetchone()
         return tuple(row) if row is not None else None
 
     async def aread(self, fn: Callable[..., T], *args: object) -> T:
