@@ -37,6 +37,7 @@ from benchmarks.generate import FAMILY, GIVEN, STREETS, SUFFIX
 from fsm_mcp.access import keys as api_keys
 from fsm_mcp.store.db import Database
 from tests.http_rig import ENV, client, fsm, serving
+from tests.when import MONDAY as FIRST_DAY  # two weeks ahead of today: bookable whenever this runs
 
 TOOLS = ("lookup_customer", "find_available_slots", "create_job", "dispatch_technician", "update_job_status",
          "create_invoice")
@@ -58,7 +59,7 @@ def server_pid(port: int) -> int:
 
 async def play(base: str, key: str | None, n: int, tech: str, until: float,
                times: dict[str, list[float]], errors: list[str]) -> None:
-    start = datetime(2027, 3, 1, 8) + timedelta(days=n * 400 // 50)
+    start = datetime(FIRST_DAY.year, FIRST_DAY.month, FIRST_DAY.day, 8) + timedelta(days=n * 400 // 50)
 
     async def timed(session: Any, tool: str, args: dict[str, Any]) -> dict[str, Any] | None:
         t0 = time.perf_counter()

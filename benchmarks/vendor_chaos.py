@@ -23,6 +23,7 @@ import collections
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from fsm_mcp.settings import Business
 from tests.fakes.chaos import GRACE, Chaos
 from tests.fakes.serve import serving
 from tests.fakes.servicetitan import new_caller, seed_person
+from tests.when import MONDAY as FIRST_DAY  # two weeks ahead of today: bookable whenever this runs
 
 RETRYABLE = ("try again", "Try again", "may or may not")
 BUSINESS = Business(timezone="America/Chicago", job_types={"Furnace repair": "hvac"})
@@ -95,7 +97,7 @@ class Tally:
 async def scenario(client: Client, tally: Tally, i: int, tech: str) -> None:
     name, street = new_caller(i)
     phone = f"312555{i:04d}"
-    day = f"2026-12-{1 + i % 28:02d}"
+    day = (FIRST_DAY + timedelta(days=i % 28)).isoformat()
     hour = 8 + (i // 28) % 8
     steps: list[tuple[str, dict[str, Any]]] = [
         ("lookup_customer", {"phone": phone, "name": name}),

@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from fsm_mcp.store.db import Database
 from tests.fakes.chaos import Chaos
 from tests.fakes.serve import serving
 from tests.fakes.servicetitan import new_caller, seed_person
+from tests.when import MONDAY as FIRST_DAY  # two weeks ahead of today: bookable whenever this runs
 
 BUSINESS = Business(timezone="America/Chicago", job_types={"Furnace repair": "hvac"})
 
@@ -71,8 +73,8 @@ async def run(args: argparse.Namespace) -> None:
                     "job_type": "Furnace repair", "summary": "Annual service", "idempotency_key": f"past-{n}",
                     "customer_id": (await client.call_tool("lookup_customer", {"phone": f"217555{n:04d}"}))
                     .structured_content["matches"][0]["customer_id"],  # type: ignore[index]
-                    "window_start": f"2026-10-{1 + n % 28:02d}T{8 + n // 28:02d}:00",
-                    "window_end": f"2026-10-{1 + n % 28:02d}T{9 + n // 28:02d}:00", "technician_id": tech})
+                    "window_start": f"{FIRST_DAY + timedelta(days=n % 28)}T{8 + n // 28:02d}:00",
+                    "window_end": f"{FIRST_DAY + timedelta(days=n % 28)}T{9 + n // 28:02d}:00", "technician_id": tech})
             for label, latency, offset in (("no added latency", 0.0, 0), (f"{args.latency * 1000:.0f} ms per request",
                                                                            args.latency, args.calls)):
                 fake.chaos.latency = latency
@@ -82,7 +84,7 @@ async def run(args: argparse.Namespace) -> None:
                     name, street = new_caller(n + offset)
                     bookings.append(await timed(client, fake, "create_job", {
                         "job_type": "Furnace repair", "summary": "No heat", "idempotency_key": f"new-{latency}-{n}",
-                        "window_start": "2026-12-01T09:00", "window_end": "2026-12-01T11:00",
+                        "window_start": f"{FIRST_DAY}T09:00", "window_end": f"{FIRST_DAY}T11:00",
                         "customer": {"name": name, "phone": f"312555{n + offset:04d}", "email": f"c{n}.{offset}@example.com"},
                         "address": f"{street}, Springfield, IL 62704"}))
                 for tool, rows in (("lookup_customer", lookups), ("create_job (new caller)", bookings)):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from fsm_mcp.access.callers import Caller
 from fsm_mcp.access.confirm import Confirmations
+from fsm_mcp.clock import Clock
 from fsm_mcp.connectors.base import Backend
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
@@ -20,6 +21,7 @@ class App:
     settings: Settings
     db: Database
     backend: Backend
+    clock: Clock
     writer: IdempotentWriter
     confirmations: Confirmations
 

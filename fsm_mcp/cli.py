@@ -427,7 +427,7 @@ def train(business: str | None, db: Path | None) -> None:
     settings = _settings(db, business)
     database = Database(settings.db_path)
     try:
-        model = database.write(identity_model.train, settings.business.tenant_id)
+        model = database.write(identity_model.train, settings.business.tenant_id, database.clock.now())
     finally:
         database.close()
     click.echo(json.dumps(model.to_json(), indent=2, sort_keys=True))

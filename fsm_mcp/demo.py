@@ -21,7 +21,7 @@ from fsm_mcp.identity.phones import parse_phone
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Equipment, JobStatus
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, new_id, to_db, utcnow
+from fsm_mcp.store.db import Database, new_id, to_db
 
 DEMO_ENV = {"FSM_MCP_NAME": "Prairie Comfort Heating & Plumbing", "FSM_MCP_TIMEZONE": "America/Chicago"}
 
@@ -30,7 +30,7 @@ def seed(db: Database, business: Business) -> None:
     """Technicians and returning customers with service history."""
 
     def write(conn: sqlite3.Connection) -> None:
-        tenant, now = business.tenant_id, utcnow()
+        tenant, now = business.tenant_id, db.clock.now()
         technicians.insert(conn, tenant, "Maria Lopez", ["hvac", "plumbing"], "+12175550101")
         technicians.insert(conn, tenant, "Dev Patel", ["hvac", "electrical"], "+12175550102")
         technicians.insert(conn, tenant, "Sam Okafor", ["plumbing"], "+12175550103")
@@ -99,15 +99,15 @@ async def run_demo(db_path: Path | None) -> None:
         env={**os.environ, **DEMO_ENV, "FSM_MCP_LOG_LEVEL": "WARNING"},
     )
     async with Client(server) as client:
-        await the_call(client)
+        await the_call(client, _next_weekday(db.clock.today(business.zone)))
     click.secho("\nDemo finished: one customer, one job, one invoice, however often the agent retried.", fg="green", bold=True)
     if workdir:
         workdir.cleanup()
 
 
-async def the_call(client: Client) -> None:
+async def the_call(client: Client, day: date) -> None:
     """The scripted call, through any MCP client to a server over any backend whose business has the demo's
-    technicians and William Jenkins (217-555-0143) with a past furnace job."""
+    technicians and William Jenkins (217-555-0143) with a past furnace job; the new caller is booked on `day`."""
     click.secho("\n☎  Call 1: a returning caller; caller ID arrives as 217.555.0143", bold=True)
     found = await _call(client, "lookup_customer", {"phone": "217.555.0143"})
     card = found["customer"]
@@ -115,12 +115,11 @@ async def the_call(client: Client) -> None:
     _show("recognised", {"match": found["matches"][0], "last job": last["summary"],
                           "equipment": home.get("equipment"), "access notes": home.get("access_notes")})
     click.echo(f'\nAgent: "Hi {card["name"].split()[0]}, welcome back. Is this about the furnace at '
-               f'{home["address"].split(",")[0]} we serviced in October?"')
+               f'{home["address"].split(",")[0]} we serviced in {datetime.fromisoformat(last["window_start"]):%B}?"')
 
     click.secho("\n☎  Call 2: a new caller, Maria Garcia, whose AC is making a grinding noise", bold=True)
     found = await _call(client, "lookup_customer", {"phone": "(312) 555-0188", "name": "Maria Garcia"})
     _show("no match", found["next_step"])
-    day = _next_weekday(date.today())
     slots = await _call(client, "find_available_slots", {"job_type": "hvac", "date_from": day.isoformat()})
     slot = slots["slots"][0]
     _show("first open window", slot)

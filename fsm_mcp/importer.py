@@ -12,6 +12,7 @@ import csv
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from fsm_mcp.connectors.local import technicians
@@ -23,7 +24,7 @@ from fsm_mcp.identity.names import parse_name
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, placeholders, utcnow
+from fsm_mcp.store.db import Database, placeholders
 
 CUSTOMER_COLUMNS = ("external_id", "name", "phone", "email", "street", "unit", "city", "state", "postal_code", "notes")
 TECHNICIAN_COLUMNS = ("external_id", "name", "phone", "skills")
@@ -70,14 +71,14 @@ def import_customers(
         for item in _rows(path, CUSTOMER_COLUMNS):
             batch.append(item)
             if len(batch) >= BATCH:
-                db.write(_customer_batch, business, batch, report)
+                db.write(_customer_batch, business, batch, report, db.clock.now())
                 progress(len(batch))
                 batch = []
         if batch:
-            db.write(_customer_batch, business, batch, report)
+            db.write(_customer_batch, business, batch, report, db.clock.now())
             progress(len(batch))
     db.analyze()
-    db.write(identity_model.train, business.tenant_id)  # what agreement means in this base
+    db.write(identity_model.train, business.tenant_id, db.clock.now())  # what agreement means in this base
     return report
 
 
@@ -86,7 +87,7 @@ def reindex_customers(db: Database, tenant: str, progress: Callable[[int, int], 
     with db.bulk():
         count = db.write(customers.rebuild_index, tenant, progress)
     db.analyze()
-    db.write(identity_model.train, tenant)
+    db.write(identity_model.train, tenant, db.clock.now())
     return count
 
 
@@ -98,8 +99,9 @@ def _seen_external_ids(conn: sqlite3.Connection, table: str, tenant: str, ids: l
     return {r[0] for r in rows}
 
 
-def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tuple[int, dict[str, str]]], report: ImportReport) -> None:
-    tenant, now = business.tenant_id, utcnow()
+def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tuple[int, dict[str, str]]], report: ImportReport,
+                    now: datetime) -> None:
+    tenant = business.tenant_id
     seen = _seen_external_ids(conn, "customers", tenant, [r["external_id"] for _, r in batch if r.get("external_id")])
     new: list[customers.NewCustomer] = []
     addresses: list[AddressIn | None] = []

@@ -49,13 +49,24 @@ def localize(moment: datetime, business: Business) -> datetime:
     return moment.replace(tzinfo=business.zone) if moment.tzinfo is None else moment
 
 
-def check_window(start: datetime, end: datetime, business: Business, prefix: str = "window") -> tuple[datetime, datetime]:
+def it_is_now(now: datetime, business: Business) -> str:
+    """The time as the business's caller would say it: "10:42 on Thu Dec 03 in America/Chicago"."""
+    return f"{now.astimezone(business.zone):%H:%M on %a %b %d} in {business.timezone}"
+
+
+def check_window(start: datetime, end: datetime, business: Business, now: datetime,
+                 prefix: str = "window") -> tuple[datetime, datetime]:
+    """An arrival window the business can still keep: ordered, at most a day long, not over yet (one that has
+    begun may still be booked: "come as soon as you can"), and not years ahead."""
     start, end = localize(start, business), localize(end, business)
     if end <= start:
         raise InvalidInput(f"{prefix}_end", f"must be after {prefix}_start ({start.isoformat()}); send a later end time")
     if end - start > MAX_WINDOW:
         raise InvalidInput(f"{prefix}_end", "an arrival window can be at most 24 hours long; split longer work into jobs")
-    if start - datetime.now(start.tzinfo) > MAX_AHEAD:
+    if end <= now:
+        raise InvalidInput(f"{prefix}_start", f"that time has passed; it is now {it_is_now(now, business)}. "
+                           "Pick a window ahead; find_available_slots lists the free ones")
+    if start - now > MAX_AHEAD:
         raise InvalidInput(f"{prefix}_start", f"is more than {MAX_AHEAD.days // 365} years ahead; check the year")
     return start, end
 
@@ -123,6 +134,9 @@ def free_slots(
         raise InvalidInput("date_to", "must be on or after date_from")
     if (date_to - date_from).days > 31:
         raise InvalidInput("date_to", "search at most 31 days at a time; narrow the range")
+    if date_from - now.astimezone(business.zone).date() > MAX_AHEAD:
+        raise InvalidInput("date_from", f"is more than {MAX_AHEAD.days // 365} years ahead, further than any booking "
+                           "can be; check the year")
     slots: list[Slot] = []
     day = date_from
     while day <= date_to:

@@ -19,6 +19,7 @@ from fsm_mcp.access.confirm import Confirmations
 from fsm_mcp.access.gate import Gate
 from fsm_mcp.access.limits import CallerLimits
 from fsm_mcp.app import App, Served
+from fsm_mcp.clock import Clock
 from fsm_mcp.connectors import open_backend
 from fsm_mcp.settings import Settings, load_businesses
 from fsm_mcp.store.db import Database
@@ -59,11 +60,14 @@ def build_server(
     transport: httpx.AsyncBaseTransport | None = None,
     caller: Caller = LOCAL,
     read_only: bool = False,
+    clock: Clock | None = None,
 ) -> MCPServer:
     """A server for one business's `settings`, or for several by business id (by default, every configured one).
     `caller` is who a message without credentials is: over stdio and in process, the local user (trusted with every
     scope); over authenticated HTTP, NOBODY. `read_only`: no caller may do more than read. `transport` reaches the
-    vendors (tests hand in one to a fake); by default, the network."""
+    vendors (tests hand in one to a fake); by default, the network. `clock`: what time it is for everything the server
+    does (by default the system's; tests move it)."""
+    clock = clock or Clock()
     if settings is None:
         settings = load_businesses()
     every = {settings.business.tenant_id: settings} if isinstance(settings, Settings) else dict(settings)
@@ -73,7 +77,7 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[Served]:
-        db = Database(first.db_path)
+        db = Database(first.db_path, clock)
         try:
             async with AsyncExitStack() as stack:
                 apps = {}
@@ -81,7 +85,7 @@ def build_server(
                     log.info("fsm-mcp serving business %r (%s backend) from %s", ident, one.backend, one.db_path)
                     backend = await stack.enter_async_context(open_backend(one, db, transport))
                     # The local store's writes join the idempotency transaction; a vendor's cannot.
-                    apps[ident] = App(settings=one, db=db, backend=backend,
+                    apps[ident] = App(settings=one, db=db, backend=backend, clock=clock,
                                       writer=IdempotentWriter(db, holds=one.backend == "local"),
                                       confirmations=Confirmations(db, ident))
                 yield Served(businesses=apps, default=next(iter(apps)))

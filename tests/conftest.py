@@ -14,6 +14,7 @@ from fsm_mcp.settings import Business, Settings
 from fsm_mcp.store.db import Database
 from tests.fp_rig import fp  # noqa: F401  (the fake FieldPulse and a server over it)
 from tests.st_rig import rig  # noqa: F401  (the fake ServiceTitan and a server over it)
+from tests.when import MONDAY, window
 
 BUSINESS = Business(name="Test HVAC", timezone="America/Chicago", job_types={"Furnace repair": "hvac"})
 
@@ -79,4 +80,4 @@ def count(settings: Settings, table: str) -> int:
 
 
 NEW_CALLER = {"name": "Maria Garcia", "phone": "(312) 555-0188", "address": "410 Maple Dr, Springfield, IL 62704"}
-MONDAY_9 = {"window_start": "2030-11-25T09:00:00", "window_end": "2030-11-25T11:00:00"}
+MONDAY_9 = window(MONDAY, 9)

@@ -26,7 +26,9 @@ import anyio
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-WINDOW = {"window_start": "2030-11-25T09:00:00", "window_end": "2030-11-25T11:00:00"}
+from tests.when import MONDAY, day, window
+
+WINDOW = window(MONDAY, 9)
 CALLER = {"name": "Crash Tester", "phone": "(312) 555-0101", "address": "1 Test Way, Springfield, IL 62704"}
 
 
@@ -92,7 +94,7 @@ class Wire:
         return self._answers.pop(ident)
 
     async def handshake(self) -> None:
-        await self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+        await self.request("initialize", {"protocolVersion": day(-1986).isoformat(), "capabilities": {},
                                           "clientInfo": {"name": "crashkit", "version": "1"}})
         await self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
 

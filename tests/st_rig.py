@@ -18,9 +18,10 @@ from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
 from fsm_mcp.store.db import Database
 from tests.fakes.servicetitan import FakeServiceTitan, connector_settings
+from tests.when import MONDAY, window
 
 BUSINESS = Business(timezone="America/Chicago", job_types={"Furnace repair": "hvac", "Drain cleaning": "plumbing"})
-WINDOW = {"window_start": "2026-11-23T09:00", "window_end": "2026-11-23T11:00"}
+WINDOW = window(MONDAY, 9)
 NEW_CALLER = {"name": "Ann Lee", "phone": "(217) 555-0199", "email": "ann@example.com"}
 
 

@@ -11,6 +11,7 @@ from mcp import Client
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
 from tests.conftest import BUSINESS, MONDAY_9, NEW_CALLER, call
+from tests.when import MONDAY, TUESDAY, at, day, window
 
 pytestmark = pytest.mark.anyio
 LIBRARY_TALK = ("pydantic", "validation error for", "http", "Arguments", "[type=", "input_value", "Traceback",
@@ -36,7 +37,7 @@ CORPUS: list[tuple[str, dict[str, Any], str, str]] = [
     ("create_job", {**BOOK, "window_start": "tomorrow at nine"}, "window_start", "ISO 8601"),
     ("create_job", {**BOOK, "customer": "Maria"}, "customer", "named fields"),
     ("merge_customers", {"keep_id": "a", "merge_ids": "b", "idempotency_key": "k"}, "merge_ids", "must be a list"),
-    ("find_available_slots", {"job_type": "hvac", "date_from": "2030-13-01"}, "date_from", "must be a date"),
+    ("find_available_slots", {"job_type": "hvac", "date_from": f"{MONDAY.year}-13-01"}, "date_from", "must be a date"),
     ("create_invoice", {"job_id": "JOB", "idempotency_key": "k", "line_items": {"a": 1}}, "line_items", "must be a list"),
     ("create_job", {**BOOK, "make_me_admin": True}, "make_me_admin", "not an argument"),
     # empty and blank
@@ -75,9 +76,9 @@ CORPUS: list[tuple[str, dict[str, Any], str, str]] = [
      "tax_rate", "at most 0.30"),
     ("create_invoice", {"job_id": "JOB", "idempotency_key": "k", "discount": "-10", "line_items": [LINE]},
      "discount", "at least 0"),
-    ("find_available_slots", {"job_type": "hvac", "date_from": "2030-11-25", "duration_minutes": 5},
+    ("find_available_slots", {"job_type": "hvac", "date_from": MONDAY.isoformat(), "duration_minutes": 5},
      "duration_minutes", "at least 15"),
-    ("find_available_slots", {"job_type": "hvac", "date_from": "2030-11-25", "duration_minutes": 100000},
+    ("find_available_slots", {"job_type": "hvac", "date_from": MONDAY.isoformat(), "duration_minutes": 100000},
      "duration_minutes", "at most 720"),
     ("list_jobs", {"limit": 100000}, "limit", "at most 200"),
     ("list_jobs", {"limit": -1}, "limit", "at least 1"),
@@ -89,15 +90,15 @@ CORPUS: list[tuple[str, dict[str, Any], str, str]] = [
     ("list_jobs", {"status": ["exploded"]}, "status.0", "must be one of"),
     ("find_duplicate_customers", {"min_confidence": "maybe"}, "min_confidence", "must be one of"),
     # windows and dates
-    ("create_job", {**BOOK, "window_end": "2030-11-25T08:00:00"}, "window_end", "must be after window_start"),
-    ("create_job", {**BOOK, "window_start": "2099-11-25T09:00:00", "window_end": "2099-11-25T11:00:00"},
+    ("create_job", {**BOOK, "window_end": at(MONDAY, 8)}, "window_end", "must be after window_start"),
+    ("create_job", {**BOOK, **window(day(6 * 365), 9)},
      "window_start", "years ahead"),
-    ("create_job", {**BOOK, "window_end": "2030-11-28T09:00:00"}, "window_end", "at most 24 hours"),
-    ("dispatch_technician", {"job_id": "JOB", "technician_id": "TECH", "window_start": "2030-11-25T09:00:00"},
+    ("create_job", {**BOOK, "window_end": at(day(3), 9)}, "window_end", "at most 24 hours"),
+    ("dispatch_technician", {"job_id": "JOB", "technician_id": "TECH", "window_start": at(MONDAY, 9)},
      "window_end", "give both"),
-    ("list_jobs", {"date_from": "2030-11-26T00:00:00", "date_to": "2030-11-25T00:00:00"}, "date_to", "after date_from"),
-    ("find_available_slots", {"job_type": "hvac", "date_from": "2030-11-25", "date_to": "2030-11-20"}, "date_to", ""),
-    ("find_available_slots", {"job_type": "hvac", "date_from": "2030-11-25", "date_to": "2031-06-01"}, "date_to", "31"),
+    ("list_jobs", {"date_from": at(TUESDAY, 0), "date_to": at(MONDAY, 0)}, "date_to", "after date_from"),
+    ("find_available_slots", {"job_type": "hvac", "date_from": MONDAY.isoformat(), "date_to": day(-5).isoformat()}, "date_to", ""),
+    ("find_available_slots", {"job_type": "hvac", "date_from": MONDAY.isoformat(), "date_to": day(188).isoformat()}, "date_to", "31"),
     # contacts
     ("create_job", {**BOOK, "customer": {**NEW_CALLER, "phone": "call me maybe"}}, "customer.phone", ""),
     ("create_job", {**BOOK, "caller_phone": "12"}, "caller_phone", ""),
@@ -112,8 +113,8 @@ CORPUS: list[tuple[str, dict[str, Any], str, str]] = [
     ("cancel_job", {"job_id": "job_nope"}, "job_id", "no job with id"),
     ("create_job", {**{k: v for k, v in BOOK.items() if k != "customer"}, "customer_id": "cus_nope"},
      "customer_id", "no customer with id"),
-    ("create_job", {**BOOK, "technician_id": "tech_nope", "window_start": "2030-11-26T09:00:00",
-                    "window_end": "2030-11-26T11:00:00"}, "technician_id", ""),
+    ("create_job", {**BOOK, "technician_id": "tech_nope", "window_start": at(TUESDAY, 9),
+                    "window_end": at(TUESDAY, 11)}, "technician_id", ""),
     ("dispatch_technician", {"job_id": "JOB", "technician_id": SQL}, "technician_id", ""),
     ("create_invoice", {"job_id": "job_nope", "idempotency_key": "k", "line_items": [LINE]}, "job_id", "no job with id"),
     ("create_invoice", {"job_id": "JOB", "idempotency_key": "k", "line_items": [LINE]}, "job_id", "complete"),

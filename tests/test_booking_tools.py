@@ -9,6 +9,7 @@ from mcp import Client
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
 from tests.conftest import MONDAY_9, NEW_CALLER, call, count, fail
+from tests.when import MONDAY, TUESDAY, at, iso, window
 
 pytestmark = pytest.mark.anyio
 
@@ -21,7 +22,7 @@ async def book(client: Client, key: str = "k-1", **overrides: Any) -> dict[str, 
 async def test_a_new_caller_is_booked_and_recognised_next_time(client: Client) -> None:
     job = await book(client)
     assert job["customer_created"] is True and job["status"] == "scheduled"
-    assert job["window_start"] == "2030-11-25T09:00:00-06:00"  # the business's local time
+    assert job["window_start"] == iso(MONDAY, 9)  # the business's local time
     found = await call(client, "lookup_customer", phone="312.555.0188")
     assert found["matches"][0]["customer_id"] == job["customer_id"]
     assert found["matches"][0]["confidence"] in ("exact", "likely")
@@ -31,7 +32,7 @@ async def test_a_new_caller_is_booked_and_recognised_next_time(client: Client) -
 async def test_booking_with_details_of_a_known_customer_attaches_to_them(client: Client) -> None:
     first = await book(client)
     second = await book(client, key="k-2", customer={**NEW_CALLER, "phone": "+1 312 555 0188"},
-                        window_start="2030-11-26T09:00:00", window_end="2030-11-26T11:00:00")
+                        **window(TUESDAY, 9))
     assert second["customer_id"] == first["customer_id"] and second["customer_created"] is False
 
 
@@ -86,7 +87,7 @@ async def test_a_retry_after_a_restart_returns_the_original_job(settings: Settin
 
 async def test_a_regenerated_key_for_the_same_booking_returns_the_existing_job(client: Client, settings: Settings) -> None:
     first = await book(client)
-    second = await book(client, key="regenerated", window_start="2030-11-25T10:00:00", window_end="2030-11-25T12:00:00")
+    second = await book(client, key="regenerated", **window(MONDAY, 10))
     assert second["already_booked"] is True and second["job_id"] == first["job_id"]
     third = await book(client, key="on-purpose", allow_duplicate=True)
     assert third["already_booked"] is False and third["job_id"] != first["job_id"]
@@ -96,7 +97,7 @@ async def test_a_regenerated_key_for_the_same_booking_returns_the_existing_job(c
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"window_start": "2030-11-25T11:00:00", "window_end": "2030-11-25T09:00:00"}, "window_end"),
+        ({"window_start": at(MONDAY, 11), "window_end": at(MONDAY, 9)}, "window_end"),
         ({"customer": {**NEW_CALLER, "phone": "555"}}, "customer.phone"),
         ({"customer": {**NEW_CALLER, "email": "nope"}}, "customer.email"),
         ({"customer_id": "cus_missing", "customer": None}, "customer_id"),
@@ -157,7 +158,7 @@ async def test_a_known_customer_calling_from_a_new_number_is_recognised_by_it_ne
     first = await book(client)
     assert (await call(client, "lookup_customer", phone="(217) 555-0199"))["matches"] == []
     second = await book(client, key="k-2", customer=None, customer_id=first["customer_id"], caller_phone="217.555.0199",
-                        window_start="2030-11-26T09:00:00", window_end="2030-11-26T11:00:00")
+                        **window(TUESDAY, 9))
     assert second["contacts_added"] == ["+12175550199"]
     found = await call(client, "lookup_customer", phone="(217) 555-0199")
     assert found["matches"][0]["customer_id"] == first["customer_id"]
@@ -167,8 +168,7 @@ async def test_a_known_customer_calling_from_a_new_number_is_recognised_by_it_ne
 async def test_a_caller_attached_by_name_and_address_brings_their_new_number_and_email(client: Client) -> None:
     first = await book(client)
     details = {**NEW_CALLER, "phone": "773-555-0123", "email": "maria@example.com"}
-    second = await book(client, key="k-2", customer=details, window_start="2030-11-26T09:00:00",
-                        window_end="2030-11-26T11:00:00")
+    second = await book(client, key="k-2", customer=details, **window(TUESDAY, 9))
     assert second["customer_id"] == first["customer_id"]
     assert second["contacts_added"] == ["+17735550123", "maria@example.com"]
     card = await call(client, "get_customer", customer_id=first["customer_id"])

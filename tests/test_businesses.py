@@ -11,6 +11,7 @@ import pytest
 from fsm_mcp.settings import Settings, load_businesses
 from tests.conftest import MONDAY_9, NEW_CALLER, call, fail
 from tests.http_rig import ENV, client, fsm, new_key, serving
+from tests.when import at, day
 
 TWO = """
 [businesses.acme]
@@ -89,7 +90,7 @@ async def test_a_caller_bound_to_one_business_cannot_read_write_or_detect_anothe
             found = await call(b, "lookup_customer", phone="(312) 555-0188", name="Maria Garcia")
             probes += 1
             leaks += len(found["matches"])
-            listed = await call(b, "list_jobs", date_from="2030-11-24T00:00:00", date_to="2030-11-27T00:00:00")
+            listed = await call(b, "list_jobs", date_from=at(day(-1), 0), date_to=at(day(2), 0))
             probes += 1
             leaks += len(listed["jobs"])
             duplicates = await call(b, "find_duplicate_customers", min_confidence="possible")

@@ -8,6 +8,7 @@ from mcp import Client
 
 from fsm_mcp.settings import Settings
 from tests.conftest import MONDAY_9, NEW_CALLER, call, count, fail
+from tests.when import MONDAY, iso, window
 
 pytestmark = pytest.mark.anyio
 
@@ -45,7 +46,7 @@ async def test_a_double_booked_technician_is_refused_naming_the_other_job(
     first = await booked(client, technician_id=tech)
     other = await booked(client, key="other", customer={"name": "Linda Park", "phone": "217-555-0177",
                                                         "address": "88 Elm Ave Apt 2"},
-                         window_start="2030-11-25T10:00:00", window_end="2030-11-25T12:00:00")
+                         **window(MONDAY, 10))
     message = await fail(client, "dispatch_technician", job_id=other["job_id"], technician_id=tech)
     assert first["job_id"] in message and "Maria Lopez" in message
     assert (await call(client, "get_job", job_id=other["job_id"]))["status"] == "scheduled"
@@ -86,11 +87,11 @@ async def test_free_slots_leave_out_a_booked_technician(client: Client, add_tech
     maria = add_technician("Maria Lopez", ["hvac"])
     dev = add_technician("Dev Patel", ["hvac"])
     await booked(client, technician_id=maria)
-    slots = (await call(client, "find_available_slots", job_type="hvac", date_from="2030-11-25"))["slots"]
+    slots = (await call(client, "find_available_slots", job_type="hvac", date_from=MONDAY.isoformat()))["slots"]
     by_start = {s["window_start"]: {t["technician_id"] for t in s["technicians"]} for s in slots}
-    assert by_start["2030-11-25T08:00:00-06:00"] == {dev}  # Maria is booked 09:00-11:00
-    assert by_start["2030-11-25T10:00:00-06:00"] == {dev}
-    assert by_start["2030-11-25T12:00:00-06:00"] == {maria, dev}
+    assert by_start[iso(MONDAY, 8)] == {dev}  # Maria is booked 09:00-11:00
+    assert by_start[iso(MONDAY, 10)] == {dev}
+    assert by_start[iso(MONDAY, 12)] == {maria, dev}
 
 
 async def test_an_invoice_adds_up_and_a_retry_never_bills_twice(

@@ -1,5 +1,5 @@
 import itertools
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -9,6 +9,9 @@ from fsm_mcp.errors import InvalidInput, InvalidTransition
 from fsm_mcp.models import JobStatus as S
 from fsm_mcp.scheduling import check_transition, check_window, free_slots
 from fsm_mcp.settings import Business
+from tests.when import MONDAY, ZONE, local
+
+NOW = local(MONDAY - timedelta(days=7), 10)  # a week before the days these tests book
 
 
 def test_money_rounds_half_up_to_cents() -> None:
@@ -52,20 +55,46 @@ def test_senseless_moves_are_refused(current: S, new: S) -> None:
 
 def test_a_naive_window_is_read_in_the_business_zone() -> None:
     business = Business(timezone="America/Chicago")
-    start, _ = check_window(datetime(2026, 11, 23, 9), datetime(2026, 11, 23, 11), business)
-    assert start.astimezone(UTC).hour == 15
+    start, _ = check_window(local(MONDAY, 9).replace(tzinfo=None), local(MONDAY, 11).replace(tzinfo=None), business, NOW)
+    assert start == local(MONDAY, 9)
 
 
 def test_a_window_ending_before_it_starts_is_refused() -> None:
     with pytest.raises(InvalidInput) as caught:
-        check_window(datetime(2026, 11, 23, 11), datetime(2026, 11, 23, 9), Business())
+        check_window(local(MONDAY, 11), local(MONDAY, 9), Business(), NOW)
     assert caught.value.field == "window_end"
 
 
 def test_free_slots_respect_working_hours_and_bookings() -> None:
     business = Business(timezone="UTC", working_hours={"mon": (time(8), time(12))})
-    monday = date(2026, 11, 23)
-    busy = {"t1": [(datetime(2026, 11, 23, 8, tzinfo=UTC), datetime(2026, 11, 23, 10, tzinfo=UTC))]}
-    slots = free_slots(business, monday, monday + timedelta(days=1), timedelta(hours=2), ["t1", "t2"], busy,
-                       datetime(2026, 11, 1, tzinfo=UTC))
+    eight = datetime.combine(MONDAY, time(8), UTC)
+    busy = {"t1": [(eight, eight + timedelta(hours=2))]}
+    slots = free_slots(business, MONDAY, MONDAY + timedelta(days=1), timedelta(hours=2), ["t1", "t2"], busy, NOW)
     assert [(s.start.hour, s.technician_ids) for s in slots] == [(8, ("t2",)), (10, ("t1", "t2"))]
+
+
+def test_a_window_that_has_passed_is_refused_saying_what_time_it_is() -> None:
+    business = Business(timezone="America/Chicago")
+    with pytest.raises(InvalidInput) as caught:
+        check_window(NOW - timedelta(hours=3), NOW - timedelta(hours=1), business, NOW)
+    assert caught.value.field == "window_start"
+    assert f"it is now 10:00 on {NOW:%a %b %d} in America/Chicago" in str(caught.value)
+
+
+def test_a_window_already_begun_may_still_be_booked() -> None:
+    start, end = check_window(NOW - timedelta(hours=1), NOW + timedelta(hours=1), Business(timezone="America/Chicago"), NOW)
+    assert start < NOW < end
+
+
+def test_a_slot_search_past_the_booking_horizon_is_refused() -> None:
+    far = NOW.date() + timedelta(days=6 * 365)
+    with pytest.raises(InvalidInput) as caught:
+        free_slots(Business(), far, far, timedelta(hours=2), ["t1"], {}, NOW)
+    assert caught.value.field == "date_from"
+
+
+def test_slots_already_past_today_are_not_offered() -> None:
+    business = Business(timezone="America/Chicago", working_hours={d: (time(8), time(17)) for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")})
+    slots = free_slots(business, NOW.date(), NOW.date(), timedelta(hours=2), ["t1"], {}, NOW)
+    assert slots and all(s.start >= NOW for s in slots)
+    assert slots[0].start.astimezone(ZONE).hour == 10

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -22,6 +21,7 @@ from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
 from tests.fakes.fieldpulse import FakeFieldPulse, connector_settings
 from tests.st_rig import BUSINESS, NEW_CALLER, WINDOW, Rig, call
+from tests.when import MONDAY, local
 
 pytestmark = pytest.mark.anyio
 ADDRESS = "5 Elm St, Springfield, IL 62704"
@@ -37,14 +37,14 @@ async def test_a_returning_caller_is_recognised_from_the_synced_directory(fp: Ri
 
 async def test_a_new_callers_whole_job_runs_through_fieldpulse(fp: Rig) -> None:
     async with fp.client() as client:
-        slots = await call(client, "find_available_slots", job_type="Furnace repair", date_from="2026-11-23",
-                           date_to="2026-11-23")
+        slots = await call(client, "find_available_slots", job_type="Furnace repair", date_from=MONDAY.isoformat(),
+                           date_to=MONDAY.isoformat())
         assert slots["slots"] and slots["slots"][0]["technicians"][0]["name"] == "Dana Reyes"
         booked = await call(client, "create_job", job_type="Furnace repair", summary="No heat", priority="high",
                             idempotency_key="k1", customer=NEW_CALLER, address=ADDRESS, **WINDOW)
         assert booked["customer_created"] and booked["status"] == "scheduled" and booked["priority"] == "high"
         job = fp.fake.jobs[int(booked["job_id"])]
-        assert job["start_time"] == "2026-11-23 15:00:00" and job["job_type"] == "Furnace repair"
+        assert job["start_time"] == f"{MONDAY.isoformat()} 15:00:00" and job["job_type"] == "Furnace repair"
         customer = fp.fake.customers[job["customer_id"]]
         assert (customer["phone"], customer["email"]) == ("+12175550199", "ann@example.com")
         assert fp.fake.locations[int(job["location_id"])]["address_1"] == "5 Elm St"
@@ -101,10 +101,9 @@ async def test_a_call_cut_off_after_the_vendor_booked_finds_that_job(fp: Rig) ->
     backend = fp.backend(db)
     carter = caller_profile(name="William Carter", phone="2175550143", email=None, address=None, region="US")
     customer_id = db.read(customers.lookup, BUSINESS.tenant_id, carter, 1)[0].customer_id
-    zone = BUSINESS.zone
     request = BookingRequest(
         customer_id=customer_id, customer=None, address=None, job_type="Furnace repair", summary="x", priority="normal",
-        window=(datetime(2026, 11, 23, 9, tzinfo=zone), datetime(2026, 11, 23, 11, tzinfo=zone)), technician_id=None,
+        window=(local(MONDAY, 9), local(MONDAY, 11)), technician_id=None,
         allow_duplicate=True, new_customer=False, key="cut-1",
     )
     try:

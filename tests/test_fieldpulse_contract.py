@@ -15,6 +15,7 @@ import pytest
 
 from tests.fakes.fieldpulse import FakeFieldPulse
 from tests.st_rig import NEW_CALLER, WINDOW, Rig, call
+from tests.when import MONDAY, TUESDAY, at, day
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "fieldpulse" / "fieldpulse-openapi.json"
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(not SPEC.is_file(), reason=f"FieldPulse's published spec is not at {SPEC}")]
@@ -60,7 +61,7 @@ async def test_every_request_of_a_whole_job_follows_the_published_spec(fp: Rig) 
     await fp.sync()
     async with fp.client() as client:
         await call(client, "lookup_customer", phone="2175550143")
-        await call(client, "find_available_slots", job_type="Furnace repair", date_from="2026-11-23", date_to="2026-11-23")
+        await call(client, "find_available_slots", job_type="Furnace repair", date_from=MONDAY.isoformat(), date_to=MONDAY.isoformat())
         booked = await call(client, "create_job", job_type="Furnace repair", summary="No heat", idempotency_key="k1",
                             customer=NEW_CALLER, address="5 Elm St, Springfield, IL 62704", **WINDOW)
         await call(client, "create_job", job_type="Drain cleaning", summary="Slow drain", idempotency_key="k2",
@@ -73,7 +74,7 @@ async def test_every_request_of_a_whole_job_follows_the_published_spec(fp: Rig) 
         await call(client, "create_invoice", job_id=job, idempotency_key="i1", tax_rate="0.05", discount="10",
                    line_items=[{"description": "Igniter", "kind": "material", "quantity": "2", "unit_price": "44.75"}])
         await call(client, "get_customer", customer_id=booked["customer_id"])
-        await call(client, "list_jobs", date_from="2026-11-22T00:00", date_to="2026-11-24T00:00")
+        await call(client, "list_jobs", date_from=at(day(-1), 0), date_to=at(TUESDAY, 0))
         await call(client, "list_technicians")
     spec = Spec()
     seen = set()

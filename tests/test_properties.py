@@ -19,10 +19,11 @@ from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
 from tests.conftest import BUSINESS
 from tests.test_bad_input import LIBRARY_TALK
+from tests.when import MONDAY, at, day, window
 
 TOOLS = {t.name: t.parameters for t in build_server(Settings(db_path=Path(":memory:")))._tool_manager.list_tools()}
 SCALARS = (st.none() | st.booleans() | st.integers(-(10**15), 10**15) | st.floats(allow_nan=False)
-           | st.text(max_size=40) | st.sampled_from(["2030-11-25T09:00:00", "2030-11-25", "hvac", "+13125550188",
+           | st.text(max_size=40) | st.sampled_from([at(MONDAY, 9), MONDAY.isoformat(), "hvac", "+13125550188",
                                                     "job_x", "cus_x", "-1", "1e9", "0.5", "completed", "\u0000"]))
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
                       | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
@@ -75,8 +76,7 @@ CALLERS = [{"name": "Maria Garcia", "phone": "3125550188", "address": "410 Maple
 
 
 def _window(slot: int) -> dict[str, str]:
-    day, hour = 25 + slot // 3, 8 + 3 * (slot % 3)
-    return {"window_start": f"2030-11-{day}T{hour:02d}:00:00", "window_end": f"2030-11-{day}T{hour + 2:02d}:00:00"}
+    return window(day(slot // 3), 8 + 3 * (slot % 3))
 
 
 async def _play(client: Client, ops: list[tuple[Any, ...]], techs: list[str]) -> None:

@@ -4,7 +4,7 @@ whole booking, retries that must not duplicate, lost answers, the directory sync
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -21,6 +21,7 @@ from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
 from tests.fakes.servicetitan import APP_GUID, CAMPAIGN, FakeServiceTitan
 from tests.st_rig import BUSINESS, NEW_CALLER, WINDOW, Rig, call, st_settings
+from tests.when import MONDAY, at, local
 
 pytestmark = pytest.mark.anyio
 
@@ -35,8 +36,8 @@ async def test_a_returning_caller_is_recognised_from_the_synced_directory(rig: R
 
 async def test_a_new_callers_whole_job_runs_through_servicetitan(rig: Rig) -> None:
     async with rig.client() as client:
-        slots = await call(client, "find_available_slots", job_type="Furnace repair", date_from="2026-11-23",
-                           date_to="2026-11-23")
+        slots = await call(client, "find_available_slots", job_type="Furnace repair", date_from=MONDAY.isoformat(),
+                           date_to=MONDAY.isoformat())
         assert slots["slots"] and slots["slots"][0]["technicians"][0]["name"] == "Dana Reyes"
         booked = await call(client, "create_job", job_type="Furnace repair", summary="No heat", idempotency_key="k1",
                             customer=NEW_CALLER, address="5 Elm St, Springfield, IL 62704", **WINDOW)
@@ -102,10 +103,9 @@ async def test_a_call_cut_off_after_the_vendor_booked_finds_that_job_by_its_key(
     backend = rig.backend(db)
     carter = caller_profile(name="William Carter", phone="2175550143", email=None, address=None, region="US")
     customer_id = db.read(customers.lookup, BUSINESS.tenant_id, carter, 1)[0].customer_id
-    zone = BUSINESS.zone
     request = BookingRequest(
         customer_id=customer_id, customer=None, address=None, job_type="Furnace repair", summary="x", priority="normal",
-        window=(datetime(2026, 11, 23, 9, tzinfo=zone), datetime(2026, 11, 23, 11, tzinfo=zone)), technician_id=None,
+        window=(local(MONDAY, 9), local(MONDAY, 11)), technician_id=None,
         allow_duplicate=True, new_customer=False, key="cut-1",
     )
     try:
@@ -213,8 +213,8 @@ async def test_a_customer_with_many_jobs_is_looked_up_with_one_page_of_them(rig:
         william = (await call(client, "lookup_customer", phone="2175550143"))["matches"][0]["customer_id"]
         for day in range(12):
             await call(client, "create_job", customer_id=william, job_type="Furnace repair", summary=f"visit {day}",
-                       idempotency_key=f"j{day}", window_start=f"2026-10-{day + 1:02d}T09:00",
-                       window_end=f"2026-10-{day + 1:02d}T10:00")
+                       idempotency_key=f"j{day}", window_start=at(MONDAY + timedelta(days=day), 9),
+                       window_end=at(MONDAY + timedelta(days=day), 10))
         rig.fake.door.log.clear()
         card = (await call(client, "lookup_customer", phone="2175550143"))["customer"]
     assert [j["summary"] for j in card["recent_jobs"]] == [f"visit {d}" for d in range(11, 6, -1)]

@@ -12,6 +12,7 @@ import pytest
 
 from tests.fakes.servicetitan import FakeServiceTitan
 from tests.st_rig import NEW_CALLER, WINDOW, Rig, call
+from tests.when import MONDAY, TUESDAY, at, day
 
 yaml = pytest.importorskip("yaml", reason="PyYAML reads the published specs; pip install -e '.[test]'")
 validators = pytest.importorskip("openapi_schema_validator", reason="validates OpenAPI 3.0 schemas; pip install -e '.[test]'")
@@ -63,7 +64,7 @@ async def test_every_exchange_of_a_whole_job_follows_the_published_spec(rig: Rig
     await rig.sync()
     async with rig.client() as client:
         await call(client, "lookup_customer", phone="2175550143")
-        await call(client, "find_available_slots", job_type="Furnace repair", date_from="2026-11-23", date_to="2026-11-23")
+        await call(client, "find_available_slots", job_type="Furnace repair", date_from=MONDAY.isoformat(), date_to=MONDAY.isoformat())
         booked = await call(client, "create_job", job_type="Furnace repair", summary="No heat", idempotency_key="k1",
                             customer=NEW_CALLER, address="5 Elm St, Springfield, IL 62704", **WINDOW)
         await call(client, "create_job", job_type="Drain cleaning", summary="Slow drain", idempotency_key="k2",
@@ -74,7 +75,7 @@ async def test_every_exchange_of_a_whole_job_follows_the_published_spec(rig: Rig
             await call(client, "update_job_status", job_id=job, status=status, note="ok")
         await call(client, "create_invoice", job_id=job, idempotency_key="i1", tax_rate="0.05", discount="10",
                    line_items=[{"description": "Igniter", "kind": "material", "quantity": "2", "unit_price": "44.75"}])
-        await call(client, "list_jobs", date_from="2026-11-22T00:00", date_to="2026-11-24T00:00")
+        await call(client, "list_jobs", date_from=at(day(-1), 0), date_to=at(TUESDAY, 0))
         await call(client, "list_technicians")
     spec = Spec()
     seen = set()

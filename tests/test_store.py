@@ -3,7 +3,6 @@
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fsm_mcp.directory.customers import insert_customer, insert_location, load_locations
@@ -47,7 +46,7 @@ def test_a_base_grown_by_the_tools_gets_statistics_without_a_restart(tmp_path: P
     so nothing else would analyse it until a restart."""
     served = Database(tmp_path / "b.db")
     served.snapshot(work, "cus_none")
-    now = datetime(2030, 1, 1, tzinfo=UTC)
+    now = served.clock.now()
     for i in range(Database.ANALYZE_AFTER_WRITES):
         served.write(lambda conn, i=i: insert_location(
             conn, "default", insert_customer(conn, "default", now, name=f"Customer {i}"), AddressIn(street=f"{i} Oak St"), now))

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fsm_mcp.errors import InvalidInput
-from fsm_mcp.store.db import Database, from_db, to_db, utcnow
+from fsm_mcp.store.db import Database, from_db, to_db
 from fsm_mcp.store.idempotency import arguments_hash
 
 TTL = timedelta(minutes=5)
@@ -34,11 +34,12 @@ class Confirmations:
 
     async def issue(self, actor: str, tool: str, arguments: dict[str, Any]) -> tuple[str, datetime]:
         token = PREFIX + secrets.token_urlsafe(24)
-        expires = utcnow() + TTL
+        now = self.db.clock.now()
+        expires = now + TTL
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM confirmations WHERE tenant_id = ? AND expires_at < ?",
-                         (self.tenant, to_db(utcnow() - TTL)))  # keep the table small
+                         (self.tenant, to_db(now - TTL)))  # keep the table small
             conn.execute("INSERT INTO confirmations (tenant_id, digest, tool, args_hash, actor, expires_at) "
                          "VALUES (?,?,?,?,?,?)",
                          (self.tenant, _digest(token), tool, arguments_hash(tool, arguments), actor, to_db(expires)))
@@ -50,6 +51,7 @@ class Confirmations:
         """Spend the token on this call, or raise saying why it cannot be."""
         again = "Call again without confirmation_token for a fresh preview and token."
         digest = _digest(token)
+        now = self.db.clock.now()
 
         def use(conn: sqlite3.Connection) -> str | None:
             row = conn.execute("SELECT tool, args_hash, actor, expires_at, used_at FROM confirmations "
@@ -59,7 +61,7 @@ class Confirmations:
             their_tool, their_arguments, their_actor, expires, used = row
             if used is not None:
                 return f"already used at {used}; a token confirms one action. {again}"
-            if from_db(expires) < utcnow():
+            if from_db(expires) < now:
                 return f"expired at {expires} (tokens last {int(TTL.total_seconds() // 60)} minutes). {again}"
             if their_actor != actor:
                 return f"issued to another caller. {again}"
@@ -67,7 +69,7 @@ class Confirmations:
                 return (f"issued for {their_tool} with other arguments; a token confirms exactly the previewed "
                         f"action. {again}")
             conn.execute("UPDATE confirmations SET used_at = ? WHERE tenant_id = ? AND digest = ?",
-                         (to_db(utcnow()), self.tenant, digest))
+                         (to_db(now), self.tenant, digest))
             return None
 
         if not token.startswith(PREFIX):

@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from fsm_mcp.access.callers import Caller, check_scopes
-from fsm_mcp.store.db import Database, to_db, utcnow
+from fsm_mcp.store.db import Database, to_db
 
 PREFIX = "fsmk_"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -47,7 +47,7 @@ def create(db: Database, name: str, business: str, scopes: list[str]) -> str:
         if conn.execute("SELECT 1 FROM api_keys WHERE name = ?", (name,)).fetchone():
             raise ValueError(f"a key named {name!r} exists already; revoke it or choose another name")
         conn.execute("INSERT INTO api_keys (name, tenant_id, scopes, digest, created_at) VALUES (?,?,?,?,?)",
-                     (name, business, json.dumps(chosen), digest(key), to_db(utcnow())))
+                     (name, business, json.dumps(chosen), digest(key), to_db(db.clock.now())))
 
     db.write(insert)
     return key
@@ -58,7 +58,7 @@ def revoke(db: Database, name: str) -> bool:
 
     def update(conn: sqlite3.Connection) -> bool:
         cur = conn.execute("UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-                           (to_db(utcnow()), name))
+                           (to_db(db.clock.now()), name))
         return cur.rowcount == 1
 
     return db.write(update)

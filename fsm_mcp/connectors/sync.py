@@ -31,7 +31,7 @@ from fsm_mcp.connectors.http.paging import in_order
 from fsm_mcp.connectors.http.together import together
 from fsm_mcp.directory import identity_model
 from fsm_mcp.directory.customers import rebuild_index
-from fsm_mcp.store.db import Database, to_db, utcnow
+from fsm_mcp.store.db import Database, to_db
 
 Json = dict[str, Any]
 Progress = Callable[[str, int, int | None], None]  # (list, records stored, records expected)
@@ -91,11 +91,11 @@ class DirectorySync:
                 await together(*(partial(one, feed) for feed in stage))
             if report.full:  # the first sync loaded records without indexing them: index them all at once
                 await self.db.awrite(rebuild_index, self.tenant)
-                await self.db.awrite(identity_model.train, self.tenant)
+                await self.db.awrite(identity_model.train, self.tenant, self.db.clock.now())
             return report
 
     async def _full(self, feed: Feed, state: Json, progress: Progress | None) -> int:
-        started = state["started_at"] or to_db(utcnow())
+        started = state["started_at"] or to_db(self.db.clock.now())
         page = int(state["next_page"])
         first = await feed.fetch(feed.everything, page, True)
         total = first.total
@@ -127,7 +127,7 @@ class DirectorySync:
         return stored
 
     async def _changes(self, feed: Feed, state: Json, progress: Progress | None) -> int:
-        started = to_db(utcnow())
+        started = to_db(self.db.clock.now())
         cursor, page, stored = state["cursor"], 1, 0
         newest = cursor
         while True:

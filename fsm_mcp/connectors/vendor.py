@@ -5,7 +5,6 @@ come from the vendor, each its own way."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,16 +27,15 @@ from fsm_mcp.identity.keys import Profile
 from fsm_mcp.models import Customer, Job, Technician
 from fsm_mcp.scheduling import Slot, free_slots
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, utcnow
+from fsm_mcp.store.db import Database
 
 
 class VendorBackend:
     vendor: str
     sync: DirectorySync
 
-    def __init__(self, db: Database, business: Business, http: httpx.AsyncClient,
-                 clock: Callable[[], datetime] = utcnow) -> None:
-        self.db, self.business, self.http, self.clock = db, business, http, clock
+    def __init__(self, db: Database, business: Business, http: httpx.AsyncClient) -> None:
+        self.db, self.business, self.http, self.clock = db, business, http, db.clock
         self.tenant = business.tenant_id
 
     async def aclose(self) -> None:
@@ -96,4 +94,4 @@ class VendorBackend:
         start = datetime.combine(date_from, datetime.min.time(), zone)
         end = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), zone)
         spans = await self.busy(techs, start - timedelta(days=1), end)  # a visit from the day before may run over
-        return free_slots(self.business, date_from, date_to, duration, techs, spans, self.clock())
+        return free_slots(self.business, date_from, date_to, duration, techs, spans, self.clock.now())

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 
 from fsm_mcp.directory.customers import load_profiles
 from fsm_mcp.identity.model import Model, default_model, estimate_u
-from fsm_mcp.store.db import to_db, utcnow
+from fsm_mcp.store.db import to_db
 
 SAMPLE = 8_000  # customers drawn to pair at random; a larger base says nothing more about u
 
@@ -26,7 +27,7 @@ def load(conn: sqlite3.Connection, tenant: str) -> Model:
     return cached[1]
 
 
-def train(conn: sqlite3.Connection, tenant: str) -> Model:
+def train(conn: sqlite3.Connection, tenant: str, now: datetime) -> Model:
     """Re-estimate u from this base and store the model; lookups use it from their next call."""
     total = conn.execute("SELECT count(*) FROM customers WHERE tenant_id=?", (tenant,)).fetchone()[0]
     share = min(1.0, 1.5 * SAMPLE / max(1, total))  # a random share of the rows, without sorting them all
@@ -36,5 +37,5 @@ def train(conn: sqlite3.Connection, tenant: str) -> Model:
     profiles = list(load_profiles(conn, tenant, ids).values())
     model = estimate_u(default_model(), profiles, pairs=20_000)
     conn.execute("INSERT OR REPLACE INTO identity_model (tenant_id, model, trained_at) VALUES (?,?,?)",
-                 (tenant, json.dumps(model.to_json(), sort_keys=True), to_db(utcnow())))
+                 (tenant, json.dumps(model.to_json(), sort_keys=True), to_db(now)))
     return model

@@ -22,7 +22,7 @@ from fsm_mcp.store.db import placeholders, to_db
 class MirroredCustomer:
     id: str
     name: str
-    created: datetime
+    created: datetime | None  # None: the vendor did not say; the sync's own time stands in
     merged_into: str | None = None
 
 
@@ -31,7 +31,7 @@ class MirroredLocation:
     id: str
     customer_id: str
     address: Address
-    created: datetime
+    created: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ def upsert(
             "INSERT INTO customers (tenant_id, id, name, merged_into, created_at, updated_at) VALUES (?,?,?,?,?,?) "
             "ON CONFLICT (tenant_id, id) DO UPDATE SET name=excluded.name, merged_into=excluded.merged_into, "
             "updated_at=excluded.updated_at",
-            (tenant, c.id, c.name.strip() or "(no name)", c.merged_into, to_db(c.created), stamp),
+            (tenant, c.id, c.name.strip() or "(no name)", c.merged_into, to_db(c.created) if c.created else stamp, stamp),
         )
         touched.add(c.id)
     for loc in locations:
@@ -70,7 +70,8 @@ def upsert(
             "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (tenant_id, id) DO UPDATE SET customer_id=excluded.customer_id, "
             "street=excluded.street, unit=excluded.unit, city=excluded.city, state=excluded.state, "
             "postal_code=excluded.postal_code, country=excluded.country",
-            (tenant, loc.id, loc.customer_id, a.street, a.unit, a.city, a.state, a.postal_code, a.country, to_db(loc.created)),
+            (tenant, loc.id, loc.customer_id, a.street, a.unit, a.city, a.state, a.postal_code, a.country,
+             to_db(loc.created) if loc.created else stamp),
         )
         touched.add(loc.customer_id)
     for contact in contacts:

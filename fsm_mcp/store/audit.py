@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 from typing import Any
 
-from fsm_mcp.store.db import to_db, utcnow
+from fsm_mcp.store.db import to_db
 
 SECRET = frozenset({"token", "password", "secret", "api_key", "authorization", "client_secret"})
 PERSONAL = frozenset({"name", "phone", "email", "address", "street", "unit", "notes", "access_notes", "note"})
@@ -29,6 +30,7 @@ def redact(value: Any, key: str = "") -> Any:
 
 def record(
     conn: sqlite3.Connection,
+    at: datetime,
     tenant: str,
     tool: str,
     actor: str,
@@ -38,5 +40,5 @@ def record(
 ) -> None:
     conn.execute(
         "INSERT INTO audit_log (at, tenant_id, tool, actor, arguments, result_id, replayed) VALUES (?,?,?,?,?,?,?)",
-        (to_db(utcnow()), tenant, tool, actor, json.dumps(redact(arguments), default=str), result_id, int(replayed)),
+        (to_db(at), tenant, tool, actor, json.dumps(redact(arguments), default=str), result_id, int(replayed)),
     )

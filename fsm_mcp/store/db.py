@@ -24,6 +24,7 @@ from typing import ParamSpec, TypeVar
 import anyio
 import anyio.to_thread
 
+from fsm_mcp.clock import Clock
 from fsm_mcp.errors import Busy
 from fsm_mcp.store.schema import MIGRATIONS
 
@@ -55,10 +56,6 @@ def from_db(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
 def _fresh_statistics(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE IF EXISTS sqlite_stat1")
     conn.execute("ANALYZE")
@@ -75,7 +72,8 @@ class Database:
     # and so does every this-many-th write while it still has none.
     ANALYZE_AFTER_WRITES = 200
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()  # stamps every record this store writes
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)

@@ -28,6 +28,7 @@ import json
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -35,7 +36,7 @@ from pydantic import BaseModel
 
 from fsm_mcp.errors import FsmError, IdempotencyMismatch, WriteUncertain
 from fsm_mcp.store import audit
-from fsm_mcp.store.db import Database, to_db, utcnow
+from fsm_mcp.store.db import Database, to_db
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -78,11 +79,12 @@ class IdempotentWriter:
                 stored = await self.db.aread(_stored_result, tenant, key, tool, digest)
                 if stored is not None:
                     result = result_type.model_validate_json(stored)
-                    await self.db.awrite(audit.record, tenant, tool, actor, arguments, result_id(result), True)
+                    await self.db.awrite(audit.record, self.db.clock.now(), tenant, tool, actor, arguments,
+                                         result_id(result), True)
                     return result
             result = await write(Attempt(key))
-            await self.db.awrite(_finish, tenant, key, tool, digest, result.model_dump_json(), actor, arguments,
-                                 result_id(result))
+            await self.db.awrite(_finish, self.db.clock.now(), tenant, key, tool, digest, result.model_dump_json(), actor,
+                                 arguments, result_id(result))
             return result
 
     async def _run_outside(
@@ -91,7 +93,8 @@ class IdempotentWriter:
     ) -> M:
         if key is None:
             result = await write(Attempt(None))
-            await self.db.awrite(_finish, tenant, None, tool, digest, "", actor, arguments, result_id(result))
+            await self.db.awrite(_finish, self.db.clock.now(), tenant, None, tool, digest, "", actor, arguments,
+                                 result_id(result))
             return result
         lock = self._locks.setdefault((tenant, key), anyio.Lock())
         try:
@@ -100,17 +103,18 @@ class IdempotentWriter:
                     stored = await self.db.aread(_stored_result, tenant, key, tool, digest)
                     if stored is not None:
                         result = result_type.model_validate_json(stored)
-                        await self.db.awrite(audit.record, tenant, tool, actor, arguments, result_id(result), True)
+                        await self.db.awrite(audit.record, self.db.clock.now(), tenant, tool, actor, arguments,
+                                         result_id(result), True)
                         return result
-                    resumed = await self.db.awrite(_claim, tenant, key, tool, digest)
+                    resumed = await self.db.awrite(_claim, self.db.clock.now(), tenant, key, tool, digest)
                 try:
                     result = await write(Attempt(key, resumed))
                 except FsmError as exc:
                     if not isinstance(exc, WriteUncertain):
                         await self.db.awrite(_release, tenant, key)
                     raise
-                await self.db.awrite(_finish, tenant, key, tool, digest, result.model_dump_json(), actor, arguments,
-                                     result_id(result))
+                await self.db.awrite(_finish, self.db.clock.now(), tenant, key, tool, digest, result.model_dump_json(),
+                                     actor, arguments, result_id(result))
                 return result
         finally:
             if not lock.statistics().tasks_waiting:
@@ -133,7 +137,7 @@ def _stored_result(conn: sqlite3.Connection, tenant: str, key: str, tool: str, d
     return str(row["result"])
 
 
-def _claim(conn: sqlite3.Connection, tenant: str, key: str, tool: str, digest: str) -> bool:
+def _claim(conn: sqlite3.Connection, now: datetime, tenant: str, key: str, tool: str, digest: str) -> bool:
     """Mark the key pending; True when it already was (an earlier call was cut off)."""
     row = conn.execute("SELECT tool, args_hash FROM idempotency WHERE tenant_id=? AND key=?", (tenant, key)).fetchone()
     if row is not None:
@@ -144,7 +148,7 @@ def _claim(conn: sqlite3.Connection, tenant: str, key: str, tool: str, digest: s
             )
         return True
     conn.execute("INSERT INTO idempotency (tenant_id, key, tool, args_hash, state, created_at) VALUES (?,?,?,?, 'pending', ?)",
-                 (tenant, key, tool, digest, to_db(utcnow())))
+                 (tenant, key, tool, digest, to_db(now)))
     return False
 
 
@@ -153,13 +157,13 @@ def _release(conn: sqlite3.Connection, tenant: str, key: str) -> None:
 
 
 def _finish(
-    conn: sqlite3.Connection, tenant: str, key: str | None, tool: str, digest: str, result: str, actor: str,
+    conn: sqlite3.Connection, now: datetime, tenant: str, key: str | None, tool: str, digest: str, result: str, actor: str,
     arguments: dict[str, Any], result_id: str,
 ) -> None:
     if key is not None:
         conn.execute(
             "INSERT OR REPLACE INTO idempotency (tenant_id, key, tool, args_hash, state, result, created_at) "
             "VALUES (?,?,?,?, 'done', ?, ?)",
-            (tenant, key, tool, digest, result, to_db(utcnow())),
+            (tenant, key, tool, digest, result, to_db(now)),
         )
-    audit.record(conn, tenant, tool, actor, arguments, result_id)
+    audit.record(conn, now, tenant, tool, actor, arguments, result_id)

@@ -96,7 +96,7 @@ def register(mcp: MCPServer) -> None:
         if (window_start is None) != (window_end is None):
             raise InvalidInput("window_end" if window_end is None else "window_start", "give both window_start and window_end, or neither")
         if window_start and window_end:
-            window = check_window(window_start, window_end, business)
+            window = check_window(window_start, window_end, business, the_app.clock.now())
 
         async def write(_: Attempt) -> Job:
             return await the_app.backend.dispatch(job_id, technician_id, window)

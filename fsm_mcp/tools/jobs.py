@@ -93,7 +93,7 @@ def register(mcp: MCPServer) -> None:
             raise InvalidInput("job_type", "must not be blank; say what kind of work, e.g. hvac or plumbing")
         if not summary.strip():
             raise InvalidInput("summary", "must not be blank; describe the problem in a sentence")
-        window = check_window(window_start, window_end, business)
+        window = check_window(window_start, window_end, business, the_app.clock.now())
         where = address if address is not None else (customer.address if customer else None)
         try:
             parsed = parse_address(where) if where is not None else None

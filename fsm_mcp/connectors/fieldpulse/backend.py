@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -29,15 +28,15 @@ from fsm_mcp.connectors.vendor import VendorBackend
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, utcnow
+from fsm_mcp.store.db import Database
 
 
 class FieldPulseBackend(VendorBackend):
     vendor = "FieldPulse"
 
     def __init__(self, db: Database, business: Business, config: FieldPulseSettings, http: httpx.AsyncClient,
-                 policy: Policy | None = None, clock: Callable[[], datetime] = utcnow) -> None:
-        super().__init__(db, business, http, clock)
+                 policy: Policy | None = None) -> None:
+        super().__init__(db, business, http)
         self.api = FieldPulseApi(config, http, policy)
         self.technicians = Technicians(self.api)
         self.jobs = Jobs(self.api, self.technicians, db, business)
@@ -61,7 +60,7 @@ class FieldPulseBackend(VendorBackend):
 
     # ----- jobs -----
     async def create_job(self, request: BookingRequest) -> Booking:
-        return await self.booker.book(request, self.clock())
+        return await self.booker.book(request, self.clock.now())
 
     async def get_job(self, job_id: str) -> Job:
         return await self.jobs.get(job_id)

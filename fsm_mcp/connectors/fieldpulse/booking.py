@@ -26,7 +26,7 @@ from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, Job, JobStatus
 from fsm_mcp.scheduling import BOOKED, overlaps
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, utcnow
+from fsm_mcp.store.db import Database
 
 Json = dict[str, Any]
 LOOK_BACK = timedelta(days=1)  # how far back a cut-off call's job may have been created
@@ -118,7 +118,7 @@ class Booker:
         made = await self.api.write("POST", "/locations", {**place, "object_type": "customer",
                                                            "object_id": int(customer.customer_id), "is_main_location": False},
                                     check=created, what="the new service address")
-        await self.db.awrite(partial(mirror.upsert, locations=[mapping.location(made)]), self.tenant, utcnow())
+        await self.db.awrite(partial(mirror.upsert, locations=[mapping.location(made)]), self.tenant, self.db.clock.now())
         return str(made["id"])
 
     async def _learn(self, request: BookingRequest, customer: Customer) -> list[str]:
@@ -137,7 +137,7 @@ class Booker:
             made = await self.api.write("POST", path, {"first_name": first, "last_name": last, field: value},
                                         check=there, what=f"the contact {value}")
             await self.db.awrite(partial(mirror.upsert, contacts=mapping.contact(made, customer.customer_id, self.region)),
-                                 self.tenant, utcnow())
+                                 self.tenant, self.db.clock.now())
             added.append(value)
         return added
 

@@ -75,7 +75,7 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 def customer(c: Json) -> MirroredCustomer:
-    return MirroredCustomer(id=str(c["id"]), name=name_of(c), created=when(c.get("created_at")) or datetime.now(UTC))
+    return MirroredCustomer(id=str(c["id"]), name=name_of(c), created=when(c.get("created_at")))
 
 
 def customer_contacts(c: Json, region: str) -> list[MirroredContact]:
@@ -116,7 +116,7 @@ def location(loc: Json) -> MirroredLocation:
         id=str(loc["id"]), customer_id=str(loc["object_id"]),
         address=Address(street=loc.get("address_1") or "", unit=loc.get("address_2") or None, city=loc.get("city") or None,
                         state=loc.get("state") or None, postal_code=loc.get("zip_code") or None),
-        created=when(loc.get("created_at")) or datetime.now(UTC),
+        created=when(loc.get("created_at")),
     )
 
 

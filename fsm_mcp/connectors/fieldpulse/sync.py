@@ -18,7 +18,7 @@ from fsm_mcp.connectors.http.paging import FIELDPULSE
 from fsm_mcp.connectors.sync import BUDGET, DirectorySync, Feed, Page
 from fsm_mcp.directory import mirror
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, from_db, utcnow
+from fsm_mcp.store.db import Database, from_db
 
 Json = dict[str, Any]
 
@@ -34,7 +34,7 @@ def directory_sync(api: FieldPulseApi, db: Database, business: Business, in_flig
             return Page(got, len(got) >= size, body.get("total_results"))
 
         def store(conn: sqlite3.Connection, got: list[Json], index: bool) -> None:
-            mirror.upsert(conn, tenant, utcnow(), index=index, **rows(got))
+            mirror.upsert(conn, tenant, db.clock.now(), index=index, **rows(got))
 
         def since(cursor: str) -> Json:
             return {**everything, "filter": where(("updated_at", ">=", mapping.stamp(from_db(cursor))))}

@@ -7,7 +7,6 @@ technician's other jobs, an existing customer) hold when it writes.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
@@ -31,7 +30,7 @@ from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.scheduling import Slot, free_slots
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, utcnow
+from fsm_mcp.store.db import Database
 
 T = TypeVar("T")
 
@@ -39,11 +38,11 @@ T = TypeVar("T")
 class LocalBackend:
     """Answers with times in the business's own zone, the way a caller speaks them."""
 
-    def __init__(self, db: Database, business: Business, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, db: Database, business: Business) -> None:
         self.db = db
         self.business = business
         self.tenant = business.tenant_id
-        self.clock = clock
+        self.clock = db.clock
 
     def _local(self, job: Job) -> Job:
         zone = self.business.zone
@@ -77,10 +76,10 @@ class LocalBackend:
 
     async def merge_customers(self, keep_id: str, merge_ids: list[str], apply: bool) -> MergePlan:
         run = self.db.awrite if apply else self.db.aread
-        return await run(merge.merge, self.tenant, keep_id, merge_ids, self.clock(), apply)
+        return await run(merge.merge, self.tenant, keep_id, merge_ids, self.clock.now(), apply)
 
     async def create_job(self, request: BookingRequest) -> Booking:
-        booking = await self.db.awrite(jobs.book, self.business, request, self.clock())
+        booking = await self.db.awrite(jobs.book, self.business, request, self.clock.now())
         return booking.model_copy(update={"job": self._local(booking.job)})
 
     async def get_job(self, job_id: str) -> Job:
@@ -90,16 +89,16 @@ class LocalBackend:
         return [self._local(j) for j in await self.db.aread(jobs.list_jobs, self.tenant, query)]
 
     async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job:
-        return self._local(await self.db.awrite(jobs.dispatch, self.business, job_id, technician_id, window, self.clock()))
+        return self._local(await self.db.awrite(jobs.dispatch, self.business, job_id, technician_id, window, self.clock.now()))
 
     async def update_job_status(self, job_id: str, status: JobStatus, note: str | None) -> Job:
-        return self._local(await self.db.awrite(jobs.set_status, self.tenant, job_id, status, note, self.clock()))
+        return self._local(await self.db.awrite(jobs.set_status, self.tenant, job_id, status, note, self.clock.now()))
 
     async def create_invoice(
         self, job_id: str, lines: list[LineItemIn], tax_rate: Decimal, discount: Decimal, allow_additional: bool
     ) -> Billed:
         return await self.db.awrite(
-            invoices.create, self.tenant, job_id, lines, tax_rate, discount, self.clock(), allow_additional
+            invoices.create, self.tenant, job_id, lines, tax_rate, discount, self.clock.now(), allow_additional
         )
 
     async def list_technicians(self, skill: str | None, include_inactive: bool) -> list[Technician]:
@@ -113,5 +112,5 @@ class LocalBackend:
             end = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), zone)
             busy = jobs.busy_windows(conn, tenant, techs, start, end)
             spans = {t: [(s, e) for s, e, _ in windows] for t, windows in busy.items()}
-            return free_slots(self.business, date_from, date_to, duration, techs, spans, self.clock())
+            return free_slots(self.business, date_from, date_to, duration, techs, spans, self.clock.now())
         return await self.db.aread(read, self.tenant)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -29,15 +28,15 @@ from fsm_mcp.errors import InvalidInput
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, utcnow
+from fsm_mcp.store.db import Database
 
 
 class ServiceTitanBackend(VendorBackend):
     vendor = "ServiceTitan"
 
     def __init__(self, db: Database, business: Business, config: ServiceTitanSettings, http: httpx.AsyncClient,
-                 policy: Policy | None = None, clock: Callable[[], datetime] = utcnow) -> None:
-        super().__init__(db, business, http, clock)
+                 policy: Policy | None = None) -> None:
+        super().__init__(db, business, http)
         self.api = ServiceTitanApi(config, http, policy)
         self.settings = Settings(self.api)
         self.jobs = Jobs(self.api, self.settings, db, business)
@@ -59,7 +58,7 @@ class ServiceTitanBackend(VendorBackend):
 
     # ----- jobs -----
     async def create_job(self, request: BookingRequest) -> Booking:
-        return await self.booker.book(request, self.clock())
+        return await self.booker.book(request, self.clock.now())
 
     async def get_job(self, job_id: str) -> Job:
         return await self.jobs.get(job_id)
@@ -71,7 +70,7 @@ class ServiceTitanBackend(VendorBackend):
         return await self.jobs.dispatch(job_id, technician_id, window)
 
     async def update_job_status(self, job_id: str, status: JobStatus, note: str | None) -> Job:
-        return await self.jobs.set_status(job_id, status, note, self.clock())
+        return await self.jobs.set_status(job_id, status, note, self.clock.now())
 
     async def create_invoice(
         self, job_id: str, lines: list[LineItemIn], tax_rate: Decimal, discount: Decimal, allow_additional: bool

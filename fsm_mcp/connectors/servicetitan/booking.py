@@ -21,7 +21,7 @@ from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, JobStatus
 from fsm_mcp.scheduling import BOOKED, overlaps
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, utcnow
+from fsm_mcp.store.db import Database
 
 Json = dict[str, Any]
 KEY = "fsm-mcp-idempotency-key"
@@ -115,7 +115,7 @@ class Booker:
         made = await self.api.write("POST", "crm", "locations",
                                     {"customerId": int(customer.customer_id), "name": customer.name, "address": place},
                                     check=created, what="the new service address")
-        await self.db.awrite(partial(mirror.upsert, locations=[mapping.location(made)]), self.tenant, utcnow())
+        await self.db.awrite(partial(mirror.upsert, locations=[mapping.location(made)]), self.tenant, self.db.clock.now())
         return str(made["id"])
 
     async def _learn(self, request: BookingRequest, customer: Customer) -> list[str]:
@@ -134,7 +134,7 @@ class Booker:
             made = await self.api.write("POST", "crm", path, {"type": kind, "value": value}, check=there,
                                         what=f"the contact {value}")
             if k := mapping.contact(made, self.business.country, customer_id=customer.customer_id):
-                await self.db.awrite(partial(mirror.upsert, contacts=[k]), self.tenant, utcnow())
+                await self.db.awrite(partial(mirror.upsert, contacts=[k]), self.tenant, self.db.clock.now())
             added.append(value)
         return added
 

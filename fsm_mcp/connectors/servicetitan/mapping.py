@@ -69,13 +69,13 @@ def address_out(a: AddressIn, country: str) -> Json:
 
 def customer(c: Json) -> MirroredCustomer:
     merged = c.get("mergedToId")
-    return MirroredCustomer(id=str(c["id"]), name=c.get("name") or "", created=when(c.get("createdOn")) or datetime.now(UTC),
+    return MirroredCustomer(id=str(c["id"]), name=c.get("name") or "", created=when(c.get("createdOn")),
                             merged_into=str(merged) if merged else None)
 
 
 def location(loc: Json) -> MirroredLocation:
     return MirroredLocation(id=str(loc["id"]), customer_id=str(loc["customerId"]), address=address_in(loc["address"]),
-                            created=when(loc.get("createdOn")) or datetime.now(UTC))
+                            created=when(loc.get("createdOn")))
 
 
 def contact(k: Json, region: str, *, customer_id: str | None = None, location_id: str | None = None) -> MirroredContact | None:

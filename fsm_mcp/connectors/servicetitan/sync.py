@@ -16,7 +16,7 @@ from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.sync import BUDGET, DirectorySync, Feed, Page
 from fsm_mcp.directory import mirror
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, utcnow
+from fsm_mcp.store.db import Database
 
 Json = dict[str, Any]
 
@@ -32,7 +32,7 @@ def directory_sync(api: ServiceTitanApi, db: Database, business: Business, page_
             return Page(body["data"], bool(body["hasMore"]), body.get("totalCount"))
 
         def store(conn: sqlite3.Connection, got: list[Json], index: bool) -> None:
-            mirror.upsert(conn, tenant, utcnow(), index=index, **rows(got))
+            mirror.upsert(conn, tenant, db.clock.now(), index=index, **rows(got))
 
         return Feed(
             name, fetch, page_size,
