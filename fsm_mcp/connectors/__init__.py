@@ -1,11 +1,13 @@
 """Backends behind the tools: `local` (the embedded store, the default) and the vendor
-connectors. `open_backend` builds the configured one for a server's lifetime."""
+connectors. `open_backend` builds the configured one for a server's lifetime; a vendor's directory is
+kept synced in the background by one replica at a time (a lease in the store)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import anyio
@@ -13,9 +15,11 @@ import httpx2 as httpx
 
 from fsm_mcp.errors import FsmError
 from fsm_mcp.store.db import Database
+from fsm_mcp.store.leases import Lease
 
 if TYPE_CHECKING:
     from fsm_mcp.connectors.base import Backend
+    from fsm_mcp.connectors.sync import Report as SyncReport
     from fsm_mcp.connectors.vendor import VendorBackend
     from fsm_mcp.settings import Settings
 
@@ -53,11 +57,39 @@ async def open_backend(settings: Settings, db: Database, transport: httpx.AsyncB
         await backend.aclose()
 
 
+def sync_lease(backend: VendorBackend, interval: float) -> Lease:
+    """One replica at a time syncs a business's directory; a dead one's turn passes on after three intervals
+    (at least a minute)."""
+    return Lease(backend.db, f"sync:{backend.tenant}", timedelta(seconds=max(60.0, 3 * interval)))
+
+
+async def sync_if_ours(backend: VendorBackend, lease: Lease) -> SyncReport | None:
+    """Sync the directory if this process holds (or can take) the lease, renewing it while the sync runs;
+    None when another replica holds it."""
+    if not await lease.take():
+        return None
+    async with anyio.create_task_group() as tg:
+        async def renew() -> None:
+            while True:
+                await anyio.sleep(lease.ttl.total_seconds() / 3)
+                await lease.take()
+
+        tg.start_soon(renew)
+        report = await backend.sync.run()
+        tg.cancel_scope.cancel()
+    return report
+
+
 async def _keep_synced(backend: VendorBackend, interval: float) -> None:
-    while True:
-        try:
-            report = await backend.sync.run()
-            log.info("directory sync from %s: %s", backend.vendor, report.stored)
-        except FsmError as exc:  # the vendor is down or refusing: lookups go on from the directory as it is
-            log.warning("directory sync from %s failed: %s; trying again in %.0f s", backend.vendor, exc, interval)
-        await anyio.sleep(interval)
+    lease = sync_lease(backend, interval)
+    try:
+        while True:
+            try:
+                if report := await sync_if_ours(backend, lease):
+                    log.info("directory sync from %s: %s", backend.vendor, report.stored)
+            except FsmError as exc:  # the vendor is down or refusing: lookups go on from the directory as it is
+                log.warning("directory sync from %s failed: %s; trying again in %.0f s", backend.vendor, exc, interval)
+            await anyio.sleep(interval)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await lease.release()  # a clean stop hands the work on at once

@@ -105,4 +105,9 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (tenant_id, digest)
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE leases (
+        name TEXT NOT NULL PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL
+    );
+    """,
 ]
