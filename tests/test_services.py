@@ -13,6 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from fsm_mcp.app import ServedBusiness, open_businesses
+from fsm_mcp.clock import Clock
 from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.errors import IdempotencyMismatch
 from fsm_mcp.inputs import AddressIn, CustomerDetails, LineItemIn
@@ -34,7 +35,7 @@ AUTOMATION = system_actor("automation-x")
 
 def next_monday_at(hour: int, weeks: int = 1) -> datetime:
     """A weekday morning some weeks from the real today, in the business's zone (no calendar date written)."""
-    today = datetime.now(BUSINESS.zone).date()
+    today = Clock().today(BUSINESS.zone)
     monday = today + timedelta(days=7 * weeks - today.weekday())
     return datetime(monday.year, monday.month, monday.day, hour, tzinfo=BUSINESS.zone)
 
