@@ -1,22 +1,31 @@
 """What a running server holds: every business it serves over one store, each with its
-settings, its backend and its write guard."""
+settings, its backend, its idempotency guard and its confirmations. `open_businesses` builds
+them for any door: the MCP server's lifespan, a command, an automation."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+
+import httpx2 as httpx
 
 from fsm_mcp.access.callers import Caller
 from fsm_mcp.access.confirm import Confirmations
 from fsm_mcp.clock import Clock
+from fsm_mcp.connectors import open_backend
 from fsm_mcp.connectors.base import Backend
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
 from fsm_mcp.store.idempotency import IdempotentWriter
 
+log = logging.getLogger("fsm_mcp")
+
 
 @dataclass(slots=True)
-class App:
-    """One business, as its tools see it."""
+class ServedBusiness:
+    """One business, as the services act for it."""
 
     settings: Settings
     db: Database
@@ -25,12 +34,33 @@ class App:
     writer: IdempotentWriter
     confirmations: Confirmations
 
+    @property
+    def tenant(self) -> str:
+        return self.settings.business.tenant_id
+
 
 @dataclass(slots=True)
-class Served:
-    businesses: dict[str, App]
+class ServedBusinesses:
+    by_id: dict[str, ServedBusiness]
     default: str
 
-    def of(self, caller: Caller) -> App:
+    def of(self, caller: Caller) -> ServedBusiness:
         """The caller's business. A caller is bound to one; the gate refuses one not served here."""
-        return self.businesses[caller.business or self.default]
+        return self.by_id[caller.business or self.default]
+
+
+@asynccontextmanager
+async def open_businesses(every: Mapping[str, Settings], db: Database, transport: httpx.AsyncBaseTransport | None = None,
+                          background: bool = True) -> AsyncIterator[ServedBusinesses]:
+    """Each business's backend opened on `db` for the block (a vendor's directory kept synced in the background
+    when `background`). The first business is the default one."""
+    async with AsyncExitStack() as stack:
+        served = {}
+        for ident, one in every.items():
+            log.info("fsm-mcp serving business %r (%s backend) from %s", ident, one.backend, one.db_path)
+            backend = await stack.enter_async_context(open_backend(one, db, transport, background))
+            # The local store's writes join the idempotency transaction; a vendor's cannot.
+            served[ident] = ServedBusiness(settings=one, db=db, backend=backend, clock=db.clock,
+                                           writer=IdempotentWriter(db, in_transaction=one.backend == "local"),
+                                           confirmations=Confirmations(db, ident))
+        yield ServedBusinesses(by_id=served, default=next(iter(served)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2 as httpx
@@ -15,15 +15,12 @@ from pydantic import ValidationError
 
 from fsm_mcp import __version__, tools
 from fsm_mcp.access.callers import LOCAL, Caller
-from fsm_mcp.access.confirm import Confirmations
 from fsm_mcp.access.gate import Gate
 from fsm_mcp.access.limits import CallerLimits
-from fsm_mcp.app import App, Served
+from fsm_mcp.app import ServedBusinesses, open_businesses
 from fsm_mcp.clock import Clock
-from fsm_mcp.connectors import open_backend
 from fsm_mcp.settings import Settings, load_businesses
 from fsm_mcp.store.db import Database
-from fsm_mcp.store.idempotency import IdempotentWriter
 from fsm_mcp.tools._kit import plain_words
 
 log = logging.getLogger("fsm_mcp")
@@ -76,19 +73,11 @@ def build_server(
         raise ValueError("every business of one server keeps its records in the same store (db)")
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer) -> AsyncIterator[Served]:
+    async def lifespan(_: MCPServer) -> AsyncIterator[ServedBusinesses]:
         db = Database(first.db_path, clock)
         try:
-            async with AsyncExitStack() as stack:
-                apps = {}
-                for ident, one in every.items():
-                    log.info("fsm-mcp serving business %r (%s backend) from %s", ident, one.backend, one.db_path)
-                    backend = await stack.enter_async_context(open_backend(one, db, transport))
-                    # The local store's writes join the idempotency transaction; a vendor's cannot.
-                    apps[ident] = App(settings=one, db=db, backend=backend, clock=clock,
-                                      writer=IdempotentWriter(db, holds=one.backend == "local"),
-                                      confirmations=Confirmations(db, ident))
-                yield Served(businesses=apps, default=next(iter(apps)))
+            async with open_businesses(every, db, transport) as served:
+                yield served
         finally:
             db.close()
 

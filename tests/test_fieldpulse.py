@@ -4,7 +4,6 @@ whole booking, retries that must not duplicate, lost answers, the quota, the dir
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -19,6 +18,7 @@ from fsm_mcp.directory import customers
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
+from fsm_mcp.store.idempotency import Attempt
 from tests.fakes.fieldpulse import FakeFieldPulse, connector_settings
 from tests.st_rig import BUSINESS, NEW_CALLER, WINDOW, Rig, call
 from tests.when import MONDAY, local
@@ -104,11 +104,11 @@ async def test_a_call_cut_off_after_the_vendor_booked_finds_that_job(fp: Rig) ->
     request = BookingRequest(
         customer_id=customer_id, customer=None, address=None, job_type="Furnace repair", summary="x", priority="normal",
         window=(local(MONDAY, 9), local(MONDAY, 11)), technician_id=None,
-        allow_duplicate=True, new_customer=False, key="cut-1",
+        allow_duplicate=True, new_customer=False,
     )
     try:
-        first = await backend.create_job(request)  # booked at FieldPulse; its answer never recorded here
-        again = await backend.create_job(replace(request, resumed=True))
+        first = await backend.create_job(request, Attempt("cut-1"))  # booked at FieldPulse; its answer never recorded here
+        again = await backend.create_job(request, Attempt("cut-1", resumed=True))
     finally:
         await backend.aclose()
         db.close()

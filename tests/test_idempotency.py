@@ -16,6 +16,10 @@ class Made(BaseModel):
     row: str
 
 
+class Ask(BaseModel):
+    a: int = 0
+
+
 def rows(db: Database, table: str) -> int:
     return int(db.read(lambda conn: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]))
 
@@ -34,7 +38,7 @@ async def test_a_write_that_fails_halfway_leaves_nothing_and_does_not_spend_the_
         raise Conflict("the second half found a clash")
 
     with pytest.raises(Conflict):
-        await writer.run(tenant="t", actor="me", tool="x", key="k", arguments={}, result_type=Made,
+        await writer.run(tenant="t", actor="me", tool="x", key="k", request=Ask(), result_type=Made,
                          result_id=lambda m: m.row, write=half_then_fail)
     assert rows(db, "audit_log") == 0 and rows(db, "idempotency") == 0
 
@@ -42,7 +46,7 @@ async def test_a_write_that_fails_halfway_leaves_nothing_and_does_not_spend_the_
         await db.awrite(note, "whole")
         return Made(row="r1")
 
-    made = await writer.run(tenant="t", actor="me", tool="x", key="k", arguments={}, result_type=Made,
+    made = await writer.run(tenant="t", actor="me", tool="x", key="k", request=Ask(), result_type=Made,
                             result_id=lambda m: m.row, write=whole)
     assert made.row == "r1" and rows(db, "idempotency") == 1
     db.close()
@@ -64,7 +68,7 @@ async def test_a_retry_during_the_first_call_waits_for_its_result(tmp_path: Path
     answers: list[Made] = []
 
     async def send() -> None:
-        answers.append(await writer.run(tenant="t", actor="me", tool="x", key="k", arguments={"a": 1},
+        answers.append(await writer.run(tenant="t", actor="me", tool="x", key="k", request=Ask(a=1),
                                         result_type=Made, result_id=lambda m: m.row, write=slow))
 
     with anyio.fail_after(10):
@@ -91,7 +95,7 @@ async def test_a_writer_in_another_process_waits_and_then_replays(tmp_path: Path
     answers: list[Made] = []
 
     async def send(db: Database) -> None:
-        answers.append(await IdempotentWriter(db).run(tenant="t", actor="me", tool="x", key="k", arguments={},
+        answers.append(await IdempotentWriter(db).run(tenant="t", actor="me", tool="x", key="k", request=Ask(),
                                                       result_type=Made, result_id=lambda m: m.row,
                                                       write=lambda _: write(db)))
 

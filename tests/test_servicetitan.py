@@ -3,7 +3,6 @@ whole booking, retries that must not duplicate, lost answers, the directory sync
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from fsm_mcp.directory import customers
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
+from fsm_mcp.store.idempotency import Attempt
 from tests.fakes.servicetitan import APP_GUID, CAMPAIGN, FakeServiceTitan
 from tests.st_rig import BUSINESS, NEW_CALLER, WINDOW, Rig, call, st_settings
 from tests.when import MONDAY, at, local
@@ -106,11 +106,11 @@ async def test_a_call_cut_off_after_the_vendor_booked_finds_that_job_by_its_key(
     request = BookingRequest(
         customer_id=customer_id, customer=None, address=None, job_type="Furnace repair", summary="x", priority="normal",
         window=(local(MONDAY, 9), local(MONDAY, 11)), technician_id=None,
-        allow_duplicate=True, new_customer=False, key="cut-1",
+        allow_duplicate=True, new_customer=False,
     )
     try:
-        first = await backend.create_job(request)  # booked at ServiceTitan; its answer never recorded here
-        again = await backend.create_job(replace(request, resumed=True))
+        first = await backend.create_job(request, Attempt("cut-1"))  # booked at ServiceTitan; its answer never recorded here
+        again = await backend.create_job(request, Attempt("cut-1", resumed=True))
     finally:
         await backend.aclose()
         db.close()

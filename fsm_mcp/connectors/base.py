@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.identity.scoring import Scored
@@ -30,23 +30,26 @@ from fsm_mcp.models import (
 )
 from fsm_mcp.scheduling import Slot
 from fsm_mcp.settings import Business
+from fsm_mcp.store.idempotency import NO_KEY, Attempt
 
 
-@dataclass(frozen=True, slots=True)
-class BookingRequest:
+class BookingRequest(BaseModel):
+    """A booking, validated by its door: the request model of the booking service, and what its idempotency
+    key is bound to (every field, see `request_hash`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     customer_id: str | None
     customer: CustomerDetails | None
     address: AddressIn | None
     job_type: str
     summary: str
     priority: Priority
-    window: tuple[datetime, datetime]
+    window: tuple[datetime, datetime]  # aware, in the business's zone
     technician_id: str | None
     allow_duplicate: bool
     new_customer: bool
     caller_phone: str | None = None  # E.164; learned onto an existing customer's record when it is not there
-    key: str | None = None  # the idempotency key, for a vendor that can store it on the job
-    resumed: bool = False  # an earlier call with this key was cut off: look for what it did before writing
 
 
 class Booking(BaseModel):
@@ -155,7 +158,10 @@ class Backend(Protocol):
         """The plan, carried out when `apply`: everything moves to keep_id, the rest point to it."""
         ...
 
-    async def create_job(self, request: BookingRequest) -> Booking: ...
+    async def create_job(self, request: BookingRequest, attempt: Attempt = NO_KEY) -> Booking:
+        """Book it once: `attempt` carries the idempotency key (a vendor keeps it on the job, to read it
+        back) and says whether an earlier call with that key was cut off."""
+        ...
 
     async def get_job(self, job_id: str) -> Job: ...
 

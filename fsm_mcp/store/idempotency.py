@@ -11,7 +11,7 @@ A retry that arrives while the first call is still running waits for it: in this
 on the writer's limiter, in another on SQLite's write lock (past its busy timeout the
 caller gets `Busy`, never a second write).
 
-A vendor's API cannot join that transaction, so for a vendor backend (`holds=False`) the
+A vendor's API cannot join that transaction, so for a vendor backend (`in_transaction=False`) the
 key is claimed ('pending') in a short transaction before the vendor is called, and the
 result stored in another after. A retry that finds its key pending knows an earlier call
 was cut off (`Attempt.resumed`), and the backend looks at the vendor for what that call
@@ -42,8 +42,15 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def arguments_hash(tool: str, arguments: dict[str, Any]) -> str:
+    """The digest of a call: its operation and its arguments as canonical JSON (sorted keys)."""
     canonical = json.dumps({"tool": tool, "arguments": arguments}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def request_hash(operation: str, request: BaseModel) -> str:
+    """The digest of a request model: every field it has, so a field added to the model is in the hash
+    without anyone remembering to add it."""
+    return arguments_hash(operation, request.model_dump(mode="json"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +59,13 @@ class Attempt:
     resumed: bool = False  # an earlier call with this key was cut off before its result was stored
 
 
+NO_KEY = Attempt(None)  # a write made without an idempotency key
+
+
 class IdempotentWriter:
-    def __init__(self, db: Database, holds: bool = True) -> None:
+    def __init__(self, db: Database, in_transaction: bool = True) -> None:
         self.db = db
-        self.holds = holds  # the write runs inside the store's transaction (the local backend)
+        self.in_transaction = in_transaction  # the write joins the store's transaction (the local backend)
         self._locks: dict[tuple[str, str], anyio.Lock] = {}
 
     async def run(
@@ -65,14 +75,16 @@ class IdempotentWriter:
         actor: str,
         tool: str,
         key: str | None,
-        arguments: dict[str, Any],
+        request: BaseModel,
         result_type: type[M],
         result_id: Callable[[M], str],
         write: Callable[[Attempt], Awaitable[M]],
     ) -> M:
-        """Run `write` at most once per (tenant, key), and record its result and audit entry."""
+        """Run `write` at most once per (tenant, key), and record its result and audit entry. The key's
+        digest is that of the whole `request` model, and the audit entry records it (redacted)."""
+        arguments = request.model_dump(mode="json")
         digest = arguments_hash(tool, arguments) if key is not None else ""
-        if not self.holds:
+        if not self.in_transaction:
             return await self._run_outside(tenant, actor, tool, key, digest, arguments, result_type, result_id, write)
         async with self.db.atomic():
             if key is not None:

@@ -1,4 +1,4 @@
-"""What every tool shares: reaching the app, naming the caller, turning domain errors and
+"""What every tool shares: reaching the caller's business, naming the caller, turning domain errors and
 argument mistakes into tool errors, and the annotation presets."""
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from fsm_mcp.access import callers
 from fsm_mcp.access.pii import masked
-from fsm_mcp.app import App, Served
-from fsm_mcp.errors import FsmError, WriteUncertain
+from fsm_mcp.app import ServedBusiness, ServedBusinesses
+from fsm_mcp.errors import FsmError
+from fsm_mcp.services.confirmation import Pending
 from fsm_mcp.tools._schema import omit_empty
 
 P = ParamSpec("P")
@@ -58,34 +59,19 @@ class Preview(BaseModel):
     next_step: str
 
 
-async def preview(ctx: Context[Any, Any], tool: str, arguments: dict[str, Any], what: str) -> dict[str, Any]:
-    """A preview's fields, with a token bound to this caller, this tool and these exact arguments."""
-    token, expires = await app(ctx).confirmations.issue(actor(ctx), tool, arguments)
-    return {"applied": False, "will_change": what, "confirmation_token": token, "expires_at": expires,
-            "next_step": "Nothing changed yet. Tell the person exactly what will change; if they agree, call again "
-                         "with the same arguments and confirmation_token."}
+PREVIEW_NEXT = ("Nothing changed yet. Tell the person exactly what will change; if they agree, call again with the "
+                "same arguments and confirmation_token.")
 
 
-async def confirmed(ctx: Context[Any, Any], token: str, tool: str, arguments: dict[str, Any],
-                    action: Callable[[], Awaitable[R]]) -> R:
-    """Run `action` if `token` confirms exactly this call; the token is spent with it. On the local store both
-    commit in one transaction; over a vendor, a clean refusal gives the token back, an uncertain write keeps it
-    spent (the preview would no longer be true)."""
-    the_app = app(ctx)
-    await the_app.confirmations.spend(token, actor(ctx), tool, arguments)
-    try:
-        return await action()
-    except WriteUncertain:
-        raise
-    except FsmError:
-        if not the_app.writer.holds:
-            await the_app.confirmations.give_back(token)
-        raise
+def previewed(pending: Pending, what: str) -> dict[str, Any]:
+    """A preview's fields, from the confirmation a service issued."""
+    return {"applied": False, "will_change": what, "confirmation_token": pending.token,
+            "expires_at": pending.expires_at, "next_step": PREVIEW_NEXT}
 
 
-def app(ctx: Context[Any, Any]) -> App:
+def business(ctx: Context[Any, Any]) -> ServedBusiness:
     """The calling caller's business."""
-    served: Served = ctx.request_context.lifespan_context
+    served: ServedBusinesses = ctx.request_context.lifespan_context
     return served.of(callers.current())
 
 

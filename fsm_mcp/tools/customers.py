@@ -12,7 +12,8 @@ from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.inputs import AddressArg, parse_address
 from fsm_mcp.models import UNTRUSTED, Equipment
-from fsm_mcp.tools._kit import READ, agent_errors, app
+from fsm_mcp.services import reads
+from fsm_mcp.tools._kit import READ, agent_errors, business
 from fsm_mcp.tools._schema import omit_empty
 
 
@@ -94,15 +95,15 @@ def register(mcp: MCPServer) -> None:
         used directly (the top one comes with its profile: service addresses with access notes, equipment, recent
         jobs and open balance), `possible` must be confirmed with the caller first. An empty list means a new
         customer: book them with create_job and their details."""
-        backend = app(ctx).backend
+        served = business(ctx)
         if not any((phone, name and name.strip(), email, address)):
             raise InvalidInput("phone", "give at least one of phone, name, email or address to search by")
         try:
             where = parse_address(address) if address else None
         except ValueError as exc:
             raise InvalidInput("address", str(exc)) from None
-        query = caller_profile(name=name, phone=phone, email=email, address=where, region=backend.business.country)
-        found = await backend.lookup_customers(query, limit)
+        query = caller_profile(name=name, phone=phone, email=email, address=where, region=served.settings.business.country)
+        found = await reads.recognise(served, query, limit)
         matches = [CustomerMatch(customer_id=m.customer_id, name=m.name, score=m.score, confidence=m.confidence,  # type: ignore[arg-type]
                                  reasons=m.reasons) for m in found.matches]
         top = matches[0].confidence if matches else None
@@ -117,4 +118,4 @@ def register(mcp: MCPServer) -> None:
     ) -> CustomerProfile:
         """Read one customer's full record: phones, e-mails, service addresses with access notes and equipment,
         their most recent jobs and their open balance. Use it when you already have the customer_id."""
-        return await app(ctx).backend.customer_history(customer_id)
+        return await reads.customer(business(ctx), customer_id)

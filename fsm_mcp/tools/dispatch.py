@@ -10,8 +10,10 @@ from fsm_mcp.access.callers import needs
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.models import Job, Technician
 from fsm_mcp.scheduling import check_window
-from fsm_mcp.store.idempotency import Attempt
-from fsm_mcp.tools._kit import READ, WRITE, actor, agent_errors, app
+from fsm_mcp.services import dispatch as dispatching
+from fsm_mcp.services import reads
+from fsm_mcp.services.dispatch import DispatchRequest
+from fsm_mcp.tools._kit import READ, WRITE, actor, agent_errors, business
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -46,7 +48,7 @@ def register(mcp: MCPServer) -> None:
         include_inactive: bool = False,
     ) -> TechnicianList:
         """List the business's technicians with their skills. Use it to pick who to dispatch."""
-        return TechnicianList(technicians=await app(ctx).backend.list_technicians(skill, include_inactive))
+        return TechnicianList(technicians=await reads.technicians(business(ctx), skill, include_inactive))
 
     @mcp.tool(annotations=READ, meta=needs("customers:read"))
     @agent_errors
@@ -60,20 +62,17 @@ def register(mcp: MCPServer) -> None:
         """Find arrival windows when a technician with the right skill is free, within working hours and around
         existing bookings, earliest first. Offer the caller two or three, then create_job with the chosen window
         (and technician_id to dispatch at once)."""
-        backend = app(ctx).backend
-        skill = backend.business.skill_for(job_type)
-        if not skill:
-            raise InvalidInput("job_type", "must not be blank")
-        slots = await backend.find_slots(skill, date_from, date_to or date_from, timedelta(minutes=duration_minutes))
-        names = {t.technician_id: t.name for t in await backend.list_technicians(skill, False)}
-        zone = backend.business.zone
+        served = business(ctx)
+        found = await reads.open_slots(served, job_type, date_from, date_to or date_from,
+                                       timedelta(minutes=duration_minutes))
+        zone = served.settings.business.zone
         return SlotList(
-            skill=skill,
-            time_zone=backend.business.timezone,
+            skill=found.skill,
+            time_zone=served.settings.business.timezone,
             slots=[
                 OpenSlot(window_start=s.start.astimezone(zone), window_end=s.end.astimezone(zone),
-                         technicians=[FreeTechnician(technician_id=t, name=names[t]) for t in s.technician_ids])
-                for s in slots
+                         technicians=[FreeTechnician(technician_id=t, name=found.names[t]) for t in s.technician_ids])
+                for s in found.slots
             ],
         )
 
@@ -90,20 +89,11 @@ def register(mcp: MCPServer) -> None:
         """Assign a technician to a job; a scheduled job becomes dispatched. Refused, naming the clashing job, when
         the technician is booked in an overlapping window, and refused for an inactive technician or one without the
         skill the job type needs. Dispatching someone already on the job changes nothing."""
-        the_app = app(ctx)
-        business = the_app.backend.business
+        served = business(ctx)
         window = None
         if (window_start is None) != (window_end is None):
             raise InvalidInput("window_end" if window_end is None else "window_start", "give both window_start and window_end, or neither")
         if window_start and window_end:
-            window = check_window(window_start, window_end, business, the_app.clock.now())
-
-        async def write(_: Attempt) -> Job:
-            return await the_app.backend.dispatch(job_id, technician_id, window)
-
-        arguments = {"job_id": job_id, "technician_id": technician_id,
-                     "window": [w.isoformat() for w in window] if window else None}
-        return await the_app.writer.run(
-            tenant=business.tenant_id, actor=actor(ctx), tool="dispatch_technician", key=idempotency_key,
-            arguments=arguments, result_type=Job, result_id=lambda r: r.job_id, write=write,
-        )
+            window = check_window(window_start, window_end, served.settings.business, served.clock.now())
+        request = DispatchRequest(job_id=job_id, technician_id=technician_id, window=window)
+        return await dispatching.dispatch(served, actor(ctx), idempotency_key, request)

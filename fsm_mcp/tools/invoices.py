@@ -9,8 +9,9 @@ from pydantic import Field
 from fsm_mcp.access.callers import needs
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Invoice
-from fsm_mcp.store.idempotency import Attempt
-from fsm_mcp.tools._kit import WRITE, IdempotencyKey, actor, agent_errors, app
+from fsm_mcp.services import invoicing
+from fsm_mcp.services.invoicing import InvoiceRequest
+from fsm_mcp.tools._kit import WRITE, IdempotencyKey, actor, agent_errors, business
 
 
 class CreatedInvoice(Invoice):
@@ -34,18 +35,7 @@ def register(mcp: MCPServer) -> None:
         """Invoice a completed job. Amounts are exact decimals rounded half-up to cents; tax is charged on the
         subtotal less the discount. A job already invoiced returns that invoice with already_invoiced=true, so a
         retry never bills twice; pass allow_additional=true for a genuine second invoice."""
-        the_app = app(ctx)
-        business = the_app.backend.business
-
-        async def write(_: Attempt) -> CreatedInvoice:
-            billed = await the_app.backend.create_invoice(job_id, line_items, tax_rate, discount, allow_additional)
-            return CreatedInvoice(**billed.invoice.model_dump(), already_invoiced=billed.already_invoiced)
-
-        arguments = {
-            "job_id": job_id, "line_items": [i.model_dump(mode="json") for i in line_items], "tax_rate": str(tax_rate),
-            "discount": str(discount), "allow_additional": allow_additional,
-        }
-        return await the_app.writer.run(
-            tenant=business.tenant_id, actor=actor(ctx), tool="create_invoice", key=idempotency_key,
-            arguments=arguments, result_type=CreatedInvoice, result_id=lambda r: r.invoice_id, write=write,
-        )
+        request = InvoiceRequest(job_id=job_id, line_items=tuple(line_items), tax_rate=tax_rate, discount=discount,
+                                 allow_additional=allow_additional)
+        billed = await invoicing.invoice(business(ctx), actor(ctx), idempotency_key, request)
+        return CreatedInvoice(**billed.invoice.model_dump(), already_invoiced=billed.already_invoiced)

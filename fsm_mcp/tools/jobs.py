@@ -1,6 +1,5 @@
 """Booking jobs and following them through their states."""
 
-from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -13,8 +12,10 @@ from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
 from fsm_mcp.inputs import AddressArg, CustomerDetails, parse_address
 from fsm_mcp.models import Job, JobStatus, Priority
-from fsm_mcp.scheduling import check_transition, check_window, localize
-from fsm_mcp.store.idempotency import Attempt
+from fsm_mcp.scheduling import check_window, localize
+from fsm_mcp.services import booking, cancellation, reads, statuses
+from fsm_mcp.services.cancellation import CancelRequest
+from fsm_mcp.services.statuses import StatusMove
 from fsm_mcp.tools._kit import (
     CHANGE,
     DESTROY,
@@ -25,9 +26,8 @@ from fsm_mcp.tools._kit import (
     Preview,
     actor,
     agent_errors,
-    app,
-    confirmed,
-    preview,
+    business,
+    previewed,
 )
 from fsm_mcp.tools._schema import omit_empty
 
@@ -85,22 +85,21 @@ def register(mcp: MCPServer) -> None:
         and lists them: ask the caller which, then call again with customer_id. A job already booked for the same
         customer, address and type in an overlapping window is returned with already_booked=true instead of a second
         one. Find a window first with find_available_slots. Next: dispatch_technician."""
-        the_app = app(ctx)
-        business = the_app.backend.business
+        served = business(ctx)
         if (customer_id is None) == (customer is None):
             raise InvalidInput("customer_id", "give exactly one of customer_id (an existing customer) or customer (a caller's details)")
         if not job_type.strip():
             raise InvalidInput("job_type", "must not be blank; say what kind of work, e.g. hvac or plumbing")
         if not summary.strip():
             raise InvalidInput("summary", "must not be blank; describe the problem in a sentence")
-        window = check_window(window_start, window_end, business, the_app.clock.now())
+        window = check_window(window_start, window_end, served.settings.business, served.clock.now())
         where = address if address is not None else (customer.address if customer else None)
         try:
             parsed = parse_address(where) if where is not None else None
         except ValueError as exc:
             raise InvalidInput("address", str(exc)) from None
         try:
-            caller = parse_phone(caller_phone, business.country).e164 if caller_phone else None
+            caller = parse_phone(caller_phone, served.settings.business.country).e164 if caller_phone else None
         except InvalidPhone as exc:
             raise InvalidInput("caller_phone", f"{exc}; pass the caller ID as received, e.g. +12175550143") from None
         request = BookingRequest(
@@ -108,28 +107,14 @@ def register(mcp: MCPServer) -> None:
             priority=priority, window=window, technician_id=technician_id, allow_duplicate=allow_duplicate,
             new_customer=new_customer, caller_phone=caller,
         )
-        arguments = {
-            "customer_id": customer_id, "customer": customer.model_dump(mode="json") if customer else None,
-            "address": parsed.model_dump(mode="json") if parsed else None, "job_type": job_type, "summary": summary,
-            "window_start": window[0].isoformat(), "window_end": window[1].isoformat(), "priority": priority,
-            "technician_id": technician_id, "allow_duplicate": allow_duplicate, "new_customer": new_customer,
-            "caller_phone": caller,
-        }
-
-        async def write(attempt: Attempt) -> BookedJob:
-            return _booked(await the_app.backend.create_job(replace(request, key=attempt.key, resumed=attempt.resumed)))
-
-        return await the_app.writer.run(
-            tenant=business.tenant_id, actor=actor(ctx), tool="create_job", key=idempotency_key, arguments=arguments,
-            result_type=BookedJob, result_id=lambda r: r.job_id, write=write,
-        )
+        return _booked(await booking.book(served, actor(ctx), idempotency_key, request))
 
     @mcp.tool(annotations=READ, meta=needs("customers:read"))
     @agent_errors
     async def get_job(ctx: Context, job_id: Id) -> Job:
         """Read one job: customer, address, type, window, status, assigned technicians and every status change
         with its time. Use it to answer "when is my technician coming?"."""
-        return await app(ctx).backend.get_job(job_id)
+        return await reads.job(business(ctx), job_id)
 
     @mcp.tool(annotations=READ, meta=needs("customers:read"))
     @agent_errors
@@ -144,14 +129,12 @@ def register(mcp: MCPServer) -> None:
     ) -> JobList:
         """List jobs for a dispatcher's board: by day or range, status, technician or customer, earliest first.
         For today's board pass date_from and date_to around the day."""
-        business = app(ctx).backend.business
-        start = localize(date_from, business) if date_from else None
-        end = localize(date_to, business) if date_to else None
-        if start and end and end <= start:
-            raise InvalidInput("date_to", "must be after date_from")
+        served = business(ctx)
+        start = localize(date_from, served.settings.business) if date_from else None
+        end = localize(date_to, served.settings.business) if date_to else None
         query = JobFilter(date_from=start, date_to=end, statuses=tuple(status or ()), technician_id=technician_id,
                           customer_id=customer_id, limit=limit)
-        return JobList(jobs=await app(ctx).backend.list_jobs(query))
+        return JobList(jobs=await reads.jobs(served, query))
 
     @mcp.tool(annotations=CHANGE, meta=needs("jobs:write"))
     @agent_errors
@@ -165,17 +148,8 @@ def register(mcp: MCPServer) -> None:
         Moves that make no sense are refused with the allowed ones listed; completed is final. Every change is kept in
         the job's history, and repeating the current status changes nothing, so a retry is safe. After completed:
         create_invoice. To cancel: cancel_job."""
-        the_app = app(ctx)
-        new = JobStatus(status)
-
-        async def write(_: Attempt) -> Job:
-            return await the_app.backend.update_job_status(job_id, new, note)
-
-        return await the_app.writer.run(
-            tenant=the_app.backend.business.tenant_id, actor=actor(ctx), tool="update_job_status", key=None,
-            arguments={"job_id": job_id, "status": new.value, "note": note}, result_type=Job,
-            result_id=lambda r: r.job_id, write=write,
-        )
+        request = StatusMove(job_id=job_id, status=JobStatus(status), note=note)
+        return await statuses.move(business(ctx), actor(ctx), None, request)
 
     @mcp.tool(annotations=DESTROY, meta=needs("jobs:write"))
     @agent_errors
@@ -188,30 +162,9 @@ def register(mcp: MCPServer) -> None:
         """Cancel a job, in two calls. The first (without confirmation_token) changes nothing: it returns what would
         change and a confirmation_token. Read the preview to the caller or dispatcher; if they agree, call again with the
         same job_id and reason and that token, within 5 minutes. A completed or canceled job cannot be canceled."""
-        the_app = app(ctx)
-        backend = the_app.backend
-        job = await backend.get_job(job_id)
-        if job.status is JobStatus.canceled:  # a retry of a confirmed call whose answer was lost
-            return Cancellation(applied=True, will_change="Already canceled; nothing changed.",
-                                next_step="Tell the caller it is canceled.", job=job)
-        check_transition(job.status, JobStatus.canceled)
-        arguments = {"job_id": job_id, "reason": reason}
-        if confirmation_token is None:
-            crew = f", and frees its {len(job.technician_ids)} technician(s)" if job.technician_ids else ""
-            what = (f"Cancels {job.job_type} job {job.job_id} for {job.customer_name}"
-                    f"{f' at {job.address}' if job.address else ''}, {job.window_start.isoformat()} to "
-                    f"{job.window_end.isoformat()} (now {job.status.value}){crew}.")
-            return Cancellation(**await preview(ctx, "cancel_job", arguments, what), job=job)
-
-        async def write(_: Attempt) -> Cancellation:
-            async def cancel() -> Job:
-                return await backend.update_job_status(job_id, JobStatus.canceled, reason)
-
-            done = await confirmed(ctx, confirmation_token, "cancel_job", arguments, cancel)
-            return Cancellation(applied=True, will_change="Canceled.", next_step="Tell the caller it is canceled.",
-                                job=done)
-
-        return await the_app.writer.run(
-            tenant=backend.business.tenant_id, actor=actor(ctx), tool="cancel_job", key=None, arguments=arguments,
-            result_type=Cancellation, result_id=lambda r: r.job.job_id, write=write,
-        )
+        done = await cancellation.cancel(business(ctx), actor(ctx), None, CancelRequest(job_id=job_id, reason=reason),
+                                         confirmation_token)
+        if done.pending is not None:
+            return Cancellation(**previewed(done.pending, done.will_change), job=done.job)
+        return Cancellation(applied=True, will_change=done.will_change, next_step="Tell the caller it is canceled.",
+                            job=done.job)

@@ -15,9 +15,10 @@ from fsm_mcp.connectors.base import (
     BookingRequest,
     JobFilter,
 )
+from fsm_mcp.connectors.booking import book
 from fsm_mcp.connectors.fieldpulse import invoices, mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
-from fsm_mcp.connectors.fieldpulse.booking import Booker
+from fsm_mcp.connectors.fieldpulse.booking import FieldPulseSteps
 from fsm_mcp.connectors.fieldpulse.catalog import Technicians
 from fsm_mcp.connectors.fieldpulse.config import FieldPulseSettings
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
@@ -29,6 +30,7 @@ from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database
+from fsm_mcp.store.idempotency import NO_KEY, Attempt
 
 
 class FieldPulseBackend(VendorBackend):
@@ -40,7 +42,7 @@ class FieldPulseBackend(VendorBackend):
         self.api = FieldPulseApi(config, http, policy)
         self.technicians = Technicians(self.api)
         self.jobs = Jobs(self.api, self.technicians, db, business)
-        self.booker = Booker(self.api, self.jobs, db, business)
+        self.steps = FieldPulseSteps(self.api, self.jobs, db, business)
         self.sync = directory_sync(self.api, db, business)
 
     @classmethod
@@ -59,8 +61,8 @@ class FieldPulseBackend(VendorBackend):
         return cents(sum((mapping.money(i.get("balance_due")) for i in owed), Decimal("0")))
 
     # ----- jobs -----
-    async def create_job(self, request: BookingRequest) -> Booking:
-        return await self.booker.book(request, self.clock.now())
+    async def create_job(self, request: BookingRequest, attempt: Attempt = NO_KEY) -> Booking:
+        return await book(self.steps, self.db, self.business, request, attempt, self.clock.now())
 
     async def get_job(self, job_id: str) -> Job:
         return await self.jobs.get(job_id)

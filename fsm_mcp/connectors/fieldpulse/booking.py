@@ -1,7 +1,6 @@
-"""Booking a job in FieldPulse: the customer (found in the directory, or created with the
-caller's phone, e-mail and service address as its main location), the location, the
-caller's new contacts, the duplicate check, then the job. Each vendor write is followed by
-the same write to the directory.
+"""The booking path's steps at FieldPulse: a new customer is created with the caller's phone,
+e-mail and service address as its main location; contacts are customer contacts. Each vendor
+write is followed by the same write to the directory.
 
 FieldPulse takes no idempotency key and has no field to hide one in. A job is therefore
 recognised by what makes it this booking: the customer, the place, the job type and the
@@ -15,66 +14,57 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from fsm_mcp.connectors.base import Booking, BookingRequest
+from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.connectors.fieldpulse import mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
-from fsm_mcp.directory import booking, customers, mirror
-from fsm_mcp.errors import InvalidInput
+from fsm_mcp.directory import booking, mirror
 from fsm_mcp.identity.text import fold
 from fsm_mcp.inputs import AddressIn
-from fsm_mcp.models import Customer, Job, JobStatus
-from fsm_mcp.scheduling import BOOKED, overlaps
+from fsm_mcp.models import Customer, Job
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database
+from fsm_mcp.store.idempotency import Attempt
 
 Json = dict[str, Any]
 LOOK_BACK = timedelta(days=1)  # how far back a cut-off call's job may have been created
 
 
-class Booker:
+class FieldPulseSteps:
+    """The booking path's steps (`connectors.booking`) at FieldPulse."""
+
     def __init__(self, api: FieldPulseApi, jobs: Jobs, db: Database, business: Business) -> None:
         self.api, self.jobs, self.db, self.business = api, jobs, db, business
         self.tenant, self.region = business.tenant_id, business.country
 
-    async def book(self, request: BookingRequest, now: datetime) -> Booking:
-        found, _ = await self.db.aread(booking.attach, self.business, request)
-        learned: list[str] = []
-        location_id: str | None
-        if found is None:
-            customer_id, location_id = await self._new_customer(request, now)
-        else:
-            customer = await self.db.aread(customers.load_customer, self.tenant, found)
-            customer_id = customer.customer_id
-            location_id = booking.pick_location(customer.locations, request.address)
-            if location_id is None:
-                assert request.address is not None
-                location_id = await self._new_location(customer, request.address)
-            learned = await self._learn(request, customer)
-            if request.resumed and (done := await self._find(customer_id, location_id, request, now - LOOK_BACK)):
-                return Booking(job=(await self.jobs.views([done], comments=False))[0], customer_created=False,
-                               already_booked=False, contacts_added=learned)
-            if not request.allow_duplicate and (same := await self._same_job(customer_id, location_id, request)):
-                return Booking(job=same, customer_created=False, already_booked=True, contacts_added=learned)
+    async def before(self, request: BookingRequest) -> None:
+        return None  # FieldPulse takes any job type
+
+    async def create_job(self, customer_id: str, place_id: str, request: BookingRequest, key: str | None,
+                         now: datetime) -> Job:
         start, end = request.window
         body: Json = {
-            "customer_id": int(customer_id), "location_id": int(location_id), "job_type": request.job_type.strip(),
+            "customer_id": int(customer_id), "location_id": int(place_id), "job_type": request.job_type.strip(),
             "status": mapping.NEW, "start_time": mapping.stamp(start), "end_time": mapping.stamp(end),
             "notes": mapping.notes_out(request.summary, request.priority), "assignments": [],
         }
         since = now - timedelta(minutes=5)
-        raw = await self.api.write("POST", "/jobs", body, check=lambda: self._find(customer_id, location_id, request, since),
+        raw = await self.api.write("POST", "/jobs", body, check=lambda: self._find(customer_id, place_id, request, since),
                                    what="the job")
-        job = (await self.jobs.views([raw], comments=False))[0]
-        if request.technician_id:
-            job = await self.jobs.dispatch(job.job_id, request.technician_id, None)
-        return Booking(job=job, customer_created=found is None, already_booked=False, contacts_added=learned)
+        return (await self.jobs.views([raw], comments=False))[0]
 
-    async def _new_customer(self, request: BookingRequest, now: datetime) -> tuple[str, str]:
+    async def dispatch(self, job_id: str, technician_id: str, now: datetime) -> Job:
+        return await self.jobs.dispatch(job_id, technician_id, None)
+
+    async def job_by_key(self, customer_id: str, place_id: str, request: BookingRequest, key: str,
+                         now: datetime) -> Job | None:
+        """FieldPulse cannot keep the key: the job is recognised by what makes it this booking."""
+        done = await self._find(customer_id, place_id, request, now - LOOK_BACK)
+        return (await self.jobs.views([done], comments=False))[0] if done else None
+
+    async def new_customer(self, request: BookingRequest, attempt: Attempt, now: datetime) -> tuple[str, str]:
         details = request.customer
-        assert details is not None
-        if request.address is None:
-            raise InvalidInput("address", "a new customer needs the service address; ask the caller for it")
+        assert details is not None and request.address is not None
         place = mapping.location_out(request.address, "Service address")
         phones, emails = (sorted(x) for x in booking.caller_contacts(self.business, request))
         name = details.name.strip()
@@ -96,7 +86,7 @@ class Booker:
             return None
 
         # A retry of a call that was cut off may find the customer it already created.
-        made = (await created() if request.resumed else None) or \
+        made = (await created() if attempt.resumed else None) or \
             await self.api.write("POST", "/customers", body, check=created, what="the new customer")
         locations = made.get("locations") or await self.api.all("/locations", {"object_type": "customer", "object_id": made["id"]})
         await self.db.awrite(partial(
@@ -105,7 +95,7 @@ class Booker:
         ), self.tenant, now)
         return str(made["id"]), str(locations[0]["id"])
 
-    async def _new_location(self, customer: Customer, address: AddressIn) -> str:
+    async def new_place(self, customer: Customer, address: AddressIn, now: datetime) -> str:
         place = mapping.location_out(address, "Service address")
         known = {x.location_id for x in customer.locations}
 
@@ -118,12 +108,11 @@ class Booker:
         made = await self.api.write("POST", "/locations", {**place, "object_type": "customer",
                                                            "object_id": int(customer.customer_id), "is_main_location": False},
                                     check=created, what="the new service address")
-        await self.db.awrite(partial(mirror.upsert, locations=[mapping.location(made)]), self.tenant, self.db.clock.now())
+        await self.db.awrite(partial(mirror.upsert, locations=[mapping.location(made)]), self.tenant, now)
         return str(made["id"])
 
-    async def _learn(self, request: BookingRequest, customer: Customer) -> list[str]:
+    async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime) -> list[str]:
         """The caller's numbers and e-mail the record lacks, added at FieldPulse as a customer contact, then here."""
-        phones, emails = booking.missing_contacts(self.business, request, customer)
         first, last = mapping.split_name(customer.name)
         path = f"/customers/{customer.customer_id}/customer-contact"
         added = []
@@ -137,26 +126,21 @@ class Booker:
             made = await self.api.write("POST", path, {"first_name": first, "last_name": last, field: value},
                                         check=there, what=f"the contact {value}")
             await self.db.awrite(partial(mirror.upsert, contacts=mapping.contact(made, customer.customer_id, self.region)),
-                                 self.tenant, self.db.clock.now())
+                                 self.tenant, now)
             added.append(value)
         return added
 
-    async def _same_job(self, customer_id: str, location_id: str, request: BookingRequest) -> Job | None:
+    async def open_jobs(self, customer_id: str, place_id: str, request: BookingRequest) -> list[Job]:
         start, end = request.window
         raw = await self.jobs.between(start - timedelta(days=1), end, ("customer_id", "=", customer_id))
-        skill = self.business.skill_for(request.job_type)
-        for job in await self.jobs.views([j for j in raw if str(j.get("location_id")) == location_id], comments=False):
-            if job.skill == skill and (job.status in BOOKED or job.status == JobStatus.on_hold) and \
-                    overlaps(request.window, (job.window_start, job.window_end)):
-                return job
-        return None
+        return await self.jobs.views([j for j in raw if str(j.get("location_id")) == place_id], comments=False)
 
-    async def _find(self, customer_id: str, location_id: str, request: BookingRequest, since: datetime) -> Json | None:
+    async def _find(self, customer_id: str, place_id: str, request: BookingRequest, since: datetime) -> Json | None:
         """This booking's job, if one was created since `since`: same customer, place, type and start."""
         start = request.window[0]
         for job in await self.api.all("/jobs", {"created_from": mapping.epoch(since), "sort_by": "created_at",
                                                 "sort_dir": "desc", "filter": where(("customer_id", "=", customer_id))}):
-            if str(job.get("location_id")) == location_id and fold(str(job.get("job_type"))) == fold(request.job_type) \
+            if str(job.get("location_id")) == place_id and fold(str(job.get("job_type"))) == fold(request.job_type) \
                     and mapping.when(job.get("start_time")) == start:
                 return job
         return None

@@ -23,7 +23,9 @@ from fsm_mcp.connectors.base import (
     RecentJob,
     Recognition,
 )
+from fsm_mcp.connectors.booking import book
 from fsm_mcp.connectors.local import invoices, jobs, merge, technicians
+from fsm_mcp.connectors.local.booking import LocalSteps
 from fsm_mcp.directory import customers, duplicates
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.inputs import LineItemIn
@@ -31,6 +33,7 @@ from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.scheduling import Slot, free_slots
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database
+from fsm_mcp.store.idempotency import NO_KEY, Attempt
 
 T = TypeVar("T")
 
@@ -43,6 +46,7 @@ class LocalBackend:
         self.business = business
         self.tenant = business.tenant_id
         self.clock = db.clock
+        self.steps = LocalSteps(db, business)
 
     def _local(self, job: Job) -> Job:
         zone = self.business.zone
@@ -78,8 +82,9 @@ class LocalBackend:
         run = self.db.awrite if apply else self.db.aread
         return await run(merge.merge, self.tenant, keep_id, merge_ids, self.clock.now(), apply)
 
-    async def create_job(self, request: BookingRequest) -> Booking:
-        booking = await self.db.awrite(jobs.book, self.business, request, self.clock.now())
+    async def create_job(self, request: BookingRequest, attempt: Attempt = NO_KEY) -> Booking:
+        async with self.db.atomic():  # every step in one transaction (joins the idempotency record's, if open)
+            booking = await book(self.steps, self.db, self.business, request, attempt, self.clock.now())
         return booking.model_copy(update={"job": self._local(booking.job)})
 
     async def get_job(self, job_id: str) -> Job:

@@ -15,10 +15,11 @@ from fsm_mcp.connectors.base import (
     BookingRequest,
     JobFilter,
 )
+from fsm_mcp.connectors.booking import book
 from fsm_mcp.connectors.http.client import Policy, http_client
 from fsm_mcp.connectors.servicetitan import invoices, mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
-from fsm_mcp.connectors.servicetitan.booking import Booker
+from fsm_mcp.connectors.servicetitan.booking import ServiceTitanSteps
 from fsm_mcp.connectors.servicetitan.catalog import Settings
 from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
@@ -29,6 +30,7 @@ from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database
+from fsm_mcp.store.idempotency import NO_KEY, Attempt
 
 
 class ServiceTitanBackend(VendorBackend):
@@ -40,7 +42,7 @@ class ServiceTitanBackend(VendorBackend):
         self.api = ServiceTitanApi(config, http, policy)
         self.settings = Settings(self.api)
         self.jobs = Jobs(self.api, self.settings, db, business)
-        self.booker = Booker(self.api, self.settings, self.jobs, db, business)
+        self.steps = ServiceTitanSteps(self.api, self.settings, self.jobs, db, business)
         self.sync = directory_sync(self.api, db, business, page_size=config.sync_page_size)
 
     @classmethod
@@ -57,8 +59,8 @@ class ServiceTitanBackend(VendorBackend):
         return cents(mapping.money((await self.api.get("crm", f"customers/{customer_id}")).get("balance")))
 
     # ----- jobs -----
-    async def create_job(self, request: BookingRequest) -> Booking:
-        return await self.booker.book(request, self.clock.now())
+    async def create_job(self, request: BookingRequest, attempt: Attempt = NO_KEY) -> Booking:
+        return await book(self.steps, self.db, self.business, request, attempt, self.clock.now())
 
     async def get_job(self, job_id: str) -> Job:
         return await self.jobs.get(job_id)

@@ -1,0 +1,90 @@
+"""The booking path's steps on the embedded store. Every step writes in the caller's
+transaction (`LocalBackend.create_job` opens one), so the directory's choice of customer,
+the duplicate check and the new job stand or fall together. A local job needs no key of its
+own: the idempotency record commits with it, so a cut-off call left nothing to read back."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from fsm_mcp.connectors.base import BookingRequest
+from fsm_mcp.connectors.local import jobs
+from fsm_mcp.directory import booking as directory
+from fsm_mcp.directory import customers
+from fsm_mcp.identity.phones import parse_phone
+from fsm_mcp.inputs import AddressIn
+from fsm_mcp.models import Customer, Job, JobStatus
+from fsm_mcp.settings import Business
+from fsm_mcp.store.db import Database, new_id, to_db
+from fsm_mcp.store.idempotency import Attempt
+
+
+class LocalSteps:
+    def __init__(self, db: Database, business: Business) -> None:
+        self.db, self.business, self.tenant = db, business, business.tenant_id
+
+    async def before(self, request: BookingRequest) -> None:
+        return None  # the local store takes any job type
+
+    async def new_customer(self, request: BookingRequest, attempt: Attempt, now: datetime) -> tuple[str, str]:
+        return await self.db.awrite(self._new_customer, request, now)
+
+    def _new_customer(self, conn: sqlite3.Connection, request: BookingRequest, now: datetime) -> tuple[str, str]:
+        details, address = request.customer, request.address
+        assert details is not None and address is not None
+        phone = parse_phone(details.phone, self.business.country) if details.phone else None
+        _, emails = directory.caller_contacts(self.business, request)
+        customer_id = customers.insert_customer(conn, self.tenant, now, name=details.name,
+                                                phones=[phone] if phone else [], emails=sorted(emails))
+        place_id = customers.insert_location(conn, self.tenant, customer_id, address, now)
+        customers.reindex(conn, self.tenant, [customer_id])
+        return customer_id, place_id
+
+    async def new_place(self, customer: Customer, address: AddressIn, now: datetime) -> str:
+        def insert(conn: sqlite3.Connection) -> str:
+            place_id = customers.insert_location(conn, self.tenant, customer.customer_id, address, now)
+            customers.reindex(conn, self.tenant, [customer.customer_id])
+            return place_id
+
+        return await self.db.awrite(insert)
+
+    async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime) -> list[str]:
+        def insert(conn: sqlite3.Connection) -> list[str]:
+            for table, column, values in (("customer_phones", "e164", phones), ("customer_emails", "email", emails)):
+                conn.executemany(f"INSERT OR IGNORE INTO {table} (tenant_id, customer_id, {column}) VALUES (?,?,?)",
+                                 [(self.tenant, customer.customer_id, value) for value in values])
+            customers.reindex(conn, self.tenant, [customer.customer_id])
+            return [*phones, *emails]
+
+        return await self.db.awrite(insert)
+
+    async def open_jobs(self, customer_id: str, place_id: str, request: BookingRequest) -> list[Job]:
+        start, end = request.window
+        return await self.db.aread(jobs.load_jobs, self.tenant,
+                                   "j.customer_id=? AND j.location_id=? AND j.window_start < ? AND j.window_end > ?",
+                                   (customer_id, place_id, to_db(end), to_db(start)), "ORDER BY j.created_at, j.id")
+
+    async def job_by_key(self, customer_id: str, place_id: str, request: BookingRequest, key: str,
+                         now: datetime) -> Job | None:
+        return None  # never resumed: see the module's docstring
+
+    async def create_job(self, customer_id: str, place_id: str, request: BookingRequest, key: str | None,
+                         now: datetime) -> Job:
+        def insert(conn: sqlite3.Connection) -> Job:
+            job_id = new_id("job")
+            start, end = request.window
+            conn.execute(
+                "INSERT INTO jobs (tenant_id, id, customer_id, location_id, job_type, skill, summary, priority, "
+                "window_start, window_end, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (self.tenant, job_id, customer_id, place_id, request.job_type.strip(),
+                 self.business.skill_for(request.job_type), request.summary.strip(), request.priority, to_db(start),
+                 to_db(end), JobStatus.scheduled.value, to_db(now), to_db(now)),
+            )
+            jobs.record_status(conn, self.tenant, job_id, JobStatus.scheduled, now, None)
+            return jobs.load_job(conn, self.tenant, job_id)
+
+        return await self.db.awrite(insert)
+
+    async def dispatch(self, job_id: str, technician_id: str, now: datetime) -> Job:
+        return await self.db.awrite(jobs.dispatch, self.business, job_id, technician_id, None, now)

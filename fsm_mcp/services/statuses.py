@@ -1,0 +1,32 @@
+"""Moving a job along its states. Canceling is not a move: it needs a person's confirmation
+(`cancellation`)."""
+
+from __future__ import annotations
+
+from fsm_mcp.app import ServedBusiness
+from fsm_mcp.errors import InvalidInput
+from fsm_mcp.models import Job, JobStatus
+from fsm_mcp.services.requests import Request
+from fsm_mcp.store.idempotency import Attempt
+
+OPERATION = "update_job_status"
+
+
+class StatusMove(Request):
+    job_id: str
+    status: JobStatus
+    note: str | None = None
+
+
+async def move(business: ServedBusiness, actor: str, key: str | None, request: StatusMove) -> Job:
+    """Repeating the current status changes nothing, so a retry without a key is safe too."""
+    if request.status is JobStatus.canceled:
+        raise InvalidInput("status", "canceling needs a person's confirmation: use cancel_job")
+
+    async def write(_: Attempt) -> Job:
+        return await business.backend.update_job_status(request.job_id, request.status, request.note)
+
+    return await business.writer.run(
+        tenant=business.tenant, actor=actor, tool=OPERATION, key=key, request=request, result_type=Job,
+        result_id=lambda j: j.job_id, write=write,
+    )
