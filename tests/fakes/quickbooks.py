@@ -329,9 +329,8 @@ class FakeQuickBooks:
 def main() -> None:
     import argparse
 
-    import uvicorn
-
     from tests.fakes.servicetitan import seed_person
+    from tests.fakes.standalone import serve
 
     parser = argparse.ArgumentParser(description="A fake QuickBooks Online on a loopback port")
     parser.add_argument("--port", type=int, default=8767)
@@ -347,12 +346,11 @@ def main() -> None:
         fake.add_customer(name, phone=f"(217) 555-{n:04d}")
     tokens = fake.connect()
     base = f"http://127.0.0.1:{args.port}"
-    print(f"QuickBooks fake at {base}\n  api:            {base}/v3/company/{REALM}\n"
+    serve(fake.app, args.port, f"QuickBooks fake at {base}\n  api:            {base}/v3/company/{REALM}\n"
           f"  authorize:      {base}{AUTHORIZE_PATH}\n  token:          {base}{TOKEN_PATH}\n"
           f"  client id:      {CLIENT_ID}\n  client secret:  {CLIENT_SECRET}\n  realm id:       {REALM}\n"
           f"  verifier token: {VERIFIER_TOKEN}\n  refresh token:  {tokens['refresh_token']}\n"
-          f"  access token:   {tokens['access_token']} (an hour)", flush=True)
-    uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning")
+          f"  access token:   {tokens['access_token']} (an hour)")
 
 
 if __name__ == "__main__":

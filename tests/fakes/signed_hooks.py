@@ -79,3 +79,27 @@ class _client:
     async def __aexit__(self, *exc: object) -> None:
         if self.own is not None:
             await self.own.aclose()
+
+
+@dataclass
+class Receiver:
+    """An app's webhook endpoint for tests: keeps each delivery's headers and raw body, and answers what
+    `answer(headers, body)` says (200 by default)."""
+    answer: Any = None
+    got: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.got.append((headers, body))
+        status = self.answer(headers, body) if self.answer else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(self), base_url="http://app.test")

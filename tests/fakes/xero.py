@@ -412,9 +412,8 @@ def modified_since(text: str) -> datetime:
 def main() -> None:
     import argparse
 
-    import uvicorn
-
     from tests.fakes.servicetitan import seed_person
+    from tests.fakes.standalone import serve
 
     parser = argparse.ArgumentParser(description="A fake Xero on a loopback port")
     parser.add_argument("--port", type=int, default=8768)
@@ -430,12 +429,11 @@ def main() -> None:
         fake.add_contact(name, phone=f"(217) 555-{n:04d}")
     tokens = fake.connect()
     base = f"http://127.0.0.1:{args.port}"
-    print(f"Xero fake at {base}\n  api:            {base}{API}\n  authorize:      {base}{AUTHORIZE_PATH}\n"
+    serve(fake.app, args.port, f"Xero fake at {base}\n  api:            {base}{API}\n  authorize:      {base}{AUTHORIZE_PATH}\n"
           f"  token:          {base}{TOKEN_PATH}\n  connections:    {base}/connections\n"
           f"  client id:      {CLIENT_ID}\n  client secret:  {CLIENT_SECRET}\n  tenant id:      {TENANT}\n"
           f"  webhook key:    {WEBHOOK_KEY}\n  refresh token:  {tokens['refresh_token']}\n"
-          f"  access token:   {tokens['access_token']} (30 minutes)", flush=True)
-    uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning")
+          f"  access token:   {tokens['access_token']} (30 minutes)")
 
 
 if __name__ == "__main__":
