@@ -35,6 +35,7 @@ from tests.fakes.quickbooks import (
     FakeQuickBooks,
 )
 from tests.fakes.signed_hooks import Receiver, sign
+from tests.fakes.standalone import printed_credentials
 
 SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs" / "quickbooks"
 BASE = f"/v3/company/{REALM}"
@@ -321,16 +322,6 @@ def test_the_fake_serves_only_operations_of_the_published_spec_and_intuits_docum
             assert (method, path) in published | extras, f"{method} {path} is not in the published API"
 
 
-def printed_credentials(stdout: Any) -> dict[str, str]:
-    printed: dict[str, str] = {}
-    while "access token" not in printed:
-        line = stdout.readline()
-        assert line, "the fake stopped before printing its credentials"
-        name, _, value = line.strip().partition(": ")
-        printed[name] = value.strip().split(" ")[0]
-    return printed
-
-
 def test_the_fake_runs_standalone_and_prints_the_credentials_to_use() -> None:
     import socket
     with socket.socket() as s:
@@ -341,7 +332,7 @@ def test_the_fake_runs_standalone_and_prints_the_credentials_to_use() -> None:
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         assert proc.stdout is not None
-        printed = printed_credentials(proc.stdout)  # bounded by the suite's timeout: the fake prints or exits
+        printed = printed_credentials(proc.stdout)
         assert printed["client id"] == CLIENT_ID and printed["realm id"] == REALM
         answer = httpx.get(f"http://127.0.0.1:{port}{BASE}/query", params={"query": "select count(*) from Customer"},
                            headers={"Authorization": f"Bearer {printed['access token']}"}, timeout=20)

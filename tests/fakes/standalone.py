@@ -4,7 +4,7 @@ so whoever reads them can connect at once."""
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import IO, Any
 
 import uvicorn
 
@@ -16,3 +16,16 @@ def serve(app: Any, port: int, announce: str) -> None:
     sock.listen(128)
     print(announce, flush=True)  # a fake's own process: stdout is where its user reads the credentials
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+def printed_credentials(stdout: IO[str]) -> dict[str, str]:
+    """What a fake started with `serve` printed, as {"client id": ..., "access token": ...}; it prints or
+    exits, so reading is bounded."""
+    printed: dict[str, str] = {}
+    while "access token" not in printed:
+        line = stdout.readline()
+        if not line:
+            raise RuntimeError("the fake stopped before printing its credentials")
+        name, _, value = line.strip().partition(": ")
+        printed[name] = value.strip().split(" ")[0]
+    return printed
