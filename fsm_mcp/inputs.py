@@ -1,29 +1,94 @@
-"""Shapes the agent sends: addresses, new-customer details, invoice lines.
+"""Shapes the agent sends: addresses, new-customer details, invoice lines, and the text, name, phone and date
+types every tool's arguments are made of.
 
 Shared by the tools (which publish them as JSON schema) and the backends (which act on
-them), so that one definition serves both.
+them), so that one definition serves both. Every object refuses keys it does not know, at
+every depth: an agent that sends `vip_discount` learns at once that it does nothing.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from fsm_mcp.models import Address, LineKind
 
 _POSTAL_TAIL = re.compile(r"^(?:(?P<state>[A-Za-z]{2,3})\s+)?(?P<postal>\d{5}(?:-\d{4})?|[A-Za-z]\d[A-Za-z] ?\d[A-Za-z]\d|\d{4})$")
 
+# C0 and C1 controls (ESC among them, so no ANSI sequence gets through), DEL, and the bidirectional overrides and
+# isolates that make a name or a note read differently on a screen from what it holds.
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+_NOT_IN_A_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+_NOT_IN_TEXT = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")  # tab and newline are fine in a note
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999  # far enough for any record, well inside what date arithmetic can reach
+
+
+def _refuse(match: re.Match[str] | None) -> None:
+    if match is None:
+        return
+    char = match.group()
+    if char in "\n\r":
+        raise ValueError("must be on one line; leave out the line break")
+    kind = "a bidirectional control" if char >= "\u202a" else "a control character"
+    raise ValueError(f"holds {kind} (U+{ord(char):04X}) at position {match.start() + 1}; send plain text without it")
+
+
+def _one_line(value: str) -> str:
+    _refuse(_NOT_IN_A_LINE.search(value))
+    return value
+
+
+def _lines(value: str) -> str:
+    value = value.replace("\r\n", "\n")
+    _refuse(_NOT_IN_TEXT.search(value))
+    return value
+
+
+def _a_name(value: str) -> str:
+    value = value.strip()
+    if not any(unicodedata.category(c).startswith("L") for c in value):
+        raise ValueError("ask the caller for their name")
+    return value
+
+
+def _digits_as_text(value: Any) -> Any:
+    """A phone number sent as a JSON number (the MCP Inspector sends `caller_phone=2175550166` so) is its digits."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _in_years(value: date) -> date:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"year {value.year} is out of range; give a date between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
+
+
+# One line of text a person typed or said: names, addresses, job types, skills, reasons, invoice lines.
+Line = Annotated[str, AfterValidator(_one_line)]
+# Text that may run over several lines (tab and newline allowed): notes and summaries.
+Text = Annotated[str, AfterValidator(_lines)]
+# A person's name: trimmed, and holding at least one letter ("", "?" and "-" are not names).
+PersonName = Annotated[str, AfterValidator(_one_line), AfterValidator(_a_name)]
+# A phone number in any common format; digits sent as a JSON number are taken as text.
+PhoneText = Annotated[str, BeforeValidator(_digits_as_text), AfterValidator(_one_line)]
+Day = Annotated[date, AfterValidator(_in_years)]
+Moment = Annotated[datetime, AfterValidator(_in_years)]
+_CLOSED = ConfigDict(extra="forbid")
+
 
 class AddressIn(BaseModel):
-    street: Annotated[str, Field(min_length=1, max_length=200, description="House number and street, e.g. '123 Oak St Apt 4'")]
-    unit: Annotated[str | None, Field(max_length=50, description="Apartment, suite or unit")] = None
-    city: Annotated[str | None, Field(max_length=100)] = None
-    state: Annotated[str | None, Field(max_length=100, description="State, province or region, as written locally")] = None
-    postal_code: Annotated[str | None, Field(max_length=20, description="ZIP or postal code, any country's format")] = None
-    country: Annotated[str | None, Field(max_length=2, description="ISO 3166 code; defaults to the business's")] = None
+    model_config = _CLOSED
+
+    street: Annotated[Line, Field(min_length=1, max_length=200, description="House number and street, e.g. '123 Oak St Apt 4'")]
+    unit: Annotated[Line | None, Field(max_length=50, description="Apartment, suite or unit")] = None
+    city: Annotated[Line | None, Field(max_length=100)] = None
+    state: Annotated[Line | None, Field(max_length=100, description="State, province or region, as written locally")] = None
+    postal_code: Annotated[Line | None, Field(max_length=20, description="ZIP or postal code, any country's format")] = None
+    country: Annotated[Line | None, Field(max_length=2, description="ISO 3166 code; defaults to the business's")] = None
 
     @field_validator("street")
     @classmethod
@@ -58,18 +123,22 @@ def parse_address(value: str | AddressIn) -> AddressIn:
     return AddressIn(street=street, unit=unit, city=city, state=state, postal_code=postal)
 
 
-AddressArg = str | AddressIn
+AddressArg = Line | AddressIn
 
 
 class CustomerDetails(BaseModel):
-    name: Annotated[str, Field(min_length=1, max_length=200, description="The caller's full name as they gave it")]
-    phone: Annotated[str | None, Field(max_length=40, description="Any common format; the caller ID is fine")] = None
-    email: Annotated[str | None, Field(max_length=254)] = None
+    model_config = _CLOSED
+
+    name: Annotated[PersonName, Field(max_length=200, description="The caller's full name as they gave it")]
+    phone: Annotated[PhoneText | None, Field(max_length=40, description="Any common format; the caller ID is fine")] = None
+    email: Annotated[Line | None, Field(max_length=254)] = None
     address: Annotated[AddressArg | None, Field(description="Service address, one line or structured")] = None
 
 
 class LineItemIn(BaseModel):
-    description: Annotated[str, Field(min_length=1, max_length=500)]
+    model_config = _CLOSED
+
+    description: Annotated[Line, Field(min_length=1, max_length=500)]
     quantity: Annotated[Decimal, Field(gt=0, le=10_000, description="Hours for labor, units for material")]
     unit_price: Annotated[Decimal, Field(ge=0, le=1_000_000, description="Price of one unit, e.g. \"129.00\"")]
     kind: Annotated[LineKind, Field(description="labor, material or service")] = "service"

@@ -49,7 +49,7 @@ class FsmServer(MCPServer):
             cause = exc.__cause__
             if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
                 raise
-            raise ToolError(f"Error executing tool {name}: {plain_words(cause)}") from cause
+            raise ToolError(f"Error executing tool {name}: {plain_words(cause, arguments)}") from cause
 
 
 def build_server(

@@ -10,12 +10,13 @@ from mcp import Client
 
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
-from tests.conftest import BUSINESS, MONDAY_9, NEW_CALLER, call
+from tests.conftest import BUSINESS, MONDAY_9, NEW_CALLER, call, fail
 from tests.when import MONDAY, TUESDAY, at, day, window
 
 pytestmark = pytest.mark.anyio
 LIBRARY_TALK = ("pydantic", "validation error for", "http", "Arguments", "[type=", "input_value", "Traceback",
-                "sqlite", "Error executing tool Error")
+                "sqlite", "Error executing tool Error", "AddressIn", "CustomerDetails", "LineItemIn", "function-after",
+                "ValueError", "OverflowError", "out of range for")
 TABLES = ("customers", "customer_phones", "locations", "jobs", "job_events", "job_technicians", "invoices",
           "idempotency", "audit_log", "confirmations", "technicians")
 BOOK = {"customer": NEW_CALLER, "job_type": "hvac", "summary": "no heat", "idempotency_key": "k", **MONDAY_9}
@@ -24,6 +25,9 @@ SQL = "'; DROP TABLE jobs; --"
 TEMPLATE = "{{7*7}}${jndi:ldap://x}"
 LOOKALIKE = "\u0458ob_0001"  # starts with a Cyrillic je, which looks like "j"
 MB = "x" * 1_000_000
+ANSI = "\x1b[2J\x1b[31m"  # clear the screen, then red
+RLO = "\u202e"  # right-to-left override: "Ann\u202eeeL" shows as "AnnLee"
+WHERE = {"street": "1 Oak St", "city": "Springfield"}
 
 # (tool, arguments, field named, words said). JOB, CUSTOMER, TECH and OTHER_* are filled from the seeded base.
 CORPUS: list[tuple[str, dict[str, Any], str, str]] = [
@@ -41,7 +45,10 @@ CORPUS: list[tuple[str, dict[str, Any], str, str]] = [
     ("create_invoice", {"job_id": "JOB", "idempotency_key": "k", "line_items": {"a": 1}}, "line_items", "must be a list"),
     ("create_job", {**BOOK, "make_me_admin": True}, "make_me_admin", "not an argument"),
     # empty and blank
-    ("create_job", {**BOOK, "customer": {"name": ""}}, "customer.name", "must not be empty"),
+    ("create_job", {**BOOK, "customer": {"name": ""}}, "customer.name", "ask the caller for their name"),
+    ("create_job", {**BOOK, "customer": {**NEW_CALLER, "name": "   "}}, "customer.name", "ask the caller for their name"),
+    ("create_job", {**BOOK, "customer": {**NEW_CALLER, "name": "?"}}, "customer.name", "ask the caller for their name"),
+    ("create_job", {**BOOK, "customer": {**NEW_CALLER, "name": " - "}}, "customer.name", "ask the caller for their name"),
     ("create_job", {**BOOK, "job_type": ""}, "job_type", "must not be empty"),
     ("create_job", {**BOOK, "summary": "   "}, "summary", "must not be blank"),
     ("get_customer", {"customer_id": ""}, "customer_id", "must not be empty"),
@@ -105,6 +112,50 @@ CORPUS: list[tuple[str, dict[str, Any], str, str]] = [
     ("create_job", {**BOOK, "customer": {**NEW_CALLER, "email": "not-an-email"}}, "customer.email", ""),
     ("create_job", {**BOOK, "customer_id": "CUSTOMER"}, "customer_id", "exactly one"),
     ("create_job", {k: v for k, v in BOOK.items() if k != "customer"}, "customer_id", "exactly one"),
+    # control characters, ANSI escapes and bidirectional overrides, in every kind of text
+    ("create_job", {**BOOK, "customer": {**NEW_CALLER, "name": "Ann\x00Lee"}}, "customer.name", "control character"),
+    ("create_job", {**BOOK, "customer": {**NEW_CALLER, "name": f"Ann{RLO}eeL"}}, "customer.name", "bidirectional"),
+    ("lookup_customer", {"name": f"Bob{ANSI}"}, "name", "control character (U+001B)"),
+    ("lookup_customer", {"email": "bob\x00@example.com"}, "email", "control character"),
+    ("create_job", {**BOOK, "address": f"1 Oak St{RLO}, Springfield"}, "address", "bidirectional"),
+    ("create_job", {**BOOK, "address": {**WHERE, "street": f"1 Oak {ANSI}St"}}, "address.street", "control character"),
+    ("create_job", {**BOOK, "customer": {**NEW_CALLER, "address": {**WHERE, "city": "Spring\u2066field"}}},
+     "customer.address.city", "bidirectional"),
+    ("lookup_customer", {"address": {**WHERE, "postal_code": "62704\x85"}}, "address.postal_code", "control character"),
+    ("list_technicians", {"skill": "hvac\x07"}, "skill", "control character"),
+    ("create_job", {**BOOK, "job_type": "hvac\r\n"}, "job_type", "one line"),
+    ("find_available_slots", {"job_type": "hvac\x00", "date_from": MONDAY.isoformat()}, "job_type", "control character"),
+    ("create_job", {**BOOK, "summary": "no heat\x1b]0;pwned\x07"}, "summary", "control character"),
+    ("update_job_status", {"job_id": "JOB", "status": "on_hold", "note": f"parts{RLO}"}, "note", "bidirectional"),
+    ("update_job_status", {"job_id": "JOB", "status": "on_hold", "note": "parts\x9b31m"}, "note", "control character"),
+    ("cancel_job", {"job_id": "JOB", "reason": "moved\x1b[1A"}, "reason", "control character"),
+    ("cancel_job", {"job_id": "JOB", "reason": "moved\nout"}, "reason", "one line"),
+    ("create_invoice", {"job_id": "JOB", "idempotency_key": "k", "line_items": [{**LINE, "description": "Labor\u202d"}]},
+     "line_items.0.description", "bidirectional"),
+    # years no calendar arithmetic reaches
+    ("create_job", {**BOOK, "window_start": "0001-01-01T09:00:00", "window_end": "0001-01-01T11:00:00"},
+     "window_start", "year 1 is out of range"),
+    ("create_job", {**BOOK, "window_start": "9999-12-31T21:00:00", "window_end": "9999-12-31T23:00:00"},
+     "window_start", "year 9999 is out of range"),
+    ("create_job", {**BOOK, "window_end": "9999-12-31T23:59:59+00:00"}, "window_end", "year 9999"),
+    ("list_jobs", {"date_from": "0001-01-01T00:00:00"}, "date_from", "year 1 is out of range"),
+    ("list_jobs", {"date_to": "9999-12-31T23:59:59"}, "date_to", "year 9999 is out of range"),
+    ("find_available_slots", {"job_type": "hvac", "date_from": "9999-12-31"}, "date_from", "year 9999"),
+    ("find_available_slots", {"job_type": "hvac", "date_from": "0001-01-01"}, "date_from", "year 1 is out of range"),
+    ("dispatch_technician", {"job_id": "JOB", "technician_id": "TECH", "window_start": "9999-12-31T21:00:00",
+                             "window_end": "9999-12-31T23:00:00"}, "window_start", "year 9999"),
+    # an argument that takes text or an object is named as the schema reads it
+    ("create_job", {**BOOK, "address": {"city": "Springfield"}}, "address.street", "is required"),
+    ("create_job", {**BOOK, "customer": {**NEW_CALLER, "address": {"street": 12}}}, "customer.address.street",
+     "must be text"),
+    ("lookup_customer", {"address": {**WHERE, "unit": "u" * 51}}, "address.unit", "at most 50 characters"),
+    # unknown keys, at every depth
+    ("create_job", {**BOOK, "customer": {**NEW_CALLER, "vip_discount": "100%"}}, "customer.vip_discount", "leave it out"),
+    ("create_job", {**BOOK, "address": {**WHERE, "gate_code": "1234"}}, "address.gate_code", "leave it out"),
+    ("create_job", {**BOOK, "customer": {**NEW_CALLER, "address": {**WHERE, "owner": "me"}}}, "customer.address.owner",
+     "leave it out"),
+    ("create_invoice", {"job_id": "JOB", "idempotency_key": "k", "line_items": [{**LINE, "discount": "50"}]},
+     "line_items.0.discount", "leave it out"),
     # unknown ids, look-alikes, metacharacters, another business's records
     ("get_job", {"job_id": SQL}, "job_id", "no job with id"),
     ("get_customer", {"customer_id": TEMPLATE}, "customer_id", "no customer with id"),
@@ -137,7 +188,10 @@ async def seeded(settings: Settings, add_technician: Any) -> AsyncIterator[tuple
         theirs = await call(client, "create_job", **BOOK)
     ids = {"TECH": add_technician("Ann Tech", ["hvac"]), "OTHER_JOB": theirs["job_id"],
            "OTHER_CUSTOMER": theirs["customer_id"]}
-    async with Client(build_server(settings)) as client:
+    # The corpus sends more writes than a caller may make in a minute; the limit is not what it tests.
+    roomy = settings.model_copy(update={"access": settings.access.model_copy(
+        update={"calls_per_minute": 1000, "writes_per_minute": 1000})})
+    async with Client(build_server(roomy)) as client:
         ours = await call(client, "create_job", **{**BOOK, "idempotency_key": "seed"})
         ids |= {"JOB": ours["job_id"], "CUSTOMER": ours["customer_id"]}
         yield client, ids
@@ -181,6 +235,26 @@ async def test_the_corpus_is_refused_field_by_field_in_plain_words_writing_nothi
             refused += 1
         else:
             problems.append(f"{tool} {field}: {message[:300]}")
-    assert problems == [] and tried == refused >= 75
+    assert problems == [] and tried == refused >= 110
     assert _counts(settings) == before, "a refused call wrote something"
     assert (await call(client, "lookup_customer", phone="(312) 555-0188"))["matches"]  # still serving
+
+
+async def test_notes_and_summaries_keep_their_lines_and_tabs_and_names_are_trimmed(client: Client) -> None:
+    booked = await call(client, "create_job", **{**BOOK, "summary": "No heat.\r\nPilot light:\tout",
+                                                 "customer": {**NEW_CALLER, "name": "  Maria Garcia "}})
+    assert booked["summary"] == "No heat.\nPilot light:\tout" and booked["customer_name"] == "Maria Garcia"
+    held = await call(client, "update_job_status", job_id=booked["job_id"], status="on_hold", note="Part ordered\nETA\tFri")
+    assert held["history"][-1]["note"] == "Part ordered\nETA\tFri"
+
+
+async def test_phone_numbers_sent_as_json_numbers_are_read_as_their_digits(client: Client) -> None:
+    booked = await call(client, "create_job", **{**BOOK, "customer": {**NEW_CALLER, "phone": 3125550188}})
+    again = {k: v for k, v in BOOK.items() if k != "customer"}
+    second = await call(client, "create_job", **{**again, "customer_id": booked["customer_id"], "job_type": "plumbing",
+                                                 "idempotency_key": "k2", "caller_phone": 2175550166})
+    assert second["contacts_added"] == ["+12175550166"]
+    for number in (3125550188, 2175550166):
+        found = await call(client, "lookup_customer", phone=number)
+        assert found["matches"][0]["customer_id"] == booked["customer_id"], number
+    assert "phone: must be text" in await fail(client, "lookup_customer", phone=True)

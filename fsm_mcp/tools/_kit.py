@@ -3,8 +3,10 @@ argument mistakes into tool errors, and the annotation presets."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -125,14 +127,42 @@ _PLAIN_WITH_LIMIT = {  # filled from the error's context
 }
 
 
-def plain_words(error: ValidationError) -> str:
+_WRONG_TYPE = frozenset({"string_type", "model_type", "model_attributes_type", "dict_type", "list_type", "int_type",
+                         "float_type", "decimal_type", "bool_type", "datetime_type", "date_type"})
+
+
+def _where(loc: tuple[int | str, ...], arguments: Any, kind: str) -> str:
+    """The field as the schema reads it (`address.street`). Pydantic puts the name of a union's branch into the path
+    (`address.AddressIn.street`, `address.function-after[...]`); walking the path through what the caller sent tells the
+    two apart: a part that is not a key (or index) of the value there is a branch's name, unless it is the last part
+    of a missing field."""
+    parts, node = [], arguments
+    for i, part in enumerate(loc):
+        if isinstance(node, str) and node.lstrip()[:1] in ("{", "["):  # the SDK parses an object sent as JSON text
+            with contextlib.suppress(ValueError):
+                node = json.loads(node)
+        sent = isinstance(node, dict) and part in node
+        sent = sent or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+        if sent:
+            node = node[part]
+        elif not (i == len(loc) - 1 and kind == "missing" and isinstance(node, dict)):
+            continue
+        parts.append(str(part))
+    return ".".join(parts) or "arguments"
+
+
+def plain_words(error: ValidationError, arguments: dict[str, Any]) -> str:
     """The caller's argument mistakes, field by field, in words a model acts on: no library names,
-    model names or links (a wrong type used to come back as pydantic's report)."""
-    out = []
+    model names or links (a wrong type used to come back as pydantic's report). `arguments`: what the caller sent."""
+    said_at: dict[str, list[tuple[str, str]]] = {}
     for err in error.errors(include_url=False):
-        where = ".".join(str(part) for part in err["loc"] if not str(part).endswith("-unwrapped")) or "arguments"
         kind, ctx = err["type"], err.get("ctx") or {}
-        if kind in _PLAIN:
+        where = _where(err["loc"], arguments, kind)
+        if kind in ("too_short", "too_long") and isinstance(err.get("input"), str):  # a length checked after a text check
+            kind = f"string_{kind}"
+        if kind == "extra_forbidden" and "." in where:
+            said = "is not a field of this object; leave it out"
+        elif kind in _PLAIN:
             said = _PLAIN[kind]
         elif kind == "string_too_short" and ctx.get("min_length") == 1:
             said = "must not be empty"
@@ -142,5 +172,12 @@ def plain_words(error: ValidationError) -> str:
             said = str(ctx.get("error", err["msg"]))
         else:
             said = str(err["msg"]).removeprefix("Value error, ")
-        out.append(f"{where}: {said}")
+        said_at.setdefault(where, []).append((kind, said))
+    out = []
+    for where, found in said_at.items():
+        # A union (text or an object) answers once per branch; the branch the value was meant for says what is wrong.
+        meant = [words for kind, words in found if kind not in _WRONG_TYPE]
+        if not meant and not any(other.startswith(f"{where}.") for other in said_at):
+            meant = [words for _, words in found]
+        out += [f"{where}: {words}" for words in meant]
     return "; ".join(dict.fromkeys(out))  # a union type repeats one mistake per branch

@@ -10,7 +10,7 @@ from fsm_mcp.access.callers import needs
 from fsm_mcp.connectors.base import CustomerProfile, RecentJob
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.query import caller_profile
-from fsm_mcp.inputs import AddressArg, parse_address
+from fsm_mcp.inputs import AddressArg, Line, PhoneText, parse_address
 from fsm_mcp.models import UNTRUSTED, Equipment
 from fsm_mcp.services import reads
 from fsm_mcp.tools._kit import READ, agent_errors, business
@@ -84,9 +84,9 @@ def register(mcp: MCPServer) -> None:
     @agent_errors
     async def lookup_customer(
         ctx: Context,
-        phone: Annotated[str | None, Field(max_length=40, description="Caller ID or a number the caller gave, any format")] = None,
-        name: Annotated[str | None, Field(max_length=200, description="Name as the caller said it; nicknames are fine")] = None,
-        email: Annotated[str | None, Field(max_length=254)] = None,
+        phone: Annotated[PhoneText | None, Field(max_length=40, description="Caller ID or a number the caller gave, any format")] = None,
+        name: Annotated[Line | None, Field(max_length=200, description="Name as the caller said it; nicknames are fine")] = None,
+        email: Annotated[Line | None, Field(max_length=254)] = None,
         address: Annotated[AddressArg | None, Field(description="Service address, one line or structured")] = None,
         limit: Annotated[int, Field(ge=1, le=25, description="How many matches at most")] = 5,
     ) -> LookupResult:

@@ -1,6 +1,6 @@
 """Technicians, free slots and dispatching."""
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from fsm_mcp.access.callers import needs
 from fsm_mcp.errors import InvalidInput
+from fsm_mcp.inputs import Day, Line, Moment
 from fsm_mcp.models import Job, Technician
 from fsm_mcp.scheduling import check_window
 from fsm_mcp.services import dispatch as dispatching
@@ -44,7 +45,7 @@ def register(mcp: MCPServer) -> None:
     @agent_errors
     async def list_technicians(
         ctx: Context,
-        skill: Annotated[str | None, Field(max_length=100, description="Only technicians with this skill, e.g. hvac")] = None,
+        skill: Annotated[Line | None, Field(max_length=100, description="Only technicians with this skill, e.g. hvac")] = None,
         include_inactive: bool = False,
     ) -> TechnicianList:
         """List the business's technicians with their skills. Use it to pick who to dispatch."""
@@ -54,9 +55,9 @@ def register(mcp: MCPServer) -> None:
     @agent_errors
     async def find_available_slots(
         ctx: Context,
-        job_type: Annotated[str, Field(min_length=1, max_length=100, description="The job type; decides which skill is needed")],
-        date_from: Annotated[date, Field(description="First day to search, in the business's time zone")],
-        date_to: Annotated[date | None, Field(description="Last day to search (at most 31 days on); defaults to date_from")] = None,
+        job_type: Annotated[Line, Field(min_length=1, max_length=100, description="The job type; decides which skill is needed")],
+        date_from: Annotated[Day, Field(description="First day to search, in the business's time zone")],
+        date_to: Annotated[Day | None, Field(description="Last day to search (at most 31 days on); defaults to date_from")] = None,
         duration_minutes: Annotated[int, Field(ge=15, le=720, description="Length of the arrival window")] = 120,
     ) -> SlotList:
         """Find arrival windows when a technician with the right skill is free, within working hours and around
@@ -82,8 +83,8 @@ def register(mcp: MCPServer) -> None:
         ctx: Context,
         job_id: Id,
         technician_id: Id,
-        window_start: Annotated[datetime | None, Field(description="Move the job to this window while dispatching")] = None,
-        window_end: Annotated[datetime | None, Field(description="End of the new window; required with window_start")] = None,
+        window_start: Annotated[Moment | None, Field(description="Move the job to this window while dispatching")] = None,
+        window_end: Annotated[Moment | None, Field(description="End of the new window; required with window_start")] = None,
         idempotency_key: Annotated[str | None, Field(min_length=1, max_length=255, description="Resend the same key when retrying")] = None,
     ) -> Job:
         """Assign a technician to a job; a scheduled job becomes dispatched. Refused, naming the clashing job, when

@@ -1,6 +1,5 @@
 """Booking jobs and following them through their states."""
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -10,7 +9,7 @@ from fsm_mcp.access.callers import needs
 from fsm_mcp.connectors.base import Booking, BookingRequest, JobFilter
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
-from fsm_mcp.inputs import AddressArg, CustomerDetails, parse_address
+from fsm_mcp.inputs import AddressArg, CustomerDetails, Line, Moment, PhoneText, Text, parse_address
 from fsm_mcp.models import Job, JobStatus, Priority
 from fsm_mcp.scheduling import check_window, localize
 from fsm_mcp.services import booking, cancellation, reads, statuses
@@ -65,10 +64,10 @@ def register(mcp: MCPServer) -> None:
     @agent_errors
     async def create_job(
         ctx: Context,
-        job_type: Annotated[str, Field(min_length=1, max_length=100, description="e.g. hvac, plumbing, electrical, or one of the business's own job types")],
-        summary: Annotated[str, Field(min_length=1, max_length=2000, description="What the customer needs, in their words")],
-        window_start: Annotated[datetime, Field(description="Arrival window start, ISO 8601; without an offset it is the business's local time")],
-        window_end: Annotated[datetime, Field(description="Arrival window end; after window_start")],
+        job_type: Annotated[Line, Field(min_length=1, max_length=100, description="e.g. hvac, plumbing, electrical, or one of the business's own job types")],
+        summary: Annotated[Text, Field(min_length=1, max_length=2000, description="What the customer needs, in their words")],
+        window_start: Annotated[Moment, Field(description="Arrival window start, ISO 8601; without an offset it is the business's local time")],
+        window_end: Annotated[Moment, Field(description="Arrival window end; after window_start")],
         idempotency_key: IdempotencyKey,
         customer_id: Annotated[str | None, Field(max_length=64, description="An existing customer, from lookup_customer")] = None,
         customer: Annotated[CustomerDetails | None, Field(description="A caller's details when you have no customer_id; an existing customer is found, else one is created")] = None,
@@ -77,7 +76,7 @@ def register(mcp: MCPServer) -> None:
         technician_id: Annotated[str | None, Field(max_length=64, description="Assign and dispatch this technician at once")] = None,
         allow_duplicate: Annotated[bool, Field(description="Book even if an overlapping job of this type exists for this customer and address")] = False,
         new_customer: Annotated[bool, Field(description="Create a new customer even though lookup found possible matches (after the caller said they are none of them)")] = False,
-        caller_phone: Annotated[str | None, Field(max_length=40, description="The number the caller is calling from (caller ID); added to an existing customer's record when missing, so the next call from it is recognised")] = None,
+        caller_phone: Annotated[PhoneText | None, Field(max_length=40, description="The number the caller is calling from (caller ID); added to an existing customer's record when missing, so the next call from it is recognised")] = None,
     ) -> BookedJob:
         """Book a job into an arrival window. Use after lookup_customer (pass customer_id) or for a new caller
         (pass `customer` with name, phone and address); pass caller_phone with the caller ID so a known customer calling
@@ -120,8 +119,8 @@ def register(mcp: MCPServer) -> None:
     @agent_errors
     async def list_jobs(
         ctx: Context,
-        date_from: Annotated[datetime | None, Field(description="Jobs whose window ends after this time")] = None,
-        date_to: Annotated[datetime | None, Field(description="Jobs whose window starts before this time")] = None,
+        date_from: Annotated[Moment | None, Field(description="Jobs whose window ends after this time")] = None,
+        date_to: Annotated[Moment | None, Field(description="Jobs whose window starts before this time")] = None,
         status: Annotated[list[JobStatus] | None, Field(description="Only jobs in these states")] = None,
         technician_id: Annotated[str | None, Field(max_length=64)] = None,
         customer_id: Annotated[str | None, Field(max_length=64)] = None,
@@ -142,7 +141,7 @@ def register(mcp: MCPServer) -> None:
         ctx: Context,
         job_id: Id,
         status: Annotated[Movement, Field(description="The new state. To cancel a job, use cancel_job")],
-        note: Annotated[str | None, Field(max_length=2000, description="What happened, kept in the job's history")] = None,
+        note: Annotated[Text | None, Field(max_length=2000, description="What happened, kept in the job's history")] = None,
     ) -> Job:
         """Move a job along scheduled → dispatched → en_route → arrived → working → completed, or to on_hold.
         Moves that make no sense are refused with the allowed ones listed; completed is final. Every change is kept in
@@ -156,7 +155,7 @@ def register(mcp: MCPServer) -> None:
     async def cancel_job(
         ctx: Context,
         job_id: Id,
-        reason: Annotated[str | None, Field(max_length=2000, description="Why, kept in the job's history")] = None,
+        reason: Annotated[Line | None, Field(max_length=2000, description="Why, kept in the job's history")] = None,
         confirmation_token: ConfirmationToken = None,
     ) -> Cancellation:
         """Cancel a job, in two calls. The first (without confirmation_token) changes nothing: it returns what would
