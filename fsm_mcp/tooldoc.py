@@ -30,6 +30,8 @@ def _type(schema: dict[str, Any]) -> str:
         )
     if "enum" in schema:
         return " | ".join(f"`{v}`" for v in schema["enum"])
+    if schema.get("type") == "object" and schema.get("properties"):  # an inlined model: name what it holds
+        return f"object ({', '.join(schema['properties'])})"
     if schema.get("type") == "array":
         return f"list[{_type(schema.get('items', {}))}]"
     fmt = schema.get("format")

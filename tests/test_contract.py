@@ -92,7 +92,7 @@ def test_plain_output_schemas_keep_a_field_named_title() -> None:
         title: str | None = None
 
     plain = plain_schema(TypeAdapter(Book).json_schema())
-    assert plain["properties"] == {"title": {"type": ["string", "null"], "default": None}}
+    assert plain["properties"] == {"title": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None}}
     assert plain["title"] == "Book"
 
 
@@ -108,7 +108,7 @@ def test_a_recursive_output_model_keeps_pydantics_form() -> None:
     assert plain_schema(derived) == derived
 
 
-def test_an_optional_object_becomes_one_branch_that_also_takes_null() -> None:
+def test_an_optional_object_is_inlined_and_keeps_its_null_branch() -> None:
     from jsonschema import Draft202012Validator
     from pydantic import TypeAdapter
 
@@ -117,7 +117,8 @@ def test_an_optional_object_becomes_one_branch_that_also_takes_null() -> None:
 
     derived = TypeAdapter(LookupResult).json_schema()
     plain = plain_schema(derived)
-    assert plain["properties"]["customer"]["type"] == ["object", "null"] and "anyOf" not in json.dumps(plain)
+    branches = plain["properties"]["customer"]["anyOf"]
+    assert {"type": "null"} in branches and "$ref" not in json.dumps(plain) and '"type": [' not in json.dumps(plain)
     card = {"customer_id": "cus_1", "name": "William Jenkins", "phones": ["+12175550143"], "emails": [],
             "locations": [{"location_id": "loc_1", "address": "123 Oak St"}], "recent_jobs": [], "open_balance": "0.00"}
     variants = [None, card, {**card, "phones": [7]}, {**card, "locations": [{"address": "x"}]}, "cus_1", []]
@@ -126,3 +127,13 @@ def test_an_optional_object_becomes_one_branch_that_also_takes_null() -> None:
         for r in ({"matches": [], "next_step": "", "customer": c} for c in variants)
     ]
     assert verdicts == [(True, True)] * 2 + [(False, False)] * 4
+
+
+async def test_a_results_text_is_the_structured_answer_as_compact_json(client: Client) -> None:
+    """Voice platforms hand the text content to the model: no indentation to pay for, and the same answer."""
+    from tests.conftest import NEW_CALLER
+
+    result = await client.call_tool("lookup_customer", {"phone": NEW_CALLER["phone"], "name": "Zoë Ångström"})
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert not result.is_error and result.structured_content is not None
+    assert text == json.dumps(result.structured_content, separators=(",", ":"), ensure_ascii=False)

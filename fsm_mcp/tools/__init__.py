@@ -6,7 +6,7 @@ One module per area; each has a `register(mcp)` that adds its tools.
 from mcp.server.mcpserver import MCPServer
 
 from fsm_mcp.tools import customers, dispatch, duplicates, invoices, jobs
-from fsm_mcp.tools._schema import forbid_unknown_arguments, publish_plain_output_schemas
+from fsm_mcp.tools._schema import forbid_unknown_arguments, publish_plain_schemas
 
 # What a tool does differently over a vendor, appended to its description so the model reads the truth.
 VENDOR_NOTES = {
@@ -32,7 +32,7 @@ def register(mcp: MCPServer, backends: list[str] | None = None) -> None:
     """`backends`: those of the businesses served (one server may serve several)."""
     for area in (customers, duplicates, jobs, dispatch, invoices):
         area.register(mcp)
-    publish_plain_output_schemas(mcp)
+    publish_plain_schemas(mcp)
     forbid_unknown_arguments(mcp)
     for backend in backends or ["local"]:
         if backend != "local":
@@ -41,7 +41,7 @@ def register(mcp: MCPServer, backends: list[str] | None = None) -> None:
 
 def describe_vendor(mcp: MCPServer, backend: str) -> None:
     """Over a vendor every tool reaches an outside system (open world), and some work differently.
-    The tool list has no public accessor, hence `_tool_manager` (see `publish_plain_output_schemas`)."""
+    The tool list has no public accessor, hence `_tool_manager` (see `publish_plain_schemas`)."""
     notes = VENDOR_NOTES.get(backend, {})
     for tool in mcp._tool_manager.list_tools():
         if tool.annotations is not None:

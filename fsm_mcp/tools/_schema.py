@@ -1,15 +1,16 @@
-"""Output schemas published in their plainest equivalent form, and answers without empty fields.
+"""Tool schemas in the form every client and model accepts, and answers without empty fields.
 
-Clients check every structured result against the tool's output schema (the `mcp`
-client does, with `jsonschema`), so the schema's shape is paid for on every call.
-Pydantic's form is correct but costly to check: nested models behind `$ref`, and each
-optional field as `anyOf: [{type: T}, {type: null}]` (an optional object too, so that
-every check of it descends twice). The same constraints written with refs inlined and
-`type: [T, "null"]` check in about half the time (lookup_customer's result: 0.55 ms →
-0.25 ms with jsonschema on this machine). Titles are dropped: pydantic
-derives them from field names, so they carry nothing a reader lacks (the root keeps
-its title: it names the result type, and tools.md shows it). For the same reason, and
-for the agent's token budget, `omit_empty` fields leave an answer when they hold nothing.
+Pydantic's schemas are correct but not portable: nested models sit behind `$ref`/`$defs`, which
+strict tool-calling modes (the OpenAI Agents SDK's among them) cannot convert and silently give up
+on. Both input and output schemas are published with every `$ref` inlined. A nullable field keeps
+pydantic's `anyOf: [{type: T}, {type: null}]`: a type array (`type: [T, "null"]`) is legal JSON
+Schema and checks a little faster, but a client that maps schemas onto a single-`type` dialect
+(Gemini's OpenAPI subset) rejects it, and the MCP Inspector's `--strict` check warns on it. Checking
+lookup_customer's result with `jsonschema` costs 0.89 ms so, 0.71 ms with type arrays, 1.20 ms in pydantic's
+form (benchmarks/schema_check.py). Titles
+are dropped: pydantic derives them from field names, so they carry nothing a reader lacks (the
+root keeps its title: it names the result type, and tools.md shows it). For the agent's token
+budget, `omit_empty` fields leave an answer when they hold nothing.
 """
 
 from __future__ import annotations
@@ -20,11 +21,6 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import ConfigDict, Field
 
 _DEFS = "#/$defs/"
-_NULL = {"type": "null"}
-# Keywords that also constrain a null: a branch holding one cannot take `null` into its type list.
-_APPLY_TO_NULL = frozenset(
-    {"enum", "const", "not", "allOf", "anyOf", "oneOf", "if", "then", "else", "$ref", "$dynamicRef"}
-)
 
 
 def _empty(value: object) -> bool:
@@ -46,7 +42,7 @@ class _Recursive(Exception):
 
 
 def plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """The same constraints with `$ref`s inlined, simple unions as type lists, no titles."""
+    """The same constraints with every `$ref` inlined and no titles (but the root's)."""
     defs = schema.get("$defs", {})
 
     def walk(node: Any, seen: tuple[str, ...]) -> Any:
@@ -66,17 +62,6 @@ def plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
                 out[key] = {name: walk(sub, seen) for name, sub in value.items()}
             elif key not in ("$defs", "title"):
                 out[key] = walk(value, seen)
-        branches = out.get("anyOf")
-        if branches and all(set(b) == {"type"} and isinstance(b["type"], str) for b in branches):
-            del out["anyOf"]
-            out["type"] = [b["type"] for b in branches]
-        elif branches and len(branches) == 2 and _NULL in branches:
-            # An optional object or array: its keywords (properties, items...) pass a null by
-            # definition, so `type: [object, null]` on the branch says the same thing.
-            other = branches[1 - branches.index(_NULL)]
-            if isinstance(other.get("type"), str) and not _APPLY_TO_NULL & other.keys():
-                rest = {k: v for k, v in out.items() if k != "anyOf"}
-                out = {**other, **rest, "type": [other["type"], "null"]}  # the field's description wins
         return out
 
     try:
@@ -88,15 +73,15 @@ def plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
-def publish_plain_output_schemas(mcp: MCPServer) -> None:
-    """Swap each tool's derived output schema for its plain form.
+def publish_plain_schemas(mcp: MCPServer) -> None:
+    """Swap each tool's derived input and output schemas for their plain forms.
 
-    The SDK reads `fn_metadata.output_schema` live when it lists tools and validates
-    results against the pydantic model, not this schema, so only what clients see
-    changes. The tool list has no public accessor, hence `_tool_manager`; the schema
-    snapshot test fails if that ever stops working.
+    The SDK validates arguments and results against the pydantic models, not these schemas,
+    so only what clients see changes. The tool list has no public accessor, hence
+    `_tool_manager`; the schema snapshot test fails if that ever stops working.
     """
     for tool in mcp._tool_manager.list_tools():
+        tool.parameters = plain_schema(tool.parameters)
         metadata = tool.fn_metadata
         if metadata.output_schema is not None:
             metadata.output_schema = plain_schema(metadata.output_schema)
