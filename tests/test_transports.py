@@ -75,19 +75,25 @@ def _inspector() -> list[str] | None:
     return None
 
 
+# The Inspector (2.x) runs on Node >= 22.19: .ci/run installs one beside it and names its directory.
+INSPECTOR_ENV = {**ENV, "PATH": os.pathsep.join(p for p in (os.environ.get("FSM_MCP_NODE22_BIN"), os.environ.get("PATH")) if p)}
+
+
 @pytest.mark.skipif(_inspector() is None, reason="MCP Inspector not installed; .ci/run installs it and sets FSM_MCP_INSPECTOR")
-def test_the_inspector_cli_lists_and_calls_tools(tmp_path: Path) -> None:
+def test_the_inspector_cli_lists_and_calls_tools_and_its_strict_check_finds_nothing(tmp_path: Path) -> None:
     inspector = _inspector()
     assert inspector is not None
     fsm = shutil.which("fsm-mcp") or "fsm-mcp"
     serve = [fsm, "serve", "--db", str(tmp_path / "i.db")]
-    listed = subprocess.run([*inspector, "--cli", *serve, "--method", "tools/list"], capture_output=True, text=True,
-                            timeout=120, env=ENV)
+    listed = subprocess.run([*inspector, "--cli", *serve, "--method", "tools/list", "--strict"], capture_output=True,
+                            text=True, timeout=120, env=INSPECTOR_ENV)
     assert listed.returncode == 0, listed.stderr
     assert '"name": "create_job"' in listed.stdout and '"name": "lookup_customer"' in listed.stdout
+    # Warnings leave the exit code alone; each is reported on stderr, with a summary line.
+    assert 'Warning: tool "' not in listed.stderr and "warnings across" not in listed.stderr, listed.stderr
     called = subprocess.run(
         [*inspector, "--cli", *serve, "--method", "tools/call", "--tool-name", "lookup_customer",
-         "--tool-arg", "phone=217.555.0143"], capture_output=True, text=True, timeout=120, env=ENV,
+         "--tool-arg", "phone=217.555.0143"], capture_output=True, text=True, timeout=120, env=INSPECTOR_ENV,
     )
     assert called.returncode == 0, called.stderr
     answer = json.loads(called.stdout)
