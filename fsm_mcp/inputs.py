@@ -83,12 +83,12 @@ _CLOSED = ConfigDict(extra="forbid")
 class AddressIn(BaseModel):
     model_config = _CLOSED
 
-    street: Annotated[Line, Field(min_length=1, max_length=200, description="House number and street, e.g. '123 Oak St Apt 4'")]
-    unit: Annotated[Line | None, Field(max_length=50, description="Apartment, suite or unit")] = None
-    city: Annotated[Line | None, Field(max_length=100)] = None
-    state: Annotated[Line | None, Field(max_length=100, description="State, province or region, as written locally")] = None
-    postal_code: Annotated[Line | None, Field(max_length=20, description="ZIP or postal code, any country's format")] = None
-    country: Annotated[Line | None, Field(max_length=2, description="ISO 3166 code; defaults to the business's")] = None
+    street: Annotated[str, Field(min_length=1, max_length=200, description="House number and street, e.g. '123 Oak St Apt 4'")]
+    unit: Annotated[str | None, Field(max_length=50, description="Apartment, suite or unit")] = None
+    city: Annotated[str | None, Field(max_length=100)] = None
+    state: Annotated[str | None, Field(max_length=100, description="State, province or region, as written locally")] = None
+    postal_code: Annotated[str | None, Field(max_length=20, description="ZIP or postal code, any country's format")] = None
+    country: Annotated[str | None, Field(max_length=2, description="ISO 3166 code; defaults to the business's")] = None
 
     @field_validator("street")
     @classmethod
@@ -123,7 +123,17 @@ def parse_address(value: str | AddressIn) -> AddressIn:
     return AddressIn(street=street, unit=unit, city=city, state=state, postal_code=postal)
 
 
-AddressArg = Line | AddressIn
+# An address as an agent sends it: every part one line of plain text. (No docstring: it would be published as the
+# schema's description.) An import builds `AddressIn` from a business's own records, whose streets may run over lines.
+class AgentAddress(AddressIn):
+
+    @field_validator("*")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        return _one_line(value) if isinstance(value, str) else value
+
+
+AddressArg = Line | AgentAddress
 
 
 class CustomerDetails(BaseModel):

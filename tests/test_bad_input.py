@@ -15,7 +15,7 @@ from tests.when import MONDAY, TUESDAY, at, day, window
 
 pytestmark = pytest.mark.anyio
 LIBRARY_TALK = ("pydantic", "validation error for", "http", "Arguments", "[type=", "input_value", "Traceback",
-                "sqlite", "Error executing tool Error", "AddressIn", "CustomerDetails", "LineItemIn", "function-after",
+                "sqlite", "Error executing tool Error", "AddressIn", "AgentAddress", "CustomerDetails", "LineItemIn", "function-after",
                 "ValueError", "OverflowError", "out of range for")
 TABLES = ("customers", "customer_phones", "locations", "jobs", "job_events", "job_technicians", "invoices",
           "idempotency", "audit_log", "confirmations", "technicians")
