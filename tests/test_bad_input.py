@@ -149,6 +149,7 @@ CORPUS: list[tuple[str, dict[str, Any], str, str]] = [
     ("create_job", {**BOOK, "customer": {**NEW_CALLER, "address": {"street": 12}}}, "customer.address.street",
      "must be text"),
     ("lookup_customer", {"address": {**WHERE, "unit": "u" * 51}}, "address.unit", "at most 50 characters"),
+    ("lookup_customer", {"address": 5}, "address", "must be text or an object with named fields"),
     # unknown keys, at every depth
     ("create_job", {**BOOK, "customer": {**NEW_CALLER, "vip_discount": "100%"}}, "customer.vip_discount", "leave it out"),
     ("create_job", {**BOOK, "address": {**WHERE, "gate_code": "1234"}}, "address.gate_code", "leave it out"),

@@ -178,6 +178,7 @@ def plain_words(error: ValidationError, arguments: dict[str, Any]) -> str:
         # A union (text or an object) answers once per branch; the branch the value was meant for says what is wrong.
         meant = [words for kind, words in found if kind not in _WRONG_TYPE]
         if not meant and not any(other.startswith(f"{where}.") for other in said_at):
-            meant = [words for _, words in found]
+            kinds = list(dict.fromkeys(words.removeprefix("must be ") for _, words in found))  # "text or an object"
+            meant = ["must be " + " or ".join(kinds)]
         out += [f"{where}: {words}" for words in meant]
     return "; ".join(dict.fromkeys(out))  # a union type repeats one mistake per branch
