@@ -196,11 +196,34 @@ async def test_a_validation_refusal_is_not_retried_and_names_the_problem() -> No
     assert len(seen) == 1
 
 
-async def test_a_later_call_sending_a_request_answered_429_waits_out_its_retry_after() -> None:
+async def test_a_later_call_inside_the_hold_is_refused_at_once_saying_when_and_a_patient_one_waits() -> None:
     answers = iter([httpx.Response(429, headers={"Retry-After": "1"})])
     client, seen = kit(lambda r: next(answers, httpx.Response(200, json={"n": 2})),
                        policy=Policy(attempts=6, budget=0.5, base=0.01, cap=0.05))
     with pytest.raises(VendorUnavailable):  # the wait outlasts this call's budget: it gives up at once
         await client.get("/a", {"q": 1})
-    assert await client.get("/a", {"q": 1}) == {"n": 2}  # the agent's retry of the tool
+    with pytest.raises(VendorUnavailable, match="asked fsm-mcp to wait; nothing was sent. Try again in 1 s"):
+        await client.get("/b")  # another request of the same tenant: held too, and not sent
+    assert len(seen) == 1
+    assert await client.get("/c", budget=5) == {"n": 2}  # a call whose budget covers the hold waits it out
     assert seen[1][0] - seen[0][0] >= 1.0
+
+
+async def test_a_429_holds_every_request_of_the_tenant_not_only_the_one_it_answered() -> None:
+    throttled = anyio.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not throttled.is_set():
+            throttled.set()
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        return httpx.Response(200, json={})
+
+    client, seen = kit(handler, rate=200)
+    async with anyio.create_task_group() as tg:
+        for n in range(30):
+            tg.start_soon(client.get, f"/thing/{n}")
+    first = seen[0][0]
+    assert len(seen) == 31
+    assert all(at - first >= 1.0 for at, _ in seen[1:])  # none of the 30 left inside the hold
+    times = sorted(at for at, _ in seen[1:])
+    assert times[-1] - times[0] >= 29 / (200 * 0.95) - 0.01  # after it, they resume at the pace, not all at once

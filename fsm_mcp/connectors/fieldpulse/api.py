@@ -12,6 +12,7 @@ one place.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -20,7 +21,8 @@ import httpx2 as httpx
 from fsm_mcp.connectors.fieldpulse.config import FieldPulseSettings
 from fsm_mcp.connectors.http.auth import ApiKey
 from fsm_mcp.connectors.http.client import Check, Policy, VendorClient
-from fsm_mcp.connectors.http.limits import Breaker, Pace
+from fsm_mcp.connectors.http.lanes import Lanes, LocalLanes
+from fsm_mcp.connectors.http.limits import Breaker
 from fsm_mcp.connectors.http.paging import FIELDPULSE, collect
 
 VENDOR = "FieldPulse"
@@ -43,11 +45,18 @@ def where(*conditions: tuple[str, str, Any]) -> str:
     return json.dumps([list(c) for c in conditions])
 
 
+def key_tenant(settings: FieldPulseSettings) -> str:
+    """FieldPulse limits each API key: its lane is named by a digest of the key, which never leaves."""
+    return hashlib.sha256(settings.api_key.get_secret_value().encode()).hexdigest()[:16]
+
+
 class FieldPulseApi:
-    def __init__(self, settings: FieldPulseSettings, http: httpx.AsyncClient, policy: Policy | None = None) -> None:
+    def __init__(self, settings: FieldPulseSettings, http: httpx.AsyncClient, policy: Policy | None = None,
+                 lanes: Lanes | None = None) -> None:
         self.settings = settings
-        self.client = VendorClient(VENDOR, http, ApiKey("x-api-key", settings.api_key), Pace(settings.rate),
-                                   Breaker(VENDOR), policy, describe)
+        lane = (lanes or LocalLanes()).lane(VENDOR, key_tenant(settings), settings.rate)
+        self.client = VendorClient(VENDOR, http, ApiKey("x-api-key", settings.api_key), lane, Breaker(VENDOR), policy,
+                                   describe)
 
     async def page(self, path: str, params: Json | None = None, budget: float | None = None) -> Json:
         """One answer whole: `response` and, when asked with calculate_count, `total_results`."""

@@ -24,6 +24,7 @@ from fsm_mcp.connectors.fieldpulse.config import FieldPulseSettings
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
 from fsm_mcp.connectors.fieldpulse.sync import directory_sync
 from fsm_mcp.connectors.http.client import Policy, http_client
+from fsm_mcp.connectors.http.lanes import Lanes
 from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.vendor import VendorBackend
 from fsm_mcp.inputs import LineItemIn
@@ -37,9 +38,9 @@ class FieldPulseBackend(VendorBackend):
     vendor = "FieldPulse"
 
     def __init__(self, db: Database, business: Business, config: FieldPulseSettings, http: httpx.AsyncClient,
-                 policy: Policy | None = None) -> None:
+                 policy: Policy | None = None, lanes: Lanes | None = None) -> None:
         super().__init__(db, business, http)
-        self.api = FieldPulseApi(config, http, policy)
+        self.api = FieldPulseApi(config, http, policy, lanes)
         self.technicians = Technicians(self.api)
         self.jobs = Jobs(self.api, self.technicians, db, business)
         self.steps = FieldPulseSteps(self.api, self.jobs, db, business)
@@ -47,8 +48,9 @@ class FieldPulseBackend(VendorBackend):
 
     @classmethod
     def open(cls, db: Database, business: Business, config: FieldPulseSettings,
-             transport: httpx.AsyncBaseTransport | None = None) -> FieldPulseBackend:
-        return cls(db, business, config, http_client(config.api_url, transport))
+             transport: httpx.AsyncBaseTransport | None = None, lanes: Lanes | None = None) -> FieldPulseBackend:
+        """`lanes`: the process's (or, over Redis, every replica's) lanes; without, this backend keeps its own."""
+        return cls(db, business, config, http_client(config.api_url, transport), lanes=lanes)
 
     # ----- customers: the directory, plus FieldPulse for what changes by the hour -----
     async def recent_jobs(self, customer_id: str, n: int) -> list[Job]:

@@ -6,16 +6,16 @@ when a repeat cannot duplicate it: the request never left (no connection), the v
 refused it before acting (429), or the caller's read-back (`check`) shows it was not done.
 Otherwise the failure is a `WriteUncertain` that says what to check.
 
-A request answered 429 is not sent again before the vendor's Retry-After (seconds or an
-HTTP date) or RateLimit-Reset (epoch seconds) has passed, by this call's retry or by a
-later call sending the same request (an agent retrying a failed tool); other waits are a capped,
-jittered exponential backoff. A call gives up as soon as the next wait would overrun its
-time budget, because a voice platform stops waiting after 5-20 s anyway.
+A 429's Retry-After (seconds or an HTTP date) or RateLimit-Reset (epoch seconds) holds the
+whole (vendor, tenant) lane (`lanes`): no request of any call is sent to that tenant
+before it has passed, since the vendor would refuse it again and count it. Other waits are
+a capped, jittered exponential backoff. A call gives up as soon as the next wait, or the
+lane's hold, would overrun its time budget, because a voice platform stops waiting after
+5-20 s anyway; its error says when the vendor will take requests again.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,11 +36,13 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_exponential_jitter
 
 from fsm_mcp.connectors.http.auth import Auth
+from fsm_mcp.connectors.http.lanes import Held, Lane, LocalLane
 from fsm_mcp.connectors.http.limits import Breaker, Pace
 from fsm_mcp.errors import VendorRejected, VendorUnavailable, WriteUncertain
 
 Check = Callable[[], Awaitable[Any | None]]  # the write's result if it was done, None if it was not
 Describe = Callable[[httpx.Response], str]  # a vendor's error body, summarised for the agent
+Send = Callable[[float], Awaitable[Any]]  # (deadline, a time.monotonic() reading) -> the answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +61,15 @@ def http_client(base_url: str, transport: httpx.AsyncBaseTransport | None = None
 
 
 class _Transient(Exception):
-    """A failure worth another attempt. `sent`: the vendor may have acted on the request."""
+    """A failure worth another attempt. `sent`: the vendor may have acted on the request; `held`: it was not
+    sent at all, the lane being held."""
 
-    def __init__(self, reason: str, *, sent: bool, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, *, sent: bool, retry_after: float | None = None, held: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.sent = sent
         self.retry_after = retry_after
+        self.held = held
 
 
 def retry_after(response: httpx.Response, now: Callable[[], float] = time.time) -> float | None:
@@ -88,21 +92,24 @@ def retry_after(response: httpx.Response, now: Callable[[], float] = time.time) 
 
 
 class VendorClient:
+    """`lane`: the (vendor, tenant) lane from a `Lanes` (shared with every other client of that tenant), or a
+    `Pace` of this client's own."""
+
     def __init__(
-        self, vendor: str, http: httpx.AsyncClient, auth: Auth, pace: Pace, breaker: Breaker,
+        self, vendor: str, http: httpx.AsyncClient, auth: Auth, lane: Lane | Pace, breaker: Breaker,
         policy: Policy | None = None, describe: Describe | None = None,
     ) -> None:
         self.vendor = vendor
         self.http = http
         self.auth = auth
-        self.pace = pace
+        self.lane: Lane = LocalLane(lane) if isinstance(lane, Pace) else lane
         self.breaker = breaker
         self.policy = policy or Policy()
         self._describe = describe or (lambda r: f"HTTP {r.status_code}")
-        self._held: dict[str, float] = {}  # request -> when the vendor's Retry-After for it ends
 
     async def get(self, path: str, params: dict[str, Any] | None = None, *, budget: float | None = None) -> Any:
-        return await self._retrying(lambda: self._once("GET", path, params, None), budget, check=None, write=False)
+        return await self._retrying(lambda deadline: self._once("GET", path, params, None, deadline), budget,
+                                    check=None, write=False)
 
     async def write(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
@@ -111,7 +118,8 @@ class VendorClient:
         """Send a write. After an ambiguous failure, `check()` tells whether it was done: its result is
         returned if so, the write is sent again if not; without `check` the failure is `WriteUncertain`."""
         try:
-            return await self._retrying(lambda: self._once(method, path, params, json), None, check=check, write=True)
+            return await self._retrying(lambda deadline: self._once(method, path, params, json, deadline), None,
+                                        check=check, write=True)
         except _Uncertain as exc:
             raise WriteUncertain(
                 f"{self.vendor} may or may not have made {what}: the request was sent and its answer was lost "
@@ -119,10 +127,10 @@ class VendorClient:
                 "retrying with the same key replays this answer."
             ) from None
 
-    async def _retrying(self, send: Callable[[], Awaitable[Any]], budget: float | None, *, check: Check | None,
-                        write: bool) -> Any:
+    async def _retrying(self, send: Send, budget: float | None, *, check: Check | None, write: bool) -> Any:
         policy = self.policy
         limit = policy.budget if budget is None else budget
+        deadline = time.monotonic() + limit
 
         backoff = wait_exponential_jitter(multiplier=policy.base, max=policy.cap)
 
@@ -136,14 +144,14 @@ class VendorClient:
 
         async def attempt() -> Any:
             try:
-                return await send()
+                return await send(deadline)
             except _Transient as exc:
                 if not (write and exc.sent):
                     raise
                 if check is None:
                     raise _Uncertain(exc.reason) from None
                 try:
-                    done = await self._retrying(check, limit, check=None, write=False)
+                    done = await self._retrying(lambda _: check(), limit, check=None, write=False)
                 except VendorUnavailable:
                     raise _Uncertain(f"{exc.reason}, and reading back failed too") from None
                 if done is not None:
@@ -164,14 +172,18 @@ class VendorClient:
             spent = time.monotonic() - started
             later = f"in {_span(exc.retry_after)}, when {self.vendor} said it would take requests again" \
                 if exc.retry_after and exc.retry_after > limit - spent else "in a minute"
+            if exc.held and tries == 1:
+                raise VendorUnavailable(
+                    f"{self.vendor} is rate limiting this business and asked fsm-mcp to wait; nothing was sent"
+                    f"{' and nothing was changed' if write else ''}. Try again {later}.",
+                ) from None
             raise VendorUnavailable(
                 f"{self.vendor} is {exc.reason}; tried {'once' if tries == 1 else f'{tries} times'} over {spent:.0f} s"
                 f"{', and nothing was changed' if write else ''}. Try again {later}.",
             ) from None
 
-    async def _once(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> Any:
-        signature = f"{method} {path} {sorted((params or {}).items())} {json.dumps(body, sort_keys=True, default=str)}"
-        response = await self._send(method, path, params, body, signature)
+    async def _once(self, method: str, path: str, params: dict[str, Any] | None, body: Any, deadline: float) -> Any:
+        response = await self._send(method, path, params, body, deadline)
         if response.status_code == 401:
             raise VendorRejected(
                 f"{self.vendor} refused fsm-mcp's credentials (HTTP 401); the business's administrator must check "
@@ -179,9 +191,7 @@ class VendorClient:
             )
         if response.status_code == 429:
             self.breaker.succeeded()  # a refusal is an answer: the vendor is up
-            asked = retry_after(response)
-            if asked:
-                self._hold(signature, asked)
+            asked = retry_after(response)  # the lane is held already (`_send`)
             said = self._describe(response)
             raise _Transient(f"rate limiting ({said})" if said != f"HTTP {response.status_code}" else "rate limiting",
                              sent=False, retry_after=asked)
@@ -194,35 +204,30 @@ class VendorClient:
                                  status=response.status_code)
         return response.json() if response.content else None
 
-    def _hold(self, signature: str, seconds: float) -> None:
-        now = time.monotonic()
-        if len(self._held) > 1000:
-            self._held = {k: v for k, v in self._held.items() if v > now}
-        self._held[signature] = now + seconds
-
     async def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
-                    signature: str) -> httpx.Response:
+                    deadline: float) -> httpx.Response:
         self.breaker.check()
         renewed = False
         while True:
             headers = await self.auth.headers()
-            if (wait := self._held.get(signature, 0.0) - time.monotonic()) > 0:
-                await anyio.sleep(wait)
-            async with self.pace:
-                if self._held.get(signature, 0.0) > time.monotonic():
-                    continue  # a 429 for this same request (another call's) came back while this one queued
-                try:
-                    # Once sent, a request is seen through even if its caller is cancelled (a sibling read failed):
-                    # its answer may be a 429 whose Retry-After the next sender of the same request must honour.
-                    with anyio.CancelScope(shield=True):
-                        response = await self.http.request(method, path, params=_clean(params), json=body,
-                                                           headers=headers, timeout=self.policy.timeout)
-                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                    self.breaker.failed()
-                    raise _Transient(f"unreachable ({type(exc).__name__})", sent=False) from None
-                except httpx.TransportError as exc:  # the request left; whether it arrived is unknown
-                    self.breaker.failed()
-                    raise _Transient(f"not answering ({type(exc).__name__})", sent=True) from None
+            try:
+                await self.lane.turn(deadline)
+            except Held as held:  # the tenant is held past this call's budget: say when, send nothing
+                raise _Transient("rate limiting", sent=False, retry_after=held.seconds, held=True) from None
+            try:
+                # Once sent, a request is seen through even if its caller is cancelled (a sibling read failed):
+                # its answer may be a 429 whose hold every other request of the lane must honour.
+                with anyio.CancelScope(shield=True):
+                    response = await self.http.request(method, path, params=_clean(params), json=body,
+                                                       headers=headers, timeout=self.policy.timeout)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                self.breaker.failed()
+                raise _Transient(f"unreachable ({type(exc).__name__})", sent=False) from None
+            except httpx.TransportError as exc:  # the request left; whether it arrived is unknown
+                self.breaker.failed()
+                raise _Transient(f"not answering ({type(exc).__name__})", sent=True) from None
+            if response.status_code == 429 and (asked := retry_after(response)):
+                await self.lane.hold(asked)  # before this task yields: the lane is held before anyone else goes
             if response.status_code != 401 or renewed or not await self.auth.renew(headers):
                 return response
             renewed = True

@@ -2,7 +2,8 @@
 that keeps failing.
 
 One `Pace` and one `Breaker` exist per (vendor, tenant), shared by every request the
-backend sends, so concurrent tool calls and the background sync draw on one budget.
+backend sends, so concurrent tool calls and the background sync draw on one budget. A
+`Pace` is the in-process half of a lane (`lanes`), which adds the vendor's 429 holds.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Pace:
     every later slot back, as a one-request leaky bucket does (aiolimiter at capacity 1
     reached 44.4 of 47.5 requests/s this way; the schedule 47.5, never more than 48 in a
     second). A slot taken by a caller that is then cancelled goes unused. (A 429's
-    Retry-After is honoured by the request it answered, in `client`.)
+    Retry-After holds the whole lane, in `lanes`.)
     """
 
     def __init__(self, rate: float, clock: Clock = time.monotonic) -> None:
@@ -39,12 +40,20 @@ class Pace:
         self._clock = clock
         self._next = -math.inf
 
-    async def __aenter__(self) -> None:
+    def reserve(self) -> float:
+        """Take the next free slot; seconds until it comes."""
         now = self._clock()
         slot = max(now, self._next)
         self._next = slot + self._interval
-        if slot > now:
-            await anyio.sleep(slot - now)
+        return slot - now
+
+    def restart(self, at: float) -> None:
+        """Begin the schedule again at `at` (a hold's end): slots taken before are void."""
+        self._next = at
+
+    async def __aenter__(self) -> None:
+        if (wait := self.reserve()) > 0:
+            await anyio.sleep(wait)
 
     async def __aexit__(self, *exc: object) -> None:
         return None

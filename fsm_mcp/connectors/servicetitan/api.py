@@ -12,7 +12,8 @@ import httpx2 as httpx
 
 from fsm_mcp.connectors.http.auth import ClientCredentials
 from fsm_mcp.connectors.http.client import Check, Policy, VendorClient
-from fsm_mcp.connectors.http.limits import Breaker, Pace
+from fsm_mcp.connectors.http.lanes import Lanes, LocalLanes
+from fsm_mcp.connectors.http.limits import Breaker
 from fsm_mcp.connectors.http.paging import SERVICETITAN, collect
 from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 
@@ -32,12 +33,15 @@ def describe(response: httpx.Response) -> str:
 
 
 class ServiceTitanApi:
-    def __init__(self, settings: ServiceTitanSettings, http: httpx.AsyncClient, policy: Policy | None = None) -> None:
+    def __init__(self, settings: ServiceTitanSettings, http: httpx.AsyncClient, policy: Policy | None = None,
+                 lanes: Lanes | None = None) -> None:
         self.settings = settings
         self.tenant = settings.tenant_id
         auth = ClientCredentials(VENDOR, http, settings.auth_url.rstrip("/") + "/connect/token", settings.client_id,
                                  settings.client_secret, extra={"ST-App-Key": settings.app_key.get_secret_value()})
-        self.client = VendorClient(VENDOR, http, auth, Pace(settings.rate), Breaker(VENDOR), policy, describe)
+        # ServiceTitan limits each app per tenant: one lane per tenant, whichever business or replica sends.
+        lane = (lanes or LocalLanes()).lane(VENDOR, self.tenant, settings.rate)
+        self.client = VendorClient(VENDOR, http, auth, lane, Breaker(VENDOR), policy, describe)
 
     def path(self, module: str, rest: str) -> str:
         return f"/{module}/v2/tenant/{self.tenant}/{rest}"

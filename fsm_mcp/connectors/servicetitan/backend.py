@@ -17,6 +17,7 @@ from fsm_mcp.connectors.base import (
 )
 from fsm_mcp.connectors.booking import book
 from fsm_mcp.connectors.http.client import Policy, http_client
+from fsm_mcp.connectors.http.lanes import Lanes
 from fsm_mcp.connectors.servicetitan import invoices, mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.booking import ServiceTitanSteps
@@ -37,9 +38,9 @@ class ServiceTitanBackend(VendorBackend):
     vendor = "ServiceTitan"
 
     def __init__(self, db: Database, business: Business, config: ServiceTitanSettings, http: httpx.AsyncClient,
-                 policy: Policy | None = None) -> None:
+                 policy: Policy | None = None, lanes: Lanes | None = None) -> None:
         super().__init__(db, business, http)
-        self.api = ServiceTitanApi(config, http, policy)
+        self.api = ServiceTitanApi(config, http, policy, lanes)
         self.settings = Settings(self.api)
         self.jobs = Jobs(self.api, self.settings, db, business)
         self.steps = ServiceTitanSteps(self.api, self.settings, self.jobs, db, business)
@@ -47,8 +48,9 @@ class ServiceTitanBackend(VendorBackend):
 
     @classmethod
     def open(cls, db: Database, business: Business, config: ServiceTitanSettings,
-             transport: httpx.AsyncBaseTransport | None = None) -> ServiceTitanBackend:
-        return cls(db, business, config, http_client(config.api_url, transport))
+             transport: httpx.AsyncBaseTransport | None = None, lanes: Lanes | None = None) -> ServiceTitanBackend:
+        """`lanes`: the process's (or, over Redis, every replica's) lanes; without, this backend keeps its own."""
+        return cls(db, business, config, http_client(config.api_url, transport), lanes=lanes)
 
     # ----- customers: the directory, plus ServiceTitan for what changes by the hour -----
     async def recent_jobs(self, customer_id: str, n: int) -> list[Job]:
