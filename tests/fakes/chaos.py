@@ -1,6 +1,10 @@
 """What every fake vendor does around its routes: latency, the published rate limit with the
 vendor's own 429 headers, injected failures, and a record of every exchange (for the
-contract test and the benchmarks)."""
+contract test and the benchmarks).
+
+Given `holds`, a door throttles the tenant as ServiceTitan and FieldPulse do, not the request:
+after a 429, every request that arrives before its wait has passed is refused again, counts
+against the rate, and is counted in `holds.inside` (`too_early` lists them)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,10 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-GRACE = 0.05  # seconds for a 429 to reach the client on loopback
+from tests.fakes.tenant_limits import GRACE, Holds
+
+__all__ = ["GRACE", "Chaos", "Door", "Exchange"]
+TENANT = ""  # a door with holds serves one tenant
 
 
 @dataclass
@@ -45,42 +52,47 @@ class Exchange:
 
 
 class Door:
-    """Counts, throttles and breaks requests before a fake's routes see them."""
+    """Counts, throttles and breaks requests before a fake's routes see them. `hold_tenant`: a request inside a
+    429's wait is refused again (ServiceTitan, FieldPulse); either way it is counted."""
 
-    def __init__(self, chaos: Chaos, throttled: Any, unavailable: Any = None) -> None:
+    def __init__(self, chaos: Chaos, throttled: Any, unavailable: Any = None, hold_tenant: bool = False) -> None:
         self.chaos = chaos
         self.throttled = throttled  # (seconds to wait) -> Response, in the vendor's own shape
         self.unavailable = unavailable or (lambda: JSONResponse(
             {"type": "unavailable", "title": "Service Unavailable", "status": 503}, status_code=503))
+        self.hold_tenant = hold_tenant
         self.recent: deque[float] = deque()
         self.log: list[Exchange] = []
-        self.too_early: list[tuple[float, str, str]] = []  # a request sent again before its 429's Retry-After had passed
-        self.held: dict[tuple[str, str, bytes], tuple[float, float]] = {}  # request -> (known from, Retry-After ends)
+        self.holds = Holds(time.monotonic)
+        self.too_early: list[tuple[float, str, str]] = []  # (seconds of the hold left, method, URL) of each counted
         self.count_429 = 0
         self.keep_bodies = True  # the contract test reads them; a long benchmark need not hold them
+
+    @property
+    def inside_hold(self) -> int:
+        """Requests that arrived inside a hold, later than a 429 could have reached the client (GRACE)."""
+        return self.holds.inside[TENANT]
 
     async def before(self, request: Request, write: bool) -> Response | None:
         chaos = self.chaos
         now = time.monotonic()
-        # The same request again (method, URL, body) is the retry of one answered 429, or another call sending
-        # the same request. Only one arriving after the 429 could have reached the client (GRACE later) counts:
-        # an identical request already on its way when the 429 left was sent before anyone knew of it.
-        signature = (request.method, str(request.url), await request.body())
-        known, until = self.held.get(signature, (0.0, 0.0))
-        if known < now < until:
-            self.too_early.append((until - now, signature[0], signature[1]))
-        if now >= until:
-            self.held.pop(signature, None)
+        counted = self.holds.inside[TENANT]
+        left = self.holds.arrived(TENANT)
+        if self.holds.inside[TENANT] > counted:
+            self.too_early.append((left, request.method, str(request.url)))
         if chaos.latency:
             await anyio.sleep(chaos.latency)
         if chaos.rate is not None:
             while self.recent and self.recent[0] <= now - 1.0:
                 self.recent.popleft()
             if len(self.recent) >= chaos.rate:
-                return self._throttle(signature, 1.0)
-            self.recent.append(now)
+                return self._throttle(1.0)
+            self.recent.append(now)  # a request refused inside a hold counts against the rate too
+        if self.hold_tenant and left > 0:
+            self.count_429 += 1
+            return self.throttled(left)  # type: ignore[no-any-return]
         if chaos.p429 and chaos.rng.random() < chaos.p429:
-            return self._throttle(signature, float(chaos.retry_after))
+            return self._throttle(float(chaos.retry_after))
         if chaos.p503 and chaos.rng.random() < chaos.p503:
             return self.unavailable()  # type: ignore[no-any-return]
         return None
@@ -88,11 +100,10 @@ class Door:
     def lose_answer(self, write: bool) -> bool:
         return write and self.chaos.p_lost > 0 and self.chaos.rng.random() < self.chaos.p_lost
 
-    def _throttle(self, signature: tuple[str, str, bytes], seconds: float) -> Response:
+    def _throttle(self, seconds: float) -> Response:
         self.count_429 += 1
-        now = time.monotonic()
-        self.held[signature] = (now + GRACE, now + seconds)
-        return self.throttled(seconds)
+        self.holds.hold(TENANT, seconds)
+        return self.throttled(seconds)  # type: ignore[no-any-return]
 
     async def record(self, request: Request, response: Response) -> None:
         body = await request.body() if self.keep_bodies else b""

@@ -89,7 +89,7 @@ def next_month(now: datetime) -> datetime:
 class FakeFieldPulse:
     def __init__(self, chaos: Chaos | None = None, quota: int | None = None) -> None:
         self.chaos = chaos or Chaos()
-        self.door = Door(self.chaos, self._throttled, lambda: message(503, "Service Unavailable"))
+        self.door = Door(self.chaos, self._throttled, lambda: message(503, "Service Unavailable"), hold_tenant=True)
         self.quota = quota  # requests left this month; None: no limit in sight
         self.ids = itertools.count(5000)
         self.customers: dict[int, dict[str, Any]] = {}

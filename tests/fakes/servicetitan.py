@@ -87,7 +87,7 @@ def problem(status: int, title: str, errors: dict[str, list[str]] | None = None)
 class FakeServiceTitan:
     def __init__(self, chaos: Chaos | None = None, token_ttl: int = 900) -> None:
         self.chaos = chaos or Chaos()
-        self.door = Door(self.chaos, lambda wait: problem_429(wait))
+        self.door = Door(self.chaos, lambda wait: problem_429(wait), hold_tenant=True)
         self.token_ttl = token_ttl
         self.tokens: dict[str, float] = {}
         self.ids = itertools.count(1000)
@@ -244,6 +244,7 @@ class FakeServiceTitan:
         return page_of(rows, q)
 
     def list_customer_contacts(self, q: Query) -> dict[str, Any]:
+        q.need_modified()
         return page_of(q.modified(list(self.customer_contacts.values())), q)
 
     def list_locations(self, q: Query) -> dict[str, Any]:
@@ -269,6 +270,7 @@ class FakeServiceTitan:
         return {**self.locations[lid], "contacts": [strip(c, "locationId", "modifiedOn", "phoneSettings") for c in contacts]}
 
     def list_location_contacts(self, q: Query) -> dict[str, Any]:
+        q.need_modified()
         return page_of(q.modified(list(self.location_contacts.values())), q)
 
     def _contact(self, table: dict[int, dict[str, Any]], body: Any, modified: datetime | None = None, **owner: int) -> dict[str, Any]:
@@ -530,7 +532,19 @@ class Query:
         if after := self.get("modifiedOnOrAfter"):
             cut = parse_time(after, "modifiedOnOrAfter")
             rows = [r for r in rows if at(r["modifiedOn"]) >= cut]
+        if before := self.get("modifiedBefore"):
+            cut = parse_time(before, "modifiedBefore")
+            rows = [r for r in rows if at(r["modifiedOn"]) < cut]
+        if on := self.get("modifiedOn"):
+            day = parse_time(on, "modifiedOn").date()
+            rows = [r for r in rows if at(r["modifiedOn"]).date() == day]
         return sort_rows(rows, self.get("sort"))
+
+    def need_modified(self) -> None:
+        """The contact lists' descriptions: a date must be given (modifiedOn in the operation's, modifiedBefore in
+        the parameters')."""
+        if not any(self.get(p) for p in ("modifiedOn", "modifiedOnOrAfter", "modifiedBefore")):
+            raise Invalid("modifiedOnOrAfter", "A modification date is required: give modifiedOn or modifiedOnOrAfter.")
 
 
 def sort_rows(rows: list[dict[str, Any]], sort: str | None) -> list[dict[str, Any]]:

@@ -1,8 +1,9 @@
-"""The limits an accounting vendor publishes per company (a QuickBooks realm, a Xero organisation):
-calls a minute, calls a day, calls at once. A refusal names the limit hit and how long to wait;
-every 429 a fake gives (here or from chaos) opens a hold on that company until its Retry-After
-has passed, and each request that arrives inside a hold is counted: a client that honours
-Retry-After sends none."""
+"""The limits a vendor publishes per tenant (a QuickBooks realm, a Xero organisation, a
+ServiceTitan tenant, a FieldPulse key): calls a minute, calls a day, calls at once. A refusal
+names the limit hit and how long to wait; every 429 a fake gives (here or from chaos) opens a
+hold on that tenant until its Retry-After has passed (`Holds`), and each request that arrives
+inside a hold is counted, whichever request it is: a client that holds the whole tenant, as the
+vendor does, sends none."""
 
 from __future__ import annotations
 
@@ -11,9 +12,33 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.fakes.chaos import GRACE
-
 MINUTE, DAY = 60.0, 86_400.0
+GRACE = 0.05  # seconds for a 429 to reach the client on loopback
+
+
+class Holds:
+    """The 429 holds on each tenant, and the requests that arrived inside one."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
+        self.spans: dict[str, tuple[float, float]] = {}  # tenant -> (counted from, ends)
+        self.inside: dict[str, int] = defaultdict(int)
+
+    def hold(self, tenant: str, seconds: float) -> None:
+        """A 429 left for `tenant` saying to wait `seconds`. Requests already on their way when it left
+        (within GRACE) could not have known of it and are not counted."""
+        now = self.now()
+        start, end = self.spans.get(tenant, (0.0, 0.0))
+        self.spans[tenant] = (min(start, now + GRACE) if end > now else now + GRACE, max(end, now + seconds))
+
+    def arrived(self, tenant: str) -> float:
+        """A request for `tenant` came in: seconds left of the hold it is inside (0 if none), counted unless it
+        was on its way before the 429 could have reached the client."""
+        now = self.now()
+        start, end = self.spans.get(tenant, (0.0, 0.0))
+        if start < now < end:
+            self.inside[tenant] += 1
+        return max(0.0, end - now)
 
 
 @dataclass(frozen=True)
@@ -29,16 +54,14 @@ class TenantLimits:
         self.minute: dict[str, deque[float]] = defaultdict(deque)
         self.day: dict[str, deque[float]] = defaultdict(deque)
         self.busy: dict[str, int] = defaultdict(int)
-        self.holds: dict[str, tuple[float, float]] = {}  # tenant -> (counted from, ends)
-        self.inside_hold: dict[str, int] = defaultdict(int)  # requests that came in while a hold was on
+        self.holds = Holds(now)
+        self.inside_hold = self.holds.inside  # requests that came in while a hold was on
         self.refused: dict[str, int] = defaultdict(int)
 
     def admit(self, tenant: str) -> Refusal | None:
         """Let a request in (it then counts as running until `done`), or say which limit it hit."""
         now = self.now()
-        start, end = self.holds.get(tenant, (0.0, 0.0))
-        if start < now < end:
-            self.inside_hold[tenant] += 1
+        self.holds.arrived(tenant)
         refusal = self._limit(tenant, now)
         if refusal is not None:
             self.refused[tenant] += 1
@@ -54,11 +77,7 @@ class TenantLimits:
         self.busy[tenant] -= 1
 
     def hold(self, tenant: str, seconds: float) -> None:
-        """A 429 left for `tenant` saying to wait `seconds`. Requests already on their way when it left
-        (within GRACE) could not have known of it and are not counted."""
-        now = self.now()
-        start, end = self.holds.get(tenant, (0.0, 0.0))
-        self.holds[tenant] = (min(start, now + GRACE) if end > now else now + GRACE, max(end, now + seconds))
+        self.holds.hold(tenant, seconds)
 
     def remaining(self, tenant: str) -> tuple[int, int | None]:
         """Calls left this minute and (where there is a daily limit) today."""

@@ -3,7 +3,9 @@ and both kinds of contacts.
 
 Customers and locations page by id in a full walk and by modification time for changes
 (`modifiedOnOrAfter`, `sort=+ModifiedOn`). The contact lists take no `sort` (the contract
-test found it) and come in id order, where a change moves nothing.
+test found it) and come in id order, where a change moves nothing; they also refuse a
+request with no date (their descriptions: modifiedOn or modifiedOnOrAfter must be given),
+so their full walk asks for everything modified since `EVERYTHING_SINCE`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database
 
 Json = dict[str, Any]
+# ServiceTitan sets modifiedOn itself when a record is written, and it opened in 2007: no record of any tenant can
+# carry an earlier time, and this one is inside every date type a server might parse it into.
+EVERYTHING_SINCE = "2000-01-01T00:00:00Z"
 
 
 def directory_sync(api: ServiceTitanApi, db: Database, business: Business, page_size: int = 5000,
@@ -36,7 +41,7 @@ def directory_sync(api: ServiceTitanApi, db: Database, business: Business, page_
 
         return Feed(
             name, fetch, page_size,
-            everything={"sort": "+Id", "active": "Any"} if sortable else {},
+            everything={"sort": "+Id", "active": "Any"} if sortable else {"modifiedOnOrAfter": EVERYTHING_SINCE},
             since=lambda cursor: {"modifiedOnOrAfter": cursor, **({"sort": "+ModifiedOn"} if sortable else {})},
             by_change=sortable, store=store, modified=lambda r: mapping.when(r.get("modifiedOn")),
         )
