@@ -1,0 +1,221 @@
+"""Lanes: a 429 holds every request to the tenant, of every caller, in this process and (over
+Redis) in every replica; the fakes count any request that arrives inside a hold."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlparse
+
+import anyio
+import httpx2 as httpx
+import pytest
+
+from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi
+from fsm_mcp.connectors.http.client import Policy, http_client
+from fsm_mcp.connectors.http.lanes import Held, Lanes, LocalLanes, open_lanes
+from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
+from fsm_mcp.errors import VendorUnavailable
+from tests.fakes import fieldpulse, servicetitan
+from tests.fakes.chaos import Chaos
+from tests.fakes.serve import serving
+
+pytestmark = pytest.mark.anyio
+PATIENT = Policy(attempts=50, budget=60.0, base=0.01, cap=0.2)  # every call lives through its holds
+REDIS_URL = os.environ.get("FSM_MCP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_reachable() -> bool:
+    where = urlparse(REDIS_URL)
+    try:
+        socket.create_connection((where.hostname or "127.0.0.1", where.port or 6379), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+needs_redis = pytest.mark.skipif(not redis_reachable(), reason=f"no Redis answering at {REDIS_URL}")
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own, removed after it."""
+    prefix = f"fsm-mcp-test:{uuid.uuid4().hex}:"
+    yield prefix
+    from redis import asyncio as aioredis
+
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    async for key in redis.scan_iter(match=prefix + "*"):
+        await redis.delete(key)
+    await redis.aclose()
+
+
+def redis_lanes(prefix: str) -> Lanes:
+    from fsm_mcp.connectors.http.redis_lanes import RedisLanes
+
+    return RedisLanes.from_url(REDIS_URL, prefix)
+
+
+async def many_reads(apis: list[ServiceTitanApi], n: int) -> None:
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(apis[i % len(apis)].get, "settings", "business-units")
+
+
+async def test_a_local_lane_sends_nothing_inside_a_hold_and_voids_the_slots_taken_before_it() -> None:
+    now = [0.0]
+    lane = LocalLanes(clock=lambda: now[0]).lane("Vendor", "t1", 100)
+    await lane.hold(2.0)
+    with pytest.raises(Held) as held:
+        await lane.turn(deadline=1.0)  # the hold outlasts this caller's budget: it is told at once
+    assert held.value.seconds == 2.0
+    now[0] = 2.0
+    await lane.turn(deadline=math.inf)  # the hold has passed: the first turn comes at once
+    assert lane.pace.reserve() == pytest.approx(1 / 95)  # and the schedule begins again at its end
+
+
+async def test_two_backends_of_one_tenant_in_a_process_share_one_lane() -> None:
+    lanes = LocalLanes()
+    settings = servicetitan.connector_settings("http://st.test")
+    http = httpx.AsyncClient(base_url="http://st.test")
+    one, two = ServiceTitanApi(settings, http, lanes=lanes), ServiceTitanApi(settings, http, lanes=lanes)
+    other = ServiceTitanApi(servicetitan.connector_settings("http://st.test", tenant_id="2002"), http, lanes=lanes)
+    assert one.client.lane is two.client.lane
+    assert other.client.lane is not one.client.lane
+    await http.aclose()
+
+
+async def test_many_concurrent_calls_of_two_backends_over_a_servicetitan_that_429s_send_nothing_inside_a_hold() -> None:
+    fake = servicetitan.FakeServiceTitan(Chaos(p429=0.05, retry_after="0.5", latency=0.005, seed=3))
+    lanes = LocalLanes()
+    with serving(fake.app) as url:
+        settings = servicetitan.connector_settings(url)
+        apis = [ServiceTitanApi(settings, http_client(url), PATIENT, lanes) for _ in range(2)]
+        with anyio.fail_after(60):
+            await many_reads(apis, 160)
+        for api in apis:
+            await api.client.http.aclose()
+    assert fake.door.count_429 >= 3  # the run was throttled, several times
+    assert fake.door.inside_hold == 0, fake.door.too_early[:5]
+
+
+async def test_many_concurrent_calls_over_a_fieldpulse_that_429s_send_nothing_before_its_reset() -> None:
+    fake = fieldpulse.FakeFieldPulse(Chaos(p429=0.05, retry_after="0.2", latency=0.005, seed=5))
+    with serving(fake.app) as url:
+        api = FieldPulseApi(fieldpulse.connector_settings(url), http_client(url), PATIENT)
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for _ in range(80):
+                    tg.start_soon(api.get, "/users", {"limit": 10})
+        await api.client.http.aclose()
+    assert fake.door.count_429 >= 2
+    assert fake.door.inside_hold == 0, fake.door.too_early[:5]
+
+
+async def test_the_fake_counts_a_request_to_the_tenant_inside_a_hold_whichever_request_it_is() -> None:
+    fake = servicetitan.FakeServiceTitan(Chaos(p429=1.0, retry_after="5"))
+    with serving(fake.app) as url:
+        settings = servicetitan.connector_settings(url)
+        careless = [ServiceTitanApi(settings, http_client(url), Policy(attempts=1, budget=1)) for _ in range(2)]
+        for api, path in zip(careless, ("business-units", "technicians"), strict=True):  # two lanes: nobody holds
+            with pytest.raises(VendorUnavailable):
+                await api.get("settings", path)
+            await api.client.http.aclose()
+            counted_from, _ = fake.door.holds.spans[""]
+            with anyio.fail_after(1):  # past the moment the 429 could have reached a client
+                while time.monotonic() <= counted_from:
+                    await anyio.sleep(0.01)
+    assert fake.door.count_429 == 2
+    assert fake.door.inside_hold == 1  # the second, a different request, arrived inside the first one's hold
+
+
+async def test_a_call_whose_budget_ends_inside_the_hold_says_when_to_try_again_and_sends_nothing() -> None:
+    fake = servicetitan.FakeServiceTitan(Chaos(p429=1.0, retry_after="30"))
+    with serving(fake.app) as url:
+        api = ServiceTitanApi(servicetitan.connector_settings(url), http_client(url), Policy(budget=2))
+        with pytest.raises(VendorUnavailable, match="Try again in 30 s"):
+            await api.get("settings", "business-units")
+        sent = len(fake.door.log)
+        with pytest.raises(VendorUnavailable, match=r"nothing was sent\. Try again in (29|30) s"):
+            await api.get("jpm", "job-types")
+        await api.client.http.aclose()
+    assert len(fake.door.log) == sent and fake.door.inside_hold == 0
+
+
+def test_without_a_redis_url_the_lanes_are_the_process_own() -> None:
+    assert isinstance(open_lanes(None), LocalLanes) and isinstance(open_lanes(""), LocalLanes)
+
+
+@needs_redis
+async def test_two_replicas_lanes_over_redis_share_one_hold(redis_prefix: str) -> None:
+    one, two = redis_lanes(redis_prefix), redis_lanes(redis_prefix)
+    try:
+        await one.lane("ServiceTitan", "1001", 60).hold(5.0)
+        with pytest.raises(Held) as held:
+            await two.lane("ServiceTitan", "1001", 60).turn(deadline=time.monotonic() + 1)
+        assert 4.0 < held.value.seconds <= 5.0
+        with anyio.fail_after(2):
+            await two.lane("ServiceTitan", "2002", 60).turn()  # another tenant's lane is not held
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+@needs_redis
+async def test_two_replicas_lanes_over_redis_share_one_pace(redis_prefix: str) -> None:
+    replicas = [redis_lanes(redis_prefix) for _ in range(2)]
+    lanes = [r.lane("FieldPulse", "key", 100) for r in replicas]
+    times: list[float] = []
+
+    async def send(n: int) -> None:
+        await lanes[n % 2].turn()
+        times.append(time.monotonic())
+
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for n in range(41):
+                    tg.start_soon(send, n)
+    finally:
+        for r in replicas:
+            await r.aclose()
+    times.sort()
+    assert times[-1] - times[0] >= 40 / 95 - 0.02  # one schedule for both: 40 slots 1/95 s apart, not 20
+    busiest = max(sum(1 for u in times if t <= u < t + 0.1) for t in times)
+    assert busiest <= 11
+
+
+@needs_redis
+async def test_two_replicas_over_redis_send_nothing_inside_a_hold_one_of_them_was_given(redis_prefix: str) -> None:
+    fake = servicetitan.FakeServiceTitan(Chaos(p429=0.05, retry_after="0.5", latency=0.005, seed=11))
+    replicas = [redis_lanes(redis_prefix) for _ in range(2)]
+    try:
+        with serving(fake.app) as url:
+            settings = servicetitan.connector_settings(url)
+            apis = [ServiceTitanApi(settings, http_client(url), PATIENT, lanes) for lanes in replicas]
+            with anyio.fail_after(60):
+                await many_reads(apis, 160)
+            for api in apis:
+                await api.client.http.aclose()
+    finally:
+        for r in replicas:
+            await r.aclose()
+    assert fake.door.count_429 >= 3
+    assert fake.door.inside_hold == 0, fake.door.too_early[:5]
+
+
+@needs_redis
+async def test_an_unreachable_redis_sends_nothing_and_says_so() -> None:
+    from fsm_mcp.connectors.http.redis_lanes import RedisLanes
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+    lanes = RedisLanes.from_url(f"redis://127.0.0.1:{port}/0")
+    with pytest.raises(VendorUnavailable, match="shared rate limiter"):
+        await lanes.lane("ServiceTitan", "1001", 60).turn()
+    await lanes.aclose()
