@@ -1,0 +1,342 @@
+"""The fake Housecall Pro itself, held to the published spec (../shared/specs/housecallpro; the tests
+that read it skip without it): `Authorization: Token`, customers that need one of their names, email or
+phones, addresses that need every part, jobs that need a customer and one of its addresses, the
+schedule and dispatch operations and the statuses they (alone) move, line items in cents, invoices
+only ever read, paging, the spec's error bodies, and the chaos a connector must survive: 429 holds on
+the whole company counted for every request, answers lost after the write, slow answers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2 as httpx
+import pytest
+import yaml
+
+from tests.fakes.chaos import Chaos
+from tests.fakes.housecallpro import API_KEY, APP_KEY, HEADERS, FakeHousecallPro
+from tests.fakes.serve import serving
+from tests.fakes.standalone import printed_credentials
+from tests.when import MONDAY, TUESDAY, at
+
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "housecallpro" / "housecall-v1.yaml"
+pytestmark = pytest.mark.anyio
+
+
+class Pro:
+    """An HTTP client on the fake, as a connector holds one."""
+
+    def __init__(self, fake: FakeHousecallPro, key: str = API_KEY) -> None:
+        self.fake = fake
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(fake.app), base_url="https://api.housecallpro.com",
+                                      headers={"Authorization": f"Token {key}"})
+        self.dana = fake.add_employee("Dana", "Reyes")
+        self.customer = fake.add_customer("Ann Lee", "12 Elm St", "Springfield", "62701", mobile="2175550101")
+        self.address = fake.company.customer(self.customer)["addresses"][0]["id"]
+
+    async def job(self, **fields: Any) -> httpx.Response:
+        body = {"customer_id": self.customer, "address_id": self.address, **fields}
+        return await self.http.post("/jobs", json=body)
+
+    async def scheduled_job(self, **fields: Any) -> dict[str, Any]:
+        answer = await self.job(schedule={"scheduled_start": at(MONDAY, 9), "scheduled_end": at(MONDAY, 11),
+                                          "arrival_window": 60}, assigned_employee_ids=[self.dana], **fields)
+        assert answer.status_code == 201, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+
+async def test_a_request_without_the_token_scheme_and_key_is_refused_with_401() -> None:
+    pro = Pro(FakeHousecallPro())
+    for header in ("", f"Bearer {API_KEY}", "Token wrong-key", API_KEY):
+        answer = await pro.http.get("/customers", headers={"Authorization": header})
+        assert answer.status_code == 401 and "Token" in answer.json()["message"]
+    assert (await pro.http.get("/customers")).status_code == 200
+
+
+async def test_a_customer_needs_one_of_its_names_email_or_phones_as_the_create_operation_says() -> None:
+    pro = Pro(FakeHousecallPro())
+    refused = await pro.http.post("/customers", json={"company": "Acme", "notes": "no name, no phone"})
+    assert refused.status_code == 400 and "first_name" in refused.json()
+    assert pro.fake.writes["customer"] == 0
+    made = await pro.http.post("/customers", json={"home_number": "2175550199", "addresses": [
+        {"street": "9 Oak Ave", "city": "Springfield", "state": "IL", "zip": "62704", "country": "US"}]})
+    assert made.status_code == 201
+    customer = made.json()
+    assert customer["home_number"] == "2175550199" and customer["addresses"][0]["street"] == "9 Oak Ave"
+    assert (await pro.http.get(f"/customers/{customer['id']}")).json() == customer
+
+
+async def test_an_address_added_to_a_customer_needs_every_part_the_schema_requires() -> None:
+    pro = Pro(FakeHousecallPro())
+    path = f"/customers/{pro.customer}/addresses"
+    refused = await pro.http.post(path, json={"street": "4 Pine Rd", "city": "Springfield", "state": "IL", "zip": "62702"})
+    assert refused.status_code == 400 and refused.json()["country"] == "is required"
+    made = await pro.http.post(path, json={"street": "4 Pine Rd", "city": "Springfield", "state": "IL", "zip": "62702",
+                                           "country": "US"})
+    assert made.status_code == 200
+    listed = (await pro.http.get(path)).json()
+    assert listed["total_items"] == 2 and made.json()["id"] in {a["id"] for a in listed["addresses"]}
+    one = await pro.http.get(f"{path}/{made.json()['id']}")
+    assert one.json()["street"] == "4 Pine Rd"
+    assert (await pro.http.get(f"/customers/{pro.customer}/addresses/adr_missing")).status_code == 404
+
+
+async def test_an_update_changes_only_the_fields_it_sends_and_cannot_leave_a_customer_without_a_name_or_phone() -> None:
+    pro = Pro(FakeHousecallPro())
+    path = f"/customers/{pro.customer}"
+    changed = await pro.http.put(path, json={"email": "ann@example.com"})
+    assert changed.status_code == 200 and changed.json()["email"] == "ann@example.com"
+    assert changed.json()["mobile_number"] == "2175550101"
+    emptied = await pro.http.put(path, json={"first_name": None, "last_name": None, "email": None, "mobile_number": None})
+    assert emptied.status_code == 400
+    assert (await pro.http.put("/customers/cus_missing", json={"email": "x@example.com"})).status_code == 404
+
+
+async def test_customers_are_found_by_name_email_phone_or_address_and_paged() -> None:
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    for n in range(24):
+        fake.add_customer(f"Person{n} Smith", f"{n} Birch St", "Springfield", "62701", mobile=f"21755520{n:02d}")
+    assert [c["id"] for c in (await pro.http.get("/customers", params={"q": "555-0101"})).json()["customers"]] == [pro.customer]
+    assert (await pro.http.get("/customers", params={"q": "elm st"})).json()["total_items"] == 1
+    assert (await pro.http.get("/customers", params={"q": "smith"})).json()["total_items"] == 24
+    first = (await pro.http.get("/customers")).json()
+    assert (first["page"], first["page_size"], first["total_items"], first["total_pages"]) == (1, 10, 25, 3)
+    seen = []
+    for page in (1, 2, 3):
+        got = (await pro.http.get("/customers", params={"page": page, "page_size": 10, "sort_direction": "asc"})).json()
+        seen += [c["id"] for c in got["customers"]]
+    assert len(set(seen)) == 25 and seen[0] == pro.customer  # oldest first when asked; newest first by default
+    assert first["customers"][0]["id"] != pro.customer
+    assert (await pro.http.get("/customers", params={"page": 0})).status_code == 400
+
+
+async def test_only_active_employees_are_listed() -> None:
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    fake.add_employee("Sam", "Ortiz", active=False)
+    listed = (await pro.http.get("/employees")).json()
+    assert [e["id"] for e in listed["employees"]] == [pro.dana] and listed["total_items"] == 1
+
+
+async def test_a_job_needs_a_customer_and_one_of_its_addresses() -> None:
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    assert (await pro.http.post("/jobs", json={"customer_id": pro.customer})).json()["address_id"] == "is required"
+    other = fake.add_customer("Bo Diaz", "3 Ash Ct", "Springfield", "62703")
+    foreign = fake.company.customer(other)["addresses"][0]["id"]
+    assert (await pro.job(address_id=foreign)).status_code == 400
+    assert (await pro.job(assigned_employee_ids=["pro_nobody"])).status_code == 400
+    assert (await pro.job(schedule={"anytime": True})).json()["anytime_start_date"].startswith("is required")
+    assert fake.writes["job"] == 0 and not fake.company.jobs
+
+
+async def test_a_job_created_with_a_schedule_and_employees_is_scheduled_and_dispatched_to_them() -> None:
+    pro = Pro(FakeHousecallPro())
+    job = await pro.scheduled_job(notes="fsm-mcp:key-0001", tags=["fsm-mcp"], lead_source="Phone")
+    assert job["work_status"] == "scheduled"
+    assert [e["id"] for e in job["assigned_employees"]] == [pro.dana]
+    assert job["schedule"]["arrival_window"] == 60
+    assert job["schedule"]["scheduled_start"].endswith("Z")  # given in the company's local time, answered in UTC
+    assert [n["content"] for n in job["notes"]] == ["fsm-mcp:key-0001"] and job["tags"] == ["fsm-mcp"]
+    unscheduled = (await pro.job()).json()
+    assert unscheduled["work_status"] == "needs scheduling" and unscheduled["assigned_employees"] == []
+    assert (await pro.http.get(f"/jobs/{job['id']}")).json()["notes"] == job["notes"]
+
+
+async def test_a_cut_off_create_is_found_again_by_the_key_in_the_notes_of_the_customers_jobs() -> None:
+    fake = FakeHousecallPro(Chaos(p_lost=1.0))
+    pro = Pro(fake)
+    lost = await pro.job(notes="fsm-mcp:key-0002")
+    assert lost.status_code == 504 and fake.writes["job"] == 1 and fake.lost == 1
+    fake.chaos.p_lost = 0.0
+    jobs = (await pro.http.get("/jobs", params={"customer_id": pro.customer, "sort_by": "created_at"})).json()["jobs"]
+    assert [j["id"] for j in jobs if any("fsm-mcp:key-0002" in n["content"] for n in j["notes"])] == list(fake.company.jobs)
+
+
+async def test_an_invoice_number_already_taken_is_refused_so_a_job_cannot_be_made_twice_with_it() -> None:
+    pro = Pro(FakeHousecallPro())
+    assert (await pro.job(invoice_number=7001)).status_code == 201
+    again = await pro.job(invoice_number=7001)
+    assert again.status_code == 422 and "taken" in again.json()["error"]["message"]
+    assert (await pro.job()).json()["invoice_number"] != "7001"
+
+
+async def test_the_schedule_operation_moves_a_job_and_its_dispatch_and_erasing_it_unschedules_it() -> None:
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    sam = fake.add_employee("Sam", "Ortiz")
+    job = (await pro.job()).json()
+    moved = await pro.http.put(f"/jobs/{job['id']}/schedule", json={
+        "start_time": at(TUESDAY, 13), "end_time": at(TUESDAY, 15), "arrival_window_in_minutes": 30,
+        "dispatched_employees": [{"employee_id": sam}]})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["arrival_window_minutes"] == 30 and [e["id"] for e in moved.json()["assigned_employees"]] == [sam]
+    read = (await pro.http.get(f"/jobs/{job['id']}")).json()
+    assert read["work_status"] == "scheduled" and read["schedule"]["arrival_window"] == 30
+    assert (await pro.http.put(f"/jobs/{job['id']}/schedule", json={"end_time": at(TUESDAY, 15)})).status_code == 400
+    erased = await pro.http.delete(f"/jobs/{job['id']}/schedule")
+    assert erased.json() == {"object": "schedule", "deleted": True}
+    assert (await pro.http.get(f"/jobs/{job['id']}")).json()["work_status"] == "needs scheduling"
+
+
+async def test_dispatch_replaces_the_assigned_employees_and_needs_the_list() -> None:
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    sam = fake.add_employee("Sam", "Ortiz")
+    job = await pro.scheduled_job()
+    path = f"/jobs/{job['id']}/dispatch"
+    assert (await pro.http.put(path, json={})).json()["dispatched_employees"] == "is required"
+    both = await pro.http.put(path, json={"dispatched_employees": [{"employee_id": pro.dana}, {"employee_id": sam}]})
+    assert [e["id"] for e in both.json()["assigned_employees"]] == [pro.dana, sam]
+    assert (await pro.http.put(path, json={"dispatched_employees": []})).json()["assigned_employees"] == []
+    assert (await pro.http.put("/jobs/job_missing/dispatch", json={"dispatched_employees": []})).json() == {
+        "error": {"message": "job not found"}}
+
+
+async def test_jobs_are_listed_by_customer_status_employee_and_scheduled_time() -> None:
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    monday = await pro.scheduled_job()
+    loose = (await pro.job()).json()
+    other = fake.add_customer("Bo Diaz", "3 Ash Ct", "Springfield", "62703")
+
+    async def ids(**params: Any) -> list[str]:
+        answer = await pro.http.get("/jobs", params=params)
+        assert answer.status_code == 200, answer.text
+        return [j["id"] for j in answer.json()["jobs"]]
+
+    assert set(await ids(customer_id=pro.customer)) == {monday["id"], loose["id"]}
+    assert await ids(customer_id=other) == []
+    assert await ids(**{"work_status[]": "unscheduled"}) == [loose["id"]]
+    assert await ids(work_status="scheduled") == [monday["id"]]
+    assert await ids(**{"employee_ids[]": pro.dana}) == [monday["id"]]
+    assert await ids(scheduled_start_min=at(MONDAY, 8), scheduled_start_max=at(MONDAY, 10)) == [monday["id"]]
+    assert await ids(scheduled_start_min=at(TUESDAY, 0)) == []
+    assert (await pro.http.get("/jobs", params={"work_status": "done"})).status_code == 400
+    assert (await pro.http.get("/jobs", params={"sort_by": "customer"})).status_code == 400
+
+
+async def test_the_schedule_and_dispatch_operations_refuse_a_company_key_when_keys_are_held_to_the_spec() -> None:
+    fake = FakeHousecallPro(strict_keys=True)
+    pro = Pro(fake)
+    job = await pro.scheduled_job()
+    refused = await pro.http.put(f"/jobs/{job['id']}/dispatch", json={"dispatched_employees": []})
+    assert refused.status_code == 401 and "Application API Key" in refused.json()["message"]
+    app = httpx.AsyncClient(transport=httpx.ASGITransport(fake.app), base_url="https://api.housecallpro.com",
+                            headers={"Authorization": f"Token {APP_KEY}"})
+    assert (await app.put(f"/jobs/{job['id']}/dispatch", json={"dispatched_employees": []})).status_code == 200
+
+
+async def test_every_request_that_arrives_while_the_company_is_held_after_a_429_is_counted() -> None:
+    fake = FakeHousecallPro(Chaos(p429=1.0, retry_after="30"))
+    pro = Pro(fake)
+    first = await pro.http.get("/customers")
+    assert first.status_code == 429 and first.headers["Retry-After"] == "30"
+    fake.chaos.p429 = 0.0
+    fake.clock.advance(timedelta(seconds=1))  # past the grace for answers already on their way
+    assert (await pro.http.get("/employees")).status_code == 200  # a different request, inside the same hold
+    assert (await pro.http.get("/jobs")).status_code == 200
+    assert fake.inside_hold == 2
+    fake.clock.advance(timedelta(seconds=30))
+    await pro.http.get("/customers")
+    assert fake.inside_hold == 2
+
+
+async def test_the_company_limits_answer_429_with_retry_after_when_given() -> None:
+    fake = FakeHousecallPro(per_minute=3)
+    pro = Pro(fake)
+    answers = [(await pro.http.get("/employees")).status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429] and fake.count_429 == 1
+    assert int((await pro.http.get("/employees")).headers["Retry-After"]) >= 1
+
+
+async def test_slow_answers_take_at_least_the_latency() -> None:
+    fake = FakeHousecallPro(Chaos(latency=0.05))
+    pro = Pro(fake)
+    with anyio.fail_after(5):
+        start = anyio.current_time()
+        await pro.http.get("/employees")
+        assert anyio.current_time() - start >= 0.05
+
+
+async def test_fields_the_spec_does_not_define_are_ignored_and_noted() -> None:
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    job = (await pro.job(description="Furnace repair")).json()
+    assert job["description"] == "" and fake.ignored == [("job", "description")]
+
+
+async def test_the_fake_answers_over_real_http_on_loopback() -> None:
+    fake = FakeHousecallPro()
+    Pro(fake)
+    with serving(fake.app) as url:
+        async with httpx.AsyncClient(base_url=url, headers=HEADERS) as http:
+            assert (await http.get("/employees")).json()["total_items"] == 1
+
+
+def test_the_fake_runs_standalone_and_prints_the_key_to_use() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.housecallpro", "--port", str(port), "--customers", "2"],
+                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert proc.stdout is not None
+        key = printed_credentials(proc.stdout)["access token"]
+        answer = httpx.get(f"http://127.0.0.1:{port}/customers", headers={"Authorization": f"Token {key}"}, timeout=10)
+        assert answer.json()["total_items"] == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+# ----- answers validated against the published schemas -----
+
+class Schemas:
+    def __init__(self) -> None:
+        validators = pytest.importorskip("openapi_schema_validator")
+        self.doc = yaml.safe_load(SPEC.read_text())
+        self.validators = validators
+
+    def check(self, method: str, path: str, status: str, answer: Any) -> None:
+        op = self.doc["paths"][path][method]
+        schema = op["responses"][status]["content"]["application/json"]["schema"]
+        validator = self.validators.OAS30Validator({**schema, "components": self.doc["components"]})
+        errors = sorted(validator.iter_errors(answer), key=str)
+        assert not errors, f"{method.upper()} {path}: {errors[0].message} at {list(errors[0].absolute_path)}"
+
+
+@pytest.mark.skipif(not SPEC.is_file(), reason=f"Housecall Pro's published spec is not at {SPEC}")
+async def test_answers_match_the_published_response_schemas() -> None:
+    spec = Schemas()
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    job = await pro.scheduled_job(notes="fsm-mcp:key-0003", tags=["fsm-mcp"])
+    spec.check("get", "/customers", "200", (await pro.http.get("/customers")).json())
+    spec.check("get", "/customers/{customer_id}", "200", (await pro.http.get(f"/customers/{pro.customer}")).json())
+    created = await pro.http.post("/customers", json={"first_name": "Cy"})
+    spec.check("post", "/customers", "201", created.json())
+    spec.check("put", "/customers/{customer_id}", "200",
+               (await pro.http.put(f"/customers/{pro.customer}", json={"email": "ann@example.com"})).json())
+    spec.check("get", "/employees", "200", (await pro.http.get("/employees")).json())
+    spec.check("post", "/jobs", "201", job)
+    spec.check("get", "/jobs", "200", (await pro.http.get("/jobs", params={"expand[]": "appointments"})).json())
+    spec.check("get", "/jobs/{id}", "200", (await pro.http.get(f"/jobs/{job['id']}")).json())
+    spec.check("put", "/jobs/{job_id}/schedule", "200", (await pro.http.put(f"/jobs/{job['id']}/schedule", json={
+        "start_time": at(TUESDAY, 9), "end_time": at(TUESDAY, 10)})).json())
+    spec.check("put", "/jobs/{job_id}/dispatch", "200", (await pro.http.put(f"/jobs/{job['id']}/dispatch", json={
+        "dispatched_employees": [{"employee_id": pro.dana}]})).json())
+    spec.check("delete", "/jobs/{job_id}/schedule", "200", (await pro.http.delete(f"/jobs/{job['id']}/schedule")).json())
+    spec.check("post", "/jobs/{job_id}/notes", "201",
+               (await pro.http.post(f"/jobs/{job['id']}/notes", json={"content": "gate code 1234"})).json())
+    spec.check("post", "/customers/{customer_id}/addresses", "200", (await pro.http.post(
+        f"/customers/{pro.customer}/addresses", json={"street": "1 A St", "city": "B", "state": "IL", "zip": "62701",
+                                                      "country": "US"})).json())
