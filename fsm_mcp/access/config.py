@@ -22,10 +22,27 @@ class AccessSettings(BaseModel):
     max_request_bytes: int = Field(default=1_000_000, ge=10_000, le=50_000_000, description="Largest request body")
     session_idle_timeout: float = Field(default=600, gt=0, description="Seconds before an idle HTTP session is closed")
     max_sessions: int = Field(default=1000, ge=1, description="Open HTTP sessions at most; more are refused with 503")
+    # One caller is one deployment (a voice agent's backend) holding a session per live conversation, and a
+    # session it never ends stays open for session_idle_timeout: 50 covers a busy office's phone lines with room
+    # for lingering ones. A business's share is a tenth of the default pool, so one business's callers cannot
+    # crowd out the others.
+    max_sessions_per_caller: int = Field(default=50, ge=1, description="Open HTTP sessions at most for one caller "
+                                         "(API key or OAuth subject); more are refused with 429")
+    max_sessions_per_business: int = Field(default=100, ge=1, description="Open HTTP sessions at most for the "
+                                           "callers of one business together; more are refused with 429")
+    header_timeout: float = Field(default=5, gt=0, le=300, description="Seconds a connection may take to send a "
+                                  "request's headers (from its opening, or its first byte after a response) before "
+                                  "it is closed")
     stateless: bool = Field(default=False, description="Keep no session between requests (for several processes "
                             "behind one load balancer)")
     calls_per_minute: int = Field(default=240, ge=1, description="Tool calls a minute, per caller")
     writes_per_minute: int = Field(default=60, ge=1, description="Tool calls that write, a minute, per caller")
+    # The local user (stdio, or a server built in process) is the person at this machine: a script of theirs
+    # replaying a day's jobs is not a runaway remote agent, so no limit unless one is asked for.
+    local_calls_per_minute: int | None = Field(default=None, ge=1, description="Tool calls a minute for the local "
+                                               "user over stdio (default: no limit)")
+    local_writes_per_minute: int | None = Field(default=None, ge=1, description="Tool calls that write, a minute, "
+                                                "for the local user over stdio (default: no limit)")
     oauth_issuer: AnyHttpUrl | None = Field(default=None, description="The authorization server whose tokens are accepted")
     oauth_jwks_url: AnyHttpUrl | None = Field(default=None, description="Where the issuer publishes its signing keys")
     resource_url: AnyHttpUrl | None = Field(

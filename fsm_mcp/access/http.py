@@ -1,5 +1,6 @@
 """The streamable HTTP app: the SDK's /mcp endpoint behind authentication, with Host and Origin
-checked whatever address it is bound to, a request size limit and bounded sessions.
+checked whatever address it is bound to, a request size limit and sessions bounded in all, per
+caller and per business (`sessions.py`).
 
 Every request to /mcp must carry `Authorization: Bearer <API key or OAuth token>`; one without,
 or with an unknown, revoked, expired or wrong-audience credential, gets 401 and a
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fsm_mcp.access.callers import SCOPES
 from fsm_mcp.access.config import AccessSettings
+from fsm_mcp.access.sessions import SessionCaps
 from fsm_mcp.access.tokens import Verifier
 
 PATH = "/mcp"
@@ -42,6 +44,9 @@ def http_app(server: MCPServer, settings: AccessSettings, verifier: Verifier | N
         session_idle_timeout=settings.session_idle_timeout, max_sessions=settings.max_sessions,
         transport_security=security,
     )
+    if not settings.stateless:  # innermost of ours: it reads the caller the authentication found
+        app.add_middleware(SessionCaps, server=server, path=PATH, per_caller=settings.max_sessions_per_caller,
+                           per_business=settings.max_sessions_per_business, idle_timeout=settings.session_idle_timeout)
     if verifier is None:
         return app
     metadata_url = None
