@@ -76,7 +76,8 @@ async def test_a_looping_caller_is_stopped_with_the_time_to_retry_and_nothing_wr
     settings = Settings.load(db=tmp_path / "r.db", env={"FSM_MCP_SERVE_WRITES_PER_MINUTE": "3",
                                                       "FSM_MCP_SERVE_CALLS_PER_MINUTE": "6"})
     settings = settings.model_copy(update={"business": BUSINESS})
-    async with Client(build_server(settings)) as client:
+    agent = Caller("key:voice-bot", None, frozenset(SCOPES))  # a remote caller: the local user has no limit by default
+    async with Client(build_server(settings, caller=agent)) as client:
         for n in range(3):
             await call(client, "create_job", customer=NEW_CALLER, job_type="hvac", summary="no heat",
                        idempotency_key=f"loop-{n}", allow_duplicate=True, **MONDAY_9)
