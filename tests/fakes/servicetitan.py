@@ -32,7 +32,6 @@ TENANT = "1001"
 CLIENT_ID, CLIENT_SECRET, APP_KEY = "fake-client", "fake-secret", "fake-app-key"
 APP_GUID = "5b0b8a1e-0000-4000-8000-00000000f5a0"
 CAMPAIGN = 77
-BOOKED_STATUSES = ("Scheduled", "Dispatched", "InProgress", "Hold")
 
 
 def connector_settings(url: str, **changes: Any) -> ServiceTitanSettings:
@@ -181,8 +180,8 @@ class FakeServiceTitan:
             return problem(401, "Unauthorized: missing or unknown ST-App-Key")
         if (early := await self.door.before(request, write)) is not None:
             return early
-        query = Query(request)
         try:
+            query = Query(request)
             if write:
                 body = await request.json() if await request.body() else None
                 answer = handler(query, body)
@@ -343,8 +342,7 @@ class FakeServiceTitan:
             rows = [j for j in rows if j["id"] in ids]
         if customer := q.int("customerId"):
             rows = [j for j in rows if j["customerId"] == customer]
-        if status := q.get("jobStatus"):
-            wanted = set(status.split(","))
+        if wanted := q.one_of("jobStatus", JOB_STATUSES):
             rows = [j for j in rows if j["jobStatus"] in wanted]
         if after := q.get("createdOnOrAfter"):
             rows = [j for j in rows if at(j["createdOn"]) >= parse_time(after, "createdOnOrAfter")]
@@ -432,6 +430,8 @@ class FakeServiceTitan:
             rows = [a for a in rows if at(a["start"]) >= parse_time(after, "startsOnOrAfter")]
         if before := q.get("startsBefore"):
             rows = [a for a in rows if at(a["start"]) < parse_time(before, "startsBefore")]
+        if wanted := q.one_of("status", APPOINTMENT_STATUSES):
+            rows = [a for a in rows if a["status"] in wanted]
         return page_of(rows, q)
 
     def reschedule(self, q: Query, body: Any) -> dict[str, Any]:
@@ -507,20 +507,46 @@ class FakeServiceTitan:
 
 
 class Query:
+    """A request's query, with what the parameters' descriptions allow held to: pages from 1, at most 5000 to a
+    page (the README), `active` one of True/Any/False, `sort` a signed Id/ModifiedOn/CreatedOn."""
+
     def __init__(self, request: Request) -> None:
         self.params = request.query_params
         self.path_id = int(request.path_params.get("id", 0))
+        if (page := self.int("page")) is not None and page < 1:
+            raise Invalid("page", "Pages count from 1.")
+        if (size := self.int("pageSize")) is not None and not 1 <= size <= 5000:
+            raise Invalid("pageSize", "The page size must be 1 to 5000.")
+        if (active := self.get("active")) is not None and active.lower() not in ("true", "any", "false"):
+            raise Invalid("active", "The value must be True, Any or False.")
+        if (sort := self.get("sort")) is not None and sort.lstrip("+-").lower() not in SORTABLE:
+            raise Invalid("sort", "Sort by Id, ModifiedOn or CreatedOn, as +Field or -Field.")
+        if (total := self.get("includeTotal")) is not None and total.lower() not in ("true", "false"):
+            raise Invalid("includeTotal", "The value must be true or false.")
 
     def get(self, name: str) -> str | None:
         return self.params.get(name)
 
     def int(self, name: str) -> int | None:
         value = self.params.get(name)
-        return int(value) if value else None
+        if not value:
+            return None
+        if not value.lstrip("-").isdigit():
+            raise Invalid(name, f"The value '{value}' is not valid.")
+        return int(value)
 
     def int_list(self, name: str) -> set[int]:
         value = self.params.get(name)
+        if value and not all(v.strip().isdigit() for v in value.split(",")):
+            raise Invalid(name, "The value must be ids separated by commas.")
         return {int(v) for v in value.split(",")} if value else set()
+
+    def one_of(self, name: str, allowed: tuple[str, ...]) -> set[str]:
+        """A comma-separated filter whose description lists the values it supports."""
+        values = set(filter(None, (self.get(name) or "").split(",")))
+        if unknown := values - set(allowed):
+            raise Invalid(name, f"Unsupported value {', '.join(sorted(unknown))}: supported are {', '.join(allowed)}.")
+        return values
 
     def ids(self) -> set[int]:
         ids = self.int_list("ids")
@@ -547,10 +573,15 @@ class Query:
             raise Invalid("modifiedOnOrAfter", "A modification date is required: give modifiedOn or modifiedOnOrAfter.")
 
 
+SORTABLE = {"id": "id", "modifiedon": "modifiedOn", "createdon": "createdOn"}
+JOB_STATUSES = ("Scheduled", "InProgress", "Hold", "Completed", "Canceled")  # what jobStatus supports
+APPOINTMENT_STATUSES = ("Scheduled", "Dispatched", "Working", "Hold", "Done", "Canceled")
+
+
 def sort_rows(rows: list[dict[str, Any]], sort: str | None) -> list[dict[str, Any]]:
-    if not sort or sort.lower() == "+id":  # the tables are kept in id order (ids only grow)
+    if not sort or sort.lower() in ("+id", "id"):  # the tables are kept in id order (ids only grow)
         return rows
-    field = {"id": "id", "modifiedon": "modifiedOn", "createdon": "createdOn"}[sort.lstrip("+-").lower()]
+    field = SORTABLE[sort.lstrip("+-").lower()]
     def key(r: dict[str, Any]) -> tuple[Any, int]:
         return (at(r[field]) if field != "id" else r[field], r.get("id", 0))
 
@@ -561,8 +592,6 @@ def page_of(rows: list[dict[str, Any]], q: Query, active: bool = False) -> dict[
     if active and q.get("active") not in ("Any", "any"):
         rows = [r for r in rows if r.get("active", True) == (q.get("active") not in ("False", "false"))]
     page, size = q.int("page") or 1, q.int("pageSize") or 50
-    if size > 5000:
-        raise Invalid("pageSize", "The page size must be at most 5000.")
     chunk = rows[(page - 1) * size: page * size]
     body: dict[str, Any] = {"page": page, "pageSize": size, "hasMore": page * size < len(rows), "data": chunk}
     if q.get("includeTotal") in ("true", "True"):

@@ -122,8 +122,10 @@ class ServiceTitanSteps:
         return added
 
     async def open_jobs(self, customer_id: str, place_id: str, request: BookingRequest) -> list[Job]:
-        raw = await self.api.all("jpm", "jobs", {"customerId": customer_id, "jobStatus": "Scheduled,Dispatched,InProgress,Hold"})
-        return await self.jobs.views([j for j in raw if str(j["locationId"]) == place_id], notes=False)
+        # Not filtered by jobStatus: the filter does not support Dispatched, which an open job may show.
+        raw = await self.api.all("jpm", "jobs", {"customerId": customer_id})
+        return await self.jobs.views([j for j in raw if str(j["locationId"]) == place_id
+                                      and j.get("jobStatus") not in ("Completed", "Canceled")], notes=False)
 
     async def _find_raw(self, customer_id: str, key: str, now: datetime) -> Json | None:
         """The job booked under this key, if any. The application GUID makes each job show our externalData;

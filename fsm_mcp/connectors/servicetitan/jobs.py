@@ -24,13 +24,22 @@ from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database
 
 Json = dict[str, Any]
-STATUS_FILTER = {  # the project's states -> ServiceTitan's job statuses that may hold them
-    JobStatus.scheduled: "Scheduled", JobStatus.dispatched: "Scheduled,Dispatched",
-    JobStatus.en_route: "Dispatched,Scheduled", JobStatus.arrived: "Dispatched,Scheduled,InProgress",
+# The project's states -> the job statuses that hold them. The jobStatus filter supports Scheduled, InProgress,
+# Hold, Completed and Canceled, not Dispatched, which a job with a technician on the way may show: a state that
+# may sit under it is not filtered for (None), and the views sort the jobs out.
+STATUS_FILTER: dict[JobStatus, str | None] = {
+    JobStatus.scheduled: "Scheduled", JobStatus.dispatched: None, JobStatus.en_route: None, JobStatus.arrived: None,
     JobStatus.working: "InProgress", JobStatus.completed: "Completed", JobStatus.on_hold: "Hold",
     JobStatus.canceled: "Canceled",
 }
 NOT_FOUND_HINT = "Use list_jobs to find the job, or get_customer for a customer's jobs."
+
+
+def job_status_filter(states: tuple[JobStatus, ...]) -> str | None:
+    filters = [STATUS_FILTER[s] for s in states]
+    if not filters or None in filters:
+        return None
+    return ",".join(sorted({s for f in filters if f for s in f.split(",")}))
 
 
 class Jobs:
@@ -58,7 +67,7 @@ class Jobs:
             "appointmentStartsOnOrAfter": mapping.stamp(query.date_from - timedelta(days=1)) if query.date_from else None,
             "appointmentStartsBefore": mapping.stamp(query.date_to) if query.date_to else None,
             "technicianId": query.technician_id, "customerId": query.customer_id,
-            "jobStatus": ",".join(sorted({s for st in query.statuses for s in STATUS_FILTER[st].split(",")})) or None,
+            "jobStatus": job_status_filter(query.statuses),
             "sort": "+Id",
         }
         found = await self.views(await self.api.all("jpm", "jobs", params, size=min(5000, query.limit * 4)), notes=False)
