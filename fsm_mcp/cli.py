@@ -112,6 +112,7 @@ def _serve_http(server: Any, every: dict[str, Settings], access: AccessSettings,
 
     from fsm_mcp.access import keys
     from fsm_mcp.access.http import http_app
+    from fsm_mcp.access.slow_clients import with_header_timeout
     from fsm_mcp.access.tokens import Verifier
     from fsm_mcp.store.db import Database
 
@@ -124,8 +125,8 @@ def _serve_http(server: Any, every: dict[str, Settings], access: AccessSettings,
                 "no API key exists yet, so every request will be refused: create one with "
                 "`fsm-mcp keys create NAME --scope customers:read ...`")
         app = http_app(server, access, verifier)
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
-                                      log_level=first.log_level.lower())).run()
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, log_level=first.log_level.lower(),
+                                      http=with_header_timeout(access.header_timeout))).run()
     finally:
         database.close()
 
