@@ -233,6 +233,144 @@ async def test_the_schedule_and_dispatch_operations_refuse_a_company_key_when_ke
     assert (await app.put(f"/jobs/{job['id']}/dispatch", json={"dispatched_employees": []})).status_code == 200
 
 
+async def test_a_job_with_more_than_one_appointment_is_rescheduled_through_its_appointments_only() -> None:
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    job = await pro.scheduled_job()
+    path = f"/jobs/{job['id']}/appointments"
+    assert (await pro.http.post(path, json={"start_time": at(TUESDAY, 9), "end_time": at(TUESDAY, 11)})).json()[
+        "dispatched_employees_ids"] == "is required"
+    second = await pro.http.post(path, json={"start_time": at(TUESDAY, 9), "end_time": at(TUESDAY, 11),
+                                             "dispatched_employees_ids": [pro.dana], "arrival_window_minutes": 30})
+    assert second.status_code == 201
+    listed = (await pro.http.get(path)).json()["appointments"]
+    assert len(listed) == 2
+    refused = await pro.http.put(f"/jobs/{job['id']}/schedule", json={"start_time": at(TUESDAY, 13)})
+    assert refused.status_code == 422 and "appointment" in refused.json()["error"]["message"]
+    moved = await pro.http.put(f"{path}/{second.json()['id']}", json={
+        "start_time": at(TUESDAY, 13), "end_time": at(TUESDAY, 15), "dispatched_employees_ids": [pro.dana]})
+    assert moved.json()["start_time"] == (await pro.http.get(path)).json()["appointments"][1]["start_time"]
+    read = (await pro.http.get(f"/jobs/{job['id']}", params={"expand[]": "appointments"})).json()
+    assert len(read["schedule"]["appointments"]) == 2 and read["schedule"]["scheduled_end"] == moved.json()["end_time"]
+    for appointment in listed:
+        assert (await pro.http.delete(f"{path}/{appointment['id']}")).status_code == 200
+    assert (await pro.http.get(f"/jobs/{job['id']}")).json()["work_status"] == "needs scheduling"
+
+
+async def test_no_operation_starts_completes_or_cancels_a_job_only_the_app_does() -> None:
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    job = await pro.scheduled_job()
+    for method, path in (("PUT", f"/jobs/{job['id']}"), ("PATCH", f"/jobs/{job['id']}"),
+                         ("POST", f"/jobs/{job['id']}/cancel"), ("PUT", f"/jobs/{job['id']}/complete")):
+        answer = await pro.http.request(method, path, json={"work_status": "pro canceled"})
+        assert answer.status_code in (404, 405)
+    fake.start(job["id"])
+    read = (await pro.http.get(f"/jobs/{job['id']}")).json()
+    assert read["work_status"] == "in progress" and read["work_timestamps"]["started_at"]
+    fake.complete(job["id"])
+    done = (await pro.http.get("/jobs", params={"work_status[]": "completed"})).json()["jobs"]
+    assert [j["id"] for j in done] == [job["id"]] and done[0]["work_status"] == "complete unrated"
+    other = await pro.scheduled_job()
+    fake.cancel(other["id"], by_customer=True)
+    canceled = (await pro.http.get(f"/jobs/{other['id']}")).json()
+    assert canceled["work_status"] == "user canceled" and canceled["canceled_at"] and canceled["deleted_at"] is None
+    assert [j["id"] for j in (await pro.http.get("/jobs", params={"work_status": "canceled"})).json()["jobs"]] == [
+        other["id"]]
+
+
+async def test_line_items_are_in_cents_with_at_most_two_decimals_of_quantity_and_make_the_job_total() -> None:
+    pro = Pro(FakeHousecallPro())
+    job = await pro.scheduled_job()
+    path = f"/jobs/{job['id']}/line_items"
+    assert (await pro.http.post(path, json={"unit_price": 100})).json()["name"] == "is required"
+    assert (await pro.http.post(path, json={"name": "Labor", "unit_price": 99.5})).status_code == 400
+    assert (await pro.http.post(path, json={"name": "Labor", "quantity": 1.125})).status_code == 400
+    made = await pro.http.post(path, json={"name": "Labor", "unit_price": 12500, "quantity": 1.5, "kind": "labor"})
+    assert made.status_code == 201 and made.json()["amount"] == 18750
+    filter_ = await pro.http.post(path, json={"name": "Filter", "unit_price": 2499, "kind": "materials"})
+    read = (await pro.http.get(f"/jobs/{job['id']}")).json()
+    assert read["subtotal"] == read["total_amount"] == 18750 + 2499
+    changed = await pro.http.put(f"{path}/{filter_.json()['id']}", json={"name": "Filter", "unit_price": 2999})
+    assert changed.json()["amount"] == 2999
+    assert (await pro.http.delete(f"{path}/{filter_.json()['id']}")).json() == {"id": filter_.json()["id"], "deleted": True}
+    assert (await pro.http.delete(f"{path}/{filter_.json()['id']}")).status_code == 404
+    assert [i["name"] for i in (await pro.http.get(path)).json()["data"]] == ["Labor"]
+
+
+async def test_a_bulk_update_replaces_the_items_so_sending_it_twice_leaves_one_set() -> None:
+    pro = Pro(FakeHousecallPro())
+    job = await pro.scheduled_job()
+    path = f"/jobs/{job['id']}/line_items"
+    wanted = {"line_items": [{"name": "Labor", "unit_price": 12500}, {"name": "Filter", "unit_price": 2499}]}
+    first = await pro.http.put(f"{path}/bulk_update", json=wanted)
+    again = await pro.http.put(f"{path}/bulk_update", json=wanted)
+    assert [i["name"] for i in again.json()["data"]] == ["Labor", "Filter"]
+    assert {i["id"] for i in again.json()["data"]}.isdisjoint({i["id"] for i in first.json()["data"]})
+    appended = await pro.http.put(f"{path}/bulk_update", json={"append_line_items": True, "line_items": [
+        {"name": "Trip", "unit_price": 4900}]})
+    assert [i["name"] for i in appended.json()["data"]] == ["Labor", "Filter", "Trip"]
+    labor = appended.json()["data"][0]["id"]
+    kept = await pro.http.put(f"{path}/bulk_update", json={"line_items": [{"id": labor, "name": "Labor", "unit_price": 15000}]})
+    assert [(i["id"], i["unit_price"]) for i in kept.json()["data"]] == [(labor, 15000)]
+    assert (await pro.http.put(f"{path}/bulk_update", json={"line_items": [{"id": "li_other", "name": "X"}]})).status_code == 400
+
+
+async def test_adding_line_items_one_by_one_is_rate_limited_and_the_429_holds_the_company() -> None:
+    fake = FakeHousecallPro(line_items_per_minute=2)
+    pro = Pro(fake)
+    job = await pro.scheduled_job()
+    path = f"/jobs/{job['id']}/line_items"
+    codes = [(await pro.http.post(path, json={"name": f"Part {n}"})).status_code for n in range(3)]
+    assert codes == [201, 201, 429] and fake.writes["line_item"] == 2
+    fake.clock.advance(timedelta(seconds=1))
+    await pro.http.get("/employees")
+    assert fake.inside_hold == 1
+    fake.clock.advance(timedelta(seconds=60))
+    assert (await pro.http.post(path, json={"name": "Part 3"})).status_code == 201
+
+
+async def test_invoices_are_only_read_through_the_api() -> None:
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    job = await pro.scheduled_job()
+    await pro.http.put(f"/jobs/{job['id']}/line_items/bulk_update", json={"line_items": [
+        {"name": "Labor", "unit_price": 12500}, {"name": "Filter", "unit_price": 2499, "quantity": 2}]})
+    for path in ("/invoices", f"/jobs/{job['id']}/invoices"):
+        assert (await pro.http.post(path, json={"job_id": job["id"]})).status_code in (404, 405)
+    assert (await pro.http.get(f"/jobs/{job['id']}/invoices")).json() == {"invoices": []}
+    uuid = fake.issue_invoice(job["id"])
+    invoice = (await pro.http.get(f"/api/invoices/{uuid}")).json()
+    assert (invoice["amount"], invoice["due_amount"], invoice["status"], invoice["job_id"]) == (17498, 17498, "open", job["id"])
+    assert [i["qty_in_hundredths"] for i in invoice["items"]] == [100, 200]
+    assert invoice["invoice_number"] == job["invoice_number"]
+    assert (await pro.http.get(f"/jobs/{job['id']}/invoices")).json()["invoices"][0]["id"] == uuid
+    listed = await pro.http.get("/invoices", params={"customer_uuid[]": pro.customer, "status[]": "open"})
+    assert [i["id"] for i in listed.json()["invoices"]] == [uuid]
+    fake.pay_invoice(uuid)
+    assert (await pro.http.get("/invoices", params={"status": "open"})).json()["invoices"] == []
+    paid = (await pro.http.get("/invoices", params={"status": "paid", "amount_due_max": 0})).json()["invoices"]
+    assert paid[0]["paid_at"] and paid[0]["payments"][0]["amount"] == 17498
+    assert (await pro.http.get(f"/jobs/{job['id']}")).json()["outstanding_balance"] == 0
+    assert (await pro.http.get("/api/invoices/inv_missing")).status_code == 404
+    assert (await pro.http.get("/invoices", params={"status": "sent"})).status_code == 400
+
+
+async def test_a_job_pipeline_moves_forward_only_and_is_empty_when_the_organisation_has_none() -> None:
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    job = await pro.scheduled_job()
+    assert (await pro.http.get("/pipeline/statuses")).status_code == 400  # resource_type is required
+    assert (await pro.http.get("/pipeline/statuses", params={"resource_type": "job"})).json()["statuses"] == []
+    booked, done = fake.set_pipeline("Booked", "Done")
+    move = {"resource_type": "job", "resource_id": job["id"]}
+    assert (await pro.http.put("/pipeline/statuses", json={**move, "status_id": done})).json()["name"] == "Done"
+    back = await pro.http.put("/pipeline/statuses", json={**move, "status_id": booked})
+    assert back.status_code == 422 and fake.company.pipeline_of[job["id"]]["name"] == "Done"
+    missing = await pro.http.put("/pipeline/statuses", json={**move, "resource_id": "job_missing", "status_id": done})
+    assert missing.status_code == 404 and isinstance(missing.json()["error"], str)
+
+
 async def test_every_request_that_arrives_while_the_company_is_held_after_a_429_is_counted() -> None:
     fake = FakeHousecallPro(Chaos(p429=1.0, retry_after="30"))
     pro = Pro(fake)
@@ -340,3 +478,77 @@ async def test_answers_match_the_published_response_schemas() -> None:
     spec.check("post", "/customers/{customer_id}/addresses", "200", (await pro.http.post(
         f"/customers/{pro.customer}/addresses", json={"street": "1 A St", "city": "B", "state": "IL", "zip": "62701",
                                                       "country": "US"})).json())
+
+
+@pytest.mark.skipif(not SPEC.is_file(), reason=f"Housecall Pro's published spec is not at {SPEC}")
+async def test_answers_about_money_appointments_and_settings_match_the_published_schemas() -> None:
+    spec = Schemas()
+    fake = FakeHousecallPro()
+    pro = Pro(fake)
+    fake.add_job_type("Furnace repair")
+    fake.add_lead_source("Phone")
+    job = await pro.scheduled_job(tags=["fsm-mcp"])
+    jid = job["id"]
+    added = await pro.http.post(f"/jobs/{jid}/line_items", json={"name": "Labor", "unit_price": 12500})
+    spec.check("post", "/jobs/{job_id}/line_items", "201", added.json())
+    spec.check("put", "/jobs/{job_id}/line_items/{id}", "200", (await pro.http.put(
+        f"/jobs/{jid}/line_items/{added.json()['id']}", json={"name": "Labor", "unit_price": 15000})).json())
+    spec.check("put", "/jobs/{job_id}/line_items/bulk_update", "200", (await pro.http.put(
+        f"/jobs/{jid}/line_items/bulk_update", json={"append_line_items": True, "line_items": [{"name": "Filter"}]})).json())
+    spec.check("get", "/jobs/{job_id}/line_items", "200", (await pro.http.get(f"/jobs/{jid}/line_items")).json())
+    spec.check("delete", "/jobs/{job_id}/line_items/{id}", "200",
+               (await pro.http.delete(f"/jobs/{jid}/line_items/{added.json()['id']}")).json())
+    uuid = fake.issue_invoice(jid)
+    fake.pay_invoice(uuid)
+    spec.check("get", "/jobs/{job_id}/invoices", "200", (await pro.http.get(f"/jobs/{jid}/invoices")).json())
+    spec.check("get", "/invoices", "200", (await pro.http.get("/invoices")).json())
+    spec.check("get", "/api/invoices/{uuid}", "200", (await pro.http.get(f"/api/invoices/{uuid}")).json())
+    made = await pro.http.post(f"/jobs/{jid}/appointments", json={
+        "start_time": at(TUESDAY, 9), "end_time": at(TUESDAY, 11), "dispatched_employees_ids": [pro.dana]})
+    spec.check("post", "/jobs/{job_id}/appointments", "201", made.json())
+    spec.check("get", "/jobs/{job_id}/appointments", "200", (await pro.http.get(f"/jobs/{jid}/appointments")).json())
+    spec.check("put", "/jobs/{job_id}/appointments/{appointment_id}", "200", (await pro.http.put(
+        f"/jobs/{jid}/appointments/{made.json()['id']}", json={"start_time": at(TUESDAY, 10), "end_time": at(TUESDAY, 12),
+                                                                "dispatched_employees_ids": []})).json())
+    tag = (await pro.http.post("/tags", json={"name": "vip"})).json()
+    spec.check("post", "/tags", "201", tag)
+    spec.check("get", "/tags", "200", (await pro.http.get("/tags")).json())
+    spec.check("post", "/jobs/{job_id}/tags", "201",
+               (await pro.http.post(f"/jobs/{jid}/tags", json={"tag_id": tag["id"]})).json())
+    spec.check("delete", "/jobs/{job_id}/tags/{tag_id}", "200", (await pro.http.delete(f"/jobs/{jid}/tags/{tag['id']}")).json())
+    spec.check("get", "/lead_sources", "200", (await pro.http.get("/lead_sources")).json())
+    spec.check("post", "/lead_sources", "201", (await pro.http.post("/lead_sources", json={"name": "Web"})).json())
+    spec.check("get", "/job_fields/job_types", "200", (await pro.http.get("/job_fields/job_types")).json())
+    spec.check("post", "/job_fields/job_types", "200", (await pro.http.post("/job_fields/job_types", json={"name": "AC"})).json())
+    spec.check("get", "/company", "200", (await pro.http.get("/company")).json())
+    (booked,) = fake.set_pipeline("Booked")
+    spec.check("get", "/pipeline/statuses", "200", (await pro.http.get("/pipeline/statuses", params={"resource_type": "job"})).json())
+    spec.check("put", "/pipeline/statuses", "200", (await pro.http.put("/pipeline/statuses", json={
+        "resource_type": "job", "resource_id": jid, "status_id": booked})).json())
+    spec.check("get", "/jobs/{id}", "200", (await pro.http.get(f"/jobs/{jid}", params={"expand[]": "appointments"})).json())
+
+
+@pytest.mark.skipif(not SPEC.is_file(), reason=f"Housecall Pro's published spec is not at {SPEC}")
+def test_every_route_the_fake_serves_is_an_operation_of_the_published_spec() -> None:
+    doc = yaml.safe_load(SPEC.read_text())
+    for route in FakeHousecallPro().app.routes:
+        template = route.path  # type: ignore[attr-defined]
+        for method in route.methods - {"HEAD"}:  # type: ignore[attr-defined]
+            assert method.lower() in doc["paths"].get(template, {}), f"{method} {template} is not in the spec"
+
+
+@pytest.mark.skipif(not SPEC.is_file(), reason=f"Housecall Pro's published spec is not at {SPEC}")
+async def test_the_refusal_bodies_have_the_shapes_the_spec_gives_them() -> None:
+    spec = Schemas()
+    pro = Pro(FakeHousecallPro())
+    job = await pro.scheduled_job()
+    missing = await pro.http.get("/jobs/job_missing")
+    assert missing.status_code == 404
+    spec.check("post", "/jobs/{job_id}/lock", "404", missing.json())  # ErrorResponse, the spec's example of a missing job
+    refused = await pro.http.put(f"/jobs/{job['id']}/line_items/li_missing", json={"name": "X"})
+    assert refused.status_code == 404
+    bad = await pro.http.post(f"/jobs/{job['id']}/line_items", json={"unit_price": 1})
+    spec.check("put", "/jobs/{job_id}/line_items/{id}", "400", bad.json())
+    assert isinstance(bad.json()["message"], str)
+    unauthorized = await pro.http.get("/pipeline/statuses", params={"resource_type": "job"}, headers={"Authorization": ""})
+    spec.check("get", "/pipeline/statuses", "401", unauthorized.json())

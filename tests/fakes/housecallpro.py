@@ -19,10 +19,21 @@ Served: /company; /customers (q, page, page_size, sort_by, sort_direction, expan
 /customers/{id}, /customers/{id}/addresses (+ /{address_id}); /employees (active ones only);
 /jobs (customer_id, scheduled_start_min/max, scheduled_end_min/max, employee_ids, work_status, sort,
 expand) and POST /jobs, GET /jobs/{id}, PUT/DELETE /jobs/{id}/schedule, PUT /jobs/{id}/dispatch,
-POST /jobs/{id}/notes, POST/DELETE /jobs/{id}/tags, the line items (list, add, update, delete,
-bulk_update); /tags, /lead_sources, /job_fields/job_types. The rules, the statuses and what the API
-does not allow are in tests/fakes/housecallpro_company.py; the refusal bodies and paging in
-tests/fakes/housecallpro_lists.py.
+/jobs/{id}/appointments (+ /{appointment_id}), POST /jobs/{id}/notes, POST/DELETE /jobs/{id}/tags,
+the line items (list, add, update, delete, bulk_update; a single add is rate limited, as the spec
+says: `line_items_per_minute` a job, then 429), GET /jobs/{id}/invoices, /invoices (its filters) and
+/api/invoices/{uuid} (invoices are read-only: no write route exists), /pipeline/statuses (GET, PUT:
+forward only), /tags, /lead_sources, /job_fields/job_types. The rules are in
+tests/fakes/housecallpro_company.py (customers, addresses, employees, tags, pipeline),
+housecallpro_jobs.py (jobs, schedule, dispatch, appointments, statuses) and housecallpro_money.py
+(line items, invoices); the refusal bodies and paging in housecallpro_lists.py.
+
+Statuses: `work_status` moves only as the API allows: `needs scheduling` <-> `scheduled` by a schedule
+(on create, PUT/DELETE /schedule, appointments). No operation starts, completes or cancels a job;
+the app does, and so do `fake.start(job)`, `fake.complete(job)`, `fake.cancel(job, by_customer)`.
+The business issues and is paid invoices in the app: `fake.issue_invoice(job)`, `fake.pay_invoice(id)`.
+A job pipeline (an organisation's own stages, off unless `fake.set_pipeline("Booked", "Done")`)
+moves forward only (422 backwards).
 
 A job's external reference: the spec has no field for one. What a create can carry and a read gives
 back is `notes` (a string on create; the job's `notes[].content` when read), `tags` (names) and
@@ -45,8 +56,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
-from datetime import datetime
+from collections import Counter, defaultdict, deque
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,9 +67,10 @@ from starlette.routing import Route
 
 from fsm_mcp.clock import Clock
 from tests.fakes.chaos import Chaos, Door
-from tests.fakes.housecallpro_company import COMPANY_ID, COMPANY_NAME, STATUS_FILTER, Company
-from tests.fakes.housecallpro_lists import Query, Refused, invalid, unprocessable
-from tests.fakes.tenant_limits import TenantLimits
+from tests.fakes.housecallpro_company import Company
+from tests.fakes.housecallpro_jobs import COMPANY_ID, COMPANY_NAME
+from tests.fakes.housecallpro_lists import Query, Refused, invalid
+from tests.fakes.tenant_limits import TenantLimits, wait
 
 API_KEY, APP_KEY = "fake-hcp-company-key", "fake-hcp-application-key"
 HEADERS = {"Authorization": f"Token {API_KEY}"}
@@ -78,6 +89,8 @@ FIELDS = {  # what each write's published schema defines
     "line_item": {"name", "description", "unit_price", "quantity", "unit_cost", "kind", "taxable", "service_item_id",
                   "service_item_type"},
     "line_items": {"line_items", "append_line_items"},
+    "appointment": {"start_time", "end_time", "arrival_window_minutes", "dispatched_employees_ids"},
+    "pipeline": {"resource_type", "resource_id", "status_id"},
 }
 
 
@@ -89,7 +102,8 @@ def connector_env(url: str) -> dict[str, str]:
 
 class FakeHousecallPro:
     def __init__(self, chaos: Chaos | None = None, clock: Clock | None = None, zone: str = ZONE,
-                 per_minute: int | None = None, at_once: int | None = None, strict_keys: bool = False) -> None:
+                 per_minute: int | None = None, at_once: int | None = None, strict_keys: bool = False,
+                 line_items_per_minute: int = 5) -> None:
         self.clock = clock or Clock()
         self.chaos = chaos or Chaos()
         self.zone = zone
@@ -97,6 +111,8 @@ class FakeHousecallPro:
         self.door = Door(self.chaos, self._throttled, lambda: JSONResponse({"message": "Service Unavailable"}, 503))
         self.limits = TenantLimits(self._seconds, per_minute or 10**9, at_once or 10**9)
         self.strict_keys = strict_keys
+        self.line_items_per_minute = line_items_per_minute  # single adds per job; the spec calls that one rate limited
+        self.line_item_adds: dict[str, deque[float]] = defaultdict(deque)
         self.writes: Counter[str] = Counter()
         self.ignored: list[tuple[str, str]] = []
         self.lost = 0
@@ -135,12 +151,32 @@ class FakeHousecallPro:
         self.company.lead_sources[lid] = {"id": lid, "name": name, "editable": True}
         return lid
 
+    def set_pipeline(self, *names: str) -> list[str]:
+        """Turn the job pipeline on with these stages, in order; their ids."""
+        return self.company.set_pipeline("job", names)
+
+    # ----- what happens in the app, where the API cannot reach -----
+    def start(self, job_id: str) -> None:
+        self.company.start(job_id)
+
+    def complete(self, job_id: str, rated: bool = False) -> None:
+        self.company.complete(job_id, rated)
+
+    def cancel(self, job_id: str, by_customer: bool = True) -> None:
+        self.company.cancel(job_id, by_customer)
+
+    def issue_invoice(self, job_id: str, due_in_days: int = 30) -> str:
+        return self.company.issue_invoice(job_id, due_in_days)
+
+    def pay_invoice(self, invoice_id: str, cents: int | None = None, method: str = "credit_card") -> None:
+        self.company.pay_invoice(invoice_id, cents, method)
+
     # ----- routes -----
     def _routes(self) -> list[Route]:
         c, r = self.company, self._route
         return [
             r("/company", "GET", lambda q, _: self._company()),
-            r("/customers", "GET", self._customers), r("/customers", "POST", lambda q, b: (201, c.create_customer(b)), "customer"),
+            r("/customers", "GET", lambda q, _: c.list_customers(q)), r("/customers", "POST", lambda q, b: (201, c.create_customer(b)), "customer"),
             r("/customers/{customer_id}", "GET", lambda q, _: c.customer(q.path["customer_id"], tuple(q.many("expand")))),
             r("/customers/{customer_id}", "PUT", lambda q, b: c.update_customer(q.path["customer_id"], b), "customer"),
             r("/customers/{customer_id}/addresses", "GET",
@@ -149,27 +185,39 @@ class FakeHousecallPro:
             r("/customers/{customer_id}/addresses/{address_id}", "GET",
               lambda q, _: c.address(q.path["customer_id"], q.path["address_id"])),
             r("/employees", "GET", lambda q, _: q.page(q.sorted(c.active_employees()), "employees")),
-            r("/jobs", "GET", self._jobs), r("/jobs", "POST", lambda q, b: (201, c.create_job(b)), "job"),
+            r("/jobs", "GET", lambda q, _: c.list_jobs(q)), r("/jobs", "POST", lambda q, b: (201, c.create_job(b)), "job"),
             r("/jobs/{id}", "GET", lambda q, _: c.job(q.path["id"], tuple(q.many("expand")))),
             r("/jobs/{job_id}/schedule", "PUT", lambda q, b: c.set_schedule(q.path["job_id"], b), "schedule"),
             r("/jobs/{job_id}/schedule", "DELETE", lambda q, _: c.erase_schedule(q.path["job_id"]), "schedule"),
             r("/jobs/{job_id}/dispatch", "PUT", lambda q, b: c.dispatch(q.path["job_id"], b), "dispatch"),
             r("/jobs/{job_id}/notes", "POST", lambda q, b: (201, c.add_note(q.path["job_id"], b)), "note"),
-            r("/jobs/{job_id}/tags", "POST", self._tag_job, "tag"),
-            r("/jobs/{job_id}/tags/{tag_id}", "DELETE", self._untag_job, "tag"),
+            r("/jobs/{job_id}/tags", "POST", lambda q, b: (201, c.tag_job(q.path["job_id"], b)), "tag"),
+            r("/jobs/{job_id}/tags/{tag_id}", "DELETE", lambda q, _: c.untag_job(q.path["job_id"], q.path["tag_id"]), "tag"),
             r("/jobs/{job_id}/line_items", "GET", lambda q, _: self._items(q.path["job_id"], c.items_of(q.path["job_id"]))),
-            r("/jobs/{job_id}/line_items", "POST", lambda q, b: (201, c.add_item(q.path["job_id"], b)), "line_item"),
+            r("/jobs/{job_id}/line_items", "POST", self._add_item, "line_item"),
             r("/jobs/{job_id}/line_items/bulk_update", "PUT",
               lambda q, b: self._items(q.path["job_id"], c.bulk_items(q.path["job_id"], b)), "line_items"),
             r("/jobs/{job_id}/line_items/{id}", "PUT", lambda q, b: c.update_item(q.path["job_id"], q.path["id"], b),
               "line_item"),
             r("/jobs/{job_id}/line_items/{id}", "DELETE", lambda q, _: c.delete_item(q.path["job_id"], q.path["id"]),
               "line_item"),
+            r("/jobs/{job_id}/appointments", "GET", lambda q, _: c.appointments_of(q.path["job_id"])),
+            r("/jobs/{job_id}/appointments", "POST", lambda q, b: (201, c.add_appointment(q.path["job_id"], b)),
+              "appointment"),
+            r("/jobs/{job_id}/appointments/{appointment_id}", "PUT",
+              lambda q, b: c.update_appointment(q.path["job_id"], q.path["appointment_id"], b), "appointment"),
+            r("/jobs/{job_id}/appointments/{appointment_id}", "DELETE",
+              lambda q, _: c.delete_appointment(q.path["job_id"], q.path["appointment_id"]), "appointment"),
+            r("/jobs/{job_id}/invoices", "GET", lambda q, _: c.invoices_of(q.path["job_id"])),
+            r("/invoices", "GET", lambda q, _: c.list_invoices(q)),
+            r("/api/invoices/{uuid}", "GET", lambda q, _: c.invoice(q.path["uuid"])),
+            r("/pipeline/statuses", "GET", lambda q, _: c.pipeline_statuses(q)),
+            r("/pipeline/statuses", "PUT", lambda q, b: c.move_pipeline(b), "pipeline"),
             r("/tags", "GET", lambda q, _: q.page(q.sorted(list(c.tags.values()), ("created_at", "name")), "tags")),
             r("/tags", "POST", lambda q, b: (201, self._named(b, c.tag_named)), "named"),
-            r("/lead_sources", "GET", self._lead_sources),
+            r("/lead_sources", "GET", lambda q, _: c.list_lead_sources(q)),
             r("/lead_sources", "POST", lambda q, b: (201, self._named(b, self._new_lead_source)), "named"),
-            r("/job_fields/job_types", "GET", self._job_types),
+            r("/job_fields/job_types", "GET", lambda q, _: c.list_job_types(q)),
             r("/job_fields/job_types", "POST", lambda q, b: self._named(b, lambda n: c.job_types[self.add_job_type(n)]),
               "named"),
         ]
@@ -203,6 +251,9 @@ class FakeHousecallPro:
                 body = await self._body(request, kind) if write else None
                 answer = handler(query, body)
             except Refused as exc:
+                if exc.status == 429:
+                    self.limits.hold(API_KEY, float(exc.body["retry_after"]))
+                    return self._throttled(exc.body["retry_after"])
                 return JSONResponse(exc.body, status_code=exc.status)
             status, answer = answer if isinstance(answer, tuple) else (200, answer)
             if write:
@@ -248,81 +299,20 @@ class FakeHousecallPro:
                 "logo_url": "", "website": "", "default_arrival_window": "60", "time_zone": self.zone,
                 "address": {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip": "62701", "country": "US"}}
 
-    def _customers(self, q: Query, _: Any) -> dict[str, Any]:
-        c = self.company
-        rows = [c.customer(cid, tuple(q.many("expand"))) for cid in c.customers]
-        if term := (q.get("q") or "").lower():
-            digits = "".join(ch for ch in term if ch.isdigit())
-
-            def matches(row: dict[str, Any]) -> bool:
-                names = " ".join(str(row.get(f) or "") for f in ("first_name", "last_name", "email", "company")).lower()
-                phones = ["".join(ch for ch in str(row.get(f) or "") if ch.isdigit())
-                          for f in ("mobile_number", "home_number", "work_number")]
-                places = " ".join(f"{a.get('street') or ''} {a.get('city') or ''} {a.get('zip') or ''}"
-                                  for a in row["addresses"]).lower()
-                return term in names or term in places or bool(digits and len(digits) >= 4 and any(digits in p for p in phones))
-
-            rows = [row for row in rows if matches(row)]
-        return q.page(q.sorted(rows), "customers")
-
-    def _jobs(self, q: Query, _: Any) -> dict[str, Any]:
-        c = self.company
-        statuses = q.many("work_status")
-        for status in statuses:
-            if status not in STATUS_FILTER:
-                raise invalid("work_status", f"must be among {', '.join(STATUS_FILTER)}")
-        wanted = {s for status in statuses for s in STATUS_FILTER[status]}
-        employees = set(q.many("employee_ids"))
-        bounds = [(q.time(f"scheduled_{edge}_{side}"), edge, side) for edge in ("start", "end") for side in ("min", "max")]
-        rows = []
-        for jid, job in c.jobs.items():
-            if (customer := q.get("customer_id")) and job["customer_id"] != customer:
-                continue
-            if wanted and job["work_status"] not in wanted:
-                continue
-            if employees and not employees & set(job["assigned_employee_ids"]):
-                continue
-            if any(bound is not None for bound, _, _ in bounds) and not self._within(jid, bounds):
-                continue
-            rows.append(c.job(jid, tuple(q.many("expand"))))
-        allowed = ("created_at", "updated_at", "invoice_number", "id", "description", "work_status")
-        return q.page(q.sorted(rows, allowed), "jobs")
-
-    def _within(self, jid: str, bounds: list[tuple[datetime | None, str, str]]) -> bool:
-        appointments = self.company.appointments[jid]
-        if not appointments:
-            return False
-        edges = {"start": min(a["start"] for a in appointments), "end": max(a["end"] for a in appointments)}
-        return all(bound is None or (edges[edge] >= bound if side == "min" else edges[edge] <= bound)
-                   for bound, edge, side in bounds)
+    def _add_item(self, q: Query, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        jid, now = q.path["job_id"], self._seconds()
+        self.company._job(jid)
+        adds = self.line_item_adds[jid]
+        while adds and adds[0] <= now - 60:
+            adds.popleft()
+        if len(adds) >= self.line_items_per_minute:
+            raise Refused(429, {"retry_after": wait(adds[0] + 60 - now)})
+        made = self.company.add_item(jid, body)
+        adds.append(now)
+        return 201, made
 
     def _items(self, jid: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         return {"url": f"/jobs/{jid}/line_items", "data": items}
-
-    def _tag_job(self, q: Query, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        c = self.company
-        job = c._job(q.path["job_id"])
-        tag = c.tags.get(body.get("tag_id") or "")
-        if tag is None:
-            raise invalid("tag_id", "is required: the id of one of the company's tags")
-        if tag["name"] not in job["tags"]:
-            job["tags"].append(tag["name"])
-            c.touch(job["id"])
-        return 201, {"tags": [self._tag(n) for n in job["tags"]]}
-
-    def _untag_job(self, q: Query, _: Any) -> dict[str, Any]:
-        c = self.company
-        job = c._job(q.path["job_id"])
-        tag = c.tags.get(q.path["tag_id"])
-        if tag is None or tag["name"] not in job["tags"]:
-            raise unprocessable("The job does not have this tag")
-        job["tags"].remove(tag["name"])
-        c.touch(job["id"])
-        return {"tags": [self._tag(n) for n in job["tags"]]}
-
-    def _tag(self, name: str) -> dict[str, Any]:
-        tag = self.company.tag_named(name)
-        return {"id": tag["id"], "name": tag["name"]}
 
     @staticmethod
     def _named(body: dict[str, Any], make: Any) -> dict[str, Any]:
@@ -334,18 +324,6 @@ class FakeHousecallPro:
 
     def _new_lead_source(self, name: str) -> dict[str, Any]:
         return self.company.lead_sources[self.add_lead_source(name)]
-
-    def _lead_sources(self, q: Query, _: Any) -> dict[str, Any]:
-        rows = [dict(s) for s in self.company.lead_sources.values()]
-        if term := (q.get("q") or "").lower():
-            rows = [s for s in rows if term in s["name"].lower()]
-        return q.page(q.sorted(rows, ("id",), "id"), "lead_sources")
-
-    def _job_types(self, q: Query, _: Any) -> dict[str, Any]:
-        rows = [dict(t) for t in self.company.job_types.values()]
-        if name := q.get("name"):
-            rows = [t for t in rows if name.lower() in t["name"].lower()]
-        return q.page(rows, "job_types")
 
 
 def main() -> None:

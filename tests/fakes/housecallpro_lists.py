@@ -82,8 +82,13 @@ class Query:
         direction = self.get("sort_direction") or "desc"
         if direction not in ("asc", "desc"):
             raise invalid("sort_direction", "must be asc or desc")
-        # the id breaks ties, so paging in either direction is stable
-        return sorted(rows, key=lambda r: (str(r.get(by) or ""), r["id"]), reverse=direction == "desc")
+        def key(row: dict[str, Any]) -> tuple[Any, ...]:  # numbers as numbers; the id breaks ties, so paging is stable
+            value = row.get(by)
+            if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+                return (0, float(value), "", row["id"])
+            return (1, 0.0, str(value or ""), row["id"])
+
+        return sorted(rows, key=key, reverse=direction == "desc")
 
     def page(self, rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
         page, size = self._whole("page", 1), min(self._whole("page_size", 10), MOST_PER_PAGE)
