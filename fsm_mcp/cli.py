@@ -124,6 +124,8 @@ def _serve_http(server: Any, every: dict[str, Settings], access: AccessSettings,
             logging.getLogger("fsm_mcp").warning(
                 "no API key exists yet, so every request will be refused: create one with "
                 "`fsm-mcp keys create NAME --scope customers:read ...`")
+        if crowded := access.crowding(len(every)):
+            logging.getLogger("fsm_mcp").warning(crowded)
         app = http_app(server, access, verifier)
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, log_level=first.log_level.lower(),
                                       http=with_header_timeout(access.header_timeout))).run()

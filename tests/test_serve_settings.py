@@ -23,3 +23,10 @@ def test_a_wrong_session_cap_or_header_timeout_is_refused_naming_the_setting() -
     defaults = AccessSettings.load({}, {})
     assert (defaults.max_sessions_per_caller, defaults.max_sessions_per_business, defaults.header_timeout,
             defaults.local_calls_per_minute) == (50, 100, 5, None)
+
+
+def test_serving_several_businesses_warns_when_one_could_hold_the_whole_pool() -> None:
+    shrunk = AccessSettings.load({}, {"FSM_MCP_SERVE_MAX_SESSIONS": "20"})
+    assert "may hold all 20 sessions" in (shrunk.crowding(2) or "")
+    assert shrunk.crowding(1) is None  # one business may use the whole pool
+    assert AccessSettings.load({}, {}).crowding(2) is None  # 100 of 1000

@@ -62,6 +62,27 @@ async def test_one_key_opening_sessions_in_a_loop_fills_only_its_share_and_other
             assert (await open_session(http, base, looping)).status_code == 429
 
 
+@pytest.mark.anyio
+async def test_at_the_default_caps_a_burst_of_sessions_from_one_key_leaves_room_for_other_businesses(
+        tmp_path: Path) -> None:
+    env = two_businesses(tmp_path)
+    db = tmp_path / "burst.db"
+    looping = new_key(db, "looping", "customers:read", env=env, business="acme")
+    other = new_key(db, "other", "customers:read", env=env, business="bolt")
+    statuses: list[int] = []
+    with serving(db, env=env) as base, anyio.fail_after(90):
+        async with httpx2.AsyncClient(timeout=30, limits=httpx2.Limits(max_connections=70)) as http:
+
+            async def one() -> None:
+                statuses.append((await open_session(http, base, looping)).status_code)
+
+            async with anyio.create_task_group() as burst:  # all at once: none may slip past the count
+                for _ in range(60):
+                    burst.start_soon(one)
+            assert (await open_session(http, base, other)).status_code == 200
+    assert sorted(statuses) == [200] * 50 + [429] * 10
+
+
 @asynccontextmanager
 async def handshake_client(base: str, key: str) -> AsyncIterator[Client]:
     """A client of the initialize handshake, as every desktop client is: it holds a session (2026-07-28 needs none)."""

@@ -62,6 +62,14 @@ class AccessSettings(BaseModel):
             raise ValueError("OAuth needs oauth_issuer, oauth_jwks_url and resource_url together")
         return self
 
+    def crowding(self, businesses: int) -> str | None:
+        """A warning when one of several businesses could hold every session of the pool."""
+        if businesses < 2 or self.stateless or self.max_sessions_per_business < self.max_sessions:
+            return None
+        return (f"one business's callers may hold all {self.max_sessions} sessions (max_sessions_per_business is "
+                f"{self.max_sessions_per_business}): lower it, or raise max_sessions, so that the other businesses "
+                "keep room")
+
     @property
     def oauth(self) -> bool:
         return self.oauth_issuer is not None
