@@ -231,6 +231,8 @@ async def test_the_schedule_and_dispatch_operations_refuse_a_company_key_when_ke
     app = httpx.AsyncClient(transport=httpx.ASGITransport(fake.app), base_url="https://api.housecallpro.com",
                             headers={"Authorization": f"Token {APP_KEY}"})
     assert (await app.put(f"/jobs/{job['id']}/dispatch", json={"dispatched_employees": []})).status_code == 200
+    assert (await app.get(f"/jobs/{job['id']}/appointments")).status_code == 401  # a Company API Key's operation
+    assert (await pro.http.get(f"/jobs/{job['id']}/appointments")).status_code == 200
 
 
 async def test_a_job_with_more_than_one_appointment_is_rescheduled_through_its_appointments_only() -> None:
@@ -322,7 +324,7 @@ async def test_adding_line_items_one_by_one_is_rate_limited_and_the_429_holds_th
     job = await pro.scheduled_job()
     path = f"/jobs/{job['id']}/line_items"
     codes = [(await pro.http.post(path, json={"name": f"Part {n}"})).status_code for n in range(3)]
-    assert codes == [201, 201, 429] and fake.writes["line_item"] == 2
+    assert codes == [201, 201, 429] and fake.writes["line_item"] == 2 and fake.count_429 == 1
     fake.clock.advance(timedelta(seconds=1))
     await pro.http.get("/employees")
     assert fake.inside_hold == 1
@@ -392,6 +394,17 @@ async def test_the_company_limits_answer_429_with_retry_after_when_given() -> No
     answers = [(await pro.http.get("/employees")).status_code for _ in range(4)]
     assert answers == [200, 200, 200, 429] and fake.count_429 == 1
     assert int((await pro.http.get("/employees")).headers["Retry-After"]) >= 1
+
+
+async def test_a_503_does_nothing_and_a_lost_answer_comes_after_the_write() -> None:
+    fake = FakeHousecallPro(Chaos(p503=1.0))
+    pro = Pro(fake)
+    unavailable = await pro.job(notes="fsm-mcp:key-0004")
+    assert unavailable.status_code == 503 and not fake.company.jobs and fake.writes["job"] == 0
+    fake.chaos.p503, fake.chaos.p_lost = 0.0, 1.0
+    assert (await pro.http.get("/employees")).status_code == 200  # reads are never lost
+    lost = await pro.job(notes="fsm-mcp:key-0004")
+    assert lost.status_code == 504 and len(fake.company.jobs) == 1 and fake.lost == 1
 
 
 async def test_slow_answers_take_at_least_the_latency() -> None:

@@ -94,10 +94,20 @@ FIELDS = {  # what each write's published schema defines
 }
 
 
+def connector_settings(url: str, **changes: Any) -> Any:
+    """A Housecall Pro connector's settings, pointed at this fake served at `url`."""
+    from fsm_mcp.connectors.housecallpro.config import HousecallProSettings
+
+    values: dict[str, Any] = {"api_key": API_KEY, "api_url": url, "sync_interval": 0,
+                              "skills": {"Dana Reyes": ["hvac", "plumbing"], "Sam Ortiz": ["electrical"]}}
+    return HousecallProSettings.model_validate({**values, **changes})
+
+
 def connector_env(url: str) -> dict[str, str]:
-    """The connector's settings as variables, pointed at this fake served at `url`."""
+    """The same settings as `FSM_MCP_HOUSECALLPRO_*` variables, for a server or command in another process
+    (skills need the TOML table, or the employees' tags)."""
     return {"FSM_MCP_BACKEND": "housecallpro", "FSM_MCP_HOUSECALLPRO_API_KEY": API_KEY,
-            "FSM_MCP_HOUSECALLPRO_API_URL": url}
+            "FSM_MCP_HOUSECALLPRO_API_URL": url, "FSM_MCP_HOUSECALLPRO_SYNC_INTERVAL": "0"}
 
 
 class FakeHousecallPro:
@@ -117,22 +127,20 @@ class FakeHousecallPro:
         self.ignored: list[tuple[str, str]] = []
         self.lost = 0
         self.requests = 0
+        self.count_429 = 0  # every 429 given: chaos, the company limits, the single line-item adds
         self.app = Starlette(routes=self._routes())
 
     @property
     def inside_hold(self) -> int:
         return self.limits.inside_hold[API_KEY]
 
-    @property
-    def count_429(self) -> int:
-        return self.door.count_429 + self.limits.refused[API_KEY]
-
     def _seconds(self) -> float:
         return time.monotonic() + self.clock.offset.total_seconds()
 
     # ----- seeding: what the business already has in Housecall Pro -----
-    def add_employee(self, first: str, last: str, role: str = "field tech", active: bool = True) -> str:
-        return self.company.add_employee(first, last, role, active)
+    def add_employee(self, first: str, last: str, role: str = "field tech", active: bool = True,
+                     tags: tuple[str, ...] = ()) -> str:
+        return self.company.add_employee(first, last, role, active, tags)
 
     def add_customer(self, name: str, street: str, city: str, zip_code: str, mobile: str | None = None,
                      email: str | None = None, state: str = "IL", **fields: Any) -> str:
@@ -288,8 +296,8 @@ class FakeHousecallPro:
         self.ignored += [(kind, k) for k in body if k not in FIELDS.get(kind, set(body))]
         return body
 
-    @staticmethod
-    def _throttled(seconds: float) -> Response:
+    def _throttled(self, seconds: float) -> Response:
+        self.count_429 += 1
         return JSONResponse({"message": "Too Many Requests"}, status_code=429,
                             headers={"Retry-After": str(max(1, round(seconds)))})
 

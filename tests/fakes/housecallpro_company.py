@@ -8,6 +8,7 @@ only moves forward. Money is integer cents, as the spec has it; times are kept i
 from __future__ import annotations
 
 import itertools
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
@@ -30,6 +31,7 @@ class Company(JobRules, MoneyRules):
         self._ids = itertools.count(1)
         self.customers: dict[str, dict[str, Any]] = {}
         self.addresses: dict[str, dict[str, Any]] = {}  # address id -> address, with its customer_id
+        self.addresses_by_customer: dict[str, list[str]] = defaultdict(list)
         self.employees: dict[str, dict[str, Any]] = {}
         self.active: set[str] = set()
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -96,7 +98,7 @@ class Company(JobRules, MoneyRules):
 
     def customer(self, cid: str, expand: tuple[str, ...] = ()) -> dict[str, Any]:
         record = dict(self._customer(cid))
-        record["addresses"] = [self._address_out(a) for a in self.addresses.values() if a["customer_id"] == cid]
+        record["addresses"] = [self._address_out(self.addresses[a]) for a in self.addresses_by_customer[cid]]
         if "attachments" in expand:
             record["attachments"] = []
         if "do_not_service" in expand:
@@ -109,7 +111,7 @@ class Company(JobRules, MoneyRules):
         return self.customers[cid]
 
     def list_customers(self, q: Query) -> dict[str, Any]:
-        rows = [self.customer(cid, tuple(q.many("expand"))) for cid in self.customers]
+        rows = list(self.customers.values())
         if term := (q.get("q") or "").lower():
             digits = "".join(ch for ch in term if ch.isdigit())
 
@@ -118,11 +120,14 @@ class Company(JobRules, MoneyRules):
                 phones = ["".join(ch for ch in str(row.get(f) or "") if ch.isdigit())
                           for f in ("mobile_number", "home_number", "work_number")]
                 places = " ".join(f"{a.get('street') or ''} {a.get('city') or ''} {a.get('zip') or ''}"
-                                  for a in row["addresses"]).lower()
+                                  for a in map(self.addresses.__getitem__, self.addresses_by_customer[row["id"]])).lower()
                 return term in names or term in places or bool(digits and len(digits) >= 4 and any(digits in p for p in phones))
 
             rows = [row for row in rows if matches(row)]
-        return q.page(q.sorted(rows), "customers")
+        expand = tuple(q.many("expand"))
+        answer = q.page(q.sorted(rows), "customers")
+        answer["customers"] = [self.customer(row["id"], expand) for row in answer["customers"]]
+        return answer
 
     def add_address(self, cid: str, body: dict[str, Any]) -> dict[str, Any]:
         self._customer(cid)
@@ -137,6 +142,7 @@ class Company(JobRules, MoneyRules):
         aid = self.new_id("adr")
         self.addresses[aid] = {"id": aid, "type": "service", "customer_id": cid, "created_at": stamp(self.now()),
                                **{f: body.get(f) for f in ("street", "street_line_2", "city", "state", "zip", "country")}}
+        self.addresses_by_customer[cid].append(aid)
         return self._address_out(self.addresses[aid])
 
     def address(self, cid: str, aid: str) -> dict[str, Any]:
@@ -148,19 +154,20 @@ class Company(JobRules, MoneyRules):
 
     def addresses_of(self, cid: str) -> list[dict[str, Any]]:
         self._customer(cid)
-        return [{**self._address_out(a), "created_at": a["created_at"]} for a in self.addresses.values()
-                if a["customer_id"] == cid]
+        return [{**self._address_out(self.addresses[a]), "created_at": self.addresses[a]["created_at"]}
+                for a in self.addresses_by_customer[cid]]
 
     @staticmethod
     def _address_out(address: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in address.items() if k not in ("customer_id", "created_at")}
 
     # ----- employees and tags -----
-    def add_employee(self, first: str, last: str, role: str = "field tech", active: bool = True) -> str:
+    def add_employee(self, first: str, last: str, role: str = "field tech", active: bool = True,
+                     tags: tuple[str, ...] = ()) -> str:
         eid = self.new_id("pro")
         self.employees[eid] = {"id": eid, "first_name": first, "last_name": last, "email": f"{first.lower()}@example.com",
                                "mobile_number": "", "color_hex": "2196f3", "avatar_url": "", "role": role,
-                               "created_at": stamp(self.now()), "tags": [], "company_name": COMPANY_NAME,
+                               "created_at": stamp(self.now()), "tags": list(tags), "company_name": COMPANY_NAME,
                                "company_id": COMPANY_ID, "permissions": dict.fromkeys(PERMISSIONS, False)
                                | {"can_add_and_edit_job": True, "can_be_booked_online": True}}
         if active:

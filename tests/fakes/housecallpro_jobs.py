@@ -146,9 +146,11 @@ class JobRules:
                 continue
             if any(bound is not None for bound, _, _ in bounds) and not self._within(jid, bounds):
                 continue
-            rows.append(self.job(jid, tuple(q.many("expand"))))
+            rows.append(job)
         allowed = ("created_at", "updated_at", "invoice_number", "id", "description", "work_status")
-        return q.page(q.sorted(rows, allowed), "jobs")
+        answer = q.page(q.sorted(rows, allowed), "jobs")
+        answer["jobs"] = [self.job(row["id"], tuple(q.many("expand"))) for row in answer["jobs"]]
+        return answer
 
     def _within(self, jid: str, bounds: list[tuple[datetime | None, str, str]]) -> bool:
         appointments = self.appointments[jid]
