@@ -161,8 +161,8 @@ class FakeFieldPulse:
             self.quota -= 1
         if (early := await self.door.before(request, write)) is not None:
             return early
-        query = Query(request)
         try:
+            query = Query(request)
             if write:
                 raw = await request.body()
                 answer = handler(query, json.loads(raw) if raw else {})
@@ -188,6 +188,9 @@ class FakeFieldPulse:
     # ----- customers, contacts, locations -----
     def list_customers(self, q: Query) -> dict[str, Any]:
         rows = list(self.customers.values())
+        if by := q.one_of("sort_by", ("searchable", "email", "phone", "address_1")):
+            rows = sorted(rows, key=lambda c: (str(c.get({"searchable": "display_name"}.get(by, by)) or ""), c["id"]),
+                          reverse=q.get("sort_dir") == "desc")
         if term := (q.get("search") or "").lower():
             rows = [c for c in rows if any(term in str(c.get(f) or "").lower() for f in
                                            ("display_name", "first_name", "last_name", "email", "phone", "service_address_1"))]
@@ -232,7 +235,7 @@ class FakeFieldPulse:
 
     def list_locations(self, q: Query) -> dict[str, Any]:
         rows = list(self.locations.values())
-        if kind := q.get("object_type"):
+        if kind := q.one_of("object_type", ("customer", "job")):
             rows = [loc for loc in rows if loc["object_type"] == kind]
         if owner := q.get("object_id"):
             rows = [loc for loc in rows if str(loc["object_id"]) == owner]
@@ -256,12 +259,12 @@ class FakeFieldPulse:
     # ----- jobs and comments -----
     def list_jobs(self, q: Query) -> dict[str, Any]:
         rows = list(self.jobs.values())
-        if start := q.get("created_from"):
-            rows = [j for j in rows if parse_time(j["created_at"], "created_at") >= parse_time(start, "created_from")]
+        if start := q.epoch("created_from"):
+            rows = [j for j in rows if parse_time(j["created_at"], "created_at") >= start]
+        if end := q.epoch("created_to"):
+            rows = [j for j in rows if parse_time(j["created_at"], "created_at") <= end]
         rows = q.filtered(rows)
-        if by := q.get("sort_by"):
-            if by not in ("created_at", "updated_at"):
-                raise Invalid("The sort by must be created_at or updated_at.")
+        if by := q.one_of("sort_by", ("created_at", "updated_at")):
             rows = sorted(rows, key=lambda j: (j[by], j["id"]), reverse=q.get("sort_dir") == "desc")
         return q.page(rows)
 
@@ -346,9 +349,33 @@ class FakeFieldPulse:
 
 
 class Query:
+    """A request's query, with what the parameters' descriptions allow held to: pages from 1, `limit` 1 to 100,
+    true/false flags, `sort_dir` asc or desc."""
+
     def __init__(self, request: Request) -> None:
         self.params = request.query_params
         self.path = request.path_params
+        if (page := self.get("page")) is not None and not (page.isdigit() and int(page) >= 1):
+            raise Invalid("The page must be a number from 1.")
+        for flag in ("calculate_count", "with_custom_fields"):
+            if self.get(flag) not in (None, "true", "false"):
+                raise Invalid(f"The {flag.replace('_', ' ')} must be true or false.")
+        self.one_of("sort_dir", ("asc", "desc"))
+
+    def one_of(self, name: str, allowed: tuple[str, ...]) -> str | None:
+        value = self.get(name)
+        if value is not None and value not in allowed:
+            raise Invalid(f"The {name.replace('_', ' ')} must be one of {', '.join(allowed)}.")
+        return value
+
+    def epoch(self, name: str) -> datetime | None:
+        """A parameter described as a UNIX timestamp."""
+        value = self.get(name)
+        if value is None:
+            return None
+        if not value.isdigit():
+            raise Invalid(f"The {name.replace('_', ' ')} must be a UNIX timestamp.")
+        return datetime.fromtimestamp(int(value), UTC)
 
     def get(self, name: str) -> str | None:
         return self.params.get(name)
@@ -357,10 +384,10 @@ class Query:
         return int(self.path[name])
 
     def limit(self) -> int:
-        size = int(self.params.get("limit") or 20)
-        if not 1 <= size <= 100:
+        raw = self.params.get("limit") or "20"
+        if not raw.isdigit() or not 1 <= int(raw) <= 100:
             raise Invalid("The limit must be between 1 and 100.")
-        return size
+        return int(raw)
 
     def filtered(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not (raw := self.get("filter")):
