@@ -202,7 +202,7 @@ async def test_a_later_call_inside_the_hold_is_refused_at_once_saying_when_and_a
                        policy=Policy(attempts=6, budget=0.5, base=0.01, cap=0.05))
     with pytest.raises(VendorUnavailable):  # the wait outlasts this call's budget: it gives up at once
         await client.get("/a", {"q": 1})
-    with pytest.raises(VendorUnavailable, match="asked fsm-mcp to wait; nothing was sent. Try again in 1 s"):
+    with pytest.raises(VendorUnavailable, match=r"asked fsm-mcp to wait; nothing was sent\. Try again in 1 s"):
         await client.get("/b")  # another request of the same tenant: held too, and not sent
     assert len(seen) == 1
     assert await client.get("/c", budget=5) == {"n": 2}  # a call whose budget covers the hold waits it out
