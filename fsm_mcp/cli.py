@@ -338,8 +338,8 @@ def reindex(business: str | None, db: Path | None) -> None:
 def _vendor(db: Path | None, business: str | None) -> Settings:
     settings = _settings(db, business)
     if settings.backend == "local":
-        raise click.UsageError("the local backend has nothing to check or sync; set FSM_MCP_BACKEND=servicetitan or fieldpulse "
-                               "(or backend in the configuration file) and its settings")
+        raise click.UsageError("the local backend has nothing to check or sync; set FSM_MCP_BACKEND=servicetitan, fieldpulse "
+                               "or housecallpro (or backend in the configuration file) and its settings")
     return settings
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from fsm_mcp.access.config import AccessSettings
 from fsm_mcp.connectors.fieldpulse import config as fieldpulse_config
+from fsm_mcp.connectors.housecallpro import config as housecallpro_config
 from fsm_mcp.connectors.servicetitan import config as servicetitan_config
 from fsm_mcp.identity.text import fold
 
@@ -86,11 +87,13 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("fsm-mcp", appauthor=False)) / "fsm.db"
 
 
-Backend = Literal["local", "servicetitan", "fieldpulse"]
-VENDORS = {"servicetitan": servicetitan_config.load, "fieldpulse": fieldpulse_config.load}
+Backend = Literal["local", "servicetitan", "fieldpulse", "housecallpro"]
+VENDORS = {"servicetitan": servicetitan_config.load, "fieldpulse": fieldpulse_config.load,
+           "housecallpro": housecallpro_config.load}
 
 
-GLOBAL_ENV = frozenset({"FSM_MCP_CONFIG", "FSM_MCP_DB", "FSM_MCP_LOG_LEVEL", "FSM_MCP_TENANT"})
+GLOBAL_ENV = frozenset({"FSM_MCP_CONFIG", "FSM_MCP_DB", "FSM_MCP_LOG_LEVEL", "FSM_MCP_TENANT", "FSM_MCP_REDIS_URL",
+                        "FSM_MCP_REPLICAS"})
 BUSINESS_KEYS = ("name", "timezone", "country", "working_hours", "job_types")
 BUSINESS_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -104,7 +107,14 @@ class Settings(BaseModel):
     backend: Backend = "local"
     servicetitan: servicetitan_config.ServiceTitanSettings | None = None
     fieldpulse: fieldpulse_config.FieldPulseSettings | None = None
+    housecallpro: housecallpro_config.HousecallProSettings | None = None
     access: AccessSettings = Field(default_factory=AccessSettings)
+    # Several replicas: Redis shares the vendors' pace and 429 holds and the per-caller limits between them;
+    # without it each replica paces its vendors at 1/replicas of the published rate.
+    redis_url: str | None = Field(default=None, pattern=r"^rediss?://", description="FSM_MCP_REDIS_URL: "
+                                  "redis://host:port/db, shared by every replica")
+    replicas: int = Field(default=1, ge=1, le=1000, description="FSM_MCP_REPLICAS: how many processes serve these "
+                          "businesses without Redis")
 
     @classmethod
     def load(cls, db: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
@@ -135,6 +145,10 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
         shared["db_path"] = Path(path).expanduser()
     if level := env.get("FSM_MCP_LOG_LEVEL") or data.get("log_level"):
         shared["log_level"] = str(level).upper()
+    if redis := env.get("FSM_MCP_REDIS_URL") or data.get("redis_url"):
+        shared["redis_url"] = redis
+    if replicas := env.get("FSM_MCP_REPLICAS") or data.get("replicas"):
+        shared["replicas"] = replicas
     tables = data.get("businesses")
     if not tables:
         business: dict[str, Any] = dict(data.get("business", {}))
@@ -163,7 +177,7 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
         try:
             out[ident] = _business(shared, business, table, own)
         except ValueError as exc:  # name each setting as it is set for this business
-            said = re.sub(r"\[(servicetitan|fieldpulse)\]", rf"[businesses.{ident}.\1]", str(exc))
+            said = re.sub(r"\[(servicetitan|fieldpulse|housecallpro)\]", rf"[businesses.{ident}.\1]", str(exc))
             raise ValueError(f"[businesses.{ident}]: {said.replace('FSM_MCP_', prefix)}") from None
     return out
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import anyio
 import httpx2 as httpx
 
+from fsm_mcp.connectors.http.lanes import Lanes, open_lanes
 from fsm_mcp.errors import FsmError
 from fsm_mcp.store.db import Database
 from fsm_mcp.store.leases import Lease
@@ -28,25 +29,45 @@ log = logging.getLogger("fsm_mcp")
 
 @asynccontextmanager
 async def open_backend(settings: Settings, db: Database, transport: httpx.AsyncBaseTransport | None = None,
-                       background: bool = True) -> AsyncIterator[Backend]:
+                       background: bool = True, lanes: Lanes | None = None) -> AsyncIterator[Backend]:
     """The configured backend; a vendor's keeps its customer directory synced in the background
-    (every `sync_interval` seconds) while the server runs."""
-    backend: VendorBackend
-    if settings.backend == "servicetitan" and settings.servicetitan is not None:
-        from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
-
-        backend = ServiceTitanBackend.open(db, settings.business, settings.servicetitan, transport)
-        interval = settings.servicetitan.sync_interval
-    elif settings.backend == "fieldpulse" and settings.fieldpulse is not None:
-        from fsm_mcp.connectors.fieldpulse.backend import FieldPulseBackend
-
-        backend = FieldPulseBackend.open(db, settings.business, settings.fieldpulse, transport)
-        interval = settings.fieldpulse.sync_interval
-    else:
+    (every `sync_interval` seconds) while the server runs. `lanes`: the pace and 429 holds it shares with every
+    other backend of the process (or, over Redis, of every replica); without, it opens its own from the settings
+    (a command such as `fsm-mcp sync` then shares Redis's lanes with the running servers)."""
+    if settings.backend == "local":
         from fsm_mcp.connectors.local import LocalBackend
 
         yield LocalBackend(db, settings.business)
         return
+    async with AsyncExitStack() as stack:
+        if lanes is None:
+            lanes = open_lanes(settings.redis_url, settings.replicas)
+            stack.push_async_callback(lanes.aclose)
+        async with _vendor(settings, db, transport, background, lanes) as backend:
+            yield backend
+
+
+@asynccontextmanager
+async def _vendor(settings: Settings, db: Database, transport: httpx.AsyncBaseTransport | None, background: bool,
+                  lanes: Lanes) -> AsyncIterator[Backend]:
+    backend: VendorBackend
+    if settings.backend == "servicetitan" and settings.servicetitan is not None:
+        from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
+
+        backend = ServiceTitanBackend.open(db, settings.business, settings.servicetitan, transport, lanes)
+        interval = settings.servicetitan.sync_interval
+    elif settings.backend == "fieldpulse" and settings.fieldpulse is not None:
+        from fsm_mcp.connectors.fieldpulse.backend import FieldPulseBackend
+
+        backend = FieldPulseBackend.open(db, settings.business, settings.fieldpulse, transport, lanes)
+        interval = settings.fieldpulse.sync_interval
+    elif settings.backend == "housecallpro" and settings.housecallpro is not None:
+        from fsm_mcp.connectors.housecallpro.backend import HousecallProBackend
+
+        backend = HousecallProBackend.open(db, settings.business, settings.housecallpro, transport, lanes)
+        interval = settings.housecallpro.sync_interval
+    else:
+        raise ValueError(f"the {settings.backend} backend's settings are missing")
     try:
         async with anyio.create_task_group() as tg:
             if background and interval > 0:
