@@ -16,6 +16,7 @@ from fsm_mcp.access.confirm import Confirmations
 from fsm_mcp.clock import Clock
 from fsm_mcp.connectors import open_backend
 from fsm_mcp.connectors.base import Backend
+from fsm_mcp.connectors.http.lanes import open_lanes
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
 from fsm_mcp.store.idempotency import IdempotentWriter
@@ -54,11 +55,14 @@ async def open_businesses(every: Mapping[str, Settings], db: Database, transport
                           background: bool = True) -> AsyncIterator[ServedBusinesses]:
     """Each business's backend opened on `db` for the block (a vendor's directory kept synced in the background
     when `background`). The first business is the default one."""
+    first = next(iter(every.values()))
     async with AsyncExitStack() as stack:
+        lanes = open_lanes(first.redis_url, first.replicas)  # one pace and hold per (vendor, tenant) for all of them
+        stack.push_async_callback(lanes.aclose)
         served = {}
         for ident, one in every.items():
             log.info("fsm-mcp serving business %r (%s backend) from %s", ident, one.backend, one.db_path)
-            backend = await stack.enter_async_context(open_backend(one, db, transport, background))
+            backend = await stack.enter_async_context(open_backend(one, db, transport, background, lanes))
             # The local store's writes join the idempotency transaction; a vendor's cannot.
             served[ident] = ServedBusiness(settings=one, db=db, backend=backend, clock=db.clock,
                                            writer=IdempotentWriter(db, in_transaction=one.backend == "local"),

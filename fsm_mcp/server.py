@@ -98,6 +98,6 @@ def build_server(
         log_level=first.log_level,  # type: ignore[arg-type]
     )
     tools.register(mcp, sorted({s.backend for s in every.values()}))
-    limits = CallerLimits.of(first.access)
+    limits = CallerLimits.of(first.access, first.redis_url)
     mcp.middleware.append(Gate(mcp, caller, limits, every.keys(), read_only))
     return mcp

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -81,3 +82,18 @@ def count(settings: Settings, table: str) -> int:
 
 NEW_CALLER = {"name": "Maria Garcia", "phone": "(312) 555-0188", "address": "410 Maple Dr, Springfield, IL 62704"}
 MONDAY_9 = window(MONDAY, 9)
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own, removed after it."""
+    prefix = f"fsm-mcp-test:{uuid.uuid4().hex}:"
+    yield prefix
+    from redis import asyncio as aioredis
+
+    from tests.redis_rig import REDIS_URL
+
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    async for key in redis.scan_iter(match=prefix + "*"):
+        await redis.delete(key)
+    await redis.aclose()

@@ -4,12 +4,7 @@ Redis) in every replica; the fakes count any request that arrives inside a hold.
 from __future__ import annotations
 
 import math
-import os
-import socket
 import time
-import uuid
-from collections.abc import AsyncIterator
-from urllib.parse import urlparse
 
 import anyio
 import httpx2 as httpx
@@ -23,37 +18,10 @@ from fsm_mcp.errors import VendorUnavailable
 from tests.fakes import fieldpulse, servicetitan
 from tests.fakes.chaos import Chaos
 from tests.fakes.serve import serving
+from tests.redis_rig import REDIS_URL, closed_port, needs_redis
 
 pytestmark = pytest.mark.anyio
 PATIENT = Policy(attempts=50, budget=60.0, base=0.01, cap=0.2)  # every call lives through its holds
-REDIS_URL = os.environ.get("FSM_MCP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def redis_reachable() -> bool:
-    where = urlparse(REDIS_URL)
-    try:
-        socket.create_connection((where.hostname or "127.0.0.1", where.port or 6379), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
-
-
-needs_redis = pytest.mark.skipif(not redis_reachable(), reason=f"no Redis answering at {REDIS_URL}")
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own, removed after it."""
-    prefix = f"fsm-mcp-test:{uuid.uuid4().hex}:"
-    yield prefix
-    from redis import asyncio as aioredis
-
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    async for key in redis.scan_iter(match=prefix + "*"):
-        await redis.delete(key)
-    await redis.aclose()
-
-
 def redis_lanes(prefix: str) -> Lanes:
     from fsm_mcp.connectors.http.redis_lanes import RedisLanes
 
@@ -212,10 +180,7 @@ async def test_two_replicas_over_redis_send_nothing_inside_a_hold_one_of_them_wa
 async def test_an_unreachable_redis_sends_nothing_and_says_so() -> None:
     from fsm_mcp.connectors.http.redis_lanes import RedisLanes
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here
-    lanes = RedisLanes.from_url(f"redis://127.0.0.1:{port}/0")
+    lanes = RedisLanes.from_url(f"redis://127.0.0.1:{closed_port()}/0")
     with pytest.raises(VendorUnavailable, match="shared rate limiter"):
         await lanes.lane("ServiceTitan", "1001", 60).turn()
     await lanes.aclose()

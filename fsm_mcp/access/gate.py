@@ -37,7 +37,7 @@ class Gate:
                 if isinstance(result, dict):
                     result["tools"] = [t for t in result.get("tools", []) if caller.may(_scope(t.get("_meta") or {}))]
                 return result
-            if ctx.method == "tools/call" and (refusal := self._refusal(ctx, caller)):
+            if ctx.method == "tools/call" and (refusal := await self._refusal(ctx, caller)):
                 log.info("refused %s to %s: %s", (ctx.params or {}).get("name"), caller.identity, refusal)
                 return _refuse(refusal)
             return await call_next(ctx)
@@ -50,7 +50,7 @@ class Gate:
         caller = Caller.of_token(user.access_token) if isinstance(user, AuthenticatedUser) else self.local
         return caller.read_only() if self.read_only else caller
 
-    def _refusal(self, ctx: ServerRequestContext[Any, Any], caller: Caller) -> str | None:
+    async def _refusal(self, ctx: ServerRequestContext[Any, Any], caller: Caller) -> str | None:
         name = str((ctx.params or {}).get("name", ""))
         tool = self.server._tool_manager.get_tool(name)  # the SDK has no public lookup of one tool
         if tool is None:
@@ -62,7 +62,7 @@ class Gate:
         if caller.business is not None and caller.business not in self.businesses:
             return f"This caller's business {caller.business!r} is not served here."
         writes = not (tool.annotations is not None and tool.annotations.read_only_hint)
-        return self.limits.refusal(caller, writes)
+        return await self.limits.refusal(caller, writes)
 
 
 def _scope(meta: dict[str, Any]) -> str | None:

@@ -9,7 +9,10 @@ queue resumes at the published rate rather than all at once).
 
 `LocalLanes` keeps the lanes of one process. `RedisLanes` (`redis_lanes.py`, when
 `FSM_MCP_REDIS_URL` is set) keeps them in Redis, so several replicas share one pace and
-one hold per lane; `open_lanes` picks one.
+one hold per lane; `open_lanes` picks one. Without Redis, replicas cannot see each other's
+requests, so each paces at its share of the published rate (`FSM_MCP_REPLICAS`, default 1):
+the rate is kept at the price of a little idle budget, and no replica needs another to start.
+A 429 is still held by every replica that gets one.
 """
 
 from __future__ import annotations
@@ -88,24 +91,26 @@ class LocalLane:
 class LocalLanes:
     """The lanes of one process: every backend and caller of a (vendor, tenant) gets the same one."""
 
-    def __init__(self, clock: Clock = time.monotonic) -> None:
+    def __init__(self, clock: Clock = time.monotonic, replicas: int = 1) -> None:
         self._clock = clock
+        self._share = 1 / replicas  # of each lane's published rate, for this process
         self._lanes: dict[tuple[str, str], LocalLane] = {}
 
     def lane(self, vendor: str, tenant: str, rate: float) -> LocalLane:
         key = (vendor, tenant)
         if key not in self._lanes:
-            self._lanes[key] = LocalLane(Pace(rate, self._clock), self._clock)
+            self._lanes[key] = LocalLane(Pace(rate * self._share, self._clock), self._clock)
         return self._lanes[key]
 
     async def aclose(self) -> None:
         return None
 
 
-def open_lanes(redis_url: str | None) -> Lanes:
-    """Redis's lanes when a URL is given (several replicas share them), else this process's own."""
+def open_lanes(redis_url: str | None, replicas: int = 1) -> Lanes:
+    """Redis's lanes when a URL is given (several replicas share them), else this process's own, paced at its
+    share of the rate when `replicas` processes serve the same businesses."""
     if not redis_url:
-        return LocalLanes()
+        return LocalLanes(replicas=replicas)
     from fsm_mcp.connectors.http.redis_lanes import RedisLanes
 
     return RedisLanes.from_url(redis_url)
