@@ -25,6 +25,26 @@ VENDOR_NOTES = {
         "list_technicians": "Over FieldPulse, skills come from the fieldpulse skills setting (FieldPulse users carry none).",
         "create_job": "Over FieldPulse, whose jobs have no priority, a priority other than normal leads the job's notes.",
     },
+    "housecallpro": {
+        "update_job_status": "Over Housecall Pro, whose API cannot start, complete or cancel a job (its apps do), "
+                             "completed is refused; en_route, arrived and working are recorded as job "
+                             "notes, which get_job reads back, and on_hold takes the job off the schedule (Housecall "
+                             "Pro's 'needs scheduling').",
+        "cancel_job": "Over Housecall Pro, whose API cannot cancel a job, the confirmed call is refused: cancel it "
+                      "in the Housecall Pro app.",
+        "merge_customers": "Not available over Housecall Pro, whose API cannot merge customers: merge them in "
+                           "Housecall Pro, and the next directory sync picks it up.",
+        "create_invoice": "Over Housecall Pro, whose API cannot create invoices, this adds the lines (the discount as "
+                          "a discount line) to the job, from which Housecall Pro makes the job's invoice, and answers "
+                          "with that invoice under the job's invoice number; the business sends it from the Housecall "
+                          "Pro app, which taxes the taxable lines at its own rate (the tax shown is at tax_rate).",
+        "create_job": "Over Housecall Pro, the job type must be one of the company's job types; the summary, and a "
+                      "priority other than normal, go in the job's first note.",
+        "dispatch_technician": "Over Housecall Pro, a job with several visits is dispatched in Housecall Pro, and a "
+                               "job with no time yet needs window_start and window_end.",
+        "list_technicians": "Over Housecall Pro, a technician's skills are the employee's tags plus the housecallpro "
+                            "skills setting; only active employees are listed.",
+    },
 }
 
 

@@ -87,7 +87,7 @@ class HousecallProSteps:
         phones, emails = (sorted(x) for x in booking.caller_contacts(self.business, request))
         name = details.name.strip()
         first, last = mapping.split_name(name)
-        body: Json = {"first_name": first, "last_name": last or None, "email": emails[0] if emails else None,
+        body: Json = {"first_name": first, **({"last_name": last} if last else {}), **({"email": emails[0]} if emails else {}),
                       **dict(zip(mapping.PHONES, phones, strict=False)), "addresses": [place]}
 
         async def created() -> Json | None:  # the same name at the same street

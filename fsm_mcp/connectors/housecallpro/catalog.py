@@ -6,6 +6,7 @@ technician's skills are the employee's tags, plus the `skills` setting (by name 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from fsm_mcp.errors import InvalidInput, NotFound
 from fsm_mcp.identity.text import fold
 from fsm_mcp.models import Technician
 
+log = logging.getLogger(__name__)
 FRESH_FOR = 300.0  # seconds; an employee or job type added in Housecall Pro shows up within five minutes
 T = TypeVar("T")
 
@@ -71,7 +73,11 @@ class JobTypes:
         self._all = Cached(self._load)
 
     async def _load(self) -> dict[str, dict[str, Any]]:
-        return {fold(str(t["name"])): t for t in await self.api.all("/job_fields/job_types", "job_types") if t.get("name")}
+        body = await self.api.get("/job_fields/job_types")  # the list takes no page parameters: one answer is all
+        if int(body.get("total_pages") or 1) > 1:
+            log.warning("Housecall Pro lists only the first %d of %s job types; a booking of another is refused",
+                        len(body["job_types"]), body.get("total_items"))
+        return {fold(str(t["name"])): t for t in body["job_types"] if t.get("name")}
 
     async def all(self) -> dict[str, dict[str, Any]]:
         return await self._all.get()

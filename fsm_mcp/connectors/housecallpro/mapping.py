@@ -128,8 +128,8 @@ def address_out(a: AddressIn, country: str) -> Json:
     missing = [name for name, value in (("city", a.city), ("state", a.state), ("postal_code", a.postal_code)) if not value]
     if missing:
         raise InvalidInput("address", f"Housecall Pro needs the {', '.join(missing)} of a new service address; ask the caller")
-    return {"street": a.street, "street_line_2": a.unit, "city": a.city, "state": a.state, "zip": a.postal_code,
-            "country": a.country or country}
+    return {"street": a.street, **({"street_line_2": a.unit} if a.unit else {}), "city": a.city, "state": a.state,
+            "zip": a.postal_code, "country": a.country or country}
 
 
 # ----- jobs -----
