@@ -1,15 +1,17 @@
 """500 tool calls over a vendor while it misbehaves: every call ends done or with a clear
 tool error, nothing is duplicated, no request is sent again before its Retry-After.
 
-    python benchmarks/vendor_chaos.py [--vendor servicetitan|fieldpulse] [--scenarios 63] [--concurrent 16]
+    python benchmarks/vendor_chaos.py [--vendor servicetitan|fieldpulse|housecallpro] [--scenarios 63] [--concurrent 16]
 
 The fake vendor (tests/fakes) serves over real HTTP on loopback and answers 30 % of
-calls 429 (ServiceTitan: Retry-After: 1; FieldPulse: RateLimit-Reset, epoch seconds, a
-second on), 5 % 503, loses the answer of 2 % of writes after doing them, and (ServiceTitan)
-issues tokens that expire every 30 s. The real server (in-process MCP client) plays
-scenarios of 8 calls each: lookup, slots, booking a new caller, dispatch, arrived, working,
-completed, invoice. An agent retries a call that failed with "try again" or "may or may
-not" with the same arguments and idempotency key (up to 3 times), as voice platforms do.
+calls 429 (ServiceTitan and Housecall Pro: Retry-After: 1; FieldPulse: RateLimit-Reset,
+epoch seconds, a second on), 5 % 503, loses the answer of 2 % of writes after doing them,
+and (ServiceTitan) issues tokens that expire every 30 s. The real server (in-process MCP
+client) plays scenarios of 8 calls each: lookup, slots, booking a new caller, dispatch,
+arrived, working, completed (over Housecall Pro, whose API cannot complete a job, the
+technician's app does it first and the call finds it done), invoice. An agent retries a
+call that failed with "try again" or "may or may not" with the same arguments and
+idempotency key (up to 3 times), as voice platforms do.
 
 Printed: calls and their outcomes, retries, then the audit of the fake: jobs per
 booking, customers per name, invoices per job, lines per invoice (each must be at most 1), requests
@@ -94,7 +96,7 @@ class Tally:
         return None
 
 
-async def scenario(client: Client, tally: Tally, i: int, tech: str) -> None:
+async def scenario(client: Client, tally: Tally, i: int, tech: str, vendor: Vendor) -> None:
     name, street = new_caller(i)
     phone = f"312555{i:04d}"
     day = (FIRST_DAY + timedelta(days=i % 28)).isoformat()
@@ -123,6 +125,8 @@ async def scenario(client: Client, tally: Tally, i: int, tech: str) -> None:
                                             "unit_price": "89.50"}]}),
     ]
     for tool, args in follow:
+        if args.get("status") == "completed":
+            vendor.app_completes(job)
         if await tally.call(client, tool, args) is None:
             tally.stopped += 1
             return
@@ -145,7 +149,7 @@ async def run(args: argparse.Namespace) -> None:
 
             async def one(i: int) -> None:
                 async with limiter:
-                    await scenario(client, tally, i, techs[i % len(techs)])
+                    await scenario(client, tally, i, techs[i % len(techs)], vendor)
 
             async with anyio.create_task_group() as tg:
                 for i in range(args.scenarios):
@@ -164,8 +168,8 @@ async def run(args: argparse.Namespace) -> None:
         print(f"  unclear: {text}")
     print(vendor.audit())
     print(f"requests sent while a 429 received for the same request still asked to wait: {len(audit.early)} "
-          f"(seen at the server's network edge); arriving at the fake within such a wait, over {GRACE * 1000:.0f} ms after "
-          f"the 429 left (a same request from another call may already be on its way): {len(fake.door.too_early)}")
+          f"(seen at the server's network edge); any request arriving at the fake inside a hold it had given the tenant, "
+          f"over {GRACE * 1000:.0f} ms after the 429 left (one may already be on its way): {vendor.inside_hold()}")
     for early, method, url in fake.door.too_early[:5]:
         print(f"  {early:.3f} s early: {method} {url}")
     print(f"the fake served {len(fake.door.log)} requests: {codes[429]} x 429, {codes[503]} x 503, "

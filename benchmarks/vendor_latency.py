@@ -1,6 +1,6 @@
 """Call latency over a vendor when every vendor request takes 150 ms.
 
-    python benchmarks/vendor_latency.py [--vendor servicetitan|fieldpulse] [--calls 30] [--latency 0.15]
+    python benchmarks/vendor_latency.py [--vendor servicetitan|fieldpulse|housecallpro] [--calls 30] [--latency 0.15]
 
 The fake vendor (tests/fakes) serves over real HTTP on loopback. Known callers each
 have a past job. Each round measures, through the real server and MCP client:

@@ -12,6 +12,7 @@ import pytest
 
 from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.connectors.housecallpro.backend import HousecallProBackend
+from fsm_mcp.connectors.housecallpro.mapping import stamp
 from fsm_mcp.connectors.http.client import Policy
 from fsm_mcp.connectors.vendor_settings import SettingsError
 from fsm_mcp.directory import customers
@@ -214,7 +215,7 @@ async def test_a_technician_booked_elsewhere_is_refused_naming_the_clashing_job(
 async def test_the_directory_follows_changes_at_housecall_pro(hcp: HcpRig) -> None:
     company = hcp.fake.company
     carter = next(c for c in company.customers.values() if c["first_name"] == "William")
-    carter.update(mobile_number="217-555-0177", updated_at="2100-01-01T00:00:00Z")  # changed in the app
+    carter.update(mobile_number="217-555-0177", updated_at=stamp(local(MONDAY, 9)))  # changed in the app, since the sync
     maria = hcp.fake.add_customer("Maria Gomez", "8 Pine Rd", "Springfield", "62702", mobile="217 555 0166")
     stored = await hcp.sync()
     assert 2 <= stored["customers"] <= 3
