@@ -97,7 +97,8 @@ def build_server(
         lifespan=lifespan,
         log_level=first.log_level,  # type: ignore[arg-type]
     )
-    tools.register(mcp, sorted({s.backend for s in every.values()}))
+    tools.register(mcp)
     limits = CallerLimits.of(first.access, first.redis_url)
-    mcp.middleware.append(Gate(mcp, caller, limits, every.keys(), read_only))
+    mcp.middleware.append(Gate(mcp, caller, limits, {ident: s.backend for ident, s in every.items()}, read_only,
+                               describe=tools.as_served_by))
     return mcp

@@ -56,8 +56,10 @@ async def render(mcp: MCPServer) -> str:
         if tool.output_schema:
             fields = ", ".join(f"`{k}`" for k in tool.output_schema.get("properties", {}))
             out.append(f"\nReturns: {tool.output_schema.get('title', 'object')} with {fields}.")
-    out.append("\n## Over a vendor backend\n\nWith `FSM_MCP_BACKEND` set to a vendor, every tool reaches that outside "
-               "system (`openWorldHint=true`), and these descriptions gain what works differently there:\n")
+    out.append("\n## Over a vendor backend\n\nTo a caller whose business runs on a vendor (`FSM_MCP_BACKEND`, or `backend` "
+               "in its `[businesses.<id>]` table), every tool reaches that outside system (`openWorldHint=true`), and "
+               "these descriptions gain what works differently there; each caller's `tools/list` describes its own "
+               "business's backend:\n")
     for backend, notes in sorted(VENDOR_NOTES.items()):
         out.append(f"- `{backend}`:")
         out += [f"  - `{name}`: {note}" for name, note in sorted(notes.items())]

@@ -123,3 +123,28 @@ async def test_a_caller_bound_to_one_business_cannot_read_write_or_detect_anothe
     assert tenants == {"acme": 1, "bolt": 1}
     assert conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone() == ("scheduled",)
     assert probes == 11 and leaks == 0
+
+
+@pytest.mark.anyio
+async def test_each_callers_tool_list_describes_its_own_businesss_backend(tmp_path: Path) -> None:
+    from tests.fakes.fieldpulse import API_KEY, FakeFieldPulse
+    from tests.fakes.serve import serving as vendor_serving
+
+    config = tmp_path / "fsm.toml"
+    config.write_text(TWO.replace('country = "US"\n', 'country = "US"\nbackend = "fieldpulse"\n'))
+    db = tmp_path / "two.db"
+    with vendor_serving(FakeFieldPulse().app) as fieldpulse:
+        env = {**ENV, "FSM_MCP_CONFIG": str(config), "FSM_MCP_BOLT_FIELDPULSE_API_KEY": API_KEY,
+               "FSM_MCP_BOLT_FIELDPULSE_API_URL": fieldpulse, "FSM_MCP_BOLT_FIELDPULSE_SYNC_INTERVAL": "0"}
+        acme = new_key(db, "acme-desk", "customers:read", "jobs:write", env=env, business="acme")
+        bolt = new_key(db, "bolt-desk", "customers:read", "jobs:write", env=env, business="bolt")
+        listed = {}
+        with serving(db, env=env) as base, anyio.fail_after(60):
+            for name, key in (("acme", acme), ("bolt", bolt)):
+                async with client(base, key) as c:
+                    listed[name] = {t.name: t for t in (await c.list_tools()).tools}
+    assert listed["acme"].keys() == listed["bolt"].keys()
+    assert not any("FieldPulse" in (t.description or "") for t in listed["acme"].values())
+    assert not any(t.annotations and t.annotations.open_world_hint for t in listed["acme"].values())
+    assert "recorded as a job comment" in (listed["bolt"]["update_job_status"].description or "")
+    assert all(t.annotations and t.annotations.open_world_hint for t in listed["bolt"].values())

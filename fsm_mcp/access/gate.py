@@ -1,11 +1,12 @@
 """The gate every MCP message passes: it names the caller for the tools, hides from tools/list
-the tools the caller's scopes do not allow, refuses them if called anyway, and applies the
-caller's rate limits. An SDK middleware, so it sees every transport alike."""
+the tools the caller's scopes do not allow, describes the rest as the caller's own business's
+backend works, refuses a hidden tool if called anyway, and applies the caller's rate limits.
+An SDK middleware, so it sees every transport alike."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -18,15 +19,19 @@ from fsm_mcp.access.limits import CallerLimits
 
 log = logging.getLogger("fsm_mcp.access")
 
+Describe = Callable[[dict[str, Any], str], dict[str, Any]]  # a tools/list entry, the caller's backend -> as listed
+
 
 class Gate:
-    def __init__(self, server: MCPServer, local: Caller, limits: CallerLimits, businesses: Collection[str],
-                 read_only: bool = False) -> None:
+    def __init__(self, server: MCPServer, local: Caller, limits: CallerLimits, businesses: Mapping[str, str],
+                 read_only: bool = False, describe: Describe | None = None) -> None:
         self.server = server
         self.read_only = read_only  # the server was started read-only: no caller gets more than the read scopes
         self.local = local  # who a message without credentials is: the local user, or NOBODY (HTTP with auth)
         self.limits = limits
-        self.businesses = businesses
+        self.businesses = businesses  # business id -> its backend; the first is the default business
+        self.default = next(iter(businesses))
+        self.describe = describe or (lambda tool, _backend: tool)
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         caller = self._caller(ctx)
@@ -35,7 +40,9 @@ class Gate:
             if ctx.method == "tools/list":
                 result = await call_next(ctx)  # serialised by the SDK: a dict, tools with their `_meta`
                 if isinstance(result, dict):
-                    result["tools"] = [t for t in result.get("tools", []) if caller.may(_scope(t.get("_meta") or {}))]
+                    backend = self.businesses.get(caller.business or self.default, "local")
+                    result["tools"] = [self.describe(t, backend) for t in result.get("tools", [])
+                                       if caller.may(_scope(t.get("_meta") or {}))]
                 return result
             if ctx.method == "tools/call" and (refusal := await self._refusal(ctx, caller)):
                 log.info("refused %s to %s: %s", (ctx.params or {}).get("name"), caller.identity, refusal)

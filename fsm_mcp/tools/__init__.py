@@ -3,6 +3,8 @@
 One module per area; each has a `register(mcp)` that adds its tools.
 """
 
+from typing import Any
+
 from mcp.server.mcpserver import MCPServer
 
 from fsm_mcp.tools import customers, dispatch, duplicates, invoices, jobs
@@ -48,23 +50,22 @@ VENDOR_NOTES = {
 }
 
 
-def register(mcp: MCPServer, backends: list[str] | None = None) -> None:
-    """`backends`: those of the businesses served (one server may serve several)."""
+def register(mcp: MCPServer) -> None:
     for area in (customers, duplicates, jobs, dispatch, invoices):
         area.register(mcp)
     publish_plain_schemas(mcp)
     forbid_unknown_arguments(mcp)
-    for backend in backends or ["local"]:
-        if backend != "local":
-            describe_vendor(mcp, backend)
 
 
-def describe_vendor(mcp: MCPServer, backend: str) -> None:
-    """Over a vendor every tool reaches an outside system (open world), and some work differently.
-    The tool list has no public accessor, hence `_tool_manager` (see `publish_plain_schemas`)."""
-    notes = VENDOR_NOTES.get(backend, {})
-    for tool in mcp._tool_manager.list_tools():
-        if tool.annotations is not None:
-            tool.annotations = tool.annotations.model_copy(update={"open_world_hint": True})
-        if note := notes.get(tool.name):
-            tool.description = f"{tool.description} {note}"
+def as_served_by(tool: dict[str, Any], backend: str) -> dict[str, Any]:
+    """A tool's `tools/list` entry as a caller whose business runs on `backend` reads it: over a vendor every tool
+    reaches an outside system (open world), and some work differently there. One server may serve businesses on
+    different backends, so this is decided per caller, never written into the registered tools."""
+    if backend == "local":
+        return tool
+    described = dict(tool)
+    if isinstance(hints := tool.get("annotations"), dict):
+        described["annotations"] = {**hints, "openWorldHint": True}
+    if note := VENDOR_NOTES.get(backend, {}).get(str(tool.get("name"))):
+        described["description"] = f"{tool.get('description') or ''} {note}".strip()
+    return described
