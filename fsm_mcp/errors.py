@@ -9,7 +9,7 @@
     │   ├── AmbiguousCustomer  several customers fit; the agent must ask the caller
     │   └── IdempotencyMismatch the key was used before with different arguments
     ├── Busy                   another process holds the store's write lock too long; retry
-    └── VendorError            the business's platform (ServiceTitan, FieldPulse) failed us
+    └── VendorError            the business's platform (ServiceTitan, FieldPulse, Housecall Pro) failed us
         ├── VendorUnavailable  it is down, slow or rate limiting, and retries ran out; try later
         ├── VendorRejected     it refused the request as invalid; says what it objected to
         └── WriteUncertain     a write was sent and its answer lost, and no read-back could
