@@ -3,9 +3,16 @@
 People ("entities") are generated with unique phones and e-mails. Duplicate records of a
 person differ only by the variants callers and CRMs produce: nickname, typo or OCR slip,
 swapped name order, address abbreviation, reformatted phone, a missing field, case. Hard
-negatives are different people who look alike: a spouse at the same address on the family
-line, a neighbour with the same surname, colleagues behind one office switchboard, and a
+negatives are different people who look alike: a neighbour with the same surname, and a
 namesake across town.
+
+Every person belongs to an account (a household or a business, the customer a field-service
+business serves). A spouse at the same address on the family line is another person of the
+same account: one account with two contacts; so are colleagues behind one office switchboard
+(the business is the account). So the set is scored twice: at the account level
+(a lookup must attach the caller's account and never another; duplicates are records of one
+account) and at the person level (a lookup's `contact`-level match must be the caller
+themselves; duplicates are records of one person, as the report's `person` numbers them).
 
     python -m tests.evalset [--people 3000]     prints precision, recall and F1
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 import csv
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +54,11 @@ class Person:
     street: str  # "Oak Street"
     unit: str | None
     postal: str
+    account: int = -1  # the household or business; -1: an account of their own (set to entity)
+
+    def __post_init__(self) -> None:
+        if self.account == -1:
+            self.account = self.entity
 
 
 @dataclass
@@ -61,6 +74,11 @@ class Query:
     args: dict[str, str]
     entity: int | None  # who it must find confidently, or None: nobody may be attached
     kind: str
+    account: int | None = -1  # whose account it must find; -1: the entity's own, None: nobody's
+
+    def __post_init__(self) -> None:
+        if self.account == -1:
+            self.account = self.entity
 
 
 def _phone_text(digits: str, style: int) -> str:
@@ -160,11 +178,11 @@ def build(people: int = 3000, duplicate_share: float = 0.3, seed: int = 20261121
         shape = rng.random()
         if shape < 0.06:  # a spouse on the family line at the same address
             spouse = g.person(family=p.family, phone=p.phone, house=p.house, street=p.street, unit=p.unit, postal=p.postal,
-                              given=rng.choice([x for x in list(NICK) + PLAIN if x != p.given]))
+                              given=rng.choice([x for x in list(NICK) + PLAIN if x != p.given]), account=p.account)
             g.add(spouse, [])
-            queries.append(Query({"phone": _phone_text(p.phone, 2)}, None, "shared line, caller ID only"))
+            queries.append(Query({"phone": _phone_text(p.phone, 2)}, None, "shared line, caller ID only", p.account))
             queries.append(Query({"phone": _phone_text(p.phone, 1), "name": f"{spouse.given} {spouse.family}"},
-                                 spouse.entity, "shared line with the name"))
+                                 spouse.entity, "shared line with the name", p.account))
         elif shape < 0.10:  # a neighbour with the same surname
             neighbour = g.person(family=p.family, street=p.street, postal=p.postal, house=p.house + rng.choice([2, 4, 10]),
                                  given=rng.choice([x for x in list(NICK) + PLAIN if x != p.given]))
@@ -173,8 +191,8 @@ def build(people: int = 3000, duplicate_share: float = 0.3, seed: int = 20261121
                                   "address": f"{neighbour.house} {neighbour.street}"}, neighbour.entity, "neighbour by name and address"))
         elif shape < 0.12:  # colleagues behind one switchboard
             for _ in range(rng.randint(2, 4)):
-                g.add(g.person(phone=p.phone, house=p.house, street=p.street, postal=p.postal, unit=None), [])
-            queries.append(Query({"phone": _phone_text(p.phone, 0)}, None, "switchboard, caller ID only"))
+                g.add(g.person(phone=p.phone, house=p.house, street=p.street, postal=p.postal, unit=None, account=p.account), [])
+            queries.append(Query({"phone": _phone_text(p.phone, 0)}, None, "switchboard, caller ID only", p.account))
         elif shape < 0.15:  # a namesake across town
             g.add(g.person(given=p.given, family=p.family), [])
             queries.append(Query({"name": f"{p.given} {p.family}"}, None, "namesake, name only"))
@@ -259,8 +277,15 @@ def _load(records: list[Record], folder: Path, label: str):  # type: ignore[no-u
     return db, business, {cid: entity_of_external[ext] for cid, ext in ids.items()}
 
 
+def _accounts(g: Generator) -> dict[int, int]:
+    return {p.entity: p.account for p in g.people}
+
+
 def evaluate_lookup(people: int, folder: Path) -> dict[str, Scores]:
-    """Does the top confident match point at the right person, or correctly at nobody?"""
+    """Does the top confident match point at the right person, or correctly at nobody? Keyed by the
+    kind of query, at the person level (a match at the `contact` level must be the caller's own
+    record), and "account: ..." at the account level (any confident match must be the caller's
+    account: a false one is a wrong attach)."""
     import anyio
 
     from fsm_mcp.connectors.local import LocalBackend
@@ -269,8 +294,9 @@ def evaluate_lookup(people: int, folder: Path) -> dict[str, Scores]:
 
     g, queries = build(people, duplicate_share=0.0)
     db, business, entity = _load(g.records, folder, "lookup")
+    account = _accounts(g)
     backend = LocalBackend(db, business)
-    scores: dict[str, Scores] = {"all": Scores()}
+    scores: dict[str, Scores] = {"all": Scores(), "account: all": Scores()}
 
     async def run() -> None:
         for q in queries:
@@ -278,13 +304,20 @@ def evaluate_lookup(people: int, folder: Path) -> dict[str, Scores]:
             address = parse_address(args.pop("address")) if "address" in args else None
             found = await backend.lookup_customers(caller_profile(address=address, region="US", **args), 5)
             top = found.matches[0] if found.matches and found.matches[0].confidence in ("exact", "likely") else None
-            got = entity[top.customer_id] if top else None
+            got = entity[top.customer_id] if top and top.level == "contact" else None
             for s in (scores["all"], scores.setdefault(q.kind, Scores())):
                 if got is not None and got == q.entity:
                     s.tp += 1
                 else:
                     s.fp += got is not None
                     s.fn += q.entity is not None
+            got = account[entity[top.customer_id]] if top else None
+            for s in (scores["account: all"], scores.setdefault(f"account: {q.kind}", Scores())):
+                if got is not None and got == q.account:
+                    s.tp += 1
+                else:
+                    s.fp += got is not None
+                    s.fn += q.account is not None
 
     anyio.run(run)
     db.close()
@@ -292,24 +325,31 @@ def evaluate_lookup(people: int, folder: Path) -> dict[str, Scores]:
 
 
 def evaluate_duplicates(people: int, folder: Path) -> dict[str, Scores]:
-    """Pairs of records put in one group (at `likely` or better) against the pairs that are one person."""
+    """Pairs of records put in one group (at `likely` or better) against the pairs that are one
+    person ("all", "sharing ...": a pair counts when the report numbers both records as one person)
+    and one account ("account: ...": any two records of a group)."""
     from fsm_mcp.directory.duplicates import find
 
     g, _ = build(people)
-    db, business, entity = _load(g.records, folder, "duplicates")
+    db, business, _ = _load(g.records, folder, "duplicates")
     report = db.read(find, business.tenant_id, "likely", 10**9)
     db.close()
     by_external = {r.external_id: r for r in g.records}
-    ext = dict.fromkeys(entity)
-    predicted = set()
+    account = _accounts(g)
+    one_person, one_account = set(), set()
     for group in report.groups:
-        ids = sorted(m.external_id for m in group.members if m.external_id)
-        predicted.update((a, b) for i, a in enumerate(ids) for b in ids[i + 1 :])
-    del ext
-    members: dict[int, list[str]] = {}
-    for r in g.records:
-        members.setdefault(r.entity, []).append(r.external_id)
-    truth = {(a, b) for ids in members.values() for i, a in enumerate(sorted(ids)) for b in sorted(ids)[i + 1 :]}
+        found = sorted((m.external_id, m.person) for m in group.members if m.external_id)
+        for i, (a, person_a) in enumerate(found):
+            for b, person_b in found[i + 1 :]:
+                one_account.add((a, b))
+                if person_a == person_b:
+                    one_person.add((a, b))
+
+    def pairs(label: Callable[[Record], int]) -> set[tuple[str, str]]:
+        members: dict[int, list[str]] = {}
+        for r in g.records:
+            members.setdefault(label(r), []).append(r.external_id)
+        return {(a, b) for ids in members.values() for i, a in enumerate(sorted(ids)) for b in sorted(ids)[i + 1 :]}
 
     def digits(text: str) -> str:
         return "".join(ch for ch in text if ch.isdigit())[-10:]
@@ -318,13 +358,15 @@ def evaluate_duplicates(people: int, folder: Path) -> dict[str, Scores]:
         a, b = (by_external[x].row for x in pair)
         return bool((a["phone"] and digits(a["phone"]) == digits(b["phone"])) or (a["email"] and a["email"].lower() == b["email"].lower()))
 
-    scores = {"all": Scores(), "sharing a phone or e-mail": Scores(), "sharing neither": Scores()}
-    for pair in truth | predicted:
-        subset = "sharing a phone or e-mail" if shares_contact(pair) else "sharing neither"
-        for s in (scores["all"], scores[subset]):
-            s.tp += pair in truth and pair in predicted
-            s.fp += pair in predicted and pair not in truth
-            s.fn += pair in truth and pair not in predicted
+    scores: dict[str, Scores] = {}
+    for prefix, truth, predicted in (("", pairs(lambda r: r.entity), one_person),
+                                     ("account: ", pairs(lambda r: account[r.entity]), one_account)):
+        for pair in truth | predicted:
+            subset = "sharing a phone or e-mail" if shares_contact(pair) else "sharing neither"
+            for s in (scores.setdefault(f"{prefix}all", Scores()), scores.setdefault(prefix + subset, Scores())):
+                s.tp += pair in truth and pair in predicted
+                s.fp += pair in predicted and pair not in truth
+                s.fn += pair in truth and pair not in predicted
     return scores
 
 
@@ -339,11 +381,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         print(f"lookup ({args.people} people and their look-alikes):")
-        for kind, s in evaluate_lookup(args.people, Path(tmp)).items():
-            print(f"  {kind:>32}: {s}")
+        for kind, s in sorted(evaluate_lookup(args.people, Path(tmp)).items(), key=lambda kv: kv[0].startswith("account")):
+            print(f"  {kind:>41}: {s}")
         print("duplicate finding (min_confidence=likely):")
         for kind, s in evaluate_duplicates(args.people, Path(tmp)).items():
-            print(f"  {kind:>32}: {s}")
+            print(f"  {kind:>41}: {s}")
         print(f"({time.perf_counter() - start:.1f} s)")
 
 

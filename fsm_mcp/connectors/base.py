@@ -103,6 +103,8 @@ class DuplicateMember(BaseModel):
     customer_id: str
     name: str
     external_id: str | None = Field(default=None, description="The id given at import, if any")
+    person: int = Field(default=1, description="Which person of the account this record is: records with one "
+                        "number are one person; another number is another member of the household (a contact to keep)")
 
 
 class DuplicateGroup(BaseModel):
@@ -170,6 +172,11 @@ class Backend(Protocol):
     async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job: ...
 
     async def update_job_status(self, job_id: str, status: JobStatus, note: str | None) -> Job: ...
+
+    def cannot_set(self, status: JobStatus) -> str | None:
+        """Why this system's API cannot move a job to `status` (its own apps do), or None; asked before a
+        two-step action previews what it cannot then do."""
+        ...
 
     async def create_invoice(
         self, job_id: str, lines: list[LineItemIn], tax_rate: Decimal, discount: Decimal, allow_additional: bool

@@ -58,8 +58,8 @@ def find(
     return DuplicateReport(
         groups=[
             DuplicateGroup(
-                members=[DuplicateMember(customer_id=c, name=info[c]["name"], external_id=info[c]["external_id"])
-                         for c in g.customer_ids],
+                members=[DuplicateMember(customer_id=c, name=info[c]["name"], external_id=info[c]["external_id"], person=n)
+                         for c, n in zip(g.customer_ids, g.persons, strict=True)],
                 confidence=g.confidence, score=g.score, reasons=g.reasons,  # type: ignore[arg-type]
             )
             for g in groups

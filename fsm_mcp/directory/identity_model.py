@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from datetime import datetime
 
 from fsm_mcp.directory.customers import load_profiles
@@ -30,12 +31,13 @@ def load(conn: sqlite3.Connection, tenant: str) -> Model:
 def train(conn: sqlite3.Connection, tenant: str, now: datetime) -> Model:
     """Re-estimate u from this base and store the model; lookups use it from their next call."""
     total = conn.execute("SELECT count(*) FROM customers WHERE tenant_id=?", (tenant,)).fetchone()[0]
+    live = conn.execute("SELECT count(*) FROM customers WHERE tenant_id=? AND merged_into IS NULL", (tenant,)).fetchone()[0]
     share = min(1.0, 1.5 * SAMPLE / max(1, total))  # a random share of the rows, without sorting them all
     ids = [r[0] for r in conn.execute(
         "SELECT id FROM customers WHERE tenant_id=? AND merged_into IS NULL AND abs(random()) % 1000000 < ? LIMIT ?",
         (tenant, int(share * 1_000_000), SAMPLE))]
     profiles = list(load_profiles(conn, tenant, ids).values())
-    model = estimate_u(default_model(), profiles, pairs=20_000)
+    model = replace(estimate_u(default_model(), profiles, pairs=20_000), customers=live)
     conn.execute("INSERT OR REPLACE INTO identity_model (tenant_id, model, trained_at) VALUES (?,?,?)",
                  (tenant, json.dumps(model.to_json(), sort_keys=True), to_db(now)))
     return model

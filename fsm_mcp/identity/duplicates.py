@@ -38,6 +38,9 @@ class Group:
     confidence: str
     score: int
     reasons: list[str]
+    # For each member, which person of the account it is (1, 2, ...): records linked as one person share
+    # a number; a household's other members (linked at the account level) get their own.
+    persons: list[int]
 
 
 def candidate_pairs(blocks: Iterable[tuple[str, Sequence[str]]], max_block: int = MAX_BLOCK) -> set[tuple[str, str]]:
@@ -113,6 +116,22 @@ def group(links: Iterable[Link], order: Callable[[str], SupportsRichComparison] 
             reasons = list(members[0].match.reasons)
         else:
             reasons = [f"{m.a} ~ {m.b}: " + "; ".join(m.match.reasons) for m in members]
-        groups.append(Group(ids, weakest.match.confidence, weakest.match.score, reasons))
+        groups.append(Group(ids, weakest.match.confidence, weakest.match.score, reasons, _persons(ids, members)))
     groups.sort(key=lambda g: (-RANK[g.confidence], -g.score, g.customer_ids))
     return groups
+
+
+def _persons(ids: list[str], links: list[Link]) -> list[int]:
+    """Number the people among a group's records: records joined by person-level links are one."""
+    person = {cid: cid for cid in ids}
+
+    def root(x: str) -> str:
+        while person[x] != x:
+            x = person[x]
+        return x
+
+    for edge in links:
+        if edge.match.level == "contact":
+            person[root(edge.a)] = root(edge.b)
+    numbers: dict[str, int] = {}
+    return [numbers.setdefault(root(cid), len(numbers) + 1) for cid in ids]

@@ -26,6 +26,8 @@ from fsm_mcp.identity.keys import Profile
 _FLOOR = 1e-6  # no level is impossible by chance
 TF_FIELDS = ("given", "family", "street", "locality")  # where one value is far commoner than another
 _RARE_BOOST = 4.0  # a value too rare to count says at most 2 bits more than the level's average
+REFERENCE_CUSTOMERS = 1000  # the base size the file's bands are for
+MIN_LEARN = 1000  # below this many customers, frequencies learned from the base are noise: keep the file's
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +40,24 @@ class Model:
     # Term frequencies: field -> value -> its share of the sampled customers, for values common enough
     # to count. Agreeing on "smith" is likelier by chance than agreeing on "potempa", and says less.
     tf: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    customers: int = 0  # the base's size when trained; 0: not trained (the bands of the file's reference size)
+    fitted_pairs: int = 0  # candidate pairs m was fitted on by EM; 0: the file's m
+
+    def bands_for(self, customers: int | None = None) -> dict[str, float]:
+        """The bands for a base of this many customers. A pair of records, or a caller and a record,
+        is one customer with prior odds of about 1 in N, so the match weight that makes a pair as sure
+        grows by log2 N: one bit for each doubling of the base beyond the size the file's bands were
+        reviewed at. Smaller bases keep the file's bands (their weights are the reviewed defaults)."""
+        n = customers if customers is not None else self.customers
+        rise = max(0.0, math.log2(max(1, n) / REFERENCE_CUSTOMERS))
+        return {band: value + rise for band, value in self.bands.items()}
 
     def weight(self, field: str, level: str, owners: int = 1, value: str | None = None) -> float:
         u = self.u[field][level]
+        if field in ("phone", "email") and level == "exact" and self.customers > REFERENCE_CUSTOMERS:
+            # Two strangers share a number or an address by chance about 1 in N times (a number is held by
+            # a household, however large the base): u falls as the bands rise, and a shared line says as much.
+            u *= REFERENCE_CUSTOMERS / self.customers
         if field == "phone" and level == "exact" and owners > 1:
             u = min(1.0, u * owners)  # a number several customers share agrees by chance that much more often
         elif value is not None and field in self.tf:
@@ -53,12 +70,13 @@ class Model:
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "m": self.m, "u": self.u, "bands": self.bands,
-                "sampled_pairs": self.sampled_pairs, "tf": self.tf}
+                "sampled_pairs": self.sampled_pairs, "tf": self.tf, "customers": self.customers,
+                "fitted_pairs": self.fitted_pairs}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Model:
         return cls(int(data["version"]), data["m"], data["u"], data["bands"], int(data.get("sampled_pairs", 0)),
-                   data.get("tf", {}))
+                   data.get("tf", {}), int(data.get("customers", 0)), int(data.get("fitted_pairs", 0)))
 
 
 @cache
@@ -73,7 +91,7 @@ def estimate_u(base: Model, profiles: Sequence[Profile], pairs: int = 40_000, se
     """u for each level as it occurs among random pairs of these customers (almost all of them two
     different people). A field seen on too few pairs, and the rare levels (a shared phone or e-mail
     between strangers), keep the file's value; no estimate falls to zero (Laplace smoothing, then a floor)."""
-    if len(profiles) < 200:
+    if len(profiles) < MIN_LEARN:
         return base
     rng = random.Random(seed)
     counts: dict[str, Counter[str]] = {f: Counter() for f in LEVELS}

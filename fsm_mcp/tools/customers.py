@@ -23,6 +23,9 @@ class CustomerMatch(BaseModel):
     score: int = Field(ge=0, le=100)
     confidence: Literal["exact", "likely", "possible"]
     reasons: list[str] = Field(description="Why this record matched, in words a person can check")
+    level: Literal["contact", "account"] = Field(
+        default="contact", description="contact: the caller is this record's person; account: another person of the "
+        "account (a household member at its house, a name changed by marriage): confirm they call for it")
 
 
 class Place(BaseModel):
@@ -105,7 +108,7 @@ def register(mcp: MCPServer) -> None:
         query = caller_profile(name=name, phone=phone, email=email, address=where, region=served.settings.business.country)
         found = await reads.recognise(served, query, limit)
         matches = [CustomerMatch(customer_id=m.customer_id, name=m.name, score=m.score, confidence=m.confidence,  # type: ignore[arg-type]
-                                 reasons=m.reasons) for m in found.matches]
+                                 reasons=m.reasons, level=m.level) for m in found.matches]  # type: ignore[arg-type]
         top = matches[0].confidence if matches else None
         card = CallerCard.of(found.profile) if found.profile else None
         return LookupResult(matches=matches, customer=card, next_step=_NEXT[top])

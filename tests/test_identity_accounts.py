@@ -1,0 +1,67 @@
+"""Recognition at the account level in a small business: a household's other member is the account,
+a stranger on the same street is nobody, through the real tools."""
+
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from fsm_mcp.importer import import_customers
+from fsm_mcp.settings import Settings
+from fsm_mcp.store.db import Database
+from tests.conftest import BUSINESS, MONDAY_9, call
+
+pytestmark = pytest.mark.anyio
+
+GIVEN = ["Ada", "Bea", "Cora", "Dora", "Edna", "Flora", "Gwen", "Hazel"]
+FAMILY = ["Brandt", "Moss", "Keane", "Lowe", "Pryor"]
+
+
+@pytest.fixture
+def one_street(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """40 customers on Bimberi Crescent, each with a house, phone and e-mail of their own; Hugo Mamarika at 28."""
+    rows = ["external_id,name,phone,email,street,city,state,postal_code"]
+    for i in range(39):
+        house = 2 * i + 30
+        rows.append(f"c{i},{GIVEN[i % 8]} {FAMILY[i % 5]},(217) 555-{1000 + i},p{i}@example.com,"
+                    f"{house} Bimberi Crescent,Springfield,IL,62704")
+    rows.append("hugo,Hugo Mamarika,(217) 555-2000,hugo@example.com,28 Bimberi Crescent,Springfield,IL,62704")
+    csv = tmp_path / "street.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    db = Database(settings.db_path)
+    import_customers(db, BUSINESS, csv)
+    ids = dict(db.read(lambda conn: conn.execute("SELECT external_id, id FROM customers").fetchall()))
+    db.close()
+    return ids
+
+
+async def test_a_new_caller_with_a_house_of_her_own_on_a_shared_street_is_nobody_and_is_booked(
+    client: Client, one_street: dict
+) -> None:
+    caller = {"name": "Rosalind Achterberg", "phone": "(217) 555-3000", "address": "29 Bimberi Crescent, Springfield, IL 62704"}
+    found = await call(client, "lookup_customer", **caller)
+    assert found["matches"] == []  # neither name agrees, only the street: no strangers to ask about
+    job = await call(client, "create_job", customer=caller, job_type="hvac", summary="No heat", idempotency_key="r",
+                     **MONDAY_9)
+    assert job["customer_created"] is True
+
+
+async def test_a_caller_with_no_usable_name_on_a_customers_street_is_not_booked_onto_that_record(
+    client: Client, one_street: dict
+) -> None:
+    caller = {"name": "Resident", "address": "31 Bimberi Crescent, Springfield, IL 62704"}
+    job = await call(client, "create_job", customer=caller, job_type="hvac", summary="No heat", idempotency_key="n",
+                     **MONDAY_9)
+    assert job["customer_created"] is True
+    assert job["customer_id"] not in one_street.values()
+
+
+async def test_another_member_of_a_household_calling_for_its_house_recognises_the_account(
+    client: Client, one_street: dict
+) -> None:
+    found = await call(client, "lookup_customer", name="Libby Mamarika", address="28 Bimberi Crescent, Springfield, IL 62704")
+    top = found["matches"][0]
+    assert (top["customer_id"], top["confidence"], top["level"]) == (one_street["hugo"], "likely", "account")
+    assert any("household" in reason for reason in top["reasons"])
+    himself = await call(client, "lookup_customer", name="Hugo Mamarika", phone="217 555 2000")
+    assert himself["matches"][0]["level"] == "contact"
