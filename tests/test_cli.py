@@ -87,7 +87,7 @@ def test_identity_train_estimates_chance_agreement_from_the_base(tmp_path: Path)
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from generate import write_customers
 
-    write_customers(tmp_path / "c.csv", 600)
+    write_customers(tmp_path / "c.csv", 1200)  # at least MIN_LEARN: a smaller base keeps the reviewed weights
     db = str(tmp_path / "t.db")
     assert subprocess.run([sys.executable, "-m", "fsm_mcp", "import", "customers", str(tmp_path / "c.csv"), "--db", db],
                           capture_output=True, text=True).returncode == 0
