@@ -24,7 +24,7 @@ from fsm_mcp.connectors.sync import DirectorySync
 from fsm_mcp.directory import customers, duplicates
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.keys import Profile
-from fsm_mcp.models import Customer, Job, Technician
+from fsm_mcp.models import Customer, Job, JobStatus, Technician
 from fsm_mcp.scheduling import Slot, free_slots
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database
@@ -40,6 +40,9 @@ class VendorBackend:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+    def cannot_set(self, status: JobStatus) -> str | None:
+        return None
 
     async def lookup_customers(self, query: Profile, limit: int) -> Recognition:
         matches = self.db.snapshot(customers.lookup, self.tenant, query, limit)

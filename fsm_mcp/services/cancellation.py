@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from fsm_mcp.app import ServedBusiness
+from fsm_mcp.errors import VendorRejected
 from fsm_mcp.models import Job, JobStatus
 from fsm_mcp.scheduling import check_transition
 from fsm_mcp.services.confirmation import Pending, confirmed, issue
@@ -40,6 +41,8 @@ async def cancel(business: ServedBusiness, actor: str, key: str | None, request:
     if job.status is JobStatus.canceled:
         return Cancellation(job=job, will_change="Already canceled; nothing changed.", already=True)
     check_transition(job.status, JobStatus.canceled)
+    if why := business.backend.cannot_set(JobStatus.canceled):  # refused now, not after a person has agreed
+        raise VendorRejected(why)
     if token is None:
         return Cancellation(job=job, will_change=_what(job), pending=await issue(business, actor, OPERATION, request))
 

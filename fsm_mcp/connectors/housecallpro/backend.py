@@ -16,7 +16,7 @@ from fsm_mcp.connectors.housecallpro.api import HousecallProApi
 from fsm_mcp.connectors.housecallpro.booking import HousecallProSteps
 from fsm_mcp.connectors.housecallpro.catalog import JobTypes, Technicians
 from fsm_mcp.connectors.housecallpro.config import HousecallProSettings
-from fsm_mcp.connectors.housecallpro.jobs import Jobs
+from fsm_mcp.connectors.housecallpro.jobs import Jobs, cannot_set
 from fsm_mcp.connectors.housecallpro.sync import directory_sync
 from fsm_mcp.connectors.http.client import Policy, http_client
 from fsm_mcp.connectors.http.lanes import Lanes
@@ -73,6 +73,9 @@ class HousecallProBackend(VendorBackend):
 
     async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job:
         return await self.jobs.dispatch(job_id, technician_id, window)
+
+    def cannot_set(self, status: JobStatus) -> str | None:
+        return cannot_set(status)
 
     async def update_job_status(self, job_id: str, status: JobStatus, note: str | None) -> Job:
         return await self.jobs.set_status(job_id, status, note, self.clock.now())

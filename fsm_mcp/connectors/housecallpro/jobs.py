@@ -31,6 +31,13 @@ LIFECYCLE = list(JobStatus)  # scheduled, dispatched, en_route, arrived, working
 FILTER = {JobStatus.on_hold: "unscheduled", JobStatus.completed: "completed", JobStatus.canceled: "canceled"}
 
 
+def cannot_set(status: JobStatus) -> str | None:
+    if status in IN_THE_APP:
+        return (f"Housecall Pro's API cannot {IN_THE_APP[status]} a job; that is done in the Housecall Pro app, and "
+                "get_job shows it at once")
+    return None
+
+
 class Jobs:
     def __init__(self, api: HousecallProApi, technicians: Technicians, business: Business) -> None:
         self.api, self.technicians, self.business = api, technicians, business
@@ -153,9 +160,8 @@ class Jobs:
             return job  # a retried update changes nothing
         if status == JobStatus.dispatched and job.status in (JobStatus.scheduled, JobStatus.on_hold):
             raise InvalidInput("status", "dispatch a technician with dispatch_technician; it sets the job dispatched")
-        if status in IN_THE_APP:
-            raise InvalidInput("status", f"Housecall Pro's API cannot {IN_THE_APP[status]} a job; that is done in the "
-                                         "Housecall Pro app, and get_job shows it at once")
+        if why := cannot_set(status):
+            raise InvalidInput("status", why)
         if job.status == JobStatus.on_hold:
             raise InvalidInput("status", f"job {job_id} has no time in Housecall Pro; schedule it with dispatch_technician "
                                          "and a window (window_start, window_end)")

@@ -48,6 +48,9 @@ class LocalBackend:
         self.clock = db.clock
         self.steps = LocalSteps(db, business)
 
+    def cannot_set(self, status: JobStatus) -> str | None:
+        return None
+
     def _local(self, job: Job) -> Job:
         zone = self.business.zone
         return job.model_copy(update={
