@@ -18,6 +18,7 @@ from fsm_mcp import __version__, tools
 from fsm_mcp.access.callers import LOCAL, Caller
 from fsm_mcp.access.gate import Gate
 from fsm_mcp.access.limits import CallerLimits
+from fsm_mcp.access.pii import keep_out_of_logs
 from fsm_mcp.app import ServedBusinesses, open_businesses
 from fsm_mcp.clock import Clock
 from fsm_mcp.settings import Settings, load_businesses
@@ -73,6 +74,7 @@ def build_server(
     vendors (tests hand in one to a fake); by default, the network. `clock`: what time it is for everything the server
     does (by default the system's; tests move it)."""
     clock = clock or Clock()
+    keep_out_of_logs()  # the SDK would log the text of every refused call: names, numbers, streets
     if settings is None:
         settings = load_businesses()
     every = {settings.business.tenant_id: settings} if isinstance(settings, Settings) else dict(settings)

@@ -7,17 +7,21 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
+from fsm_mcp.access.pii import PERSONAL, Personal
 from fsm_mcp.store.db import to_db
 
 SECRET = frozenset({"token", "password", "secret", "api_key", "authorization", "client_secret"})
-PERSONAL = frozenset({"name", "phone", "email", "address", "street", "unit", "notes", "access_notes", "note"})
 
 
 def redact(value: Any, key: str = "") -> Any:
+    """`value` with secrets and every personal field (`fsm_mcp.access.pii.PERSONAL`) redacted; a phone number keeps
+    its last two digits, enough to tell two calls apart and too few to call anyone."""
     if key in SECRET:
         return "[secret]"
     if key in PERSONAL and value is not None:
-        if key == "phone" and isinstance(value, str):
+        if PERSONAL[key] is Personal.CONTACT and isinstance(value, list):
+            return [redact(v, key) for v in value]
+        if PERSONAL[key] is Personal.CONTACT and isinstance(value, str) and "@" not in value:
             digits = "".join(ch for ch in value if ch.isdigit())
             return f"***{digits[-2:]}" if len(digits) >= 4 else "[redacted]"
         return "[redacted]"
