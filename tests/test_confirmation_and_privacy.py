@@ -148,3 +148,59 @@ async def test_text_from_customers_comes_back_marked_untrusted_and_is_never_acte
         assert schema.count('"x-untrusted": true') >= 3  # notes, access notes, job summaries
         assert all(INJECTION not in (t.description or "") for t in tools.values())
     assert status(settings, job["job_id"]) == "scheduled"
+
+
+CALLER_TEXT = ("job_type", "customer_name", "address", "will_change")  # what callers, vendors' users or records said
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+def _text_fields(schema: object, path: str = "") -> list[tuple[str, dict[str, object]]]:
+    """Every property of `schema` named in CALLER_TEXT that holds text (an address as an object is its parts)."""
+    found: list[tuple[str, dict[str, object]]] = []
+    if isinstance(schema, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if name in CALLER_TEXT and "object" not in json.dumps(sub.get("type")) and "properties" not in sub:
+                found.append((f"{path}.{name}", sub))
+        for key, sub in schema.items():
+            found += _text_fields(sub, f"{path}.{key}" if key != "properties" else path)
+    elif isinstance(schema, list):
+        for sub in schema:
+            found += _text_fields(sub, path)
+    return found
+
+
+@pytest.mark.anyio
+async def test_job_types_names_addresses_previews_and_equipment_notes_are_marked_untrusted(client: Client) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    fields = [(f"{name}{where}", sub) for name, t in tools.items() for where, sub in _text_fields(t.output_schema)]
+    named = {where.rsplit(".", 1)[1] for where, _ in fields}
+    assert named == set(CALLER_TEXT)  # every one of them is answered somewhere
+    assert {where for where, sub in fields if sub.get("x-untrusted") is not True} == set()
+    assert {"cancel_job", "merge_customers"} <= {where.split(".", 1)[0] for where, _ in fields
+                                                 if where.endswith(".will_change")}
+    lookup = tools["lookup_customer"].output_schema
+    place = lookup["properties"]["customer"]["anyOf"][0]["properties"]["locations"]["items"]  # type: ignore[index]
+    assert place["properties"]["equipment"]["x-untrusted"] is True
+
+
+@pytest.mark.anyio
+async def test_a_preview_read_to_a_person_carries_no_bidirectional_controls(client: Client,
+                                                                           settings: Settings) -> None:
+    first = await call(client, "create_job", customer=NEW_CALLER, job_type="hvac", summary="no heat",
+                       idempotency_key="b-1", **MONDAY_9)
+    other = await call(client, "create_job", customer={**NEW_CALLER, "phone": "(312) 555-0199"},
+                       new_customer=True, job_type="hvac", summary="no heat", idempotency_key="b-2", **TUESDAY)
+    conn = sqlite3.connect(settings.db_path)  # what a vendor's user may have typed: inputs refuse it, records may not
+    try:
+        with conn:
+            conn.execute("UPDATE customers SET name = ?", (f"Ann{BIDI}eeL",))
+            conn.execute("UPDATE locations SET street = ?", (f"1 Oak{BIDI} St",))
+            conn.execute("UPDATE jobs SET job_type = ?", (f"hv{BIDI}ac",))
+    finally:
+        conn.close()
+    canceling = await call(client, "cancel_job", job_id=first["job_id"], reason="fixed it")
+    merging = await call(client, "merge_customers", keep_id=first["customer_id"], merge_ids=[other["customer_id"]],
+                         idempotency_key="b-3")
+    for preview in (canceling, merging):
+        assert preview["confirmation_token"] and not set(BIDI) & set(preview["will_change"]), preview["will_change"]
+    assert "for AnneeL at 1 Oak St" in canceling["will_change"] and "Folds AnneeL" in merging["will_change"]

@@ -18,7 +18,6 @@ from fsm_mcp.identity.keys import Profile
 from fsm_mcp.identity.scoring import Scored
 from fsm_mcp.inputs import AddressIn, CustomerDetails, LineItemIn
 from fsm_mcp.models import (
-    UNTRUSTED,
     Confidence,
     Customer,
     Invoice,
@@ -78,13 +77,12 @@ class RecentJob(BaseModel):
     """A past or upcoming job as an agent mentions it on a call; get_job has the rest."""
 
     job_id: str
-    job_type: str
+    job_type: str = untrusted(...)
     summary: str = untrusted(...)
     status: JobStatus
     window_start: datetime
-    address: str | None
-    outcome: str | None = Field(default=None, description=f"The last note recorded on the job. {UNTRUSTED}",
-                                json_schema_extra={"x-untrusted": True})
+    address: str | None = untrusted(...)
+    outcome: str | None = untrusted(about="The last note recorded on the job")
 
     @classmethod
     def of(cls, job: Job) -> RecentJob:

@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from fsm_mcp.app import ServedBusiness
 from fsm_mcp.errors import VendorRejected
-from fsm_mcp.models import Job, JobStatus
+from fsm_mcp.models import Job, JobStatus, readable
 from fsm_mcp.scheduling import check_transition
 from fsm_mcp.services.confirmation import Pending, confirmed, issue
 from fsm_mcp.services.requests import Request
@@ -29,9 +29,9 @@ class Cancellation(BaseModel):
 
 def _what(job: Job) -> str:
     crew = f", and frees its {len(job.technician_ids)} technician(s)" if job.technician_ids else ""
-    return (f"Cancels {job.job_type} job {job.job_id} for {job.customer_name}"
-            f"{f' at {job.address}' if job.address else ''}, {job.window_start.isoformat()} to "
-            f"{job.window_end.isoformat()} (now {job.status.value}){crew}.")
+    return readable(f"Cancels {job.job_type} job {job.job_id} for {job.customer_name}"
+                    f"{f' at {job.address}' if job.address else ''}, {job.window_start.isoformat()} to "
+                    f"{job.window_end.isoformat()} (now {job.status.value}){crew}.")
 
 
 async def cancel(business: ServedBusiness, actor: str, key: str | None, request: CancelRequest,

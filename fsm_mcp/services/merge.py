@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from fsm_mcp.app import ServedBusiness
 from fsm_mcp.connectors.base import MergePlan
+from fsm_mcp.models import readable
 from fsm_mcp.services.confirmation import Pending, confirmed, issue
 from fsm_mcp.services.requests import Request
 from fsm_mcp.store.idempotency import Attempt
@@ -28,10 +29,10 @@ def what(plan: MergePlan) -> str:
     if not plan.merged:
         return "Nothing to merge: every record in merge_ids already points to keep_id."
     names = ", ".join(f"{c.name} ({c.customer_id})" for c in plan.merged)
-    return (f"Folds {names} into {plan.keep.name} ({plan.keep.customer_id}): {plan.jobs_moved} job(s), "
-            f"{plan.invoices_moved} invoice(s) and {plan.locations_moved} address(es) move, "
-            f"{plan.locations_combined} duplicate address(es) combine, {len(plan.phones_added)} phone(s) and "
-            f"{len(plan.emails_added)} e-mail(s) are added; the merged records become pointers to the kept one.")
+    return readable(f"Folds {names} into {plan.keep.name} ({plan.keep.customer_id}): {plan.jobs_moved} job(s), "
+                    f"{plan.invoices_moved} invoice(s) and {plan.locations_moved} address(es) move, "
+                    f"{plan.locations_combined} duplicate address(es) combine, {len(plan.phones_added)} phone(s) and "
+                    f"{len(plan.emails_added)} e-mail(s) are added; the merged records become pointers to the kept one.")
 
 
 async def merge(business: ServedBusiness, actor: str, key: str | None, request: MergeRequest,

@@ -21,6 +21,7 @@ from fsm_mcp.access import callers
 from fsm_mcp.access.pii import masked
 from fsm_mcp.app import ServedBusiness, ServedBusinesses
 from fsm_mcp.errors import FsmError
+from fsm_mcp.models import readable, untrusted
 from fsm_mcp.services.confirmation import Pending
 from fsm_mcp.tools._schema import omit_empty
 
@@ -54,7 +55,8 @@ class Preview(BaseModel):
     """The answer of a two-step tool: a preview with a confirmation token, or what was done."""
 
     applied: bool = Field(description="false: only a preview, nothing changed; true: done")
-    will_change: str = Field(description="What the confirmed call does (in a preview) or did")
+    will_change: str = untrusted(..., about="What the confirmed call does (in a preview) or did; it quotes records' "
+                                 "names and addresses")
     confirmation_token: str | None = omit_empty(
         description="Confirm with a person, then call again with the same arguments and this token")
     expires_at: datetime | None = omit_empty(description="The token is refused after this")
@@ -67,7 +69,7 @@ PREVIEW_NEXT = ("Nothing changed yet. Tell the person exactly what will change; 
 
 def previewed(pending: Pending, what: str) -> dict[str, Any]:
     """A preview's fields, from the confirmation a service issued."""
-    return {"applied": False, "will_change": what, "confirmation_token": pending.token,
+    return {"applied": False, "will_change": readable(what), "confirmation_token": pending.token,
             "expires_at": pending.expires_at, "next_step": PREVIEW_NEXT}
 
 

@@ -11,7 +11,7 @@ from fsm_mcp.connectors.base import CustomerProfile, RecentJob
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.inputs import AddressArg, Line, PhoneText, parse_address
-from fsm_mcp.models import UNTRUSTED, Equipment
+from fsm_mcp.models import UNTRUSTED, Equipment, untrusted
 from fsm_mcp.services import reads
 from fsm_mcp.tools._kit import READ, agent_errors, business
 from fsm_mcp.tools._schema import omit_empty
@@ -30,9 +30,10 @@ class CustomerMatch(BaseModel):
 
 class Place(BaseModel):
     location_id: str
-    address: str = Field(description="On one line, as you would say it")
+    address: str = untrusted(..., about="On one line, as you would say it")
     access_notes: str | None = omit_empty(description=UNTRUSTED, json_schema_extra={"x-untrusted": True})
-    equipment: list[str] = omit_empty([], description='e.g. "Carrier 59TP6 furnace, installed 2014"')
+    equipment: list[str] = omit_empty([], description='e.g. "Carrier 59TP6 furnace, installed 2014", with its notes. '
+                                      f'{UNTRUSTED}', json_schema_extra={"x-untrusted": True})
 
 
 class CallerCard(BaseModel):
