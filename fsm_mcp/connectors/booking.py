@@ -6,12 +6,17 @@ What differs by system of record is a handful of steps (`BookingSteps`): how a c
 place, a contact and a job are written there, how a job is found again by the key it carries,
 and which open jobs the duplicate rule looks at. The local store runs them all in the caller's
 transaction; a vendor's steps each write to the vendor, then the same to the directory.
+
+Over a vendor each step is followed by a recovery point on the key's row (`Attempt.record`:
+the customer and place made, the job made). A call that resumes a cut-off one continues from
+the recorded steps with their ids, and looks at the vendor only for the step that was in
+flight, among records created since the last recovery point (`look_back`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from fsm_mcp.connectors.base import Booking, BookingRequest
@@ -48,8 +53,8 @@ class BookingSteps(Protocol):
         ...
 
     async def job_by_key(self, customer_id: str, place_id: str, request: BookingRequest, key: str,
-                         now: datetime) -> Job | None:
-        """The job an earlier, cut-off call with this key booked, if any."""
+                         since: datetime) -> Job | None:
+        """The job an earlier, cut-off call with this key booked since `since`, if any."""
         ...
 
     async def create_job(self, customer_id: str, place_id: str, request: BookingRequest, key: str | None,
@@ -59,6 +64,16 @@ class BookingSteps(Protocol):
 
     async def dispatch(self, job_id: str, technician_id: str, now: datetime) -> Job:
         ...
+
+
+CUSTOMER, PLACE, JOB = "customer", "place", "job"  # the recovery points of a booking, in order
+SKEW = timedelta(minutes=1)  # how far a vendor's clock may be behind ours when it stamps what it created
+
+
+def look_back(attempt: Attempt, now: datetime) -> datetime:
+    """Since when what this call's step in flight may have made at the vendor can date: the key's last
+    recovery point (or its claim), less the clocks' skew. Decided from the key's row, not guessed."""
+    return (attempt.since or now) - SKEW
 
 
 def duplicate_of(jobs: Iterable[Job], request: BookingRequest, skill: str) -> Job | None:
@@ -79,29 +94,53 @@ def _given(address: AddressIn | None) -> AddressIn:
 async def book(steps: BookingSteps, db: Database, business: Business, request: BookingRequest, attempt: Attempt,
                now: datetime) -> Booking:
     await steps.before(request)
-    found, _ = await db.aread(directory.attach, business, request)
+    made = attempt.recorded(CUSTOMER)  # an earlier holder of the key created the caller as a customer
+    found = None if made else (await db.aread(directory.attach, business, request))[0]
     if found is None:
-        if request.address is None:
-            raise InvalidInput("address", "a new customer needs the service address; ask the caller for it")
-        customer_id, place_id = await steps.new_customer(request, attempt, now)
-        job = await steps.create_job(customer_id, place_id, request, attempt.key, now)
-        if request.technician_id:
-            job = await steps.dispatch(job.job_id, request.technician_id, now)
+        if made:
+            customer_id, place_id = made.split(" ")
+        else:
+            if request.address is None:
+                raise InvalidInput("address", "a new customer needs the service address; ask the caller for it")
+            customer_id, place_id = await steps.new_customer(request, attempt, now)
+            await attempt.record(db, CUSTOMER, f"{customer_id} {place_id}")
+        earlier = await _earlier_job(steps, request, attempt, customer_id, place_id, now)
+        job = await _job(steps, db, request, attempt, customer_id, place_id, now, earlier)
         return Booking(job=job, customer_created=True, already_booked=False)
     customer = await db.aread(customers.load_customer, business.tenant_id, found)
     customer_id = customer.customer_id
-    place_id = directory.pick_location(customer.locations, request.address) or \
-        await steps.new_place(customer, _given(request.address), now)
+    place_id = attempt.recorded(PLACE) or directory.pick_location(customer.locations, request.address) or ""
+    if not place_id:
+        place_id = await steps.new_place(customer, _given(request.address), now)
+        await attempt.record(db, PLACE, place_id)
     phones, emails = directory.missing_contacts(business, request, customer)
     learned = await steps.add_contacts(customer, phones, emails, now) if phones or emails else []
-    if attempt.key and attempt.resumed and \
-            (done := await steps.job_by_key(customer_id, place_id, request, attempt.key, now)):
-        return Booking(job=done, customer_created=False, already_booked=False, contacts_added=learned)
-    if not request.allow_duplicate:
+    earlier = await _earlier_job(steps, request, attempt, customer_id, place_id, now)
+    if earlier is None and not request.allow_duplicate:
         candidates = await steps.open_jobs(customer_id, place_id, request)
         if same := duplicate_of(candidates, request, business.skill_for(request.job_type)):
             return Booking(job=same, customer_created=False, already_booked=True, contacts_added=learned)
-    job = await steps.create_job(customer_id, place_id, request, attempt.key, now)
+    job = await _job(steps, db, request, attempt, customer_id, place_id, now, earlier)
+    return Booking(job=job, customer_created=False, already_booked=False, contacts_added=learned)
+
+
+async def _earlier_job(steps: BookingSteps, request: BookingRequest, attempt: Attempt, customer_id: str,
+                       place_id: str, now: datetime) -> Job | None:
+    """The job an earlier holder of the key made: recorded on the key's row, or, if it was cut off before
+    recording it, read back from the vendor by the key the job carries."""
+    if recorded := attempt.recorded(JOB):
+        return Job.model_validate_json(recorded)
+    if attempt.key and attempt.resumed:
+        return await steps.job_by_key(customer_id, place_id, request, attempt.key, look_back(attempt, now))
+    return None
+
+
+async def _job(steps: BookingSteps, db: Database, request: BookingRequest, attempt: Attempt, customer_id: str,
+               place_id: str, now: datetime, earlier: Job | None) -> Job:
+    """The booking's job (the earlier one, or a new one, recorded on the key's row), then its dispatch, which
+    leaves a technician already assigned as it is."""
+    job = earlier or await steps.create_job(customer_id, place_id, request, attempt.key, now)
+    await attempt.record(db, JOB, job.model_dump_json())
     if request.technician_id:
         job = await steps.dispatch(job.job_id, request.technician_id, now)
-    return Booking(job=job, customer_created=False, already_booked=False, contacts_added=learned)
+    return job

@@ -1,24 +1,41 @@
 """Idempotent writes: a key, a hash of the arguments, the stored result.
 
-The same key with the same arguments returns the first result without writing again,
-even after a crash or a restart; with different arguments it is refused.
+The same key with the same arguments returns the first result without writing again, in this
+process or any other sharing the store, even after a crash or a restart; with different
+arguments it is refused.
 
-The recovery rule, on the embedded store: the key's record, the write it guards and its
-audit entry commit in one transaction (`Database.atomic`). After a crash a key therefore
-either has its result, and a retry replays it, or nothing of its call was written, and a
-retry does the work once. No timer guesses whether an unfinished call wrote anything.
-A retry that arrives while the first call is still running waits for it: in this process
-on the writer's limiter, in another on SQLite's write lock (past its busy timeout the
-caller gets `Busy`, never a second write).
+On the embedded store (`in_transaction=True`) the key's record, the write it guards and its
+audit entry commit in one transaction (`Database.atomic`). After a crash a key therefore either
+has its result, and a retry replays it, or nothing of its call was written, and a retry does the
+work once. A retry that arrives meanwhile waits on the store's write lock (in this process on the
+writer's limiter, in another on SQLite's lock; past its busy timeout the caller gets `Busy`).
 
-A vendor's API cannot join that transaction, so for a vendor backend (`in_transaction=False`) the
-key is claimed ('pending') in a short transaction before the vendor is called, and the
-result stored in another after. A retry that finds its key pending knows an earlier call
-was cut off (`Attempt.resumed`), and the backend looks at the vendor for what that call
-did before writing again (ServiceTitan: the key is on the job, in its externalData).
-In this process a retry waits for the call in flight on a per-key lock. A write refused
-cleanly (nothing sent, or refused by the vendor) gives its claim back; an uncertain one
-keeps it, so the retry reads back first.
+A vendor's API cannot join a transaction, so for a vendor backend the key row is leased, as
+Stripe keeps its keys on PostgreSQL (Brandur Leach, "Implementing Stripe-like idempotency keys"):
+
+- **The lease.** The first call claims the key in a short transaction: a 'pending' row naming its
+  holder, with `locked_at` and `lease_until`. The holder renews it while it works (every third of
+  `LEASE`). A concurrent call with the key, here or in another process, finds it held and waits
+  (bounded by `WAIT`, polling the row on the read connection, which takes no lock), then replays
+  the stored result; or, once the lease has lapsed (its holder died), takes it over. A call whose
+  wait runs out gets `Busy`: retry with the same key. Never two writers: every write the holder
+  makes to the row is conditional on still holding it, and a holder that lost its lease stops.
+- **Recovery points.** After each step of a multi-step vendor booking (customer created, place
+  created, job created) the holder records the step and its ids on the row (`Attempt.record`), in
+  the same short transaction as the directory's copy of what the vendor made.
+- **Recovery.** A call that takes a lapsed or given-up lease over is `resumed`: it continues from
+  the recorded steps with the recorded ids (`Attempt.recorded`), and only for the step that was in
+  flight does it look at the vendor, among records created since the last recovery point
+  (`Attempt.since`): by the key where the record carries one (a ServiceTitan job), otherwise by
+  what makes it this booking (see the connectors' booking modules).
+
+A write refused cleanly (nothing sent, or refused by the vendor) before any recovery point gives
+its key back; any other failure lets the lease go but keeps the row, so the retry resumes.
+
+On PostgreSQL the same protocol maps one to one: the claim is `INSERT ... ON CONFLICT DO NOTHING`
+then `SELECT ... FOR UPDATE` of the key row and a conditional `UPDATE`, all in one short
+transaction (never held across a vendor call); the fenced writes are `UPDATE ... WHERE holder=$1`.
+The local path's one transaction takes the row with `FOR UPDATE` instead of SQLite's write lock.
 """
 
 from __future__ import annotations
@@ -26,19 +43,25 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import anyio
 from pydantic import BaseModel
 
-from fsm_mcp.errors import FsmError, IdempotencyMismatch, WriteUncertain
+from fsm_mcp.errors import Busy, FsmError, IdempotencyMismatch, WriteUncertain
 from fsm_mcp.store import audit
-from fsm_mcp.store.db import Database, to_db
+from fsm_mcp.store.db import Database, from_db, to_db
+from fsm_mcp.store.leases import PROCESS
 
 M = TypeVar("M", bound=BaseModel)
+
+LEASE = timedelta(seconds=30)  # a holder silent this long is taken to have died; it renews every third of it
+WAIT = 30.0  # seconds a call waits for another call with its key before it is told to retry
 
 
 def arguments_hash(tool: str, arguments: dict[str, Any]) -> str:
@@ -53,19 +76,79 @@ def request_hash(operation: str, request: BaseModel) -> str:
     return arguments_hash(operation, request.model_dump(mode="json"))
 
 
+class KeyBusy(Busy):
+    """Another call holds this key's lease (or held it and took it over from this one)."""
+
+    def __init__(self, key: str, taken_over: bool = False) -> None:
+        what = ("another call took over this key's unfinished work while this one was stalled" if taken_over
+                else "another call with this key is still working on it")
+        super().__init__(f"idempotency_key: {what}; retry in a few seconds with the same idempotency_key and "
+                         "arguments to get its result", field="idempotency_key")
+
+
 @dataclass(frozen=True, slots=True)
+class _Held:
+    """The key row a call holds, and how long each renewal lasts."""
+
+    tenant: str
+    key: str
+    holder: str
+    ttl: timedelta
+
+
 class Attempt:
-    key: str | None
-    resumed: bool = False  # an earlier call with this key was cut off before its result was stored
+    """One call's turn at its key: whether an earlier call with it was cut off (`resumed`), the steps that
+    call recorded (`progress`: step -> ids), and since when this call's unrecorded writes may date (`since`:
+    the last recovery point, or the claim). Without a lease (no key, or the local store's one transaction)
+    there is nothing to record and `record` only runs its write."""
+
+    __slots__ = ("_held", "key", "progress", "resumed", "since")
+
+    def __init__(self, key: str | None, resumed: bool = False, since: datetime | None = None,
+                 progress: dict[str, str] | None = None, held: _Held | None = None) -> None:
+        self.key, self.resumed, self.since = key, resumed, since
+        self.progress = dict(progress or {})
+        self._held = held
+
+    def recorded(self, step: str) -> str | None:
+        """What an earlier holder of this key recorded for `step` (its ids), if it got that far."""
+        return self.progress.get(step)
+
+    async def record(self, db: Database, step: str, value: str, write: Callable[..., object] | None = None,
+                     *args: object) -> None:
+        """A recovery point: `step` is done and made `value`. `write(conn, *args)` (the directory's copy of what
+        the vendor made) commits in the same transaction; both roll back if this call no longer holds the key."""
+        if self._held is None:
+            if write is not None:
+                await db.awrite(write, *args)
+            return
+        if write is None and self.progress.get(step) == value:
+            return  # the step recorded it already
+        progress = {**self.progress, step: value}
+        now = db.clock.now()
+        await db.awrite(_record, self._held, now, step, json.dumps(progress, sort_keys=True), write, args)
+        self.progress, self.since = progress, now
 
 
 NO_KEY = Attempt(None)  # a write made without an idempotency key
 
 
+@dataclass(slots=True)
+class _Claim:
+    result: str | None = None  # the key's stored result: replay it
+    resumed: bool = False
+    since: datetime | None = None
+    progress: dict[str, str] = field(default_factory=dict)
+
+
 class IdempotentWriter:
-    def __init__(self, db: Database, in_transaction: bool = True) -> None:
+    def __init__(self, db: Database, in_transaction: bool = True, *, lease: timedelta = LEASE,
+                 wait: float = WAIT) -> None:
         self.db = db
         self.in_transaction = in_transaction  # the write joins the store's transaction (the local backend)
+        self.lease, self.wait = lease, wait
+        # Calls in this process with one key queue here rather than all polling the row; the row's lease is
+        # what keeps two processes from writing.
         self._locks: dict[tuple[str, str], anyio.Lock] = {}
 
     async def run(
@@ -85,7 +168,12 @@ class IdempotentWriter:
         arguments = request.model_dump(mode="json")
         digest = arguments_hash(tool, arguments) if key is not None else ""
         if not self.in_transaction:
-            return await self._run_outside(tenant, actor, tool, key, digest, arguments, result_type, result_id, write)
+            if key is None:
+                result = await write(NO_KEY)
+                await self.db.awrite(_finish, self.db.clock.now(), tenant, None, tool, digest, "", actor, arguments,
+                                     result_id(result))
+                return result
+            return await self._queued(tenant, actor, tool, key, digest, arguments, result_type, result_id, write)
         async with self.db.atomic():
             if key is not None:
                 stored = await self.db.aread(_stored_result, tenant, key, tool, digest)
@@ -99,38 +187,105 @@ class IdempotentWriter:
                                  arguments, result_id(result))
             return result
 
-    async def _run_outside(
-        self, tenant: str, actor: str, tool: str, key: str | None, digest: str, arguments: dict[str, Any],
+    async def _queued(
+        self, tenant: str, actor: str, tool: str, key: str, digest: str, arguments: dict[str, Any],
         result_type: type[M], result_id: Callable[[M], str], write: Callable[[Attempt], Awaitable[M]],
     ) -> M:
-        if key is None:
-            result = await write(Attempt(None))
-            await self.db.awrite(_finish, self.db.clock.now(), tenant, None, tool, digest, "", actor, arguments,
-                                 result_id(result))
-            return result
+        deadline = anyio.current_time() + self.wait
         lock = self._locks.setdefault((tenant, key), anyio.Lock())
+        acquired = False
         try:
-            async with lock:
-                async with self.db.atomic():
-                    stored = await self.db.aread(_stored_result, tenant, key, tool, digest)
-                    if stored is not None:
-                        result = result_type.model_validate_json(stored)
-                        await self.db.awrite(audit.record, self.db.clock.now(), tenant, tool, actor, arguments,
-                                         result_id(result), True)
-                        return result
-                    resumed = await self.db.awrite(_claim, self.db.clock.now(), tenant, key, tool, digest)
-                try:
-                    result = await write(Attempt(key, resumed))
-                except FsmError as exc:
-                    if not isinstance(exc, WriteUncertain):
-                        await self.db.awrite(_release, tenant, key)
-                    raise
-                await self.db.awrite(_finish, self.db.clock.now(), tenant, key, tool, digest, result.model_dump_json(),
-                                     actor, arguments, result_id(result))
-                return result
+            with anyio.move_on_after(self.wait):
+                await lock.acquire()
+                acquired = True
+            if not acquired:
+                raise KeyBusy(key)
+            try:
+                return await self._leased(tenant, actor, tool, key, digest, arguments, result_type, result_id, write,
+                                          deadline)
+            finally:
+                lock.release()
         finally:
-            if not lock.statistics().tasks_waiting:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
                 self._locks.pop((tenant, key), None)
+
+    async def _leased(
+        self, tenant: str, actor: str, tool: str, key: str, digest: str, arguments: dict[str, Any],
+        result_type: type[M], result_id: Callable[[M], str], write: Callable[[Attempt], Awaitable[M]], deadline: float,
+    ) -> M:
+        held = _Held(tenant, key, f"{PROCESS}:{uuid.uuid4().hex[:8]}", self.lease)
+        claim = await self._claim(held, tool, digest, deadline)
+        if claim.result is not None:
+            result = result_type.model_validate_json(claim.result)
+            await self.db.awrite(audit.record, self.db.clock.now(), tenant, tool, actor, arguments, result_id(result), True)
+            return result
+        attempt = Attempt(key, claim.resumed, claim.since, claim.progress, held)
+        try:
+            result = await self._working(held, attempt, write)
+        except FsmError as exc:
+            # Refused cleanly with nothing recorded and no earlier call to account for: the key is given back.
+            forget = not isinstance(exc, WriteUncertain | KeyBusy) and not attempt.resumed and not attempt.progress
+            await self._let_go(held, forget)
+            raise
+        except BaseException:
+            await self._let_go(held, False)  # cut off or a bug: the next call with the key resumes
+            raise
+        await self.db.awrite(_finish_held, self.db.clock.now(), held, tool, result.model_dump_json(), actor, arguments,
+                             result_id(result))
+        return result
+
+    async def _claim(self, held: _Held, tool: str, digest: str, deadline: float) -> _Claim:
+        """The key's lease, or its stored result; waits while another live holder has it."""
+        delay = 0.005
+        while True:
+            claim = await self.db.awrite(_take, self.db.clock.now(), held, tool, digest)
+            if claim is not None:
+                return claim
+            while True:  # poll on the read connection (no lock) until the row is done or its lease has lapsed
+                if anyio.current_time() + delay > deadline:
+                    raise KeyBusy(held.key)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 0.1)
+                row = self.db.peek("SELECT state, holder, lease_until FROM idempotency WHERE tenant_id=? AND key=?",
+                                   (held.tenant, held.key))
+                if row is None or row[0] == "done" or row[1] is None or str(row[2]) <= to_db(self.db.clock.now()):
+                    break
+
+    async def _working(self, held: _Held, attempt: Attempt, write: Callable[[Attempt], Awaitable[M]]) -> M:
+        """`write(attempt)`, with the lease renewed while it runs."""
+
+        async def renew() -> None:
+            while True:
+                await anyio.sleep(held.ttl.total_seconds() / 3)
+                with suppress(FsmError, sqlite3.Error):  # a missed renewal only brings the lapse nearer
+                    await self.db.awrite(_renew, held, self.db.clock.now())
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(renew)
+                try:
+                    result = await write(attempt)
+                finally:
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # the write's own failure, not the group's
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        return result
+
+    async def _let_go(self, held: _Held, forget: bool) -> None:
+        with anyio.CancelScope(shield=True), suppress(FsmError, sqlite3.Error):  # else the lease lapses by itself
+            await self.db.awrite(_give_up, held, forget)
+
+
+# ----- the key row -----
+
+def _same(row: sqlite3.Row, key: str, tool: str, digest: str) -> None:
+    if row["tool"] != tool or row["args_hash"] != digest:
+        raise IdempotencyMismatch(
+            f"idempotency_key: {key!r} was already used for a {row['tool']} call with different arguments; "
+            "use a new key for a new request, or resend the original arguments to get the original result"
+        )
 
 
 def _stored_result(conn: sqlite3.Connection, tenant: str, key: str, tool: str, digest: str) -> str | None:
@@ -141,31 +296,67 @@ def _stored_result(conn: sqlite3.Connection, tenant: str, key: str, tool: str, d
     # whether its write happened, so it is treated as the absent record it would be now.
     if row is None or row["state"] != "done":
         return None
-    if row["tool"] != tool or row["args_hash"] != digest:
-        raise IdempotencyMismatch(
-            f"idempotency_key: {key!r} was already used for a {row['tool']} call with different arguments; "
-            "use a new key for a new request, or resend the original arguments to get the original result"
-        )
+    _same(row, key, tool, digest)
     return str(row["result"])
 
 
-def _claim(conn: sqlite3.Connection, now: datetime, tenant: str, key: str, tool: str, digest: str) -> bool:
-    """Mark the key pending; True when it already was (an earlier call was cut off)."""
-    row = conn.execute("SELECT tool, args_hash FROM idempotency WHERE tenant_id=? AND key=?", (tenant, key)).fetchone()
-    if row is not None:
-        if row["tool"] != tool or row["args_hash"] != digest:
-            raise IdempotencyMismatch(
-                f"idempotency_key: {key!r} was already used for a {row['tool']} call with different arguments; "
-                "use a new key for a new request"
-            )
-        return True
-    conn.execute("INSERT INTO idempotency (tenant_id, key, tool, args_hash, state, created_at) VALUES (?,?,?,?, 'pending', ?)",
-                 (tenant, key, tool, digest, to_db(now)))
-    return False
+def _take(conn: sqlite3.Connection, now: datetime, held: _Held, tool: str, digest: str) -> _Claim | None:
+    """Claim the key (new, or a lapsed or given-up lease, which resumes), or its stored result; None while
+    another holder's lease runs."""
+    row = conn.execute(
+        "SELECT tool, args_hash, state, result, holder, lease_until, phase_at, progress, created_at FROM idempotency "
+        "WHERE tenant_id=? AND key=?", (held.tenant, held.key)).fetchone()
+    until = to_db(now + held.ttl)
+    if row is None:
+        conn.execute("INSERT INTO idempotency (tenant_id, key, tool, args_hash, state, created_at, holder, locked_at, "
+                     "lease_until) VALUES (?,?,?,?, 'pending', ?,?,?,?)",
+                     (held.tenant, held.key, tool, digest, to_db(now), held.holder, to_db(now), until))
+        return _Claim(since=now)
+    _same(row, held.key, tool, digest)
+    if row["state"] == "done":
+        return _Claim(result=str(row["result"]))
+    if row["holder"] is not None and row["lease_until"] is not None and row["lease_until"] > to_db(now):
+        return None
+    conn.execute("UPDATE idempotency SET holder=?, locked_at=?, lease_until=? WHERE tenant_id=? AND key=?",
+                 (held.holder, to_db(now), until, held.tenant, held.key))
+    return _Claim(resumed=True, since=from_db(row["phase_at"] or row["created_at"]),
+                  progress=json.loads(row["progress"] or "{}"))
 
 
-def _release(conn: sqlite3.Connection, tenant: str, key: str) -> None:
-    conn.execute("DELETE FROM idempotency WHERE tenant_id=? AND key=? AND state='pending'", (tenant, key))
+def _fenced(conn: sqlite3.Connection, held: _Held, sets: str, values: tuple[object, ...]) -> None:
+    """An update of the row this call holds; KeyBusy (and the transaction rolled back) if it holds it no more."""
+    cursor = conn.execute(f"UPDATE idempotency SET {sets} WHERE tenant_id=? AND key=? AND holder=? AND state='pending'",
+                          (*values, held.tenant, held.key, held.holder))
+    if cursor.rowcount != 1:
+        raise KeyBusy(held.key, taken_over=True)
+
+
+def _record(conn: sqlite3.Connection, held: _Held, now: datetime, step: str, progress: str,
+            write: Callable[..., object] | None, args: tuple[object, ...]) -> None:
+    if write is not None:
+        write(conn, *args)
+    _fenced(conn, held, "phase=?, phase_at=?, progress=?, locked_at=?, lease_until=?",
+            (step, to_db(now), progress, to_db(now), to_db(now + held.ttl)))
+
+
+def _renew(conn: sqlite3.Connection, held: _Held, now: datetime) -> None:
+    conn.execute("UPDATE idempotency SET locked_at=?, lease_until=? WHERE tenant_id=? AND key=? AND holder=? "
+                 "AND state='pending'", (to_db(now), to_db(now + held.ttl), held.tenant, held.key, held.holder))
+
+
+def _give_up(conn: sqlite3.Connection, held: _Held, forget: bool) -> None:
+    if forget:
+        conn.execute("DELETE FROM idempotency WHERE tenant_id=? AND key=? AND holder=? AND state='pending'",
+                     (held.tenant, held.key, held.holder))
+    else:
+        conn.execute("UPDATE idempotency SET holder=NULL, lease_until=NULL WHERE tenant_id=? AND key=? AND holder=? "
+                     "AND state='pending'", (held.tenant, held.key, held.holder))
+
+
+def _finish_held(conn: sqlite3.Connection, now: datetime, held: _Held, tool: str, result: str, actor: str,
+                 arguments: dict[str, Any], result_id: str) -> None:
+    _fenced(conn, held, "state='done', result=?, holder=NULL, lease_until=NULL", (result,))
+    audit.record(conn, now, held.tenant, tool, actor, arguments, result_id)
 
 
 def _finish(

@@ -110,4 +110,14 @@ MIGRATIONS: list[str] = [
         name TEXT NOT NULL PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL
     );
     """,
+    # A vendor booking's key row is leased by the one call working on it (holder, locked_at, lease_until) and
+    # carries its recovery points: the last step done (phase, phase_at) and the ids each step made (progress).
+    """
+    ALTER TABLE idempotency ADD COLUMN holder TEXT;
+    ALTER TABLE idempotency ADD COLUMN locked_at TEXT;
+    ALTER TABLE idempotency ADD COLUMN lease_until TEXT;
+    ALTER TABLE idempotency ADD COLUMN phase TEXT;
+    ALTER TABLE idempotency ADD COLUMN phase_at TEXT;
+    ALTER TABLE idempotency ADD COLUMN progress TEXT NOT NULL DEFAULT '{}';
+    """,
 ]

@@ -1,11 +1,14 @@
 """The booking path's steps at FieldPulse: a new customer is created with the caller's phone,
 e-mail and service address as its main location; contacts are customer contacts. Each vendor
-write is followed by the same write to the directory.
+write is followed by the same write to the directory (for a new customer, in one transaction
+with the key's recovery point).
 
-FieldPulse takes no idempotency key and has no field to hide one in. A job is therefore
-recognised by what makes it this booking: the customer, the place, the job type and the
-start, among jobs created since shortly before the call. That is the read-back after a
-lost answer, and what a retry of a cut-off call looks for before writing again.
+FieldPulse takes no idempotency key and has no field to keep one in: its custom fields take
+only fields the account has defined, and notes are text the office reads. What a cut-off call
+made is therefore recognised by what makes it this booking, among records created since the
+key's last recovery point (`connectors.booking.look_back`), and looked for only when the key's
+row says such a call was cut off: a job by its customer, place, job type and start; a customer
+by its name and street. The read-back after a lost answer is the same test.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from fsm_mcp.connectors.base import BookingRequest
+from fsm_mcp.connectors.booking import CUSTOMER, SKEW, look_back
 from fsm_mcp.connectors.fieldpulse import mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
@@ -27,7 +31,6 @@ from fsm_mcp.store.db import Database
 from fsm_mcp.store.idempotency import Attempt
 
 Json = dict[str, Any]
-LOOK_BACK = timedelta(days=1)  # how far back a cut-off call's job may have been created
 
 
 class FieldPulseSteps:
@@ -48,7 +51,7 @@ class FieldPulseSteps:
             "status": mapping.NEW, "start_time": mapping.stamp(start), "end_time": mapping.stamp(end),
             "notes": mapping.notes_out(request.summary, request.priority), "assignments": [],
         }
-        since = now - timedelta(minutes=5)
+        since = now - SKEW
         raw = await self.api.write("POST", "/jobs", body, check=lambda: self._find(customer_id, place_id, request, since),
                                    what="the job")
         return (await self.jobs.views([raw], comments=False))[0]
@@ -57,9 +60,9 @@ class FieldPulseSteps:
         return await self.jobs.dispatch(job_id, technician_id, None)
 
     async def job_by_key(self, customer_id: str, place_id: str, request: BookingRequest, key: str,
-                         now: datetime) -> Job | None:
+                         since: datetime) -> Job | None:
         """FieldPulse cannot keep the key: the job is recognised by what makes it this booking."""
-        done = await self._find(customer_id, place_id, request, now - LOOK_BACK)
+        done = await self._find(customer_id, place_id, request, since)
         return (await self.jobs.views([done], comments=False))[0] if done else None
 
     async def new_customer(self, request: BookingRequest, attempt: Attempt, now: datetime) -> tuple[str, str]:
@@ -79,21 +82,25 @@ class FieldPulseSteps:
             "locations": [{**place, "object_type": "customer", "is_main_location": True}],
         }
 
-        async def created() -> Json | None:  # the same name at the same street
+        since = look_back(attempt, now)
+
+        async def created() -> Json | None:  # the same name at the same street, created since the last recovery point
             for c in await self.api.all("/customers", {"search": name}):
-                if fold(mapping.name_of(c)) == fold(name) and c.get("service_address_1") == place["address_1"]:
+                if fold(mapping.name_of(c)) == fold(name) and c.get("service_address_1") == place["address_1"] and \
+                        (made_at := mapping.when(c.get("created_at"))) is not None and made_at >= since:
                     return c
             return None
 
-        # A retry of a call that was cut off may find the customer it already created.
+        # A call resuming one cut off before it recorded the customer may find the customer that call created.
         made = (await created() if attempt.resumed else None) or \
             await self.api.write("POST", "/customers", body, check=created, what="the new customer")
         locations = made.get("locations") or await self.api.all("/locations", {"object_type": "customer", "object_id": made["id"]})
-        await self.db.awrite(partial(
+        customer_id, place_id = str(made["id"]), str(locations[0]["id"])
+        await attempt.record(self.db, CUSTOMER, f"{customer_id} {place_id}", partial(
             mirror.upsert, customers=[mapping.customer(made)], locations=[mapping.location(loc) for loc in locations],
             contacts=mapping.customer_contacts(made, self.region),
         ), self.tenant, now)
-        return str(made["id"]), str(locations[0]["id"])
+        return customer_id, place_id
 
     async def new_place(self, customer: Customer, address: AddressIn, now: datetime) -> str:
         place = mapping.location_out(address, "Service address")

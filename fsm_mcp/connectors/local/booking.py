@@ -66,7 +66,7 @@ class LocalSteps:
                                    (customer_id, place_id, to_db(end), to_db(start)), "ORDER BY j.created_at, j.id")
 
     async def job_by_key(self, customer_id: str, place_id: str, request: BookingRequest, key: str,
-                         now: datetime) -> Job | None:
+                         since: datetime) -> Job | None:
         return None  # never resumed: see the module's docstring
 
     async def create_job(self, customer_id: str, place_id: str, request: BookingRequest, key: str | None,

@@ -1,16 +1,23 @@
 """The booking path's steps at ServiceTitan: a new customer is created with a location, a
 bill-to address and contacts; the job with its appointment carries the idempotency key in its
 externalData, and is read back by it. Each vendor write is followed by the same write to the
-directory.
+directory (for a new customer, in one transaction with the key's recovery point).
+
+A customer cannot carry the key: CRM v2 gives customers no externalData, and its customFields
+take only a field type the tenant's office has defined. A call resuming one cut off between
+creating the customer and recording it therefore looks for the same name at the same street
+among customers created since the key's last recovery point (`connectors.booking.look_back`):
+the narrowest test the API allows, asked only when the key's row says such a call was cut off.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from fsm_mcp.connectors.base import BookingRequest
+from fsm_mcp.connectors.booking import CUSTOMER, SKEW, look_back
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.catalog import Settings
@@ -51,7 +58,7 @@ class ServiceTitanSteps:
         }
         if key:
             body["externalData"] = {"applicationGuid": self.guid, "externalData": [{"key": KEY, "value": key}]}
-        created = (lambda: self._find_raw(customer_id, key, now)) if key else None  # read back by the job's key
+        created = (lambda: self._find_raw(customer_id, key, now - SKEW)) if key else None  # read back by the job's key
         raw = await self.api.write("POST", "jpm", "jobs", body, check=created, what="the job")
         return (await self.jobs.views([raw], notes=False))[0]
 
@@ -67,24 +74,26 @@ class ServiceTitanSteps:
         body = {"name": name, "address": place, "locations": [{"name": name, "address": place}],
                 "contacts": mapping.contacts_out(sorted(phones), sorted(emails))}
 
-        async def created() -> Json | None:  # the same name and street, created since this call began
-            since = mapping.stamp(now - timedelta(minutes=5))
+        since = mapping.stamp(look_back(attempt, now))
+
+        async def created() -> Json | None:  # the same name and street, created since the key's last recovery point
             for c in await self.api.all("crm", "customers", {"name": name, "createdOnOrAfter": since}):
                 if c.get("name") == name and (c.get("address") or {}).get("street") == place["street"]:
                     return c
             return None
 
-        # A retry of a call that was cut off may find the customer it already created.
+        # A call resuming one cut off before it recorded the customer may find the customer that call created.
         made = (await created() if attempt.resumed else None) or \
             await self.api.write("POST", "crm", "customers", body, check=created, what="the new customer")
         locations = made.get("locations") or await self.api.all("crm", "locations", {"customerId": made["id"]})
         contacts = made.get("contacts") or await self.api.all("crm", f"customers/{made['id']}/contacts")
-        await self.db.awrite(partial(
+        customer_id, place_id = str(made["id"]), str(locations[0]["id"])
+        await attempt.record(self.db, CUSTOMER, f"{customer_id} {place_id}", partial(
             mirror.upsert, customers=[mapping.customer(made)],
             locations=[mapping.location({**loc, "customerId": made["id"]}) for loc in locations],
-            contacts=[k for c in contacts if (k := mapping.contact(c, self.business.country, customer_id=str(made["id"])))],
+            contacts=[k for c in contacts if (k := mapping.contact(c, self.business.country, customer_id=customer_id))],
         ), self.tenant, now)
-        return str(made["id"]), str(locations[0]["id"])
+        return customer_id, place_id
 
     async def new_place(self, customer: Customer, address: AddressIn, now: datetime) -> str:
         place = mapping.address_out(address, self.business.country)
@@ -127,17 +136,16 @@ class ServiceTitanSteps:
         return await self.jobs.views([j for j in raw if str(j["locationId"]) == place_id
                                       and j.get("jobStatus") not in ("Completed", "Canceled")], notes=False)
 
-    async def _find_raw(self, customer_id: str, key: str, now: datetime) -> Json | None:
-        """The job booked under this key, if any. The application GUID makes each job show our externalData;
-        it does not filter, so the customer's recent jobs are searched for the key."""
-        since = mapping.stamp(now - timedelta(days=1))
+    async def _find_raw(self, customer_id: str, key: str, since: datetime) -> Json | None:
+        """The job booked under this key since `since`, if any. The application GUID makes each job show our
+        externalData; it does not filter, so the customer's jobs created since then are searched for the key."""
         for job in await self.api.all("jpm", "jobs", {"customerId": customer_id, "externalDataApplicationGuid": self.guid,
-                                                      "createdOnOrAfter": since}):
+                                                      "createdOnOrAfter": mapping.stamp(since)}):
             if any(e.get("key") == KEY and e.get("value") == key for e in job.get("externalData") or []):
                 return job
         return None
 
     async def job_by_key(self, customer_id: str, place_id: str, request: BookingRequest, key: str,
-                         now: datetime) -> Job | None:
-        raw = await self._find_raw(customer_id, key, now)
+                         since: datetime) -> Job | None:
+        raw = await self._find_raw(customer_id, key, since)
         return (await self.jobs.views([raw], notes=False))[0] if raw else None
