@@ -65,3 +65,15 @@ async def test_another_member_of_a_household_calling_for_its_house_recognises_th
     assert any("household" in reason for reason in top["reasons"])
     himself = await call(client, "lookup_customer", name="Hugo Mamarika", phone="217 555 2000")
     assert himself["matches"][0]["level"] == "contact"
+
+
+async def test_a_new_caller_sharing_only_a_surname_with_a_customer_elsewhere_is_nobody_and_is_booked(
+    client: Client, one_street: dict
+) -> None:
+    # Hugo Mamarika has his own phone at 28; Zelda Mamarika calls from another number at another street.
+    caller = {"name": "Zelda Mamarika", "phone": "(217) 555-3111", "address": "5 Canyon Drive, Springfield, IL 62704"}
+    found = await call(client, "lookup_customer", **caller)
+    assert found["matches"] == []  # a surname, against another given name, phone and street, is not worth asking about
+    job = await call(client, "create_job", customer=caller, job_type="hvac", summary="No heat", idempotency_key="z",
+                     **MONDAY_9)
+    assert job["customer_created"] is True and job["customer_id"] != one_street["hugo"]

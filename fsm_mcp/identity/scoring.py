@@ -55,6 +55,12 @@ def _same_place(levels: dict[str, str]) -> bool:
     return all(levels.get(f) != "different" for f in ("street", "line2", "locality", "postal"))
 
 
+def contacts_differ(levels: dict[str, str]) -> bool:
+    """Both records have a phone or an e-mail, and none of them agrees."""
+    contacts = [levels[f] for f in ("phone", "email") if f in levels]
+    return bool(contacts) and "exact" not in contacts
+
+
 def _confidence(model: Model, weight: float, found: Comparison) -> Verdict | None:
     """The band the match weight reaches, for the base's size, and the level it is at, with the
     rules a person applies where weights of independent fields mislead (a household shares its
@@ -64,8 +70,9 @@ def _confidence(model: Model, weight: float, found: Comparison) -> Verdict | Non
       e-mail, or the same house; a street or town shared with strangers is not evidence of identity;
     - one name agrees and the other does not (another given name with the surname, or the given
       name with another surname: a name changed by marriage) at the same house or on a shared line
-      is the same account with another person: at most `likely`, at the account level; elsewhere,
-      at most `possible`;
+      is the same account with another person: at most `likely`, at the account level; elsewhere
+      at most `possible`, and nothing at all when their phones and e-mails differ too (a namesake's
+      relative across town is not worth asking a caller about);
     - neither name agrees: at most `possible` (a new owner, a tenant, a housemate);
     - a pair whose phones and e-mails all differ needs more than a name: at most `possible` unless
       they share a house;
@@ -102,12 +109,13 @@ def _confidence(model: Model, weight: float, found: Comparison) -> Verdict | Non
                 f"the same given name with another surname {where}: perhaps a name changed by marriage; "
                 "confirm the caller's name")
             cap("likely")
+        elif contacts_differ(levels):
+            return None  # a surname (or a given name) against another name, phone and place: nobody to ask about
         else:
             cap("possible", "one name differs and nothing else places them in one household; ask the caller")
     if found.phone_owners > 1 and given is None and "address" not in found.said:
         cap("possible", "the number is shared by several customers")
-    contacts = [levels[f] for f in ("phone", "email") if f in levels]
-    if contacts and "exact" not in contacts and not place:
+    if contacts_differ(levels) and not place:
         cap("possible", "phone and e-mail differ, and a name alone is not enough; ask the caller")
     if "different" in levels.values():
         cap("likely")  # exact means nothing on file contradicts the caller
