@@ -15,14 +15,15 @@ flight, among records created since the last recovery point (`look_back`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from fsm_mcp.connectors.base import Booking, BookingRequest
 from fsm_mcp.directory import booking as directory
 from fsm_mcp.directory import customers
-from fsm_mcp.errors import InvalidInput
+from fsm_mcp.errors import FsmError, InvalidInput, WriteUncertain
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, Job, JobStatus
 from fsm_mcp.scheduling import BOOKED, overlaps
@@ -74,6 +75,28 @@ def look_back(attempt: Attempt, now: datetime) -> datetime:
     """Since when what this call's step in flight may have made at the vendor can date: the key's last
     recovery point (or its claim), less the clocks' skew. Decided from the key's row, not guessed."""
     return (attempt.since or now) - SKEW
+
+
+class MadeNotRecorded(WriteUncertain):
+    """The vendor made the record (its answer came, or was read back), then the call failed before the key's
+    recovery point recorded it. Like an uncertain write it keeps the key, so the retry resumes and reads the
+    record back instead of making a second one."""
+
+    def __init__(self, vendor: str, what: str, cause: FsmError) -> None:
+        super().__init__(f"{vendor} made {what}, then reading it back failed ({cause}) Retry with the same "
+                         "idempotency_key and arguments: the retry books this caller onto it, not onto a second one.")
+
+
+@asynccontextmanager
+async def kept_key(vendor: str, what: str) -> AsyncIterator[None]:
+    """Around the reads between a vendor's write and its recovery point: a failure there must not give the key
+    back, since the record exists at the vendor."""
+    try:
+        yield
+    except WriteUncertain:
+        raise
+    except FsmError as exc:
+        raise MadeNotRecorded(vendor, what, exc) from None
 
 
 def duplicate_of(jobs: Iterable[Job], request: BookingRequest, skill: str) -> Job | None:

@@ -9,7 +9,7 @@ made is therefore recognised by what makes it this booking, among records create
 key's last recovery point (`connectors.booking.look_back`), and looked for only when the key's
 row says such a call was cut off: a job by its customer, place, job type and start; a customer
 by its name and street. The read-back after a lost answer is the same test. A failure after the
-customer exists and before its recovery point is recorded keeps the key (`CustomerUnrecorded`).
+customer exists and before its recovery point is recorded keeps the key (`connectors.booking.kept_key`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ from functools import partial
 from typing import Any
 
 from fsm_mcp.connectors.base import BookingRequest
-from fsm_mcp.connectors.booking import CUSTOMER, SKEW, look_back
+from fsm_mcp.connectors.booking import CUSTOMER, SKEW, kept_key, look_back
 from fsm_mcp.connectors.fieldpulse import mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
 from fsm_mcp.directory import booking, mirror
-from fsm_mcp.errors import FsmError, WriteUncertain
 from fsm_mcp.identity.text import fold
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, Job
@@ -33,17 +32,6 @@ from fsm_mcp.store.db import Database
 from fsm_mcp.store.idempotency import Attempt
 
 Json = dict[str, Any]
-
-
-class CustomerUnrecorded(WriteUncertain):
-    """FieldPulse made the new customer (its answer came, or was read back), then the call failed before it
-    recorded that customer on the key's row. Like an uncertain write it keeps the key, so the retry, which
-    resumes, reads the customer back instead of making a second one."""
-
-    def __init__(self, cause: FsmError) -> None:
-        super().__init__(f"FieldPulse made the new customer, then reading back its service address failed ({cause}) "
-                         "Retry with the same idempotency_key and arguments: the retry books this caller as that "
-                         "customer, not as a second one.")
 
 
 class FieldPulseSteps:
@@ -107,11 +95,9 @@ class FieldPulseSteps:
         # A call resuming one cut off before it recorded the customer may find the customer that call created.
         made = (await created() if attempt.resumed else None) or \
             await self.api.write("POST", "/customers", body, check=created, what="the new customer")
-        try:
+        async with kept_key("FieldPulse", "the new customer"):  # it exists at FieldPulse: the key is not given back
             locations = made.get("locations") or \
                 await self.api.all("/locations", {"object_type": "customer", "object_id": made["id"]})
-        except FsmError as exc:  # the customer exists at FieldPulse: the key must not be given back
-            raise CustomerUnrecorded(exc) from None
         customer_id, place_id = str(made["id"]), str(locations[0]["id"])
         await attempt.record(self.db, CUSTOMER, f"{customer_id} {place_id}", partial(
             mirror.upsert, customers=[mapping.customer(made)], locations=[mapping.location(loc) for loc in locations],

@@ -27,8 +27,14 @@ def describe(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         return f"HTTP {response.status_code}"
+    if not isinstance(body, dict):  # a gateway or proxy in front of ServiceTitan may answer anything
+        return f"HTTP {response.status_code}"
     errors = body.get("errors") or {}
-    detail = "; ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in errors.items())
+    if isinstance(errors, dict):
+        detail = "; ".join(f"{field}: {' '.join(map(str, msgs if isinstance(msgs, list) else [msgs]))}"
+                           for field, msgs in errors.items())
+    else:
+        detail = "; ".join(map(str, errors if isinstance(errors, list) else [errors]))
     return f"{body.get('title') or f'HTTP {response.status_code}'}" + (f" ({detail})" if detail else "")
 
 

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from fsm_mcp.connectors.base import BookingRequest
-from fsm_mcp.connectors.booking import CUSTOMER, SKEW, look_back
+from fsm_mcp.connectors.booking import CUSTOMER, SKEW, kept_key, look_back
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.catalog import Settings
@@ -85,8 +85,9 @@ class ServiceTitanSteps:
         # A call resuming one cut off before it recorded the customer may find the customer that call created.
         made = (await created() if attempt.resumed else None) or \
             await self.api.write("POST", "crm", "customers", body, check=created, what="the new customer")
-        locations = made.get("locations") or await self.api.all("crm", "locations", {"customerId": made["id"]})
-        contacts = made.get("contacts") or await self.api.all("crm", f"customers/{made['id']}/contacts")
+        async with kept_key("ServiceTitan", "the new customer"):  # it exists there: the key is not given back
+            locations = made.get("locations") or await self.api.all("crm", "locations", {"customerId": made["id"]})
+            contacts = made.get("contacts") or await self.api.all("crm", f"customers/{made['id']}/contacts")
         customer_id, place_id = str(made["id"]), str(locations[0]["id"])
         await attempt.record(self.db, CUSTOMER, f"{customer_id} {place_id}", partial(
             mirror.upsert, customers=[mapping.customer(made)],

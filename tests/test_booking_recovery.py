@@ -1,5 +1,6 @@
-"""A FieldPulse booking whose new customer was made but whose call failed before it recorded that customer keeps
-its idempotency key, so the retry with the key finds that customer instead of making a second one."""
+"""A vendor booking whose new customer was made but whose call failed before it recorded that customer keeps
+its idempotency key, so the retry with the key finds that customer instead of making a second one (FieldPulse and
+ServiceTitan alike: the guard is the booking path's `kept_key`)."""
 
 from __future__ import annotations
 
@@ -19,30 +20,38 @@ BOOKING: dict[str, Any] = {"job_type": "Furnace repair", "summary": "No heat", "
 
 
 class LostThenRefused(httpx.AsyncBaseTransport):
-    """The network edge of the server: the first POST /customers reaches FieldPulse, which makes the customer,
-    and its answer is lost (API Gateway's 504); the first read of that customer's locations is then refused."""
+    """The network edge of the server: the first POST of a customer reaches the vendor, which makes the customer,
+    and its answer is lost (a gateway's 504); the first read of locations is then refused."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
         self.lost = self.refused = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "GET" and request.url.path == "/locations" and self.lost and not self.refused:
+        path = request.url.path
+        if request.method == "GET" and path.endswith("/locations") and self.lost and not self.refused:
             self.refused = True
             return httpx.Response(400, json={"error": True, "errors": ["The request could not be served."]},
                                   request=request)
         response = await self.inner.handle_async_request(request)
-        if request.method == "POST" and request.url.path == "/customers" and not self.lost:
+        if request.method == "POST" and path.endswith("/customers") and not self.lost:
             self.lost = True
             return httpx.Response(504, json={"message": "Endpoint request timed out"}, request=request)
         return response
 
 
 def new_customers(fp: Rig) -> list[dict[str, Any]]:
-    return [c for c in fp.fake.customers.values() if c["display_name"] == NEW_CALLER["name"]]
+    return [c for c in fp.fake.customers.values() if c.get("display_name", c.get("name")) == NEW_CALLER["name"]]
 
 
-async def test_a_retry_after_the_new_customer_was_made_and_the_call_then_failed_books_that_customer(fp: Rig) -> None:
+@pytest.fixture(params=["fieldpulse", "servicetitan"])
+def vendor(request: pytest.FixtureRequest) -> Rig:
+    rig: Rig = request.getfixturevalue("fp" if request.param == "fieldpulse" else "rig")
+    return rig
+
+
+async def test_a_retry_after_the_new_customer_was_made_and_the_call_then_failed_books_that_customer(vendor: Rig) -> None:
+    fp = vendor
     edge = LostThenRefused(fp.transport)
     async with Client(build_server(fp.settings, edge)) as client:
         first = await client.call_tool("create_job", {"idempotency_key": "k1", **BOOKING})
@@ -54,4 +63,4 @@ async def test_a_retry_after_the_new_customer_was_made_and_the_call_then_failed_
     made = new_customers(fp)
     assert len(made) == 1, "the retry with the same key made a second customer"
     assert booked["customer_created"] and replay == booked
-    assert [j["customer_id"] for j in fp.fake.jobs.values()] == [made[0]["id"]]
+    assert [j.get("customer_id", j.get("customerId")) for j in fp.fake.jobs.values()] == [made[0]["id"]]
