@@ -51,6 +51,9 @@ def test_missing_unknown_and_revoked_credentials_get_401_and_a_revoked_key_stops
         assert fsm("keys", "revoke", "dispatcher", "--db", str(db)).returncode == 0
         assert post(base, key).status_code == 401  # no restart
         assert fsm("keys", "revoke", "dispatcher", "--db", str(db)).returncode == 1
+        # the revoked key's name may be given to a new key; the old key stays revoked
+        renewed = new_key(db, "dispatcher", "customers:read")
+        assert post(base, renewed).status_code == 200 and post(base, key).status_code == 401
 
 
 def test_host_and_origin_are_checked_and_an_oversized_request_is_refused(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def create(db: Database, name: str, business: str, scopes: list[str]) -> str:
     key = PREFIX + secrets.token_urlsafe(32)
 
     def insert(conn: sqlite3.Connection) -> None:
-        if conn.execute("SELECT 1 FROM api_keys WHERE name = ?", (name,)).fetchone():
+        if conn.execute("SELECT 1 FROM api_keys WHERE name = ? AND revoked_at IS NULL", (name,)).fetchone():
             raise ValueError(f"a key named {name!r} exists already; revoke it or choose another name")
         conn.execute("INSERT INTO api_keys (name, tenant_id, scopes, digest, created_at) VALUES (?,?,?,?,?)",
                      (name, business, json.dumps(chosen), digest(key), to_db(db.clock.now())))
@@ -66,7 +66,7 @@ def revoke(db: Database, name: str) -> bool:
 
 def listing(db: Database) -> list[KeyInfo]:
     rows = db.read(lambda conn: conn.execute(
-        "SELECT name, tenant_id, scopes, created_at, revoked_at FROM api_keys ORDER BY name").fetchall())
+        "SELECT name, tenant_id, scopes, created_at, revoked_at FROM api_keys ORDER BY name, created_at").fetchall())
     return [KeyInfo(name, business, tuple(json.loads(scopes)), created, revoked)
             for name, business, scopes, created, revoked in rows]
 

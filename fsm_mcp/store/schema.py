@@ -120,4 +120,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE idempotency ADD COLUMN phase_at TEXT;
     ALTER TABLE idempotency ADD COLUMN progress TEXT NOT NULL DEFAULT '{}';
     """,
+    # A revoked key's name may be given to a new key: keys are keyed by their digest, and a name is unique
+    # among the live keys only (the revoked one stays revoked).
+    """
+    CREATE TABLE api_keys_by_digest (
+        digest TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL, tenant_id TEXT NOT NULL, scopes TEXT NOT NULL,
+        created_at TEXT NOT NULL, revoked_at TEXT
+    ) WITHOUT ROWID;
+    INSERT INTO api_keys_by_digest (digest, name, tenant_id, scopes, created_at, revoked_at)
+        SELECT digest, name, tenant_id, scopes, created_at, revoked_at FROM api_keys;
+    DROP TABLE api_keys;
+    ALTER TABLE api_keys_by_digest RENAME TO api_keys;
+    CREATE UNIQUE INDEX api_keys_live_name ON api_keys (name) WHERE revoked_at IS NULL;
+    """,
 ]
