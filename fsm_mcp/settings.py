@@ -21,12 +21,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 import platformdirs
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from fsm_mcp.access.config import AccessSettings
 from fsm_mcp.connectors.fieldpulse import config as fieldpulse_config
 from fsm_mcp.connectors.housecallpro import config as housecallpro_config
 from fsm_mcp.connectors.servicetitan import config as servicetitan_config
+from fsm_mcp.connectors.vendor_settings import SettingsError
 from fsm_mcp.identity.text import fold
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -178,6 +179,7 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
             out[ident] = _business(shared, business, table, own)
         except ValueError as exc:  # name each setting as it is set for this business
             said = re.sub(r"\[(servicetitan|fieldpulse|housecallpro)\]", rf"[businesses.{ident}.\1]", str(exc))
+            said = said.replace("[business] table", f"[businesses.{ident}] table")
             raise ValueError(f"[businesses.{ident}]: {said.replace('FSM_MCP_', prefix)}") from None
     return out
 
@@ -190,4 +192,16 @@ def _business(shared: dict[str, Any], business: dict[str, Any], data: dict[str, 
     settings["backend"] = backend
     if backend in VENDORS:  # read only when chosen: a local business needs none of these
         settings[backend] = VENDORS[backend](data.get(backend, {}), env)
-    return Settings.model_validate(settings)
+    try:
+        return Settings.model_validate(settings)
+    except ValidationError as exc:  # name each setting as it is set, not pydantic's dump
+        problems = []
+        for error in exc.errors():
+            loc = [str(part) for part in error["loc"]]
+            said = str(error["msg"]).removeprefix("Value error, ")
+            if loc[:1] == ["business"] and len(loc) > 1:
+                problems.append(f"FSM_MCP_{loc[1].upper()} (or {loc[1]} in the [business] table): {said}")
+            else:
+                name = loc[0] if loc else "configuration"
+                problems.append(f"FSM_MCP_{name.upper()} (or {name} in the file): {said}")
+        raise SettingsError("; ".join(problems)) from None

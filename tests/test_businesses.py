@@ -148,3 +148,21 @@ async def test_each_callers_tool_list_describes_its_own_businesss_backend(tmp_pa
     assert not any(t.annotations and t.annotations.open_world_hint for t in listed["acme"].values())
     assert "recorded as a job comment" in (listed["bolt"]["update_job_status"].description or "")
     assert all(t.annotations and t.annotations.open_world_hint for t in listed["bolt"].values())
+
+
+def test_a_wrong_business_setting_is_named_as_the_user_sets_it_not_as_a_validation_dump(tmp_path: Path) -> None:
+    with pytest.raises(ValueError) as zone:
+        Settings.load(env={"FSM_MCP_TIMEZONE": "Mars/Base"})
+    assert str(zone.value) == ("FSM_MCP_TIMEZONE (or timezone in the [business] table): unknown time zone 'Mars/Base'; "
+                               "use an IANA name like America/Chicago")
+    with pytest.raises(ValueError, match=r"FSM_MCP_COUNTRY \(or country in the \[business\] table\): unknown country"):
+        Settings.load(env={"FSM_MCP_COUNTRY": "Narnia"})
+    config = tmp_path / "fsm.toml"
+    config.write_text(TWO.replace('timezone = "America/New_York"', 'timezone = "Mars/Base"'))
+    with pytest.raises(ValueError) as theirs:
+        load_businesses(env={"FSM_MCP_CONFIG": str(config)})
+    assert "FSM_MCP_BOLT_TIMEZONE (or timezone in the [businesses.bolt] table): unknown time zone" in str(theirs.value)
+    assert "pydantic" not in str(theirs.value) and "validation error" not in str(theirs.value)
+    refused = fsm("import", "customers", str(config), "--db", str(tmp_path / "x.db"),
+                  env={**ENV, "FSM_MCP_TIMEZONE": "Mars/Base"})
+    assert refused.returncode == 2 and "FSM_MCP_TIMEZONE" in refused.stderr and "errors.pydantic.dev" not in refused.stderr
