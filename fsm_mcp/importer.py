@@ -4,16 +4,25 @@ Records are kept as they are (a real CRM export has duplicates; finding them is 
 identity work's job). A row whose external_id was imported before is skipped, so a
 rerun after an interruption does not double the base. A row with no name is rejected;
 an unreadable phone or e-mail is dropped from an otherwise good row, with a warning.
+
+A file that cannot be read as CSV in its encoding, or holds a cell over the csv module's
+128 KiB limit, is refused whole before anything is written, naming the line and the field:
+such a cell is nearly always a quote opened and never closed, which turns every row after
+it into one cell, so the rows around it cannot be trusted either.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import itertools
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from fsm_mcp.connectors.local import technicians
 from fsm_mcp.directory import customers, identity_model
@@ -43,18 +52,101 @@ class BadFile(ValueError):
     pass
 
 
-def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+def codec(encoding: str) -> str:
+    """The codec to read a file in; UTF-8 accepts a byte-order mark, as Excel writes one."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise BadFile(f"--encoding {encoding!r} is not an encoding Python knows; use e.g. utf-8, cp1252 or latin-1") from None
+    return "utf-8-sig" if name == "utf-8" else name
+
+
+def _rows(path: Path, columns: tuple[str, ...], encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, str]]]:
+    read_as = codec(encoding)
+    with path.open(newline="", encoding=read_as) as fh:
         reader = csv.DictReader(fh)
-        header = [h.strip().lower() for h in reader.fieldnames or []]
-        if "name" not in header:
-            raise BadFile(f"{path}: no 'name' column; the header must name some of: {', '.join(columns)}")
-        unknown = [h for h in header if h not in columns]
-        if unknown:
-            raise BadFile(f"{path}: unknown column(s) {', '.join(unknown)}; expected some of: {', '.join(columns)}")
-        reader.fieldnames = header
-        for row in reader:
-            yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
+        header: list[str] = []
+        done = 0  # the line the last whole record ended on
+        try:
+            header = [h.strip().lower() for h in reader.fieldnames or []]
+            if "name" not in header:
+                raise BadFile(f"{path}: no 'name' column; the header must name some of: {', '.join(columns)}")
+            unknown = [h for h in header if h not in columns]
+            if unknown:
+                raise BadFile(f"{path}: unknown column(s) {', '.join(unknown)}; expected some of: {', '.join(columns)}")
+            reader.fieldnames = header
+            done = reader.reader.line_num
+            for row in reader:
+                done = reader.line_num
+                yield done, {k: (v or "").strip() for k, v in row.items() if k}
+        except UnicodeDecodeError as exc:
+            raise _undecodable(path, read_as, encoding, exc) from None
+        except csv.Error as exc:
+            raise _unparsable(path, read_as, header, done + 1, reader.reader.line_num, exc) from None  # DictReader's lags
+
+
+def _cells(text: str) -> tuple[list[int], bool]:
+    """The length of each cell of one record's text so far, and whether a quoted cell is still open."""
+    lengths, quoted = [0], False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted  # a doubled quote inside a quoted cell closes and reopens it
+        elif quoted:
+            lengths[-1] += 1
+        elif ch == ",":
+            lengths.append(0)
+        elif ch not in "\r\n":
+            lengths[-1] += 1
+    return lengths, quoted
+
+
+def _where(line: int, header: list[str], cell: int | None) -> str:
+    if line == 1:
+        return "line 1 (the header)"
+    if cell is None:
+        return f"line {line}"
+    return f"line {line}, field {header[cell]}" if cell < len(header) else f"line {line}, column {cell + 1} (past the header)"
+
+
+def _undecodable(path: Path, read_as: str, encoding: str, exc: UnicodeDecodeError) -> BadFile:
+    """Find the line and field of the first byte that is not in the encoding (the decoder reads ahead of the rows)."""
+    decoder = codecs.getincrementaldecoder(read_as)()
+    record, quoted = "", False
+    with path.open("rb") as fh:
+        first = fh.readline()
+        header = [h.strip().lower() for h in next(csv.reader([first.decode(read_as, errors="replace")]), [])]
+        fh.seek(0)
+        for number, raw in enumerate(fh, start=1):
+            try:
+                text = decoder.decode(raw)
+            except UnicodeDecodeError as bad:
+                lengths, _ = _cells(record + raw[:bad.start].decode(read_as, errors="replace"))
+                byte = raw[bad.start] if bad.start < len(raw) else raw[-1]
+                where = _where(number, header, len(lengths) - 1)
+                break
+            quoted ^= text.count('"') % 2 == 1  # a record goes on past this line while a quoted cell is open
+            record = record + text if quoted else ""
+        else:  # not found again line by line: say what the decoder said
+            byte, where = exc.object[exc.start], "somewhere in the file"
+    hint = ("a file saved by Excel or an older system is often cp1252 (or latin-1): run again with --encoding cp1252"
+            if read_as == "utf-8-sig" else "name the file's own encoding with --encoding")
+    return BadFile(f"{path}: {where}: byte 0x{byte:02x} is not {encoding}; {hint}. Nothing was imported.")
+
+
+def _unparsable(path: Path, read_as: str, header: list[str], start: int, end: int, exc: csv.Error) -> BadFile:
+    limit = csv.field_size_limit()
+    if "field limit" not in str(exc):
+        return BadFile(f"{path}: line {end}: not readable as CSV ({exc}). Nothing was imported.")
+    with path.open(newline="", encoding=read_as) as fh:
+        lines = list(itertools.islice(fh, start - 1, end))
+    while lines and not lines[0].strip():  # blank lines between records
+        lines.pop(0)
+        start += 1
+    lengths, _ = _cells("".join(lines))
+    cell = next((i for i, n in enumerate(lengths) if n > limit), None)
+    return BadFile(f"{path}: {_where(start, header, cell)}: a cell longer than {limit // 1024} KiB; this is nearly always "
+                   "a quote opened and never closed, which makes the rest of the file one cell: close it, or shorten "
+                   "the cell. Nothing was imported.")
 
 
 def count_rows(path: Path) -> int:
@@ -63,12 +155,15 @@ def count_rows(path: Path) -> int:
 
 
 def import_customers(
-    db: Database, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None
+    db: Database, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None,
+    encoding: str = "utf-8",
 ) -> ImportReport:
     report = ImportReport()
     batch: list[tuple[int, dict[str, str]]] = []
+    for _ in _rows(path, CUSTOMER_COLUMNS, encoding):  # a file that cannot be read whole is refused before any write
+        pass
     with db.bulk():
-        for item in _rows(path, CUSTOMER_COLUMNS):
+        for item in _rows(path, CUSTOMER_COLUMNS, encoding):
             batch.append(item)
             if len(batch) >= BATCH:
                 db.write(_customer_batch, business, batch, report, db.clock.now())
@@ -135,8 +230,13 @@ def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tu
         if not street and unit:  # only a second line ("Shopping Village"): it is where the service goes
             street, unit = unit, None
         if street:
-            address = AddressIn(street=street, unit=unit, city=row.get("city") or None,
-                                state=row.get("state") or None, postal_code=row.get("postal_code") or None)
+            try:
+                address = AddressIn(street=street, unit=unit, city=row.get("city") or None,
+                                    state=row.get("state") or None, postal_code=row.get("postal_code") or None)
+            except ValidationError as exc:  # a cell the tools would refuse too: the row waits for it to be fixed
+                report.rejected.append((line, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                                                        for e in exc.errors())))
+                continue
             profile.addresses.append(
                 address_entry(street, address.unit, address.postal_code, address.city, address.state))
         new.append(customers.NewCustomer(name, phones, emails, row.get("notes") or None, row.get("external_id") or None))
@@ -151,9 +251,10 @@ def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tu
     report.imported += len(ids)
 
 
-def import_technicians(db: Database, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None) -> ImportReport:
+def import_technicians(db: Database, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None,
+                       encoding: str = "utf-8") -> ImportReport:
     report = ImportReport()
-    rows = list(_rows(path, TECHNICIAN_COLUMNS))
+    rows = list(_rows(path, TECHNICIAN_COLUMNS, encoding))
 
     def write(conn: sqlite3.Connection) -> None:
         seen = _seen_external_ids(conn, "technicians", business.tenant_id, [r["external_id"] for _, r in rows if r.get("external_id")])
