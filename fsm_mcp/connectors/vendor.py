@@ -1,24 +1,29 @@
 """What every vendor backend does the same way. Customers are recognised, and duplicates
-found, in the directory the connector keeps synced; a customer's recent jobs and balance
-(`recent_jobs`, `balance`), the technicians (`roster`) and when they are busy (`busy`)
-come from the vendor, each its own way."""
+found, in the directory the connector keeps synced; a booking follows the one booking path
+with the vendor's steps, and a job is read, listed and dispatched by the vendor's `jobs`; a
+customer's recent jobs and balance (`recent_jobs`, `balance`), the technicians (`roster`) and
+when they are busy (`busy`) come from the vendor, each its own way."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import httpx2 as httpx
 
 from fsm_mcp.connectors.base import (
+    Booking,
+    BookingRequest,
     CustomerProfile,
     DuplicateReport,
+    JobFilter,
     MergePlan,
     Progress,
     RecentJob,
     Recognition,
 )
+from fsm_mcp.connectors.booking import BookingSteps, book
 from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.sync import DirectorySync
 from fsm_mcp.directory import customers, duplicates
@@ -28,11 +33,24 @@ from fsm_mcp.models import Customer, Job, JobStatus, Technician
 from fsm_mcp.scheduling import Slot, free_slots
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database
+from fsm_mcp.store.idempotency import NO_KEY, Attempt
+
+
+class VendorJobs(Protocol):
+    """A vendor's jobs, read and dispatched its own way."""
+
+    async def get(self, job_id: str) -> Job: ...
+
+    async def listing(self, query: JobFilter) -> list[Job]: ...
+
+    async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job: ...
 
 
 class VendorBackend:
     vendor: str
     sync: DirectorySync
+    steps: BookingSteps
+    jobs: VendorJobs
 
     def __init__(self, db: Database, business: Business, http: httpx.AsyncClient) -> None:
         self.db, self.business, self.http, self.clock = db, business, http, db.clock
@@ -43,6 +61,18 @@ class VendorBackend:
 
     def cannot_set(self, status: JobStatus) -> str | None:
         return None
+
+    async def create_job(self, request: BookingRequest, attempt: Attempt = NO_KEY) -> Booking:
+        return await book(self.steps, self.db, self.business, request, attempt, self.clock.now())
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self.jobs.get(job_id)
+
+    async def list_jobs(self, query: JobFilter) -> list[Job]:
+        return await self.jobs.listing(query)
+
+    async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job:
+        return await self.jobs.dispatch(job_id, technician_id, window)
 
     async def lookup_customers(self, query: Profile, limit: int) -> Recognition:
         matches = self.db.snapshot(customers.lookup, self.tenant, query, limit)

@@ -11,11 +11,7 @@ import httpx2 as httpx
 from fsm_mcp.billing import cents
 from fsm_mcp.connectors.base import (
     Billed,
-    Booking,
-    BookingRequest,
-    JobFilter,
 )
-from fsm_mcp.connectors.booking import book
 from fsm_mcp.connectors.fieldpulse import invoices, mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
 from fsm_mcp.connectors.fieldpulse.booking import FieldPulseSteps
@@ -31,11 +27,11 @@ from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database
-from fsm_mcp.store.idempotency import NO_KEY, Attempt
 
 
 class FieldPulseBackend(VendorBackend):
     vendor = "FieldPulse"
+    jobs: Jobs  # its own, with more than every vendor\'s jobs share
 
     def __init__(self, db: Database, business: Business, config: FieldPulseSettings, http: httpx.AsyncClient,
                  policy: Policy | None = None, lanes: Lanes | None = None) -> None:
@@ -63,18 +59,6 @@ class FieldPulseBackend(VendorBackend):
         return cents(sum((mapping.money(i.get("balance_due")) for i in owed), Decimal("0")))
 
     # ----- jobs -----
-    async def create_job(self, request: BookingRequest, attempt: Attempt = NO_KEY) -> Booking:
-        return await book(self.steps, self.db, self.business, request, attempt, self.clock.now())
-
-    async def get_job(self, job_id: str) -> Job:
-        return await self.jobs.get(job_id)
-
-    async def list_jobs(self, query: JobFilter) -> list[Job]:
-        return await self.jobs.listing(query)
-
-    async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job:
-        return await self.jobs.dispatch(job_id, technician_id, window)
-
     async def update_job_status(self, job_id: str, status: JobStatus, note: str | None) -> Job:
         return await self.jobs.set_status(job_id, status, note)
 

@@ -9,8 +9,7 @@ from typing import Any
 import httpx2 as httpx
 
 from fsm_mcp.billing import cents
-from fsm_mcp.connectors.base import Billed, Booking, BookingRequest, JobFilter
-from fsm_mcp.connectors.booking import book
+from fsm_mcp.connectors.base import Billed
 from fsm_mcp.connectors.housecallpro import invoices, mapping
 from fsm_mcp.connectors.housecallpro.api import HousecallProApi
 from fsm_mcp.connectors.housecallpro.booking import HousecallProSteps
@@ -27,13 +26,13 @@ from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.settings import Business
 from fsm_mcp.store.db import Database
-from fsm_mcp.store.idempotency import NO_KEY, Attempt
 
 UNPAID = ("open", "pending_payment")  # the invoice statuses that still owe money
 
 
 class HousecallProBackend(VendorBackend):
     vendor = "Housecall Pro"
+    jobs: Jobs  # its own, with more than every vendor\'s jobs share
 
     def __init__(self, db: Database, business: Business, config: HousecallProSettings, http: httpx.AsyncClient,
                  policy: Policy | None = None, lanes: Lanes | None = None) -> None:
@@ -62,18 +61,6 @@ class HousecallProBackend(VendorBackend):
         return cents(sum((mapping.money(i.get("due_amount")) for i in owed), Decimal("0")))
 
     # ----- jobs -----
-    async def create_job(self, request: BookingRequest, attempt: Attempt = NO_KEY) -> Booking:
-        return await book(self.steps, self.db, self.business, request, attempt, self.clock.now())
-
-    async def get_job(self, job_id: str) -> Job:
-        return await self.jobs.get(job_id)
-
-    async def list_jobs(self, query: JobFilter) -> list[Job]:
-        return await self.jobs.listing(query)
-
-    async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job:
-        return await self.jobs.dispatch(job_id, technician_id, window)
-
     def cannot_set(self, status: JobStatus) -> str | None:
         return cannot_set(status)
 
