@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from fsm_mcp.app import ServedBusiness
 from fsm_mcp.errors import VendorRejected
+from fsm_mcp.events import changes
 from fsm_mcp.models import Job, JobStatus, readable
 from fsm_mcp.scheduling import check_transition
 from fsm_mcp.services.confirmation import Pending, confirmed, issue
@@ -50,7 +51,9 @@ async def cancel(business: ServedBusiness, actor: str, key: str | None, request:
         async def act() -> Job:
             return await business.backend.update_job_status(request.job_id, JobStatus.canceled, request.reason)
 
-        return await confirmed(business, actor, token, OPERATION, request, act)
+        job = await confirmed(business, actor, token, OPERATION, request, act)
+        await changes.job_changed(business.db, business.tenant, job)
+        return job
 
     done = await business.writer.run(
         tenant=business.tenant, actor=actor, tool=OPERATION, key=key, request=request, result_type=Job,

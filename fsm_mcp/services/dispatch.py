@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fsm_mcp.app import ServedBusiness
+from fsm_mcp.events import changes
 from fsm_mcp.models import Job
 from fsm_mcp.services.requests import Request
 from fsm_mcp.store.idempotency import Attempt
@@ -20,7 +21,9 @@ class DispatchRequest(Request):
 
 async def dispatch(business: ServedBusiness, actor: str, key: str | None, request: DispatchRequest) -> Job:
     async def write(_: Attempt) -> Job:
-        return await business.backend.dispatch(request.job_id, request.technician_id, request.window)
+        job = await business.backend.dispatch(request.job_id, request.technician_id, request.window)
+        await changes.job_changed(business.db, business.tenant, job, assigned=request.technician_id)
+        return job
 
     return await business.writer.run(
         tenant=business.tenant, actor=actor, tool=OPERATION, key=key, request=request, result_type=Job,

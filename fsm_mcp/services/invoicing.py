@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from fsm_mcp.app import ServedBusiness
 from fsm_mcp.connectors.base import Billed
+from fsm_mcp.events import changes
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.services.requests import Request
 from fsm_mcp.store.idempotency import Attempt
@@ -25,8 +26,10 @@ async def invoice(business: ServedBusiness, actor: str, key: str | None, request
     """A job already invoiced answers with that invoice (already_invoiced) unless allow_additional."""
 
     async def write(_: Attempt) -> Billed:
-        return await business.backend.create_invoice(request.job_id, list(request.line_items), request.tax_rate,
-                                                     request.discount, request.allow_additional)
+        billed = await business.backend.create_invoice(request.job_id, list(request.line_items), request.tax_rate,
+                                                       request.discount, request.allow_additional)
+        await changes.invoice_created(business.db, business.tenant, billed)
+        return billed
 
     return await business.writer.run(
         tenant=business.tenant, actor=actor, tool=OPERATION, key=key, request=request, result_type=Billed,

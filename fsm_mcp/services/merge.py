@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from fsm_mcp.app import ServedBusiness
 from fsm_mcp.connectors.base import MergePlan
+from fsm_mcp.events import changes
 from fsm_mcp.models import readable
 from fsm_mcp.services.confirmation import Pending, confirmed, issue
 from fsm_mcp.services.requests import Request
@@ -49,7 +50,9 @@ async def merge(business: ServedBusiness, actor: str, key: str | None, request: 
         async def act() -> MergePlan:
             return await backend.merge_customers(request.keep_id, list(request.merge_ids), apply=True)
 
-        return await confirmed(business, actor, token, OPERATION, request, act)
+        plan = await confirmed(business, actor, token, OPERATION, request, act)
+        await changes.customers_merged(business.db, business.tenant, plan)
+        return plan
 
     plan = await business.writer.run(
         tenant=business.tenant, actor=actor, tool=OPERATION, key=key, request=request, result_type=MergePlan,

@@ -10,6 +10,8 @@ from datetime import date, timedelta
 from fsm_mcp.app import ServedBusiness
 from fsm_mcp.connectors.base import CustomerProfile, DuplicateReport, JobFilter, Progress, Recognition
 from fsm_mcp.errors import InvalidInput
+from fsm_mcp.events import outbox
+from fsm_mcp.events.outbox import Page
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.models import Confidence, Job, Technician
 from fsm_mcp.scheduling import Slot
@@ -59,3 +61,9 @@ async def open_slots(business: ServedBusiness, job_type: str, date_from: date, d
 async def duplicates(business: ServedBusiness, min_confidence: Confidence, limit: int,
                      progress: Progress | None = None) -> DuplicateReport:
     return await business.backend.find_duplicates(min_confidence, limit, progress)
+
+
+async def changes(business: ServedBusiness, since: str | None, limit: int) -> Page:
+    """The business's change feed after the cursor `since` (the outbox), with the cursor to pass next time."""
+    return await outbox.read(business.db, business.tenant, since, limit,
+                             timedelta(days=business.settings.business.event_retention_days))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fsm_mcp.app import ServedBusiness
 from fsm_mcp.errors import InvalidInput
+from fsm_mcp.events import changes
 from fsm_mcp.models import Job, JobStatus
 from fsm_mcp.services.requests import Request
 from fsm_mcp.store.idempotency import Attempt
@@ -24,7 +25,9 @@ async def move(business: ServedBusiness, actor: str, key: str | None, request: S
         raise InvalidInput("status", "canceling needs a person's confirmation: use cancel_job")
 
     async def write(_: Attempt) -> Job:
-        return await business.backend.update_job_status(request.job_id, request.status, request.note)
+        job = await business.backend.update_job_status(request.job_id, request.status, request.note)
+        await changes.job_changed(business.db, business.tenant, job)
+        return job
 
     return await business.writer.run(
         tenant=business.tenant, actor=actor, tool=OPERATION, key=key, request=request, result_type=Job,

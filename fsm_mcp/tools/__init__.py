@@ -7,7 +7,7 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
-from fsm_mcp.tools import customers, dispatch, duplicates, invoices, jobs
+from fsm_mcp.tools import changes, customers, dispatch, duplicates, invoices, jobs
 from fsm_mcp.tools._schema import forbid_unknown_arguments, publish_plain_schemas
 
 # What a tool does differently over a vendor, appended to its description so the model reads the truth.
@@ -51,7 +51,7 @@ VENDOR_NOTES = {
 
 
 def register(mcp: MCPServer) -> None:
-    for area in (customers, duplicates, jobs, dispatch, invoices):
+    for area in (customers, duplicates, jobs, dispatch, invoices, changes):
         area.register(mcp)
     publish_plain_schemas(mcp)
     forbid_unknown_arguments(mcp)
