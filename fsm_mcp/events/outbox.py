@@ -85,14 +85,14 @@ async def read(db: Store, tenant: str, since: str | None, limit: int = DEFAULT_L
         raise InvalidInput("limit", f"must be between 1 and {MAX_LIMIT}")
 
     def page(conn: Any) -> tuple[int | None, list[Any], str | None]:
-        start = 0
+        start: int | None = 0
         if since is not None:
             start = sql.seq_of(conn, tenant, since)
             if start is None:
                 oldest = sql.oldest_seq(conn, tenant)
                 first = sql.after(conn, tenant, oldest - 1, 1) if oldest is not None else []
                 return None, [], first[0]["id"] if first else None
-        return start, sql.after(conn, tenant, start, limit + 1), None
+        return start, sql.after(conn, tenant, start or 0, limit + 1), None
 
     start, rows, oldest_id = await db.aread(page)
     if start is None:
