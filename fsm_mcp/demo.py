@@ -82,6 +82,8 @@ def _next_weekday(after: date) -> date:
 
 
 async def run_demo(db_path: Path | None) -> None:
+    """Seed a demo business in `db_path`, a file that must not exist yet (None: a fresh temporary database,
+    removed when the demo ends), and play the call against a server over stdio."""
     workdir = None
     if db_path is None:
         workdir = tempfile.TemporaryDirectory(prefix="fsm-mcp-demo-")
@@ -98,11 +100,13 @@ async def run_demo(db_path: Path | None) -> None:
         command=sys.executable, args=["-m", "fsm_mcp", "serve", "--db", str(db_path)],
         env={**os.environ, **DEMO_ENV, "FSM_MCP_LOG_LEVEL": "WARNING"},
     )
-    async with Client(server) as client:
-        await the_call(client, _next_weekday(db.clock.today(business.zone)))
+    try:
+        async with Client(server) as client:
+            await the_call(client, _next_weekday(db.clock.today(business.zone)))
+    finally:
+        if workdir:
+            workdir.cleanup()
     click.secho("\nDemo finished: one customer, one job, one invoice, however often the agent retried.", fg="green", bold=True)
-    if workdir:
-        workdir.cleanup()
 
 
 async def the_call(client: Client, day: date) -> None:
