@@ -18,7 +18,7 @@ from fsm_mcp.connectors import open_backend
 from fsm_mcp.connectors.base import Backend
 from fsm_mcp.connectors.http.lanes import open_lanes
 from fsm_mcp.settings import Settings
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 from fsm_mcp.store.idempotency import IdempotentWriter
 
 log = logging.getLogger("fsm_mcp")
@@ -29,7 +29,7 @@ class ServedBusiness:
     """One business, as the services act for it."""
 
     settings: Settings
-    db: Database
+    db: Store
     backend: Backend
     clock: Clock
     writer: IdempotentWriter
@@ -51,7 +51,7 @@ class ServedBusinesses:
 
 
 @asynccontextmanager
-async def open_businesses(every: Mapping[str, Settings], db: Database, transport: httpx.AsyncBaseTransport | None = None,
+async def open_businesses(every: Mapping[str, Settings], db: Store, transport: httpx.AsyncBaseTransport | None = None,
                           background: bool = True) -> AsyncIterator[ServedBusinesses]:
     """Each business's backend opened on `db` for the block (a vendor's directory kept synced in the background
     when `background`). The first business is the default one."""

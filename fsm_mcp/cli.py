@@ -17,8 +17,8 @@ from fsm_mcp.access.config import AccessSettings
 from fsm_mcp.settings import Settings
 
 db_option = click.option(
-    "--db", "db", type=click.Path(dir_okay=False, path_type=Path), envvar="FSM_MCP_DB",
-    help="SQLite database file (default: the per-user data directory).",
+    "--db", "db", envvar="FSM_MCP_DB",
+    help="The store: a SQLite file (default: the per-user data directory), or a postgresql:// URL for several replicas.",
 )
 
 
@@ -75,7 +75,7 @@ def serve(transport: str, host: str, port: int, read_only: bool, no_auth: bool, 
 
     if transport == "stdio":
         settings = _settings(db, business)
-        build_server(settings, read_only=read_only).run("stdio")
+        build_server(settings, read_only=read_only, deliver_webhooks=True).run("stdio")
         return
     every = _businesses(db, business)
     access = next(iter(every.values())).access
@@ -89,7 +89,7 @@ def serve(transport: str, host: str, port: int, read_only: bool, no_auth: bool, 
             raise click.UsageError(f"--host {host}: name the host names clients use in FSM_MCP_SERVE_ALLOWED_HOSTS (or "
                                    "allowed_hosts in the [serve] table); requests with any other Host header are refused")
     caller = Caller("anonymous", None, LOCAL.scopes) if no_auth else NOBODY
-    server = build_server(every, caller=caller, read_only=read_only)
+    server = build_server(every, caller=caller, read_only=read_only, deliver_webhooks=True)
     _serve_http(server, every, access, host, port, authenticate=not no_auth)
 
 
@@ -114,10 +114,10 @@ def _serve_http(server: Any, every: dict[str, Settings], access: AccessSettings,
     from fsm_mcp.access.http import http_app
     from fsm_mcp.access.slow_clients import with_header_timeout
     from fsm_mcp.access.tokens import Verifier
-    from fsm_mcp.store.db import Database
+    from fsm_mcp.store import open_store
 
     first = next(iter(every.values()))
-    database = Database(first.db_path)  # the API keys: looked up on every request, so a revoked one fails at once
+    database = open_store(first.db_path)  # the API keys: looked up on every request, so a revoked one fails at once
     try:
         verifier = Verifier(database, every.keys(), access) if authenticate else None
         if authenticate and not access.oauth and not any(k.revoked_at is None for k in keys.listing(database)):
@@ -148,10 +148,10 @@ def keys() -> None:
 def keys_create(name: str, scopes: tuple[str, ...], business: str | None, db: Path | None) -> None:
     """Make a key and print it once on stdout (it is stored only hashed; nothing else is printed there)."""
     from fsm_mcp.access import keys as api_keys
-    from fsm_mcp.store.db import Database
+    from fsm_mcp.store import open_store
 
     settings = _settings(db, business)
-    database = Database(settings.db_path)
+    database = open_store(settings.db_path)
     try:
         key = api_keys.create(database, name, settings.business.tenant_id, list(scopes))
     except ValueError as exc:
@@ -168,9 +168,9 @@ def keys_create(name: str, scopes: tuple[str, ...], business: str | None, db: Pa
 def keys_list(db: Path | None) -> None:
     """Every key's name, business, scopes and dates (never the key)."""
     from fsm_mcp.access import keys as api_keys
-    from fsm_mcp.store.db import Database
+    from fsm_mcp.store import open_store
 
-    database = Database(_store_path(db))
+    database = open_store(_store_path(db))
     try:
         for k in api_keys.listing(database):
             state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
@@ -185,9 +185,9 @@ def keys_list(db: Path | None) -> None:
 def keys_revoke(name: str, db: Path | None) -> None:
     """Stop a key at once, in every running server that shares this store."""
     from fsm_mcp.access import keys as api_keys
-    from fsm_mcp.store.db import Database
+    from fsm_mcp.store import open_store
 
-    database = Database(_store_path(db))
+    database = open_store(_store_path(db))
     try:
         if not api_keys.revoke(database, name):
             raise click.ClickException(f"no active key named {name!r}; `fsm-mcp keys list` shows them")
@@ -196,13 +196,17 @@ def keys_revoke(name: str, db: Path | None) -> None:
     click.echo(f"revoked {name!r}", err=True)
 
 
-def _store_path(db: Path | None) -> Path:
+def _store_path(db: Path | None) -> Path | str:
     """The store, for commands that span every business."""
     return next(iter(_businesses(db, None).values())).db_path
 
 
 @main.command()
-@db_option
+@click.option(  # not db_option: the demo never opens the configured store (FSM_MCP_DB is not read)
+    "--db", "db", type=click.Path(dir_okay=False, path_type=Path),
+    help="Create the demo's SQLite database in this new file and keep it (default: a fresh temporary database, "
+    "removed when the demo ends).",
+)
 def demo(db: Path | None) -> None:
     """Create a demo business and play a scripted call through a real MCP client."""
     from fsm_mcp.demo import run_demo
@@ -224,10 +228,10 @@ encoding_option = click.option(
 
 def _run_import(kind: str, file: Path, db: Path | None, business: str | None, encoding: str) -> None:
     from fsm_mcp.importer import BadFile, count_rows, import_customers, import_technicians
-    from fsm_mcp.store.db import Database
+    from fsm_mcp.store import open_store, shown
 
     settings = _settings(db, business)
-    database = Database(settings.db_path)
+    database = open_store(settings.db_path)
     run = import_customers if kind == "customers" else import_technicians
     try:
         with click.progressbar(length=count_rows(file), label=f"importing {kind}", file=sys.stderr) as bar:
@@ -245,7 +249,7 @@ def _run_import(kind: str, file: Path, db: Path | None, business: str | None, en
         click.echo(f"... and {hidden} more", err=True)
     click.echo(
         f"{kind}: {report.imported} imported, {report.skipped} already imported, {len(report.rejected)} rejected, "
-        f"{len(report.warnings)} warnings ({settings.db_path})",
+        f"{len(report.warnings)} warnings ({shown(settings.db_path)})",
         err=True,
     )
 
@@ -299,10 +303,10 @@ class _LazyBar:
 def duplicates(as_json: bool, min_confidence: str, limit: int, business: str | None, db: Path | None) -> None:
     """List groups of customer records that are the same customer, surest first."""
     from fsm_mcp.directory.duplicates import find
-    from fsm_mcp.store.db import Database
+    from fsm_mcp.store import open_store
 
     settings = _settings(db, business)
-    database = Database(settings.db_path)
+    database = open_store(settings.db_path)
     with _LazyBar("comparing candidate pairs") as bar:
         try:
             report = database.read(find, settings.business.tenant_id, min_confidence, limit, bar.update)
@@ -332,16 +336,16 @@ def duplicates(as_json: bool, min_confidence: str, limit: int, business: str | N
 def reindex(business: str | None, db: Path | None) -> None:
     """Rebuild the customer matching index from the stored records (after an upgrade changes its rules)."""
     from fsm_mcp.importer import reindex_customers
-    from fsm_mcp.store.db import Database
+    from fsm_mcp.store import open_store, shown
 
     settings = _settings(db, business)
-    database = Database(settings.db_path)
+    database = open_store(settings.db_path)
     with _LazyBar("indexing customers") as bar:
         try:
             count = reindex_customers(database, settings.business.tenant_id, bar.update)
         finally:
             database.close()
-    click.echo(f"indexed {count} customers ({settings.db_path})", err=True)
+    click.echo(f"indexed {count} customers ({shown(settings.db_path)})", err=True)
 
 
 def _vendor(db: Path | None, business: str | None) -> Settings:
@@ -360,7 +364,7 @@ def sync(business: str | None, db: Path | None) -> None:
     A first sync interrupted part-way resumes where it stopped."""
     from fsm_mcp.connectors import open_backend
     from fsm_mcp.errors import FsmError
-    from fsm_mcp.store.db import Database
+    from fsm_mcp.store import open_store, shown
 
     settings = _vendor(db, business)
     bars: dict[str, Any] = {}  # one bar for every list of a first sync: several are read at once
@@ -378,7 +382,7 @@ def sync(business: str | None, db: Path | None) -> None:
         bar.update(sum(done_of.values()) - bar.pos)
 
     async def run() -> Any:
-        database = Database(settings.db_path)
+        database = open_store(settings.db_path)
         try:
             async with open_backend(settings, database, background=False) as backend:
                 return await backend.sync.run(progress)  # type: ignore[attr-defined]
@@ -392,7 +396,7 @@ def sync(business: str | None, db: Path | None) -> None:
     finally:
         for bar in bars.values():
             bar.render_finish()
-    click.echo(", ".join(f"{n} {name}" for name, n in report.stored.items()) + f" stored ({settings.db_path})", err=True)
+    click.echo(", ".join(f"{n} {name}" for name, n in report.stored.items()) + f" stored ({shown(settings.db_path)})", err=True)
 
 
 @main.command()
@@ -404,12 +408,12 @@ def check(business: str | None, db: Path | None) -> None:
     when something is wrong."""
     from fsm_mcp.connectors import open_backend
     from fsm_mcp.errors import FsmError
-    from fsm_mcp.store.db import Database
+    from fsm_mcp.store import open_store
 
     settings = _vendor(db, business)
 
     async def run() -> Any:
-        database = Database(settings.db_path)
+        database = open_store(settings.db_path)
         try:
             async with open_backend(settings, database, background=False) as backend:
                 return await backend.check()  # type: ignore[attr-defined]
@@ -434,10 +438,10 @@ def identity() -> None:
 def train(business: str | None, db: Path | None) -> None:
     """Re-estimate how often unrelated customers agree by chance, from this base (imports do it too)."""
     from fsm_mcp.directory import identity_model
-    from fsm_mcp.store.db import Database
+    from fsm_mcp.store import open_store
 
     settings = _settings(db, business)
-    database = Database(settings.db_path)
+    database = open_store(settings.db_path)
     try:
         model = database.write(identity_model.train, settings.business.tenant_id, database.clock.now())
     finally:
@@ -460,3 +464,8 @@ def tools_doc(output: Path, check: bool) -> None:
         return
     output.write_text(text)
     click.echo(f"wrote {output}", err=True)
+
+
+from fsm_mcp.events import commands as _webhook_commands  # noqa: E402  (it builds on the options above)
+
+main.add_command(_webhook_commands.webhooks)

@@ -1,9 +1,12 @@
 """Bulk loads: CSV imports of customers and technicians, and rebuilding the matching index.
 
 Records are kept as they are (a real CRM export has duplicates; finding them is the
-identity work's job). A row whose external_id was imported before is skipped, so a
-rerun after an interruption does not double the base. A row with no name is rejected;
-an unreadable phone or e-mail is dropped from an otherwise good row, with a warning.
+identity work's job), and each row is imported once however often its file is run: a row
+whose external_id or import key (`import_keys.py`: its cells and its place among identical
+rows) was imported before is skipped, so an interrupted import can simply be run again. A
+file that names one external_id on two rows is refused before anything is written. A row
+with no name is rejected; an unreadable phone or e-mail is dropped from an otherwise good
+row, with a warning.
 
 A file that cannot be read as CSV in its encoding, or holds a cell over the csv module's
 128 KiB limit, is refused whole before anything is written, naming the line and the field:
@@ -17,7 +20,7 @@ import codecs
 import csv
 import itertools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,9 +34,10 @@ from fsm_mcp.identity.emails import InvalidEmail, normalize_email
 from fsm_mcp.identity.keys import Profile, record_keys
 from fsm_mcp.identity.names import parse_name
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
+from fsm_mcp.import_keys import RowKeys, repeated_external_ids
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, placeholders
+from fsm_mcp.store import Store, imports
 
 CUSTOMER_COLUMNS = ("external_id", "name", "phone", "email", "street", "unit", "city", "state", "postal_code", "notes")
 TECHNICIAN_COLUMNS = ("external_id", "name", "phone", "skills")
@@ -149,22 +153,32 @@ def _unparsable(path: Path, read_as: str, header: list[str], start: int, end: in
                    "the cell. Nothing was imported.")
 
 
+def _no_repeats(path: Path, rows: Iterable[tuple[int, dict[str, str]]]) -> None:
+    """Refuse a file that names one external_id on two rows: which of them is the record is for a person to say."""
+    if not (repeats := repeated_external_ids(rows)):
+        return
+    external_id, first, line = repeats[0]
+    more = f" ({len(repeats) - 1} more rows repeat an external_id)" if len(repeats) > 1 else ""
+    raise BadFile(f"{path}: line {line}: external_id {external_id!r} is on line {first} too{more}; each record needs "
+                  "its own external_id (or none): fix the file and run the import again. Nothing was imported.")
+
+
 def count_rows(path: Path) -> int:
     with path.open("rb") as fh:
         return max(0, sum(1 for _ in fh) - 1)
 
 
 def import_customers(
-    db: Database, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None,
+    db: Store, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None,
     encoding: str = "utf-8",
 ) -> ImportReport:
     report = ImportReport()
-    batch: list[tuple[int, dict[str, str]]] = []
-    for _ in _rows(path, CUSTOMER_COLUMNS, encoding):  # a file that cannot be read whole is refused before any write
-        pass
+    batch: list[tuple[int, dict[str, str], str]] = []
+    _no_repeats(path, _rows(path, CUSTOMER_COLUMNS, encoding))  # a file refused is refused before any write
+    keys = RowKeys(CUSTOMER_COLUMNS)
     with db.bulk():
-        for item in _rows(path, CUSTOMER_COLUMNS, encoding):
-            batch.append(item)
+        for line, row in _rows(path, CUSTOMER_COLUMNS, encoding):
+            batch.append((line, row, keys.key(row)))
             if len(batch) >= BATCH:
                 db.write(_customer_batch, business, batch, report, db.clock.now())
                 progress(len(batch))
@@ -177,7 +191,7 @@ def import_customers(
     return report
 
 
-def reindex_customers(db: Database, tenant: str, progress: Callable[[int, int], None] | None = None) -> int:
+def reindex_customers(db: Store, tenant: str, progress: Callable[[int, int], None] | None = None) -> int:
     """Rebuild the matching index as a bulk load: large page cache, then fresh planner statistics."""
     with db.bulk():
         count = db.write(customers.rebuild_index, tenant, progress)
@@ -186,30 +200,29 @@ def reindex_customers(db: Database, tenant: str, progress: Callable[[int, int], 
     return count
 
 
-def _seen_external_ids(conn: sqlite3.Connection, table: str, tenant: str, ids: list[str]) -> set[str]:
-    if not ids:
-        return set()
-    marks = placeholders(len(ids))
-    rows = conn.execute(f"SELECT external_id FROM {table} WHERE tenant_id=? AND external_id IN ({marks})", (tenant, *ids))
-    return {r[0] for r in rows}
+def _imported_before(conn: sqlite3.Connection, table: str, tenant: str, rows: list[tuple[int, dict[str, str], str]],
+                     ) -> set[str]:
+    """The import keys of `rows` whose row is in the table already, by its key or by its external_id."""
+    by_id = imports.seen(conn, table, "external_id", tenant, [r["external_id"] for _, r, _ in rows if r.get("external_id")])
+    by_key = imports.seen(conn, table, "import_key", tenant, [key for _, _, key in rows])
+    return by_key | {key for _, r, key in rows if r.get("external_id") in by_id}
 
 
-def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tuple[int, dict[str, str]]], report: ImportReport,
-                    now: datetime) -> None:
+def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tuple[int, dict[str, str], str]],
+                    report: ImportReport, now: datetime) -> None:
     tenant = business.tenant_id
-    seen = _seen_external_ids(conn, "customers", tenant, [r["external_id"] for _, r in batch if r.get("external_id")])
+    before = _imported_before(conn, "customers", tenant, batch)
     new: list[customers.NewCustomer] = []
     addresses: list[AddressIn | None] = []
     profiles: list[Profile] = []
-    for line, row in batch:
+    for line, row, key in batch:
         name = row.get("name", "")
         if not name:
             report.rejected.append((line, "name is empty"))
             continue
-        if row.get("external_id") and row["external_id"] in seen:
+        if key in before:
             report.skipped += 1
             continue
-        seen.add(row.get("external_id", ""))
         profile = Profile(name=parse_name(name), name_raw=name)
         phones = []
         if raw := row.get("phone"):
@@ -239,30 +252,34 @@ def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tu
                 continue
             profile.addresses.append(
                 address_entry(street, address.unit, address.postal_code, address.city, address.state))
-        new.append(customers.NewCustomer(name, phones, emails, row.get("notes") or None, row.get("external_id") or None))
+        new.append(customers.NewCustomer(name, phones, emails, row.get("notes") or None, row.get("external_id") or None,
+                                         import_key=key))
         addresses.append(address)
         profiles.append(profile)
     ids = customers.insert_customers(conn, tenant, now, new)
     customers.insert_locations(conn, tenant, now, [(cid, a, None, ()) for cid, a in zip(ids, addresses, strict=True) if a])
     conn.executemany(
-        "INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)",
+        "INSERT INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?) ON CONFLICT DO NOTHING",
         sorted((tenant, key, cid) for cid, profile in zip(ids, profiles, strict=True) for key in record_keys(profile)),
     )
     report.imported += len(ids)
 
 
-def import_technicians(db: Database, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None,
+def import_technicians(db: Store, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None,
                        encoding: str = "utf-8") -> ImportReport:
     report = ImportReport()
-    rows = list(_rows(path, TECHNICIAN_COLUMNS, encoding))
+    read = list(_rows(path, TECHNICIAN_COLUMNS, encoding))
+    _no_repeats(path, read)
+    keys = RowKeys(TECHNICIAN_COLUMNS)
+    rows = [(line, row, keys.key(row)) for line, row in read]
 
     def write(conn: sqlite3.Connection) -> None:
-        seen = _seen_external_ids(conn, "technicians", business.tenant_id, [r["external_id"] for _, r in rows if r.get("external_id")])
-        for line, row in rows:
+        before = _imported_before(conn, "technicians", business.tenant_id, rows)
+        for line, row, key in rows:
             if not row.get("name"):
                 report.rejected.append((line, "name is empty"))
                 continue
-            if row.get("external_id") and row["external_id"] in seen:
+            if key in before:
                 report.skipped += 1
                 continue
             phone = None
@@ -272,7 +289,8 @@ def import_technicians(db: Database, business: Business, path: Path, progress: C
                 except InvalidPhone as exc:
                     report.warnings.append((line, f"phone dropped: {exc}"))
             skills = [s for s in row.get("skills", "").split(";") if s.strip()]
-            technicians.insert(conn, business.tenant_id, row["name"], skills, phone, row.get("external_id") or None)
+            technicians.insert(conn, business.tenant_id, row["name"], skills, phone, row.get("external_id") or None,
+                               import_key=key)
             report.imported += 1
 
     db.write(write)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx2 as httpx
@@ -21,8 +22,9 @@ from fsm_mcp.access.limits import CallerLimits
 from fsm_mcp.access.pii import keep_out_of_logs
 from fsm_mcp.app import ServedBusinesses, open_businesses
 from fsm_mcp.clock import Clock
+from fsm_mcp.events.delivery import delivering
 from fsm_mcp.settings import Settings, load_businesses
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import open_store
 from fsm_mcp.tools._kit import plain_words
 
 log = logging.getLogger("fsm_mcp")
@@ -67,12 +69,14 @@ def build_server(
     caller: Caller = LOCAL,
     read_only: bool = False,
     clock: Clock | None = None,
+    deliver_webhooks: bool = False,
 ) -> MCPServer:
     """A server for one business's `settings`, or for several by business id (by default, every configured one).
     `caller` is who a message without credentials is: over stdio and in process, the local user (trusted with every
     scope); over authenticated HTTP, NOBODY. `read_only`: no caller may do more than read. `transport` reaches the
     vendors (tests hand in one to a fake); by default, the network. `clock`: what time it is for everything the server
-    does (by default the system's; tests move it)."""
+    does (by default the system's; tests move it). `deliver_webhooks`: run the webhook delivery worker (one replica
+    at a time delivers, under a store lease; `fsm-mcp serve` turns it on)."""
     clock = clock or Clock()
     keep_out_of_logs()  # the SDK would log the text of every refused call: names, numbers, streets
     if settings is None:
@@ -84,9 +88,12 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[ServedBusinesses]:
-        db = Database(first.db_path, clock)
+        db = open_store(first.db_path, clock)
         try:
-            async with open_businesses(every, db, transport) as served:
+            async with open_businesses(every, db, transport) as served, AsyncExitStack() as stack:
+                if deliver_webhooks:
+                    retention = {i: timedelta(days=s.business.event_retention_days) for i, s in every.items()}
+                    await stack.enter_async_context(delivering(db, retention))
                 yield served
         finally:
             db.close()

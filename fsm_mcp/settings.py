@@ -29,6 +29,7 @@ from fsm_mcp.connectors.housecallpro import config as housecallpro_config
 from fsm_mcp.connectors.servicetitan import config as servicetitan_config
 from fsm_mcp.connectors.vendor_settings import SettingsError
 from fsm_mcp.identity.text import fold
+from fsm_mcp.store import is_postgres
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_HOURS = {day: (time(8), time(17)) for day in WEEKDAYS[:5]}
@@ -43,6 +44,8 @@ class Business(BaseModel):
     country: str = Field(default="US", description="ISO 3166 code; sets the default phone region")
     working_hours: dict[str, tuple[time, time]] = Field(default_factory=lambda: dict(DEFAULT_HOURS))
     job_types: dict[str, str] = Field(default_factory=dict, description="job type -> skill it needs")
+    event_retention_days: int = Field(default=30, ge=1, le=3650, description="how long the change feed "
+                                      "(list_changes, webhooks out) keeps an event")
 
     @field_validator("timezone")
     @classmethod
@@ -95,14 +98,14 @@ VENDORS = {"servicetitan": servicetitan_config.load, "fieldpulse": fieldpulse_co
 
 GLOBAL_ENV = frozenset({"FSM_MCP_CONFIG", "FSM_MCP_DB", "FSM_MCP_LOG_LEVEL", "FSM_MCP_TENANT", "FSM_MCP_REDIS_URL",
                         "FSM_MCP_REPLICAS"})
-BUSINESS_KEYS = ("name", "timezone", "country", "working_hours", "job_types")
+BUSINESS_KEYS = ("name", "timezone", "country", "working_hours", "job_types", "event_retention_days")
 BUSINESS_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
 class Settings(BaseModel):
     """One business's settings, and the server-wide ones (the store, logging, access)."""
 
-    db_path: Path = Field(default_factory=default_db_path)
+    db_path: Path | str = Field(default_factory=default_db_path)  # a file (SQLite), or a postgresql:// URL
     business: Business = Field(default_factory=Business)
     log_level: str = "INFO"
     backend: Backend = "local"
@@ -116,6 +119,11 @@ class Settings(BaseModel):
                                   "redis://host:port/db, shared by every replica")
     replicas: int = Field(default=1, ge=1, le=1000, description="FSM_MCP_REPLICAS: how many processes serve these "
                           "businesses without Redis")
+
+    @field_validator("db_path", mode="before")
+    @classmethod
+    def _store(cls, value: object) -> object:
+        return value if is_postgres(value) else Path(str(value)).expanduser()
 
     @classmethod
     def load(cls, db: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
@@ -143,7 +151,7 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
             data = tomllib.load(fh)
     shared: dict[str, Any] = {"access": AccessSettings.load(data.get("serve", {}), env)}
     if path := db or env.get("FSM_MCP_DB") or data.get("db"):
-        shared["db_path"] = Path(path).expanduser()
+        shared["db_path"] = str(path) if is_postgres(path) else Path(path).expanduser()
     if level := env.get("FSM_MCP_LOG_LEVEL") or data.get("log_level"):
         shared["log_level"] = str(level).upper()
     if redis := env.get("FSM_MCP_REDIS_URL") or data.get("redis_url"):
@@ -153,7 +161,7 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
     tables = data.get("businesses")
     if not tables:
         business: dict[str, Any] = dict(data.get("business", {}))
-        for key in ("tenant_id", "name", "timezone", "country"):
+        for key in ("tenant_id", "name", "timezone", "country", "event_retention_days"):
             if value := env.get(f"FSM_MCP_{key.upper()}"):
                 business[key] = value
         if tenant := env.get("FSM_MCP_TENANT"):
@@ -171,7 +179,7 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
         own = {k: v for k, v in env.items() if k in GLOBAL_ENV or not k.startswith("FSM_MCP_")}
         own |= {"FSM_MCP_" + k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}
         business = {k: v for k, v in table.items() if k in BUSINESS_KEYS}
-        for key in ("name", "timezone", "country"):
+        for key in ("name", "timezone", "country", "event_retention_days"):
             if value := own.get(f"FSM_MCP_{key.upper()}"):
                 business[key] = value
         business["tenant_id"] = ident

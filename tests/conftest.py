@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,8 @@ from mcp import Client
 from fsm_mcp.connectors.local import technicians
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import open_store
+from tests import stores
 from tests.fp_rig import fp  # noqa: F401  (the fake FieldPulse and a server over it)
 from tests.st_rig import rig  # noqa: F401  (the fake ServiceTitan and a server over it)
 from tests.when import MONDAY, window
@@ -25,9 +25,26 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_scratch() -> Iterator[None]:
+    yield from stores.scratch_cleanup()
+
+
+@pytest.fixture(params=stores.KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Every test that touches the store runs on SQLite and on PostgreSQL (skipped, saying why, without one)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(db_path=tmp_path / "fsm.db", business=BUSINESS)
+def shared(tmp_path: Path, store_kind: str) -> Path | str:
+    """One store for a test to open several times (as several processes would)."""
+    return stores.target(store_kind, tmp_path, "s.db")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, store_kind: str) -> Settings:
+    return Settings(db_path=stores.target(store_kind, tmp_path), business=BUSINESS)
 
 
 @pytest.fixture
@@ -35,7 +52,7 @@ def add_technician(settings: Settings) -> Callable[..., str]:
     """Technicians come from the business's roster (an import), not from a tool."""
 
     def add(name: str, skills: list[str], active: bool = True) -> str:
-        db = Database(settings.db_path)
+        db = open_store(settings.db_path)
         try:
             return db.write(lambda conn: technicians.insert(conn, BUSINESS.tenant_id, name, skills, active=active))
         finally:
@@ -73,9 +90,9 @@ async def confirmed(client: Client, tool: str, **args: Any) -> dict[str, Any]:
 
 
 def count(settings: Settings, table: str) -> int:
-    conn = sqlite3.connect(settings.db_path)
+    conn = stores.connect(settings.db_path)
     try:
-        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
     finally:
         conn.close()
 

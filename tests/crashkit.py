@@ -14,7 +14,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import sys
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ import anyio
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from tests import stores
 from tests.when import MONDAY, day, window
 
 WINDOW = window(MONDAY, 9)
@@ -225,7 +225,7 @@ async def run(db: Path, *, kills: int, in_flight: int = 12, retry_share: float =
                 await anyio.sleep(1)
         await w.close()
 
-    conn = sqlite3.connect(db)
+    conn = stores.connect(db)
     try:
         out.integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
         for (summary,) in conn.execute("SELECT summary FROM jobs WHERE summary LIKE 'crash k%'"):

@@ -16,6 +16,7 @@ from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
 from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
+from fsm_mcp.store import open_store
 from fsm_mcp.store.db import Database
 from tests.fakes.servicetitan import FakeServiceTitan, connector_settings
 from tests.when import MONDAY, window
@@ -42,7 +43,7 @@ class Rig:
         return ServiceTitanBackend.open(db, business, self.settings.servicetitan, self.transport)
 
     async def sync(self) -> dict[str, int]:
-        db = Database(self.settings.db_path)
+        db = open_store(self.settings.db_path)
         backend = self.backend(db)
         try:
             return (await backend.sync.run()).stored  # type: ignore[no-any-return]

@@ -9,6 +9,7 @@ from mcp import Client
 from fsm_mcp.access.callers import READ_ONLY, SCOPE_META, SCOPES, Caller
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
+from tests import stores
 from tests.conftest import BUSINESS, MONDAY_9, NEW_CALLER, call, count, fail
 
 READS = {"lookup_customer", "get_customer", "get_job", "list_jobs", "list_technicians", "find_available_slots",
@@ -64,9 +65,8 @@ async def test_the_audit_log_names_the_caller_the_server_knows_not_the_client_na
                       client_info=Implementation(name="the-boss", version="1")) as client:
         await call(client, "create_job", customer=NEW_CALLER, job_type="hvac", summary="no heat",
                    idempotency_key="a-1", **MONDAY_9)
-    import sqlite3
 
-    conn = sqlite3.connect(settings.db_path)
+    conn = stores.connect(settings.db_path)
     assert conn.execute("SELECT DISTINCT actor FROM audit_log").fetchall() == [("key:voice-bot",)]
     conn.close()
 

@@ -2,7 +2,6 @@
 Host and Origin checked, request size bounded, and no anonymous service beyond this machine."""
 
 import json
-import sqlite3
 from pathlib import Path
 
 import anyio
@@ -11,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from fsm_mcp.cli import main
+from tests import stores
 from tests.conftest import MONDAY_9, NEW_CALLER, call
 from tests.http_rig import ENV, client, fsm, new_key, serving
 
@@ -31,7 +31,7 @@ def test_keys_are_printed_once_on_stdout_and_listed_without_the_secret(tmp_path:
     key = made.stdout.strip()
     listed = fsm("keys", "list", "--db", str(db))
     assert "voice-bot\tdefault\tcustomers:read jobs:write" in listed.stdout and key not in listed.stdout
-    stored = sqlite3.connect(db).execute("SELECT * FROM api_keys").fetchall()
+    stored = stores.connect(db).execute("SELECT * FROM api_keys").fetchall()
     assert key not in repr(stored), "the key is stored only as its digest"
     again = fsm("keys", "create", "voice-bot", "--scope", "customers:read", "--db", str(db))
     assert again.returncode == 2 and "exists already" in again.stderr and again.stdout == ""
@@ -79,7 +79,7 @@ async def test_over_http_a_key_sees_only_its_tools_and_the_audit_names_the_key(t
             assert "create_job" in names and "create_invoice" not in names and "merge_customers" not in names
             await call(session, "create_job", customer=NEW_CALLER, job_type="hvac", summary="no heat",
                        idempotency_key="h-1", **MONDAY_9)
-    actors = sqlite3.connect(db).execute("SELECT DISTINCT actor, tenant_id FROM audit_log").fetchall()
+    actors = stores.connect(db).execute("SELECT DISTINCT actor, tenant_id FROM audit_log").fetchall()
     assert actors == [("key:voice-bot", "default")]
 
 

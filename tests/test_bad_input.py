@@ -10,6 +10,7 @@ from mcp import Client
 
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
+from tests import stores
 from tests.conftest import BUSINESS, MONDAY_9, NEW_CALLER, call, fail
 from tests.when import MONDAY, TUESDAY, at, day, window
 
@@ -209,9 +210,8 @@ def _fill(value: Any, ids: dict[str, str]) -> Any:
 
 
 def _counts(settings: Settings) -> dict[str, int]:
-    import sqlite3
 
-    conn = sqlite3.connect(settings.db_path)
+    conn = stores.connect(settings.db_path)
     try:
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
     finally:

@@ -8,6 +8,7 @@ from mcp import Client
 
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
+from fsm_mcp.store import open_store
 from tests.conftest import MONDAY_9, NEW_CALLER, call, count, fail
 from tests.when import MONDAY, TUESDAY, at, iso, window
 
@@ -128,10 +129,9 @@ async def test_out_of_range_arguments_are_tool_errors(client: Client) -> None:
 
 async def test_a_returning_caller_comes_with_a_card_the_agent_can_read_out(settings: Settings) -> None:
     from fsm_mcp.demo import seed
-    from fsm_mcp.store.db import Database
     from tests.conftest import BUSINESS
 
-    db = Database(settings.db_path)
+    db = open_store(settings.db_path)
     seed(db, BUSINESS)
     db.close()
     async with Client(build_server(settings)) as client:

@@ -2,13 +2,13 @@
 business's records do not exist."""
 
 import re
-import sqlite3
 from pathlib import Path
 
 import anyio
 import pytest
 
 from fsm_mcp.settings import Settings, load_businesses
+from tests import stores
 from tests.conftest import MONDAY_9, NEW_CALLER, call, fail
 from tests.http_rig import ENV, client, fsm, new_key, serving
 from tests.when import at, day
@@ -118,7 +118,7 @@ async def test_a_caller_bound_to_one_business_cannot_read_write_or_detect_anothe
                                summary="sparks", idempotency_key="shared-key", **MONDAY_9)
             probes += 1
             leaks += other["job_id"] == job_id or other["customer_id"] == customer_id
-    conn = sqlite3.connect(db)
+    conn = stores.connect(db)
     tenants = dict(conn.execute("SELECT tenant_id, count(*) FROM jobs GROUP BY tenant_id").fetchall())
     assert tenants == {"acme": 1, "bolt": 1}
     assert conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone() == ("scheduled",)

@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from fsm_mcp.cli import main
+from tests import stores
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def test_customers_import_keeps_rows_reports_rejects_and_skips_a_rerun(tmp_path:
     assert "line 4: rejected: name is empty" in result.output and "phone dropped" in result.output
     again = CliRunner().invoke(main, ["import", "customers", str(csv), "--db", str(db)])
     assert "0 imported, 3 already imported" in again.output
-    conn = sqlite3.connect(db)
+    conn = stores.connect(db)
     assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] == 3  # duplicates kept as they are
     assert conn.execute("SELECT postal_code FROM locations WHERE city='Toronto'").fetchone()[0] == "M5H 1A1"
     conn.close()
@@ -49,17 +49,25 @@ def test_technicians_import_splits_skills(tmp_path: Path) -> None:
     csv.write_text("external_id,name,phone,skills\nt1,Maria Lopez,217-555-0101,HVAC; plumbing\n")
     db = tmp_path / "x.db"
     assert CliRunner().invoke(main, ["import", "technicians", str(csv), "--db", str(db)]).exit_code == 0
-    conn = sqlite3.connect(db)
+    conn = stores.connect(db)
     assert json.loads(conn.execute("SELECT skills FROM technicians").fetchone()[0]) == ["hvac", "plumbing"]
     conn.close()
 
 
-def test_the_demo_plays_the_whole_call_and_exits_zero() -> None:
+def test_the_demo_plays_the_whole_call_and_exits_zero(tmp_path: Path) -> None:
+    configured = tmp_path / "mine.db"  # the user's own store: the demo neither refuses nor touches it
+    configured.write_bytes(b"")
     result = subprocess.run([sys.executable, "-m", "fsm_mcp", "demo"], capture_output=True, text=True, timeout=180,
-                            env={**os.environ, "NO_COLOR": "1"})
+                            env={**os.environ, "NO_COLOR": "1", "FSM_MCP_DB": str(configured)})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "welcome back" in result.stdout and "recognised as already booked" in result.stdout
-    assert "Demo finished" in result.stdout
+    assert "Demo finished" in result.stdout and configured.read_bytes() == b""
+
+
+def test_the_demo_help_says_it_makes_a_fresh_temporary_database() -> None:
+    shown = " ".join(CliRunner().invoke(main, ["demo", "--help"]).output.split())
+    assert "(default: a fresh temporary database, removed when the demo ends)" in shown
+    assert "per-user" not in shown
 
 
 def test_the_readme_quickstart_and_config_are_the_real_ones() -> None:
@@ -69,6 +77,7 @@ def test_the_readme_quickstart_and_config_are_the_real_ones() -> None:
     config = json.loads(next(body for lang, body in blocks if lang == "json"))
     assert config == json.loads((ROOT / "claude_config.example.json").read_text())
     assert config["mcpServers"]["fsm-mcp"]["args"] == ["serve"]
+    assert Path(config["mcpServers"]["fsm-mcp"]["command"]).is_absolute()  # a desktop client has no venv on its PATH
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'pip install --quiet -e ".[test]" && ruff check && mypy && pytest' in ci
 

@@ -3,7 +3,6 @@ and the past is refused in the business's own words."""
 
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from mcp import Client
@@ -18,9 +17,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize("years", [1, 3])
-async def test_the_whole_booking_lifecycle_runs_years_ahead(years: int, tmp_path: Path,
+async def test_the_whole_booking_lifecycle_runs_years_ahead(years: int, settings: Settings,
                                                             add_technician: Callable[..., str]) -> None:
-    settings = Settings(db_path=tmp_path / "fsm.db", business=BUSINESS)
     clock = Clock(offset=timedelta(days=365 * years))
     day = monday(clock)
     tech = add_technician("Maria Lopez", ["hvac"])

@@ -14,6 +14,7 @@ from mcp import Client
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
 from fsm_mcp.tooldoc import render
+from tests import stores
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,12 +39,11 @@ async def test_every_tool_declares_what_it_does(client: Client) -> None:
 
 
 async def test_read_only_tools_write_nothing(client: Client, settings: Settings) -> None:
-    import sqlite3
 
     for tool in (await client.list_tools()).tools:
         if tool.annotations and tool.annotations.read_only_hint:
             await client.call_tool(tool.name, {})
-    conn = sqlite3.connect(settings.db_path)
+    conn = stores.connect(settings.db_path)
     assert conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 0
     conn.close()
 

@@ -16,7 +16,7 @@ from fsm_mcp.clock import Clock
 from fsm_mcp.connectors import open_backend
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import open_store
 from tests.fakes import fieldpulse, servicetitan
 from tests.st_rig import call
 from tests.when import MONDAY, monday, window
@@ -64,7 +64,7 @@ async def past_furnace_job(client: Client, day: date) -> None:
 async def test_the_demo_call_runs_over_each_vendor(vendor: str, tmp_path: Path) -> None:
     fake, settings = demo_business(vendor, tmp_path / "demo.db")
     transport = httpx.ASGITransport(fake.app)
-    db = Database(settings.db_path)
+    db = open_store(settings.db_path)
     async with open_backend(settings, db, transport, background=False) as backend:  # as `fsm-mcp sync` does
         await backend.sync.run()  # type: ignore[attr-defined]
     db.close()

@@ -7,6 +7,7 @@ import pytest
 from mcp import Client
 
 from fsm_mcp.settings import Settings
+from tests import stores
 from tests.conftest import MONDAY_9, NEW_CALLER, call, count, fail
 from tests.when import MONDAY, iso, window
 
@@ -131,11 +132,10 @@ async def test_bad_invoice_arguments_are_tool_errors(
 
 
 async def test_writes_are_audited_without_personal_data(client: Client, settings: Settings) -> None:
-    import sqlite3
 
     await booked(client)
     await booked(client)
-    conn = sqlite3.connect(settings.db_path)
+    conn = stores.connect(settings.db_path)
     rows = conn.execute("SELECT tool, arguments, result_id, replayed FROM audit_log ORDER BY id").fetchall()
     conn.close()
     assert [(r[0], r[3]) for r in rows] == [("create_job", 0), ("create_job", 1)]

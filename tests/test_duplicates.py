@@ -1,7 +1,6 @@
 """Finding duplicate customer records and merging them, through the tools and the command line."""
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,8 @@ from fsm_mcp.cli import main
 from fsm_mcp.directory.customers import rebuild_index
 from fsm_mcp.importer import import_customers
 from fsm_mcp.settings import Settings
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import open_store
+from tests import stores
 from tests.conftest import BUSINESS, MONDAY_9, call, confirmed, count, fail
 
 pytestmark = pytest.mark.anyio
@@ -33,7 +33,7 @@ def base(settings: Settings, tmp_path: Path) -> dict[str, str]:
     """The base above; returns external id -> customer id."""
     csv = tmp_path / "base.csv"
     csv.write_text(BASE)
-    db = Database(settings.db_path)
+    db = open_store(settings.db_path)
     import_customers(db, BUSINESS, csv)
     ids = dict(db.read(lambda conn: conn.execute("SELECT external_id, id FROM customers").fetchall()))
     db.close()
@@ -139,10 +139,10 @@ def test_the_duplicates_command_prints_groups_with_external_ids_as_json(settings
 
 
 def test_a_rebuilt_index_equals_the_one_kept_as_records_were_written(settings: Settings, base: dict) -> None:
-    conn = sqlite3.connect(settings.db_path)
+    conn = stores.connect(settings.db_path)
     before = sorted(conn.execute("SELECT tenant_id, key, customer_id FROM match_keys"))
     conn.close()
-    db = Database(settings.db_path)
+    db = open_store(settings.db_path)
     assert db.write(rebuild_index, BUSINESS.tenant_id) == 6
     after = sorted(map(tuple, db.read(lambda c: c.execute("SELECT tenant_id, key, customer_id FROM match_keys").fetchall())))
     db.close()
@@ -150,7 +150,7 @@ def test_a_rebuilt_index_equals_the_one_kept_as_records_were_written(settings: S
 
 
 def test_the_reindex_command_rebuilds_the_index_and_lookups_still_work(settings: Settings, base: dict) -> None:
-    conn = sqlite3.connect(settings.db_path)
+    conn = stores.connect(settings.db_path)
     conn.execute("DELETE FROM match_keys")  # as if an upgrade had changed the key rules
     conn.commit()
     conn.close()

@@ -18,6 +18,7 @@ from fsm_mcp.connectors.vendor_settings import SettingsError
 from fsm_mcp.directory import customers
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.settings import Settings
+from fsm_mcp.store import open_store
 from fsm_mcp.store.db import Database
 from fsm_mcp.store.idempotency import Attempt
 from tests.fakes.housecallpro import FakeHousecallPro, connector_settings
@@ -121,7 +122,7 @@ async def test_answers_lost_after_the_writes_are_read_back_instead_of_repeated(h
 
 
 async def test_a_call_cut_off_after_housecall_pro_booked_finds_that_job(hcp: HcpRig) -> None:
-    db = Database(hcp.settings.db_path)
+    db = open_store(hcp.settings.db_path)
     backend = hcp.backend(db)
     carter = caller_profile(name="William Carter", phone="2175550143", email=None, address=None, region="US")
     customer_id = db.read(customers.lookup, BUSINESS.tenant_id, carter, 1)[0].customer_id

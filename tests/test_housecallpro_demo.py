@@ -18,7 +18,7 @@ from fsm_mcp.clock import Clock
 from fsm_mcp.connectors import open_backend
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import open_store
 from tests.fakes.housecallpro import FakeHousecallPro, connector_settings
 from tests.st_rig import call
 from tests.test_demo_over_vendors import BUSINESS, TECHS
@@ -68,7 +68,7 @@ async def past_furnace_job(client: Client, day: Any) -> None:
 async def test_the_demo_call_runs_over_housecall_pro(tmp_path: Path) -> None:
     fake, settings = demo_business(tmp_path / "demo.db")
     transport = technician_app(fake)
-    db = Database(settings.db_path)
+    db = open_store(settings.db_path)
     async with open_backend(settings, db, transport, background=False) as backend:  # as `fsm-mcp sync` does
         await backend.sync.run()  # type: ignore[attr-defined]
     db.close()

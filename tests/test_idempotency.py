@@ -8,6 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from fsm_mcp.errors import Conflict
+from fsm_mcp.store import open_store
 from fsm_mcp.store.db import Database
 from fsm_mcp.store.idempotency import Attempt, IdempotentWriter
 
@@ -29,8 +30,8 @@ def note(conn: sqlite3.Connection, text: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_write_that_fails_halfway_leaves_nothing_and_does_not_spend_the_key(tmp_path: Path) -> None:
-    db = Database(tmp_path / "s.db")
+async def test_a_write_that_fails_halfway_leaves_nothing_and_does_not_spend_the_key(shared: Path | str) -> None:
+    db = open_store(shared)
     writer = IdempotentWriter(db)
 
     async def half_then_fail(_: Attempt) -> Made:
@@ -53,8 +54,8 @@ async def test_a_write_that_fails_halfway_leaves_nothing_and_does_not_spend_the_
 
 
 @pytest.mark.anyio
-async def test_a_retry_during_the_first_call_waits_for_its_result(tmp_path: Path) -> None:
-    db = Database(tmp_path / "s.db")
+async def test_a_retry_during_the_first_call_waits_for_its_result(shared: Path | str) -> None:
+    db = open_store(shared)
     writer = IdempotentWriter(db)
     calls = 0
 
@@ -81,8 +82,8 @@ async def test_a_retry_during_the_first_call_waits_for_its_result(tmp_path: Path
 
 
 @pytest.mark.anyio
-async def test_a_writer_in_another_process_waits_and_then_replays(tmp_path: Path) -> None:
-    first, second = Database(tmp_path / "s.db"), Database(tmp_path / "s.db")  # two servers on one file
+async def test_a_writer_in_another_process_waits_and_then_replays(shared: Path | str) -> None:
+    first, second = open_store(shared), open_store(shared)  # two servers on one file
     calls = 0
 
     async def write(db: Database) -> Made:

@@ -8,7 +8,7 @@ from mcp import Client
 
 from fsm_mcp.importer import import_customers
 from fsm_mcp.settings import Settings
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import open_store
 from tests.conftest import BUSINESS, MONDAY_9, call
 
 pytestmark = pytest.mark.anyio
@@ -28,7 +28,7 @@ def one_street(settings: Settings, tmp_path: Path) -> dict[str, str]:
     rows.append("hugo,Hugo Mamarika,(217) 555-2000,hugo@example.com,28 Bimberi Crescent,Springfield,IL,62704")
     csv = tmp_path / "street.csv"
     csv.write_text("\n".join(rows) + "\n")
-    db = Database(settings.db_path)
+    db = open_store(settings.db_path)
     import_customers(db, BUSINESS, csv)
     ids = dict(db.read(lambda conn: conn.execute("SELECT external_id, id FROM customers").fetchall()))
     db.close()

@@ -1,13 +1,19 @@
-"""CSV files an import cannot read: each is refused whole, naming the file, the line and the field."""
+"""CSV files an import cannot read, or that name one record twice: each is refused whole, naming the file,
+the line and the field. A file run again, whole or after an interruption, imports each of its rows once."""
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
+from fsm_mcp import importer
 from fsm_mcp.cli import main
+from fsm_mcp.settings import Settings
+from fsm_mcp.store import open_store
+from tests import stores
+from tests.conftest import BUSINESS
 
 HEADER = "external_id,name,phone,email,street,unit,city,state,postal_code,notes\n"
 
@@ -19,7 +25,7 @@ def run(*args: str) -> Result:
 def customers_in(db: Path) -> int:
     if not db.exists():
         return 0
-    conn = sqlite3.connect(db)
+    conn = stores.connect(db)
     try:
         return int(conn.execute("SELECT count(*) FROM customers").fetchone()[0])
     finally:
@@ -60,7 +66,7 @@ def test_a_latin1_file_is_refused_in_utf8_naming_line_and_field_and_imports_with
     assert "--encoding cp1252" in refused.output and customers_in(db) == 0
     done = run("import", "customers", str(csv), "--db", str(db), "--encoding", "latin-1")
     assert done.exit_code == 0 and "2 imported" in done.output, done.output
-    conn = sqlite3.connect(db)
+    conn = stores.connect(db)
     assert conn.execute("SELECT name FROM customers WHERE external_id='c2'").fetchone() == ("José Peña",)
     assert conn.execute("SELECT city FROM locations WHERE city LIKE 'Mont%'").fetchone() == ("Montréal",)
     conn.close()
@@ -73,7 +79,7 @@ def test_a_technicians_file_in_another_encoding_is_refused_before_anything_is_wr
     refused = run("import", "technicians", str(csv), "--db", str(db))
     assert refused.exit_code == 2 and "line 3, field name: byte 0xeb is not utf-8" in refused.output, refused.output
     assert run("import", "technicians", str(csv), "--db", str(db), "--encoding", "cp1252").exit_code == 0
-    conn = sqlite3.connect(db)
+    conn = stores.connect(db)
     assert sorted(r[0] for r in conn.execute("SELECT name FROM technicians")) == ["Ana Ruiz", "Zoë Faß"]
     conn.close()
 
@@ -100,3 +106,101 @@ def test_a_street_longer_than_the_tools_take_rejects_its_row_and_keeps_the_other
     assert result.exit_code == 0, result.output
     assert "line 3: rejected: street: String should have at most 200 characters" in result.output
     assert "1 imported" in result.output and customers_in(db) == 1
+
+
+def names_in(db: Path | str, table: str = "customers") -> list[str]:
+    conn = stores.connect(db)
+    try:
+        return sorted(r[0] for r in conn.execute(f"SELECT name FROM {table}"))
+    finally:
+        conn.close()
+
+
+# No external_id anywhere; Ana Ruiz twice as the same row (two records, kept as they are), and a row with no name.
+NO_IDS = [",Ana Ruiz,217-555-0101,,1 Elm St,,Springfield,IL,62704,", ",Bo Chan,,bo@example.com,2 Elm St,,,,,",
+          ",,217-555-0100,,,,,,,", ",Cy Diaz,,,3 Elm St,,,,,", ",Ana Ruiz,217-555-0101,,1 Elm St,,Springfield,IL,62704,",
+          ",Di Eng,,,,,,,,gate code 12", ",Ed Fox,,,5 Elm St,Apt 2,,,,"]
+EVERY_ROW_ONCE = ["Ana Ruiz", "Ana Ruiz", "Bo Chan", "Cy Diaz", "Di Eng", "Ed Fox"]
+
+
+def test_customers_without_external_ids_run_again_import_nothing_new(tmp_path: Path) -> None:
+    csv = tmp_path / "c.csv"
+    csv.write_text(HEADER + "".join(r + "\n" for r in NO_IDS))
+    db = tmp_path / "x.db"
+    first = run("import", "customers", str(csv), "--db", str(db))
+    assert first.exit_code == 0 and "6 imported, 0 already imported, 1 rejected" in first.output, first.output
+    again = run("import", "customers", str(csv), "--db", str(db))
+    assert again.exit_code == 0 and "0 imported, 6 already imported, 1 rejected" in again.output, again.output
+    assert names_in(db) == EVERY_ROW_ONCE
+
+
+def test_a_technicians_file_run_again_imports_nothing_new(tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    csv.write_text("external_id,name,phone,skills\nt1,Maria Lopez,,hvac\n,Dev Patel,,hvac;electrical\n"
+                   ",Sam Okafor,217-555-0103,plumbing\n")
+    db = tmp_path / "x.db"
+    assert "3 imported" in run("import", "technicians", str(csv), "--db", str(db)).output
+    again = run("import", "technicians", str(csv), "--db", str(db))
+    assert again.exit_code == 0 and "0 imported, 3 already imported" in again.output, again.output
+    assert names_in(db, "technicians") == ["Dev Patel", "Maria Lopez", "Sam Okafor"]
+
+
+def test_the_same_rows_exported_again_in_another_column_order_and_unicode_form_are_already_imported(
+        tmp_path: Path) -> None:
+    first, again = tmp_path / "first.csv", tmp_path / "again.csv"
+    first.write_text(HEADER + ',José Peña,,,2 Elm St,,Montréal,QC,,"side door\nring twice"\n', newline="")
+    again.write_text('notes,name,city,state,street\r\n"side door\r\nring  twice",Jose\u0301 Peña,Montre\u0301al,QC,2 Elm St\r\n',
+                     newline="")
+    db = tmp_path / "x.db"
+    assert "1 imported" in run("import", "customers", str(first), "--db", str(db)).output
+    rerun = run("import", "customers", str(again), "--db", str(db))
+    assert rerun.exit_code == 0 and "0 imported, 1 already imported" in rerun.output, rerun.output
+
+
+def test_the_first_half_of_a_file_then_the_whole_file_import_every_row_once(tmp_path: Path) -> None:
+    half, whole = tmp_path / "half.csv", tmp_path / "whole.csv"
+    half.write_text(HEADER + "".join(r + "\n" for r in NO_IDS[:4]))
+    whole.write_text(HEADER + "".join(r + "\n" for r in NO_IDS))
+    db = tmp_path / "x.db"
+    assert "3 imported" in run("import", "customers", str(half), "--db", str(db)).output
+    rest = run("import", "customers", str(whole), "--db", str(db))
+    assert rest.exit_code == 0 and "3 imported, 3 already imported" in rest.output, rest.output
+    assert names_in(db) == EVERY_ROW_ONCE  # the second Ana Ruiz row is imported: it was not in the first half
+
+
+def test_an_import_interrupted_between_batches_and_run_again_imports_every_row_once(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    csv = tmp_path / "c.csv"
+    csv.write_text(HEADER + "".join(r + "\n" for r in NO_IDS))
+    monkeypatch.setattr(importer, "BATCH", 3)
+
+    def interrupted(done: int) -> None:
+        raise KeyboardInterrupt  # after the first batch committed
+
+    db = open_store(settings.db_path)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            importer.import_customers(db, BUSINESS, csv, interrupted)
+        assert names_in(settings.db_path) == ["Ana Ruiz", "Bo Chan"]
+        report = importer.import_customers(db, BUSINESS, csv)
+    finally:
+        db.close()
+    assert (report.imported, report.skipped, len(report.rejected)) == (4, 2, 1)
+    assert names_in(settings.db_path) == EVERY_ROW_ONCE
+
+
+@pytest.mark.parametrize(("kind", "header", "rows"), [
+    ("customers", HEADER, ["c1,Ana Ruiz,,,1 Elm St,,,,,", "c2,Bo Chan,,,,,,,,", "c1,Ana Ruiz-Lee,,,9 Oak St,,,,,"]),
+    ("technicians", "external_id,name,phone,skills\n", ["t1,Maria Lopez,,hvac", "t2,Dev Patel,,hvac", "t1,Maria L.,,hvac"]),
+], ids=["customers", "technicians"])
+def test_a_file_naming_one_external_id_twice_is_refused_naming_both_lines_and_writes_nothing(
+        tmp_path: Path, kind: str, header: str, rows: list[str]) -> None:
+    csv = tmp_path / f"{kind}.csv"
+    csv.write_text(header + "".join(r + "\n" for r in rows))
+    db = tmp_path / "x.db"
+    refused = run("import", kind, str(csv), "--db", str(db))
+    assert refused.exit_code == 2, refused.output
+    external_id = rows[0].split(",")[0]
+    assert f"{csv}: line 4: external_id '{external_id}' is on line 2 too" in refused.output
+    assert "Nothing was imported" in refused.output
+    assert not db.exists() or names_in(db, kind) == []

@@ -8,7 +8,7 @@ import pytest
 
 from fsm_mcp.clock import Clock
 from fsm_mcp.connectors import sync_if_ours, sync_lease
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import open_store
 from fsm_mcp.store.leases import Lease
 from tests.st_rig import Rig
 
@@ -16,9 +16,9 @@ pytestmark = pytest.mark.anyio
 TTL = timedelta(minutes=3)
 
 
-async def test_one_holder_at_a_time_and_a_lapsed_lease_passes_on(tmp_path: Path) -> None:
+async def test_one_holder_at_a_time_and_a_lapsed_lease_passes_on(shared: Path | str) -> None:
     clock = Clock()
-    first, second = Database(tmp_path / "s.db", clock), Database(tmp_path / "s.db", clock)
+    first, second = open_store(shared, clock), open_store(shared, clock)
     a, b = Lease(first, "sync:acme", TTL, holder="replica-a"), Lease(second, "sync:acme", TTL, holder="replica-b")
     try:
         assert await a.take() is True
@@ -35,8 +35,8 @@ async def test_one_holder_at_a_time_and_a_lapsed_lease_passes_on(tmp_path: Path)
         second.close()
 
 
-async def test_a_released_lease_is_taken_at_once(tmp_path: Path) -> None:
-    db = Database(tmp_path / "s.db")
+async def test_a_released_lease_is_taken_at_once(shared: Path | str) -> None:
+    db = open_store(shared)
     a, b = Lease(db, "sync:acme", TTL, holder="replica-a"), Lease(db, "sync:acme", TTL, holder="replica-b")
     try:
         assert await a.take()
@@ -49,10 +49,10 @@ async def test_a_released_lease_is_taken_at_once(tmp_path: Path) -> None:
 
 
 async def test_a_replica_whose_peer_holds_the_sync_lease_sends_the_vendor_nothing(rig: Rig) -> None:
-    db = Database(rig.settings.db_path)
+    db = open_store(rig.settings.db_path)
     backend = rig.backend(db)
     lease = sync_lease(backend, interval=60)
-    peer = Lease(Database(rig.settings.db_path), lease.name, lease.ttl, holder="the-other-replica")
+    peer = Lease(open_store(rig.settings.db_path), lease.name, lease.ttl, holder="the-other-replica")
     try:
         assert await peer.take()
         rig.fake.door.log.clear()

@@ -5,7 +5,6 @@ but not its message."""
 import json
 import logging
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -17,7 +16,8 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from fsm_mcp.importer import import_customers
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import open_store
+from tests import stores
 from tests.conftest import BUSINESS, MONDAY_9, call, fail
 
 # Everything personal the store or the calls below hold; none of it may reach a log.
@@ -30,9 +30,9 @@ STRANGER = {"name": "Jane Doe", "phone": "(217) 555-0199", "address": "7 Oak Ave
 BOOKING = {"job_type": "hvac", "summary": "no heat since Sunday", **MONDAY_9}
 
 
-def seed(db_path: Path, tmp_path: Path) -> None:
+def seed(db_path: Path | str, tmp_path: Path) -> None:
     (tmp_path / "c.csv").write_text(CSV)
-    db = Database(db_path)
+    db = open_store(db_path)
     try:
         import_customers(db, BUSINESS, tmp_path / "c.csv")
     finally:
@@ -138,7 +138,7 @@ async def test_the_audit_log_keeps_no_caller_phone_summary_e_mail_name_street_or
         preview = await call(client, "cancel_job", job_id=job["job_id"], reason="Jane Doe moved off Oak Ave")
         await call(client, "cancel_job", job_id=job["job_id"], reason="Jane Doe moved off Oak Ave",
                    confirmation_token=preview["confirmation_token"])
-    conn = sqlite3.connect(settings.db_path)
+    conn = stores.connect(settings.db_path)
     try:
         rows = conn.execute("SELECT tool, arguments FROM audit_log ORDER BY id").fetchall()
     finally:

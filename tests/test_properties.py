@@ -2,7 +2,6 @@
 server serving; and whatever sequence of calls an agent makes, the store keeps its invariants
 (no orphan jobs, invoice totals equal their lines, no technician booked twice at once)."""
 
-import sqlite3
 import tempfile
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -17,6 +16,7 @@ from fsm_mcp.connectors.local import technicians
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
+from tests import stores
 from tests.conftest import BUSINESS
 from tests.test_bad_input import LIBRARY_TALK
 from tests.when import MONDAY, at, day, window
@@ -120,7 +120,7 @@ def _cents(value: Decimal) -> Decimal:
 def _check_invariants(db: Path) -> None:
     import json
 
-    conn = sqlite3.connect(db)
+    conn = stores.connect(db)
     try:
         orphans = conn.execute(
             "SELECT j.id FROM jobs j LEFT JOIN customers c ON c.tenant_id = j.tenant_id AND c.id = j.customer_id "

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from fsm_mcp.access.callers import SCOPES
 from fsm_mcp.clock import Clock
 from fsm_mcp.server import build_server
+from fsm_mcp.store import open_store
 from fsm_mcp.store.db import Database
 from fsm_mcp.store.idempotency import LEASE, Attempt, IdempotentWriter, KeyBusy
 from tests.fakes import serve
@@ -154,8 +155,8 @@ class Made(BaseModel):
     row: str
 
 
-async def test_a_call_whose_wait_for_the_keys_holder_runs_out_is_told_to_retry_with_the_same_key(tmp_path: Path) -> None:
-    holder_db, waiter_db = Database(tmp_path / "s.db"), Database(tmp_path / "s.db")
+async def test_a_call_whose_wait_for_the_keys_holder_runs_out_is_told_to_retry_with_the_same_key(shared: Path | str) -> None:
+    holder_db, waiter_db = open_store(shared), open_store(shared)
     release, started = anyio.Event(), anyio.Event()
 
     async def slow(_: Attempt) -> Made:

@@ -3,7 +3,6 @@ idempotency key bound to every field of every write's request model."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,7 +24,8 @@ from fsm_mcp.services.invoicing import InvoiceRequest
 from fsm_mcp.services.merge import MergeRequest
 from fsm_mcp.services.statuses import StatusMove
 from fsm_mcp.settings import Settings
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import open_store
+from tests import stores
 from tests.conftest import BUSINESS
 
 pytestmark = pytest.mark.anyio
@@ -51,7 +51,7 @@ def new_caller(name: str = "Maria Garcia", phone: str = "(312) 555-0188", street
 
 @pytest.fixture
 async def served(settings: Settings) -> AsyncIterator[ServedBusiness]:
-    db = Database(settings.db_path)
+    db = open_store(settings.db_path)
     try:
         async with open_businesses({BUSINESS.tenant_id: settings}, db) as businesses:
             yield businesses.by_id[BUSINESS.tenant_id]
@@ -60,7 +60,7 @@ async def served(settings: Settings) -> AsyncIterator[ServedBusiness]:
 
 
 def rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(settings.db_path)
+    conn = stores.connect(settings.db_path)
     try:
         return conn.execute(sql).fetchall()
     finally:

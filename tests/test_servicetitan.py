@@ -17,7 +17,7 @@ from fsm_mcp.connectors.servicetitan.config import SettingsError
 from fsm_mcp.directory import customers
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.settings import Settings
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import open_store
 from fsm_mcp.store.idempotency import Attempt
 from tests.fakes.servicetitan import APP_GUID, CAMPAIGN, FakeServiceTitan
 from tests.st_rig import BUSINESS, NEW_CALLER, WINDOW, Rig, call, st_settings
@@ -99,7 +99,7 @@ async def test_answers_lost_after_the_writes_are_read_back_instead_of_repeated(r
 
 
 async def test_a_call_cut_off_after_the_vendor_booked_finds_that_job_by_its_key(rig: Rig) -> None:
-    db = Database(rig.settings.db_path)
+    db = open_store(rig.settings.db_path)
     backend = rig.backend(db)
     carter = caller_profile(name="William Carter", phone="2175550143", email=None, address=None, region="US")
     customer_id = db.read(customers.lookup, BUSINESS.tenant_id, carter, 1)[0].customer_id
@@ -164,7 +164,7 @@ async def test_a_first_sync_killed_halfway_resumes_where_it_stopped(tmp_path: Pa
         return await inner.handle_async_request(request)
 
     settings = Settings(db_path=tmp_path / "s.db", business=BUSINESS, backend="servicetitan", servicetitan=st_settings(sync_page_size=10))
-    db = Database(settings.db_path)
+    db = open_store(settings.db_path)
     assert settings.servicetitan is not None
     backend = ServiceTitanBackend.open(db, BUSINESS, settings.servicetitan, httpx.MockTransport(handler))
     backend.sync.in_flight = 2

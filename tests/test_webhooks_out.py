@@ -167,3 +167,47 @@ def test_the_commands_add_list_and_remove_a_subscriber(settings: Settings, monke
     assert sub_id in listed.output and "job.completed" in listed.output and secret not in listed.output
     assert runner.invoke(main, ["webhooks", "remove", sub_id]).exit_code == 0
     assert sub_id not in runner.invoke(main, ["webhooks", "list"]).output
+
+
+async def test_the_server_started_to_deliver_posts_a_booking_to_a_loopback_subscriber_over_real_http(
+    settings: Settings,
+) -> None:
+    import socket
+
+    import anyio
+    import uvicorn
+    from mcp import Client
+
+    from fsm_mcp.server import build_server
+    from tests.conftest import MONDAY_9, NEW_CALLER, call
+
+    bodies: list[bytes] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        message = await receive()
+        bodies.append(message.get("body", b""))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = open_store(settings.db_path)
+    try:
+        await webhooks.add(store, TENANT, f"http://127.0.0.1:{port}/in", ["job.created"], allow_loopback_http=True)
+    finally:
+        store.close()
+    receiver = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(receiver.serve)
+        async with Client(build_server(settings, deliver_webhooks=True)) as client:
+            job = await call(client, "create_job", customer=NEW_CALLER, job_type="hvac", summary="no heat",
+                             idempotency_key="k", **MONDAY_9)
+            with anyio.fail_after(10):
+                while not bodies:
+                    await anyio.sleep(0.05)
+        receiver.should_exit = True
+    [body] = bodies
+    assert json.loads(body)["subject"] == {"type": "job", "id": job["job_id"]}

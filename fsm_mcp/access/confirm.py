@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fsm_mcp.errors import InvalidInput
-from fsm_mcp.store.db import Database, from_db, to_db
+from fsm_mcp.store import Store
+from fsm_mcp.store.db import from_db, to_db
 from fsm_mcp.store.idempotency import arguments_hash
 
 TTL = timedelta(minutes=5)
@@ -28,7 +29,7 @@ def _digest(token: str) -> str:
 
 
 class Confirmations:
-    def __init__(self, db: Database, tenant: str) -> None:
+    def __init__(self, db: Store, tenant: str) -> None:
         self.db = db
         self.tenant = tenant
 

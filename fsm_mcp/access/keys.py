@@ -15,7 +15,8 @@ import sqlite3
 from dataclasses import dataclass
 
 from fsm_mcp.access.callers import Caller, check_scopes
-from fsm_mcp.store.db import Database, to_db
+from fsm_mcp.store import Store
+from fsm_mcp.store.db import to_db
 
 PREFIX = "fsmk_"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -34,7 +35,7 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create(db: Database, name: str, business: str, scopes: list[str]) -> str:
+def create(db: Store, name: str, business: str, scopes: list[str]) -> str:
     """A new key; the only time it exists in clear is this return value."""
     if not re.match(NAME, name):
         raise ValueError(f"NAME {name!r}: letters, digits, '.', '_' and '-', at most 64")
@@ -53,7 +54,7 @@ def create(db: Database, name: str, business: str, scopes: list[str]) -> str:
     return key
 
 
-def revoke(db: Database, name: str) -> bool:
+def revoke(db: Store, name: str) -> bool:
     """True when a live key of that name was revoked."""
 
     def update(conn: sqlite3.Connection) -> bool:
@@ -64,18 +65,18 @@ def revoke(db: Database, name: str) -> bool:
     return db.write(update)
 
 
-def listing(db: Database) -> list[KeyInfo]:
+def listing(db: Store) -> list[KeyInfo]:
     rows = db.read(lambda conn: conn.execute(
         "SELECT name, tenant_id, scopes, created_at, revoked_at FROM api_keys ORDER BY name, created_at").fetchall())
     return [KeyInfo(name, business, tuple(json.loads(scopes)), created, revoked)
             for name, business, scopes, created, revoked in rows]
 
 
-def caller(db: Database, key: str) -> Caller | None:
+async def caller(db: Store, key: str) -> Caller | None:
     """The caller a key stands for, or None for an unknown or revoked one."""
     if not key.startswith(PREFIX):
         return None
-    row = db.peek("SELECT name, tenant_id, scopes FROM api_keys WHERE digest = ? AND revoked_at IS NULL", (digest(key),))
+    row = await db.apeek("SELECT name, tenant_id, scopes FROM api_keys WHERE digest = ? AND revoked_at IS NULL", (digest(key),))
     if row is None:
         return None
     name, business, scopes = (str(v) for v in row)

@@ -22,7 +22,7 @@ from mcp.server.auth.provider import AccessToken
 from fsm_mcp.access import keys
 from fsm_mcp.access.callers import SCOPES, Caller
 from fsm_mcp.access.config import AccessSettings
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 
 log = logging.getLogger("fsm_mcp.access")
 
@@ -32,7 +32,7 @@ ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]  # 
 class Verifier:
     """The SDK's `TokenVerifier`: a credential in, the caller it proves out (as an `AccessToken`), or None."""
 
-    def __init__(self, db: Database, businesses: Collection[str], settings: AccessSettings,
+    def __init__(self, db: Store, businesses: Collection[str], settings: AccessSettings,
                  http: httpx.AsyncClient | None = None) -> None:
         self.db = db
         self.businesses = list(businesses)
@@ -41,7 +41,7 @@ class Verifier:
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if token.startswith(keys.PREFIX):
-            caller = keys.caller(self.db, token)
+            caller = await keys.caller(self.db, token)
         elif self.issuer is not None:
             caller = await self.issuer.caller(token, only=self.businesses[0] if len(self.businesses) == 1 else None)
         else:

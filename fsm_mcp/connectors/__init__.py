@@ -15,7 +15,7 @@ import httpx2 as httpx
 
 from fsm_mcp.connectors.http.lanes import Lanes, open_lanes
 from fsm_mcp.errors import FsmError
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 from fsm_mcp.store.leases import Lease
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ log = logging.getLogger("fsm_mcp")
 
 
 @asynccontextmanager
-async def open_backend(settings: Settings, db: Database, transport: httpx.AsyncBaseTransport | None = None,
+async def open_backend(settings: Settings, db: Store, transport: httpx.AsyncBaseTransport | None = None,
                        background: bool = True, lanes: Lanes | None = None) -> AsyncIterator[Backend]:
     """The configured backend; a vendor's keeps its customer directory synced in the background
     (every `sync_interval` seconds) while the server runs. `lanes`: the pace and 429 holds it shares with every
@@ -48,7 +48,7 @@ async def open_backend(settings: Settings, db: Database, transport: httpx.AsyncB
 
 
 @asynccontextmanager
-async def _vendor(settings: Settings, db: Database, transport: httpx.AsyncBaseTransport | None, background: bool,
+async def _vendor(settings: Settings, db: Store, transport: httpx.AsyncBaseTransport | None, background: bool,
                   lanes: Lanes) -> AsyncIterator[Backend]:
     backend: VendorBackend
     if settings.backend == "servicetitan" and settings.servicetitan is not None:

@@ -28,7 +28,7 @@ from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, Job, JobStatus
 from fsm_mcp.scheduling import BOOKED, overlaps
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 from fsm_mcp.store.idempotency import Attempt
 
 
@@ -114,7 +114,7 @@ def _given(address: AddressIn | None) -> AddressIn:
     return address
 
 
-async def book(steps: BookingSteps, db: Database, business: Business, request: BookingRequest, attempt: Attempt,
+async def book(steps: BookingSteps, db: Store, business: Business, request: BookingRequest, attempt: Attempt,
                now: datetime) -> Booking:
     await steps.before(request)
     made = attempt.recorded(CUSTOMER)  # an earlier holder of the key created the caller as a customer
@@ -158,7 +158,7 @@ async def _earlier_job(steps: BookingSteps, request: BookingRequest, attempt: At
     return None
 
 
-async def _job(steps: BookingSteps, db: Database, request: BookingRequest, attempt: Attempt, customer_id: str,
+async def _job(steps: BookingSteps, db: Store, request: BookingRequest, attempt: Attempt, customer_id: str,
                place_id: str, now: datetime, earlier: Job | None) -> Job:
     """The booking's job (the earlier one, or a new one, recorded on the key's row), then its dispatch, which
     leaves a technician already assigned as it is."""

@@ -31,7 +31,8 @@ from fsm_mcp.connectors.http.paging import in_order
 from fsm_mcp.connectors.http.together import together
 from fsm_mcp.directory import identity_model
 from fsm_mcp.directory.customers import rebuild_index
-from fsm_mcp.store.db import Database, to_db
+from fsm_mcp.store import Store
+from fsm_mcp.store.db import to_db
 
 Json = dict[str, Any]
 Progress = Callable[[str, int, int | None], None]  # (list, records stored, records expected)
@@ -70,7 +71,7 @@ class DirectorySync:
     vendor's pace), so one list's last pages and the next one's first are not each sent alone. A list whose
     records point at another's (a location's contacts at its location) goes in a later stage."""
 
-    def __init__(self, db: Database, tenant: str, stages: list[list[Feed]], in_flight: int = 16) -> None:
+    def __init__(self, db: Store, tenant: str, stages: list[list[Feed]], in_flight: int = 16) -> None:
         self.db, self.tenant, self.stages = db, tenant, stages
         self.in_flight = in_flight
         self._lock = anyio.Lock()  # the background loop and `fsm-mcp sync` never run two at once in a process
@@ -166,6 +167,6 @@ def _state(conn: sqlite3.Connection, tenant: str, resource: str) -> Json:
 def _save(conn: sqlite3.Connection, tenant: str, resource: str, changes: Json) -> None:
     if not changes:
         return
-    conn.execute("INSERT OR IGNORE INTO sync_state (tenant_id, resource) VALUES (?, ?)", (tenant, resource))
+    conn.execute("INSERT INTO sync_state (tenant_id, resource) VALUES (?, ?) ON CONFLICT DO NOTHING", (tenant, resource))
     sets = ", ".join(f"{k}=?" for k in changes)
     conn.execute(f"UPDATE sync_state SET {sets} WHERE tenant_id=? AND resource=?", (*changes.values(), tenant, resource))

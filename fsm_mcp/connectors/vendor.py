@@ -32,7 +32,7 @@ from fsm_mcp.identity.keys import Profile
 from fsm_mcp.models import Customer, Job, JobStatus, Technician
 from fsm_mcp.scheduling import Slot, free_slots
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 from fsm_mcp.store.idempotency import NO_KEY, Attempt
 
 
@@ -52,7 +52,7 @@ class VendorBackend:
     steps: BookingSteps
     jobs: VendorJobs
 
-    def __init__(self, db: Database, business: Business, http: httpx.AsyncClient) -> None:
+    def __init__(self, db: Store, business: Business, http: httpx.AsyncClient) -> None:
         self.db, self.business, self.http, self.clock = db, business, http, db.clock
         self.tenant = business.tenant_id
 
@@ -75,14 +75,14 @@ class VendorBackend:
         return await self.jobs.dispatch(job_id, technician_id, window)
 
     async def lookup_customers(self, query: Profile, limit: int) -> Recognition:
-        matches = self.db.snapshot(customers.lookup, self.tenant, query, limit)
+        matches = await self.db.asnapshot(customers.lookup, self.tenant, query, limit)
         top = matches[0] if matches and matches[0].confidence in ("exact", "likely") else None
         return Recognition(matches=matches, profile=await self.customer_history(top.customer_id) if top else None)
 
     async def customer_history(self, customer_id: str, jobs: int = 5) -> CustomerProfile:
-        customer: Customer = self.db.snapshot(customers.load_customer, self.tenant, customer_id)
+        customer: Customer = await self.db.asnapshot(customers.load_customer, self.tenant, customer_id)
         if customer.merged_into:
-            customer = self.db.snapshot(customers.load_customer, self.tenant, customer.merged_into)
+            customer = await self.db.asnapshot(customers.load_customer, self.tenant, customer.merged_into)
         cid = customer.customer_id
         recent, owed = await together(lambda: self.recent_jobs(cid, jobs), lambda: self.balance(cid))  # one round trip
         recent = sorted(recent, key=lambda j: j.window_start, reverse=True)

@@ -30,6 +30,7 @@ class NewCustomer:
     notes: str | None = None
     external_id: str | None = None
     tags: Sequence[str] = ()
+    import_key: str | None = None  # set by an import: what a rerun recognises the row by
 
 
 def insert_customers(conn: sqlite3.Connection, tenant: str, now: datetime, new: Sequence[NewCustomer]) -> list[str]:
@@ -37,15 +38,17 @@ def insert_customers(conn: sqlite3.Connection, tenant: str, now: datetime, new: 
     ids = [new_id("cus") for _ in new]
     stamp = to_db(now)
     conn.executemany(
-        "INSERT INTO customers (tenant_id, id, external_id, name, notes, tags, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-        [(tenant, cid, c.external_id, c.name.strip(), c.notes, json.dumps(list(c.tags)), stamp, stamp) for cid, c in zip(ids, new, strict=True)],
+        "INSERT INTO customers (tenant_id, id, external_id, name, notes, tags, created_at, updated_at, import_key) "
+        "VALUES (?,?,?,?,?,?,?,?,?)",
+        [(tenant, cid, c.external_id, c.name.strip(), c.notes, json.dumps(list(c.tags)), stamp, stamp, c.import_key)
+         for cid, c in zip(ids, new, strict=True)],
     )
     conn.executemany(
-        "INSERT OR IGNORE INTO customer_phones (tenant_id, customer_id, e164, extension) VALUES (?,?,?,?)",
+        "INSERT INTO customer_phones (tenant_id, customer_id, e164, extension) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
         [(tenant, cid, p.e164, p.extension) for cid, c in zip(ids, new, strict=True) for p in c.phones],
     )
     conn.executemany(
-        "INSERT OR IGNORE INTO customer_emails (tenant_id, customer_id, email) VALUES (?,?,?)",
+        "INSERT INTO customer_emails (tenant_id, customer_id, email) VALUES (?,?,?) ON CONFLICT DO NOTHING",
         [(tenant, cid, e) for cid, c in zip(ids, new, strict=True) for e in c.emails],
     )
     return ids
@@ -102,7 +105,7 @@ def reindex(conn: sqlite3.Connection, tenant: str, customer_ids: Iterable[str]) 
     conn.executemany("DELETE FROM match_keys WHERE tenant_id=? AND customer_id=?", [(tenant, c) for c in ids])
     profiles = load_profiles(conn, tenant, ids)
     conn.executemany(
-        "INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)",
+        "INSERT INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?) ON CONFLICT DO NOTHING",
         [(tenant, key, cid) for cid, profile in profiles.items() for key in record_keys(profile)],
     )
 
@@ -129,8 +132,8 @@ def rebuild_index(conn: sqlite3.Connection, tenant: str, progress: Callable[[int
     conn.executemany("INSERT INTO new_keys (key, customer_id) VALUES (?,?)", batch)
     conn.execute("DELETE FROM match_keys WHERE tenant_id=?", (tenant,))
     conn.execute(
-        "INSERT OR IGNORE INTO match_keys (tenant_id, key, customer_id) "
-        "SELECT ?, key, customer_id FROM new_keys ORDER BY key, customer_id", (tenant,),
+        "INSERT INTO match_keys (tenant_id, key, customer_id) "  # WHERE true: SQLite's parser needs it before ON CONFLICT
+        "SELECT ?, key, customer_id FROM new_keys WHERE true ORDER BY key, customer_id ON CONFLICT DO NOTHING", (tenant,),
     )
     conn.execute("DELETE FROM new_keys")
     return done

@@ -38,6 +38,7 @@ def train(conn: sqlite3.Connection, tenant: str, now: datetime) -> Model:
         (tenant, int(share * 1_000_000), SAMPLE))]
     profiles = list(load_profiles(conn, tenant, ids).values())
     model = replace(estimate_u(default_model(), profiles, pairs=20_000), customers=live)
-    conn.execute("INSERT OR REPLACE INTO identity_model (tenant_id, model, trained_at) VALUES (?,?,?)",
+    conn.execute("INSERT INTO identity_model (tenant_id, model, trained_at) VALUES (?,?,?) "
+                 "ON CONFLICT (tenant_id) DO UPDATE SET model=excluded.model, trained_at=excluded.trained_at",
                  (tenant, json.dumps(model.to_json(), sort_keys=True), to_db(now)))
     return model

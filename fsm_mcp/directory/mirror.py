@@ -101,10 +101,11 @@ def _contact(conn: sqlite3.Connection, tenant: str, owner: str, contact: Mirrore
         if not still_held:
             table, column = _TABLES[old[1]]
             conn.execute(f"DELETE FROM {table} WHERE tenant_id=? AND customer_id=? AND {column}=?", (tenant, old[0], old[2]))
-    conn.execute("INSERT OR REPLACE INTO vendor_contacts (tenant_id, contact_id, customer_id, kind, value) VALUES (?,?,?,?,?)",
+    conn.execute("INSERT INTO vendor_contacts (tenant_id, contact_id, customer_id, kind, value) VALUES (?,?,?,?,?) "
+                 "ON CONFLICT (tenant_id, contact_id) DO UPDATE SET customer_id=excluded.customer_id, kind=excluded.kind, value=excluded.value",
                  (tenant, contact.id, owner, contact.kind, contact.value))
     table, column = _TABLES[contact.kind]
-    conn.execute(f"INSERT OR IGNORE INTO {table} (tenant_id, customer_id, {column}) VALUES (?,?,?)", (tenant, owner, contact.value))
+    conn.execute(f"INSERT INTO {table} (tenant_id, customer_id, {column}) VALUES (?,?,?) ON CONFLICT DO NOTHING", (tenant, owner, contact.value))
 
 
 def names_and_addresses(conn: sqlite3.Connection, tenant: str, customer_ids: Iterable[str],

@@ -1,4 +1,4 @@
-"""One SQLite database: WAL mode, writes in BEGIN IMMEDIATE transactions, migrations.
+"""The embedded store, one SQLite database: WAL mode, writes in BEGIN IMMEDIATE transactions, migrations.
 
 Writes and long reads go through one connection guarded by a lock, on a worker thread
 when called from async code. Short indexed reads (recognising a caller, loading one
@@ -68,12 +68,16 @@ BULK_CACHE = "cache_size=-1048576"  # 1 GiB while importing or reindexing: rando
 
 
 class Database:
+    dialect = "sqlite"
+
     # A base opened before it held customers has no statistics to plan by; imports analyse it,
     # and so does every this-many-th write while it still has none.
     ANALYZE_AFTER_WRITES = 200
 
     def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
         self.clock = clock or Clock()  # stamps every record this store writes
+        if str(path).startswith(("postgresql:", "postgres:")):
+            raise ValueError("a PostgreSQL URL is not a SQLite file: open it with fsm_mcp.store.open_store")
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
@@ -218,6 +222,13 @@ class Database:
         else:
             row = self._reader.execute(sql, args).fetchone()
         return tuple(row) if row is not None else None
+
+    async def asnapshot(self, fn: Callable[..., T], *args: object) -> T:
+        """`snapshot` for async callers: on SQLite it stays on the loop's thread (see there)."""
+        return self.snapshot(fn, *args)
+
+    async def apeek(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
+        return self.peek(sql, args)
 
     async def aread(self, fn: Callable[..., T], *args: object) -> T:
         if _atomic.get() is self:  # inside this task's transaction: read what it has written

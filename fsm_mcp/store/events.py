@@ -10,12 +10,18 @@ callers hold: the cursor of `list_changes` and a webhook's `webhook-id`.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fsm_mcp.store.db import new_id, placeholders, to_db
 
 EVENT_COLUMNS = "id, seq, type, subject_type, subject_id, at, data"
+
+
+def when(moment: datetime) -> str:
+    """A delivery's next attempt, to the microsecond (`to_db` keeps seconds, which would cut short a backoff
+    under a second); fixed width, so text order is time order here too."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def insert(conn: sqlite3.Connection, tenant: str, now: datetime, type_: str, subject_type: str, subject_id: str,
@@ -104,7 +110,7 @@ def fan_out(conn: sqlite3.Connection, subscriber: Any, rows: list[Any], wanted: 
                 "next_at, created_at) VALUES (?,?,?,?,?, 'pending', 0, ?, ?) "
                 "ON CONFLICT (subscriber_id, event_id) DO NOTHING",
                 (subscriber["tenant_id"], subscriber["id"], row["id"], row["seq"],
-                 f"{row['subject_type']}:{row['subject_id']}", to_db(now), to_db(now)))
+                 f"{row['subject_type']}:{row['subject_id']}", when(now), to_db(now)))
     if rows:
         conn.execute("UPDATE webhook_subscribers SET fanned_seq=? WHERE id=? AND fanned_seq < ?",
                      (rows[-1]["seq"], subscriber["id"], rows[-1]["seq"]))
@@ -119,7 +125,7 @@ def due(conn: sqlite3.Connection, subscriber_id: str, now: datetime, limit: int)
         "WHERE d.subscriber_id=? AND d.state='pending' AND d.next_at <= ? AND NOT EXISTS ("
         "SELECT 1 FROM webhook_deliveries p WHERE p.subscriber_id=d.subscriber_id AND p.subject=d.subject "
         "AND p.state='pending' AND p.seq < d.seq) ORDER BY d.seq LIMIT ?",
-        (subscriber_id, to_db(now), limit)).fetchall()
+        (subscriber_id, when(now), limit)).fetchall()
 
 
 def next_due(conn: sqlite3.Connection, subscriber_id: str) -> str | None:
@@ -141,7 +147,7 @@ def failed(conn: sqlite3.Connection, subscriber_id: str, event_id: str, status: 
                      "WHERE subscriber_id=? AND event_id=?", (status, error, subscriber_id, event_id))
     else:
         conn.execute("UPDATE webhook_deliveries SET attempts=attempts+1, next_at=?, last_status=?, last_error=? "
-                     "WHERE subscriber_id=? AND event_id=?", (to_db(next_at), status, error, subscriber_id, event_id))
+                     "WHERE subscriber_id=? AND event_id=?", (when(next_at), status, error, subscriber_id, event_id))
 
 
 def deliveries(conn: sqlite3.Connection, tenant: str, state: str | None, subscriber_id: str | None,
@@ -163,7 +169,7 @@ def redeliver(conn: sqlite3.Connection, tenant: str, subscriber_id: str, event_i
     cursor = conn.execute(
         "UPDATE webhook_deliveries SET state='pending', attempts=0, next_at=?, created_at=?, last_error=NULL "
         f"WHERE tenant_id=? AND subscriber_id=? AND state='dead'{only}",
-        (to_db(now), to_db(now), tenant, subscriber_id, *(event_ids or [])))
+        (when(now), to_db(now), tenant, subscriber_id, *(event_ids or [])))
     return int(cursor.rowcount or 0)
 
 

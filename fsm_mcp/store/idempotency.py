@@ -5,7 +5,7 @@ process or any other sharing the store, even after a crash or a restart; with di
 arguments it is refused.
 
 On the embedded store (`in_transaction=True`) the key's record, the write it guards and its
-audit entry commit in one transaction (`Database.atomic`). After a crash a key therefore either
+audit entry commit in one transaction (`Store.atomic`). After a crash a key therefore either
 has its result, and a retry replays it, or nothing of its call was written, and a retry does the
 work once. A retry that arrives meanwhile waits on the store's write lock (in this process on the
 writer's limiter, in another on SQLite's lock; past its busy timeout the caller gets `Busy`).
@@ -54,8 +54,8 @@ import anyio
 from pydantic import BaseModel
 
 from fsm_mcp.errors import Busy, FsmError, IdempotencyMismatch, WriteUncertain
-from fsm_mcp.store import audit
-from fsm_mcp.store.db import Database, from_db, to_db
+from fsm_mcp.store import Store, audit
+from fsm_mcp.store.db import from_db, to_db
 from fsm_mcp.store.leases import PROCESS
 
 M = TypeVar("M", bound=BaseModel)
@@ -114,7 +114,7 @@ class Attempt:
         """What an earlier holder of this key recorded for `step` (its ids), if it got that far."""
         return self.progress.get(step)
 
-    async def record(self, db: Database, step: str, value: str, write: Callable[..., object] | None = None,
+    async def record(self, db: Store, step: str, value: str, write: Callable[..., object] | None = None,
                      *args: object) -> None:
         """A recovery point: `step` is done and made `value`. `write(conn, *args)` (the directory's copy of what
         the vendor made) commits in the same transaction; both roll back if this call no longer holds the key."""
@@ -142,7 +142,7 @@ class _Claim:
 
 
 class IdempotentWriter:
-    def __init__(self, db: Database, in_transaction: bool = True, *, lease: timedelta = LEASE,
+    def __init__(self, db: Store, in_transaction: bool = True, *, lease: timedelta = LEASE,
                  wait: float = WAIT) -> None:
         self.db = db
         self.in_transaction = in_transaction  # the write joins the store's transaction (the local backend)
@@ -246,7 +246,7 @@ class IdempotentWriter:
                     raise KeyBusy(held.key)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 0.1)
-                row = self.db.peek("SELECT state, holder, lease_until FROM idempotency WHERE tenant_id=? AND key=?",
+                row = await self.db.apeek("SELECT state, holder, lease_until FROM idempotency WHERE tenant_id=? AND key=?",
                                    (held.tenant, held.key))
                 if row is None or row[0] == "done" or row[1] is None or str(row[2]) <= to_db(self.db.clock.now()):
                     break
@@ -365,8 +365,10 @@ def _finish(
 ) -> None:
     if key is not None:
         conn.execute(
-            "INSERT OR REPLACE INTO idempotency (tenant_id, key, tool, args_hash, state, result, created_at) "
-            "VALUES (?,?,?,?, 'done', ?, ?)",
+            "INSERT INTO idempotency (tenant_id, key, tool, args_hash, state, result, created_at) "
+            "VALUES (?,?,?,?, 'done', ?, ?) ON CONFLICT (tenant_id, key) DO UPDATE SET tool=excluded.tool, "
+            "args_hash=excluded.args_hash, state=excluded.state, result=excluded.result, created_at=excluded.created_at, "
+            "holder=NULL, locked_at=NULL, lease_until=NULL, phase=NULL, phase_at=NULL, progress='{}'",
             (tenant, key, tool, digest, result, to_db(now)),
         )
     audit.record(conn, now, tenant, tool, actor, arguments, result_id)

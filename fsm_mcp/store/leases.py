@@ -15,7 +15,8 @@ import sqlite3
 import uuid
 from datetime import datetime, timedelta
 
-from fsm_mcp.store.db import Database, to_db
+from fsm_mcp.store import Store
+from fsm_mcp.store.db import to_db
 
 # This process, as lease holders know it: readable in the table, unique even across restarts of one pid.
 PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -38,7 +39,7 @@ def _release(conn: sqlite3.Connection, name: str, holder: str) -> None:
 class Lease:
     """The right to do the background work called `name`, for `ttl` at a time."""
 
-    def __init__(self, db: Database, name: str, ttl: timedelta, holder: str = PROCESS) -> None:
+    def __init__(self, db: Store, name: str, ttl: timedelta, holder: str = PROCESS) -> None:
         self.db, self.name, self.ttl, self.holder = db, name, ttl, holder
 
     async def take(self) -> bool:

@@ -133,4 +133,65 @@ MIGRATIONS: list[str] = [
     ALTER TABLE api_keys_by_digest RENAME TO api_keys;
     CREATE UNIQUE INDEX api_keys_live_name ON api_keys (name) WHERE revoked_at IS NULL;
     """,
+    # An imported row is known again on a rerun by its import_key (a digest of its cells and its place among
+    # identical rows of its file), so a row without an external_id is not imported twice either.
+    """
+    ALTER TABLE customers ADD COLUMN import_key TEXT;
+    CREATE UNIQUE INDEX customers_import_key ON customers (tenant_id, import_key) WHERE import_key IS NOT NULL;
+    ALTER TABLE technicians ADD COLUMN import_key TEXT;
+    CREATE UNIQUE INDEX technicians_import_key ON technicians (tenant_id, import_key) WHERE import_key IS NOT NULL;
+    """,
+    # The books (issue 20): each business's OAuth grant with its accounting system, its refresh and access
+    # tokens encrypted (Fernet) and rotated under a version (one refresh at a time across replicas: a claim on
+    # the row); what we made there (links: our kind and id -> their id); payments read back from there; cursors.
+    """
+    CREATE TABLE accounting_grants (
+        tenant_id TEXT NOT NULL, provider TEXT NOT NULL, company TEXT NOT NULL, refresh_token TEXT NOT NULL,
+        access_token TEXT, access_until TEXT, version INTEGER NOT NULL, claimed_by TEXT, claimed_until TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, provider)
+    ) WITHOUT ROWID;
+    CREATE TABLE accounting_links (
+        tenant_id TEXT NOT NULL, kind TEXT NOT NULL, our_id TEXT NOT NULL, provider TEXT NOT NULL,
+        their_id TEXT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, kind, our_id, provider)
+    ) WITHOUT ROWID;
+    CREATE INDEX accounting_links_theirs ON accounting_links (tenant_id, provider, kind, their_id);
+    CREATE TABLE accounting_payments (
+        tenant_id TEXT NOT NULL, provider TEXT NOT NULL, their_id TEXT NOT NULL, invoice_id TEXT NOT NULL,
+        amount TEXT NOT NULL, seen_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, provider, their_id, invoice_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE accounting_cursors (
+        tenant_id TEXT NOT NULL, provider TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, provider, name)
+    ) WITHOUT ROWID;
+    """,
+    # The outbox (issue 19): one event per change, written in the change's transaction, numbered per business
+    # (event_counters: the row each event's transaction locks, so events commit in seq order); webhook
+    # subscribers, each with the last seq fanned out to it, and one delivery per (subscriber, event).
+    """
+    CREATE TABLE event_counters (tenant_id TEXT NOT NULL PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE events (
+        tenant_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
+        subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, at TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, id)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX events_seq ON events (tenant_id, seq);
+    CREATE INDEX events_subject ON events (tenant_id, subject_type, subject_id, seq);
+    CREATE INDEX events_at ON events (tenant_id, at);
+    CREATE TABLE webhook_subscribers (
+        tenant_id TEXT NOT NULL, id TEXT NOT NULL PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,
+        types TEXT NOT NULL, created_at TEXT NOT NULL, disabled_at TEXT, fanned_seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE webhook_deliveries (
+        tenant_id TEXT NOT NULL, subscriber_id TEXT NOT NULL, event_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        subject TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, next_at TEXT NOT NULL,
+        created_at TEXT NOT NULL, done_at TEXT, last_status INTEGER, last_error TEXT,
+        PRIMARY KEY (subscriber_id, event_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (subscriber_id, state, next_at);
+    CREATE INDEX webhook_deliveries_subject ON webhook_deliveries (subscriber_id, subject, state, seq);
+    CREATE INDEX webhook_deliveries_event ON webhook_deliveries (tenant_id, event_id);
+    """,
 ]

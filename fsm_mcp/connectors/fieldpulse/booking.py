@@ -28,7 +28,7 @@ from fsm_mcp.identity.text import fold
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, Job
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 from fsm_mcp.store.idempotency import Attempt
 
 Json = dict[str, Any]
@@ -37,7 +37,7 @@ Json = dict[str, Any]
 class FieldPulseSteps:
     """The booking path's steps (`connectors.booking`) at FieldPulse."""
 
-    def __init__(self, api: FieldPulseApi, jobs: Jobs, db: Database, business: Business) -> None:
+    def __init__(self, api: FieldPulseApi, jobs: Jobs, db: Store, business: Business) -> None:
         self.api, self.jobs, self.db, self.business = api, jobs, db, business
         self.tenant, self.region = business.tenant_id, business.country
 

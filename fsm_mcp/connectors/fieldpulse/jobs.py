@@ -24,14 +24,14 @@ from fsm_mcp.errors import InvalidInput, NotFound, VendorRejected
 from fsm_mcp.models import Job, JobStatus, StatusChange
 from fsm_mcp.scheduling import check_dispatchable, check_technician, check_transition
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 
 Json = dict[str, Any]
 NOT_FOUND_HINT = "Use list_jobs to find the job, or get_customer for a customer's jobs."
 
 
 class Jobs:
-    def __init__(self, api: FieldPulseApi, technicians: Technicians, db: Database, business: Business) -> None:
+    def __init__(self, api: FieldPulseApi, technicians: Technicians, db: Store, business: Business) -> None:
         self.api, self.technicians, self.db, self.business = api, technicians, db, business
 
     async def raw(self, job_id: str) -> Json:

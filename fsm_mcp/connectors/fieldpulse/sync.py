@@ -18,12 +18,13 @@ from fsm_mcp.connectors.http.paging import FIELDPULSE
 from fsm_mcp.connectors.sync import BUDGET, DirectorySync, Feed, Page
 from fsm_mcp.directory import mirror
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, from_db
+from fsm_mcp.store import Store
+from fsm_mcp.store.db import from_db
 
 Json = dict[str, Any]
 
 
-def directory_sync(api: FieldPulseApi, db: Database, business: Business, in_flight: int = 16) -> DirectorySync:
+def directory_sync(api: FieldPulseApi, db: Store, business: Business, in_flight: int = 16) -> DirectorySync:
     tenant, region, size = business.tenant_id, business.country, FIELDPULSE.most
 
     def feed(name: str, path: str, everything: Json, rows: Any) -> Feed:

@@ -25,7 +25,7 @@ from fsm_mcp.identity.text import fold
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 
 UNPAID = ("open", "pending_payment")  # the invoice statuses that still owe money
 
@@ -34,7 +34,7 @@ class HousecallProBackend(VendorBackend):
     vendor = "Housecall Pro"
     jobs: Jobs  # its own, with more than every vendor\'s jobs share
 
-    def __init__(self, db: Database, business: Business, config: HousecallProSettings, http: httpx.AsyncClient,
+    def __init__(self, db: Store, business: Business, config: HousecallProSettings, http: httpx.AsyncClient,
                  policy: Policy | None = None, lanes: Lanes | None = None) -> None:
         super().__init__(db, business, http)
         self.api = HousecallProApi(config, http, policy, lanes)
@@ -45,7 +45,7 @@ class HousecallProBackend(VendorBackend):
         self.sync = directory_sync(self.api, db, business, config.sync_page_size)
 
     @classmethod
-    def open(cls, db: Database, business: Business, config: HousecallProSettings,
+    def open(cls, db: Store, business: Business, config: HousecallProSettings,
              transport: httpx.AsyncBaseTransport | None = None, lanes: Lanes | None = None) -> HousecallProBackend:
         """`lanes`: the process's (or, over Redis, every replica's) lanes; without, this backend keeps its own."""
         return cls(db, business, config, http_client(config.api_url, transport), lanes=lanes)

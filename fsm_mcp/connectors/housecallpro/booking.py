@@ -27,7 +27,7 @@ from fsm_mcp.identity.text import fold
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, Job
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 from fsm_mcp.store.idempotency import Attempt
 
 Json = dict[str, Any]
@@ -38,7 +38,7 @@ DAY_BEFORE = timedelta(days=1)  # a visit from the day before may run into the w
 class HousecallProSteps:
     """The booking path's steps (`connectors.booking`) at Housecall Pro."""
 
-    def __init__(self, api: HousecallProApi, jobs: Jobs, job_types: JobTypes, db: Database, business: Business) -> None:
+    def __init__(self, api: HousecallProApi, jobs: Jobs, job_types: JobTypes, db: Store, business: Business) -> None:
         self.api, self.jobs, self.job_types, self.db, self.business = api, jobs, job_types, db, business
         self.tenant, self.region, self.zone = business.tenant_id, business.country, business.zone
 

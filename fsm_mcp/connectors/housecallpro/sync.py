@@ -19,13 +19,14 @@ from fsm_mcp.connectors.housecallpro.api import HousecallProApi
 from fsm_mcp.connectors.sync import BUDGET, DirectorySync, Feed, Page
 from fsm_mcp.directory import mirror
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, from_db
+from fsm_mcp.store import Store
+from fsm_mcp.store.db import from_db
 
 Json = dict[str, Any]
 SINCE = "fsm-mcp:since"  # the cursor, carried to `fetch` among the parameters; never sent
 
 
-def directory_sync(api: HousecallProApi, db: Database, business: Business, page_size: int = 100,
+def directory_sync(api: HousecallProApi, db: Store, business: Business, page_size: int = 100,
                    in_flight: int = 16) -> DirectorySync:
     tenant, region, zone = business.tenant_id, business.country, business.zone
 

@@ -107,19 +107,20 @@ class VendorClient:
         self.policy = policy or Policy()
         self._describe = describe or (lambda r: f"HTTP {r.status_code}")
 
-    async def get(self, path: str, params: dict[str, Any] | None = None, *, budget: float | None = None) -> Any:
-        return await self._retrying(lambda deadline: self._once("GET", path, params, None, deadline), budget,
+    async def get(self, path: str, params: dict[str, Any] | None = None, *, budget: float | None = None,
+                  headers: dict[str, str] | None = None) -> Any:
+        return await self._retrying(lambda deadline: self._once("GET", path, params, None, deadline, headers), budget,
                                     check=None, write=False)
 
     async def write(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-        check: Check | None = None, what: str = "the change",
+        check: Check | None = None, what: str = "the change", headers: dict[str, str] | None = None,
     ) -> Any:
         """Send a write. After an ambiguous failure, `check()` tells whether it was done: its result is
         returned if so, the write is sent again if not; without `check` the failure is `WriteUncertain`."""
         try:
-            return await self._retrying(lambda deadline: self._once(method, path, params, json, deadline), None,
-                                        check=check, write=True)
+            return await self._retrying(lambda deadline: self._once(method, path, params, json, deadline, headers),
+                                        None, check=check, write=True)
         except _Uncertain as exc:
             raise WriteUncertain(
                 f"{self.vendor} may or may not have made {what}: the request was sent and its answer was lost "
@@ -182,8 +183,9 @@ class VendorClient:
                 f"{', and nothing was changed' if write else ''}. Try again {later}.",
             ) from None
 
-    async def _once(self, method: str, path: str, params: dict[str, Any] | None, body: Any, deadline: float) -> Any:
-        response = await self._send(method, path, params, body, deadline)
+    async def _once(self, method: str, path: str, params: dict[str, Any] | None, body: Any, deadline: float,
+                    extra: dict[str, str] | None = None) -> Any:
+        response = await self._send(method, path, params, body, deadline, extra)
         if response.status_code == 401:
             raise VendorRejected(
                 f"{self.vendor} refused fsm-mcp's credentials (HTTP 401); the business's administrator must check "
@@ -205,11 +207,12 @@ class VendorClient:
         return response.json() if response.content else None
 
     async def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
-                    deadline: float) -> httpx.Response:
+                    deadline: float, extra: dict[str, str] | None = None) -> httpx.Response:
         self.breaker.check()
         renewed = False
         while True:
             headers = await self.auth.headers()
+            sent = {**headers, **extra} if extra else headers  # a request's own (an idempotency key)
             try:
                 await self.lane.turn(deadline)
             except Held as held:  # the tenant is held past this call's budget: say when, send nothing
@@ -219,7 +222,7 @@ class VendorClient:
                 # its answer may be a 429 whose hold every other request of the lane must honour.
                 with anyio.CancelScope(shield=True):
                     response = await self.http.request(method, path, params=_clean(params), json=body,
-                                                       headers=headers, timeout=self.policy.timeout)
+                                                       headers=sent, timeout=self.policy.timeout)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 self.breaker.failed()
                 raise _Transient(f"unreachable ({type(exc).__name__})", sent=False) from None

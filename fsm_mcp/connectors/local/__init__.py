@@ -32,7 +32,7 @@ from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.scheduling import Slot, free_slots
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 from fsm_mcp.store.idempotency import NO_KEY, Attempt
 
 T = TypeVar("T")
@@ -41,7 +41,7 @@ T = TypeVar("T")
 class LocalBackend:
     """Answers with times in the business's own zone, the way a caller speaks them."""
 
-    def __init__(self, db: Database, business: Business) -> None:
+    def __init__(self, db: Store, business: Business) -> None:
         self.db = db
         self.business = business
         self.tenant = business.tenant_id
@@ -73,10 +73,10 @@ class LocalBackend:
             matches = customers.lookup(conn, self.tenant, query, limit)
             top = matches[0] if matches and matches[0].confidence in ("exact", "likely") else None
             return Recognition(matches=matches, profile=self._profile(conn, top.customer_id) if top else None)
-        return self.db.snapshot(read)
+        return await self.db.asnapshot(read)
 
     async def customer_history(self, customer_id: str, jobs_limit: int = 5) -> CustomerProfile:
-        return self.db.snapshot(self._profile, customer_id, jobs_limit)
+        return await self.db.asnapshot(self._profile, customer_id, jobs_limit)
 
     async def find_duplicates(self, min_confidence: str, limit: int, progress: Progress | None = None) -> DuplicateReport:
         return await self.db.ascan(duplicates.find, self.tenant, min_confidence, limit, progress)
@@ -91,7 +91,7 @@ class LocalBackend:
         return booking.model_copy(update={"job": self._local(booking.job)})
 
     async def get_job(self, job_id: str) -> Job:
-        return self._local(self.db.snapshot(jobs.load_job, self.tenant, job_id))
+        return self._local(await self.db.asnapshot(jobs.load_job, self.tenant, job_id))
 
     async def list_jobs(self, query: JobFilter) -> list[Job]:
         return [self._local(j) for j in await self.db.aread(jobs.list_jobs, self.tenant, query)]

@@ -16,12 +16,13 @@ from fsm_mcp.identity.phones import parse_phone
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, Job, JobStatus
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, new_id, to_db
+from fsm_mcp.store import Store
+from fsm_mcp.store.db import new_id, to_db
 from fsm_mcp.store.idempotency import Attempt
 
 
 class LocalSteps:
-    def __init__(self, db: Database, business: Business) -> None:
+    def __init__(self, db: Store, business: Business) -> None:
         self.db, self.business, self.tenant = db, business, business.tenant_id
 
     async def before(self, request: BookingRequest) -> None:
@@ -52,7 +53,7 @@ class LocalSteps:
     async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime) -> list[str]:
         def insert(conn: sqlite3.Connection) -> list[str]:
             for table, column, values in (("customer_phones", "e164", phones), ("customer_emails", "email", emails)):
-                conn.executemany(f"INSERT OR IGNORE INTO {table} (tenant_id, customer_id, {column}) VALUES (?,?,?)",
+                conn.executemany(f"INSERT INTO {table} (tenant_id, customer_id, {column}) VALUES (?,?,?) ON CONFLICT DO NOTHING",
                                  [(self.tenant, customer.customer_id, value) for value in values])
             customers.reindex(conn, self.tenant, [customer.customer_id])
             return [*phones, *emails]

@@ -132,7 +132,7 @@ def dispatch(
             (to_db(start), to_db(end), tenant, job_id),
         )
     conn.execute(
-        "INSERT OR IGNORE INTO job_technicians (tenant_id, job_id, technician_id) VALUES (?,?,?)",
+        "INSERT INTO job_technicians (tenant_id, job_id, technician_id) VALUES (?,?,?) ON CONFLICT DO NOTHING",
         (tenant, job_id, technician_id),
     )
     if job.status in (JobStatus.scheduled, JobStatus.on_hold):

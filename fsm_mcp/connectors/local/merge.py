@@ -108,13 +108,15 @@ def _apply(
     for table in ("jobs", "invoices"):
         conn.execute(f"UPDATE {table} SET customer_id=? WHERE tenant_id=? AND customer_id IN ({marks})", (keep_id, *scope))
     conn.execute(
-        f"INSERT OR IGNORE INTO customer_phones (tenant_id, customer_id, e164, extension) "
-        f"SELECT tenant_id, ?, e164, extension FROM customer_phones WHERE tenant_id=? AND customer_id IN ({marks})",
+        f"INSERT INTO customer_phones (tenant_id, customer_id, e164, extension) "
+        f"SELECT tenant_id, ?, e164, extension FROM customer_phones WHERE tenant_id=? AND customer_id IN ({marks}) "
+        "ON CONFLICT DO NOTHING",
         (keep_id, *scope),
     )
     conn.execute(
-        f"INSERT OR IGNORE INTO customer_emails (tenant_id, customer_id, email) "
-        f"SELECT tenant_id, ?, email FROM customer_emails WHERE tenant_id=? AND customer_id IN ({marks})",
+        f"INSERT INTO customer_emails (tenant_id, customer_id, email) "
+        f"SELECT tenant_id, ?, email FROM customer_emails WHERE tenant_id=? AND customer_id IN ({marks}) "
+        "ON CONFLICT DO NOTHING",
         (keep_id, *scope),
     )
     for table in ("customer_phones", "customer_emails", "match_keys"):

@@ -21,12 +21,14 @@ def _from_row(row: sqlite3.Row) -> Technician:
 
 def insert(
     conn: sqlite3.Connection, tenant: str, name: str, skills: Sequence[str], phone: str | None = None,
-    external_id: str | None = None, active: bool = True,
+    external_id: str | None = None, active: bool = True, import_key: str | None = None,
 ) -> str:
     technician_id = new_id("tech")
     conn.execute(
-        "INSERT INTO technicians (tenant_id, id, external_id, name, phone, skills, active) VALUES (?,?,?,?,?,?,?)",
-        (tenant, technician_id, external_id, name.strip(), phone, json.dumps(sorted({fold(s) for s in skills if fold(s)})), int(active)),
+        "INSERT INTO technicians (tenant_id, id, external_id, name, phone, skills, active, import_key) "
+        "VALUES (?,?,?,?,?,?,?,?)",
+        (tenant, technician_id, external_id, name.strip(), phone, json.dumps(sorted({fold(s) for s in skills if fold(s)})),
+         int(active), import_key),
     )
     return technician_id
 
@@ -40,7 +42,7 @@ def load(conn: sqlite3.Connection, tenant: str, technician_id: str) -> Technicia
 
 def list_all(conn: sqlite3.Connection, tenant: str, skill: str | None, include_inactive: bool) -> list[Technician]:
     rows = conn.execute(
-        "SELECT * FROM technicians WHERE tenant_id=? AND (? OR active=1) ORDER BY name, id", (tenant, int(include_inactive))
+        "SELECT * FROM technicians WHERE tenant_id=? AND (?=1 OR active=1) ORDER BY name, id", (tenant, int(include_inactive))
     ).fetchall()
     found = [_from_row(r) for r in rows]
     return [t for t in found if skill is None or fold(skill) in t.skills]

@@ -26,14 +26,14 @@ from fsm_mcp.errors import InvalidInput
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 
 
 class ServiceTitanBackend(VendorBackend):
     vendor = "ServiceTitan"
     jobs: Jobs  # its own, with more than every vendor\'s jobs share
 
-    def __init__(self, db: Database, business: Business, config: ServiceTitanSettings, http: httpx.AsyncClient,
+    def __init__(self, db: Store, business: Business, config: ServiceTitanSettings, http: httpx.AsyncClient,
                  policy: Policy | None = None, lanes: Lanes | None = None) -> None:
         super().__init__(db, business, http)
         self.api = ServiceTitanApi(config, http, policy, lanes)
@@ -43,7 +43,7 @@ class ServiceTitanBackend(VendorBackend):
         self.sync = directory_sync(self.api, db, business, page_size=config.sync_page_size)
 
     @classmethod
-    def open(cls, db: Database, business: Business, config: ServiceTitanSettings,
+    def open(cls, db: Store, business: Business, config: ServiceTitanSettings,
              transport: httpx.AsyncBaseTransport | None = None, lanes: Lanes | None = None) -> ServiceTitanBackend:
         """`lanes`: the process's (or, over Redis, every replica's) lanes; without, this backend keeps its own."""
         return cls(db, business, config, http_client(config.api_url, transport), lanes=lanes)

@@ -26,7 +26,7 @@ from fsm_mcp.directory import booking, mirror
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, Job
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 from fsm_mcp.store.idempotency import Attempt
 
 Json = dict[str, Any]
@@ -36,7 +36,7 @@ KEY = "fsm-mcp-idempotency-key"
 class ServiceTitanSteps:
     """The booking path's steps (`connectors.booking`) at ServiceTitan."""
 
-    def __init__(self, api: ServiceTitanApi, settings: Settings, jobs: Jobs, db: Database, business: Business) -> None:
+    def __init__(self, api: ServiceTitanApi, settings: Settings, jobs: Jobs, db: Store, business: Business) -> None:
         self.api, self.settings, self.jobs, self.db, self.business = api, settings, jobs, db, business
         self.tenant = business.tenant_id
         self.guid = api.settings.app_guid

@@ -21,7 +21,7 @@ from fsm_mcp.errors import InvalidInput, InvalidTransition, NotFound, VendorReje
 from fsm_mcp.models import Job, JobStatus, StatusChange
 from fsm_mcp.scheduling import check_dispatchable, check_technician, check_transition
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 
 Json = dict[str, Any]
 # The project's states -> the job statuses that hold them. The jobStatus filter supports Scheduled, InProgress,
@@ -43,7 +43,7 @@ def job_status_filter(states: tuple[JobStatus, ...]) -> str | None:
 
 
 class Jobs:
-    def __init__(self, api: ServiceTitanApi, settings: Settings, db: Database, business: Business) -> None:
+    def __init__(self, api: ServiceTitanApi, settings: Settings, db: Store, business: Business) -> None:
         self.api = api
         self.settings = settings
         self.db = db

@@ -18,7 +18,7 @@ from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.sync import BUDGET, DirectorySync, Feed, Page
 from fsm_mcp.directory import mirror
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store
 
 Json = dict[str, Any]
 # ServiceTitan sets modifiedOn itself when a record is written, and it opened in 2007: no record of any tenant can
@@ -26,7 +26,7 @@ Json = dict[str, Any]
 EVERYTHING_SINCE = "2000-01-01T00:00:00Z"
 
 
-def directory_sync(api: ServiceTitanApi, db: Database, business: Business, page_size: int = 5000,
+def directory_sync(api: ServiceTitanApi, db: Store, business: Business, page_size: int = 5000,
                    in_flight: int = 16) -> DirectorySync:
     tenant, region = business.tenant_id, business.country
 
