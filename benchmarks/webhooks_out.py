@@ -1,0 +1,177 @@
+"""Webhooks out, over real HTTP on loopback: a subscriber down for a while, one answering 500 forever, and
+one healthy, fed by the outbox while the delivery worker runs.
+
+    python benchmarks/webhooks_out.py [--jobs 40] [--moves 5] [--rate 25] [--down 8] [--cap 1.0]
+
+Time is scaled down: the issue's subscriber is down for 10 minutes against the default backoff cap of 10
+minutes; here it is down `--down` seconds against a cap of `--cap` seconds (8 s against 1 s: as many capped
+retries during the outage as a 10-minute outage at the default cap gives, about 8, and the dead-letter
+threshold is scaled the same way: 20 attempts). The events are recorded through the outbox as the services
+record them (`outbox.record`), `--moves` per job, at `--rate` a second.
+
+Phase 1: the healthy subscriber alone (its delivery latency, event recorded -> received, p50/p95).
+Phase 2: the same traffic with the down subscriber and the 500 one beside it. Printed: the healthy one's
+latency again; for the down one, events received / recorded, signatures verified, jobs whose events arrived
+out of order; for the 500 one, how many of its deliveries ended in the dead-letter list, and when.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import uvicorn
+from standardwebhooks import Webhook
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fsm_mcp.events import outbox, webhooks
+from fsm_mcp.events.delivery import Policy, delivering
+from fsm_mcp.store import open_store
+
+TENANT = "default"
+
+
+class Receiver:
+    """An ASGI app: /ok takes everything, /broken answers 500; arrival times and bodies by path."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, list[tuple[float, dict[str, Any], dict[str, str], bytes]]] = defaultdict(list)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        self.arrived[scope["path"]].append((time.perf_counter(), json.loads(body), headers, body))
+        status = 500 if scope["path"] == "/broken" else 204
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def serve(app: Receiver, port: int) -> uvicorn.Server:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off"))
+    return server
+
+
+async def phase(args: argparse.Namespace, with_others: bool) -> dict[str, Any]:
+    tmp = tempfile.mkdtemp()
+    db = open_store(Path(tmp) / "w.db")
+    receiver, late = Receiver(), Receiver()
+    port, down_port = free_port(), free_port()
+    subs: dict[str, tuple[str, str]] = {}
+    for name, url in [("ok", f"http://127.0.0.1:{port}/ok")] + (
+            [("down", f"http://127.0.0.1:{down_port}/down"), ("broken", f"http://127.0.0.1:{port}/broken")]
+            if with_others else []):
+        sub, secret = await webhooks.add(db, TENANT, url, [], allow_loopback_http=True)
+        subs[name] = (sub.id, secret)
+    policy = Policy(poll=0.05, first_retry=0.1, max_backoff=timedelta(seconds=args.cap), max_attempts=20,
+                    max_age=timedelta(minutes=10), timeout=2.0)
+    recorded: dict[str, float] = {}
+    order: dict[str, int] = {}
+    main = serve(receiver, port)
+    later = serve(late, down_port)
+    dead_at = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(main.serve)
+        async with delivering(db, {TENANT: timedelta(days=30)}, policy=policy):
+            started = time.perf_counter()
+            if with_others:
+                async def come_back() -> None:
+                    await anyio.sleep(args.down)
+                    await later.serve()
+                tg.start_soon(come_back)
+            n = 0
+            for move in range(args.moves):
+                for job in range(args.jobs):
+                    event_id = await outbox.record(db, TENANT, "job.status_changed", "job", f"job_{job}",
+                                                   {"job_id": f"job_{job}", "move": move})
+                    recorded[event_id] = time.perf_counter()
+                    order[event_id] = n
+                    n += 1
+                    await anyio.sleep(1 / args.rate)
+            total = len(recorded)
+            with anyio.fail_after(120):
+                while True:
+                    ok = {b["id"] for _, b, _, _ in receiver.arrived["/ok"]}
+                    back = {b["id"] for _, b, _, _ in late.arrived["/down"]}
+                    dead = len(await webhooks.dead_letters(db, TENANT, subs["broken"][0], 10_000)) if with_others else 0
+                    if dead == total and dead_at is None:
+                        dead_at = time.perf_counter() - started
+                    if len(ok) == total and (not with_others or (len(back) == total and dead == total)):
+                        break
+                    await anyio.sleep(0.1)
+        main.should_exit = later.should_exit = True
+    db.close()
+
+    def first_arrivals(rows: list[Any]) -> dict[str, float]:
+        first: dict[str, float] = {}
+        for at, body, _, _ in rows:
+            first.setdefault(body["id"], at)
+        return first
+
+    ok_first = first_arrivals(receiver.arrived["/ok"])
+    latency = [ok_first[e] - recorded[e] for e in recorded]
+    out: dict[str, Any] = {"events": total, "ok_received": len(ok_first),
+                           "ok_p50_ms": round(pct(latency, 0.5) * 1000, 1),
+                           "ok_p95_ms": round(pct(latency, 0.95) * 1000, 1),
+                           "ok_max_ms": round(max(latency) * 1000, 1)}
+    if with_others:
+        rows = late.arrived["/down"]
+        verifier = Webhook(subs["down"][1])
+        verified = sum(1 for _, _, headers, raw in rows if verifier.verify(raw, headers, json_parse=False) is None)
+        per_job: dict[str, list[int]] = defaultdict(list)
+        seen: set[str] = set()
+        for _, body, _, _ in rows:
+            if body["id"] not in seen:
+                seen.add(body["id"])
+                per_job[body["subject"]["id"]].append(order[body["id"]])
+        out |= {"down_for_s": args.down, "down_received_unique": len(seen), "down_deliveries": len(rows),
+                "down_signatures_verified": verified,
+                "down_jobs_out_of_order": sum(1 for ns in per_job.values() if ns != sorted(ns)),
+                "down_all_received_after_s": round(max(a for a, _, _, _ in rows) - started, 1),
+                "broken_attempts": len(receiver.arrived["/broken"]), "broken_dead_letters": total,
+                "broken_all_dead_after_s": round(dead_at or float("nan"), 1)}
+    return out
+
+
+async def main(args: argparse.Namespace) -> None:
+    alone = await phase(args, with_others=False)
+    print("phase 1, healthy subscriber alone:", json.dumps(alone))
+    beside = await phase(args, with_others=True)
+    print("phase 2, beside a down one and a 500 one:", json.dumps(beside))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=40)
+    parser.add_argument("--moves", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=25.0)
+    parser.add_argument("--down", type=float, default=8.0)
+    parser.add_argument("--cap", type=float, default=1.0)
+    anyio.run(main, parser.parse_args())
