@@ -1,0 +1,263 @@
+"""Invoices to the books exactly once, payments back: against the QuickBooks and Xero fakes over real
+loopback HTTP (tests/accounting_rig.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import pytest
+
+from fsm_mcp.accounting.oauth import Sealer
+from fsm_mcp.accounting.settings import load, load_for
+from fsm_mcp.accounting.sink import Sink
+from fsm_mcp.accounting.webhooks import quickbooks_signed, xero_signed
+from fsm_mcp.connectors.http.lanes import LocalLanes
+from fsm_mcp.connectors.local import invoices
+from fsm_mcp.connectors.vendor_settings import SettingsError
+from fsm_mcp.errors import VendorUnavailable
+from fsm_mcp.models import Invoice
+from fsm_mcp.settings import Settings
+from fsm_mcp.store import Store, open_store
+from fsm_mcp.store import accounting as sql
+from tests.accounting_rig import KEY, TENANT, books, invoiced_job
+from tests.fakes.chaos import Chaos
+from tests.fakes.signed_hooks import sign
+
+pytestmark = pytest.mark.anyio
+PROVIDERS = ["quickbooks", "xero"]
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Store]:
+    store = open_store(settings.db_path)
+    yield store
+    store.close()
+
+
+def ours(db: Store, invoice_id: str) -> Invoice:
+    return db.read(invoices.load, TENANT, invoice_id)
+
+
+# ----- settings -----
+def test_a_missing_setting_is_named_as_the_user_sets_it() -> None:
+    with pytest.raises(SettingsError) as exc:
+        load({"provider": "quickbooks", "company": "1"}, {"FSM_MCP_ACCOUNTING_TOKEN_KEY": KEY})
+    said = str(exc.value)
+    assert "FSM_MCP_ACCOUNTING_CLIENT_ID (or client_id in the [accounting] table) is missing" in said
+    assert "FSM_MCP_ACCOUNTING_CLIENT_SECRET" in said and KEY not in said
+
+
+def test_a_business_table_is_named_with_its_business(tmp_path: Path) -> None:
+    config = tmp_path / "fsm.toml"
+    config.write_text('[businesses.acme]\nname = "Acme"\n[businesses.acme.accounting]\nprovider = "xero"\n'
+                      'client_id = "abc"\ncompany = "t-1"\n')
+    with pytest.raises(SettingsError) as exc:
+        load_for("acme", {"FSM_MCP_CONFIG": str(config), "FSM_MCP_ACME_ACCOUNTING_TOKEN_KEY": KEY})
+    assert "FSM_MCP_ACME_ACCOUNTING_CLIENT_SECRET (or client_secret in the [businesses.acme.accounting] table)" \
+        in str(exc.value)
+
+
+def test_secrets_come_from_the_environment_or_a_file_never_the_table(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    got = load({"provider": "quickbooks", "client_id": "abc", "company": "1", "client_secret_file": str(secret)},
+               {"FSM_MCP_ACCOUNTING_TOKEN_KEY": KEY})
+    assert got is not None and got.client_secret.get_secret_value() == "s3cret" and got.per_minute == 500
+    assert got.at_once == 10 and "s3cret" not in repr(got)
+    with pytest.raises(SettingsError, match="client_secret may not be written in the file"):
+        load({"provider": "xero", "client_secret": "x"}, {})
+    assert load({}, {}) is None and load({"provider": "none"}, {}) is None
+
+
+# ----- invoices out -----
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_an_invoice_reaches_the_books_once_with_its_lines_tax_and_job(provider: str, db: Store) -> None:
+    invoice_id = invoiced_job(db, "Ann Lee", "(217) 555-0199", "ann@example.com", discount="10.00")
+    with books(provider, db) as rig:
+        await rig.connect()
+        sink = rig.sink()
+        first = await sink.post_invoice(invoice_id)
+        again = await sink.post_invoice(invoice_id)
+        await rig.aclose()
+    assert (first.already, again.already, again.their_id) == (False, True, first.their_id)
+    [row] = rig.invoices()
+    invoice = ours(db, invoice_id)
+    assert rig.total(row) == invoice.total == Decimal("236.53")  # (190 + 38.50 - 10) * 1.0825
+    assert invoice.job_id in str(row.get("CustomerMemo") or row.get("Reference"))
+    assert db.read(sql.linked, TENANT, "invoice", invoice_id, provider) == first.their_id
+    assert db.read(sql.linked, TENANT, "customer", invoice.customer_id, provider) == first.customer_id
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_every_answer_lost_after_the_write_still_makes_one_invoice(provider: str, db: Store) -> None:
+    invoice_id = invoiced_job(db, "Ann Lee", "(217) 555-0199")
+    with books(provider, db, Chaos(p_lost=1.0)) as rig:
+        await rig.connect()
+        posted = await rig.sink().post_invoice(invoice_id)
+        await rig.aclose()
+    assert len(rig.invoices()) == 1 and len(rig.customers()) == 1
+    assert rig.their_number(rig.invoices()[0]).endswith(invoice_id.removeprefix("inv_"))
+    assert posted.their_id == str(rig.invoices()[0]["Id" if provider == "quickbooks" else "InvoiceID"])
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_throttling_and_failures_make_one_invoice_each_and_no_request_inside_a_hold(
+        provider: str, db: Store) -> None:
+    ids = [invoiced_job(db, f"Customer {n} Smith{n}", f"(217) 555-01{n:02d}") for n in range(6)]
+    # Xero's 60 a minute would make this a minute long: both fake and sink allow 600 here (the pace is the lane's).
+    with books(provider, db, Chaos(p429=0.25, p503=0.1, p_lost=0.1, retry_after="1"), per_minute=600) as rig:
+        await rig.connect()
+        sink = rig.sink(per_minute=600)
+        async with anyio.create_task_group() as tg:
+            for invoice_id in ids:
+                tg.start_soon(_post_until_done, sink, invoice_id)
+        await rig.aclose()
+    numbers = [rig.their_number(r) for r in rig.invoices()]
+    assert len(numbers) == len(set(numbers)) == 6
+    assert rig.fake.door.count_429 > 0 and rig.fake.door.inside_hold == 0
+
+
+async def _post_until_done(sink: Sink, invoice_id: str) -> None:
+    for _ in range(10):
+        try:
+            await sink.post_invoice(invoice_id)
+            return
+        except VendorUnavailable:
+            await anyio.sleep(0.5)
+    raise AssertionError("never posted")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_bill_jenkins_is_the_books_william_jenkins_not_a_new_customer(provider: str, db: Store) -> None:
+    invoice_id = invoiced_job(db, "Bill Jenkins", "(217) 555-0143")
+    stranger = invoiced_job(db, "Bill Jenkins", "(312) 555-0999", "other@example.com")
+    with books(provider, db) as rig:
+        add = rig.fake.add_customer if provider == "quickbooks" else rig.fake.add_contact
+        william = add("William Jenkins", phone="217-555-0143")
+        await rig.connect()
+        sink = rig.sink()
+        posted = await sink.post_invoice(invoice_id)
+        other = await sink.post_invoice(stranger)
+        await rig.aclose()
+    assert posted.customer_id == william
+    assert other.customer_id != william  # a namesake with other contacts is someone else: made anew
+    assert sorted(c.get("DisplayName") or c["Name"] for c in rig.customers()) == ["Bill Jenkins", "William Jenkins"]
+
+
+# ----- tokens -----
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_an_expired_token_is_refreshed_once_across_replicas_and_the_rotated_one_kept(
+        provider: str, db: Store, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    ids = [invoiced_job(db, f"Pat Doe{n}", f"(217) 555-02{n:02d}") for n in range(4)]
+    with books(provider, db) as rig:
+        await rig.connect()
+        before = db.read(sql.load_grant, TENANT, provider)
+        replicas = [rig.sink(), rig.sink()]  # two processes' sinks on one store
+        await replicas[0].post_invoice(ids[0])
+        later = timedelta(seconds=rig.fake.auth.access_ttl * 2)  # every access token has expired
+        rig.fake.clock.advance(later)
+        db.clock.advance(later)
+        async with anyio.create_task_group() as tg:
+            for n, invoice_id in enumerate(ids[1:]):
+                tg.start_soon(replicas[n % 2].post_invoice, invoice_id)
+        await rig.aclose()
+    after = db.read(sql.load_grant, TENANT, provider)
+    assert rig.fake.auth.refreshes == 1 and rig.fake.auth.dead_refresh_uses == 0
+    assert after.version == before.version + 1
+    sealer = Sealer(rig.settings.token_key)
+    live = sealer.open(after.refresh_token)
+    assert live in rig.fake.auth.refresh and live != sealer.open(before.refresh_token)
+    assert live not in after.refresh_token and live not in caplog.text
+    assert len(rig.invoices()) == 4
+
+
+# ----- payments back -----
+@pytest.mark.parametrize(("provider", "form"), [("quickbooks", "legacy"), ("quickbooks", "cloudevents"),
+                                                ("xero", None)])
+async def test_a_payment_announced_twice_and_out_of_order_is_applied_once(
+        provider: str, form: str | None, db: Store) -> None:
+    invoice_id = invoiced_job(db, "Ann Lee", "(217) 555-0199")
+    seen: list[tuple[str, str, Decimal]] = []
+    with books(provider, db) as rig:
+        await rig.connect()
+        sink = rig.sink()
+
+        async def record(ours_id: str, payment: str, amount: Decimal) -> None:
+            seen.append((ours_id, payment, amount))
+
+        sink.on_payment = record
+        posted = await sink.post_invoice(invoice_id)
+        async with rig.webhooks(sink) as hooks:
+            rig.fake.pending()  # the invoice's own creation is old news
+            rig.pay(posted.their_id, "100.00")
+            rig.pay(posted.their_id)
+            options = {"form": form} if form else {}
+            delivered = await rig.deliver(hooks, repeat=2, shuffle=True, per_delivery=1, **options)
+        await rig.aclose()
+    assert delivered and all(d.status == 200 for d in delivered)
+    invoice = ours(db, invoice_id)
+    assert (invoice.balance, invoice.status) == (Decimal("0.00"), "paid")
+    assert sorted(a for _, _, a in seen) == sorted([Decimal("100.00"), invoice.total - Decimal("100.00")])
+    assert {o for o, _, _ in seen} == {invoice_id}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_wrongly_signed_delivery_is_refused_and_changes_nothing(provider: str, db: Store) -> None:
+    invoice_id = invoiced_job(db, "Ann Lee", "(217) 555-0199")
+    with books(provider, db) as rig:
+        await rig.connect()
+        sink = rig.sink()
+        posted = await sink.post_invoice(invoice_id)
+        async with rig.webhooks(sink) as hooks:
+            if provider == "xero":
+                assert await rig.fake.intent_to_receive(rig.hook_url, client=hooks)
+            rig.pay(posted.their_id)
+            delivered = await rig.fake.deliver(rig.hook_url, client=hooks, wrong_signature=True)
+            unsigned = await hooks.post(rig.hook_url, content=b'{"events": []}')
+        await rig.aclose()
+    assert [d.status for d in delivered] == [401] and unsigned.status_code == 401
+    assert ours(db, invoice_id).status == "open"
+
+
+async def test_xero_activates_the_endpoint_after_its_intent_to_receive(db: Store) -> None:
+    with books("xero", db) as rig:
+        async with rig.webhooks(rig.sink()) as hooks:
+            assert await rig.fake.intent_to_receive(rig.hook_url, client=hooks)
+        await rig.aclose()
+    assert rig.fake.endpoints[rig.hook_url] == "OK"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_payment_made_while_no_webhook_arrived_is_caught_up(provider: str, db: Store) -> None:
+    invoice_id = invoiced_job(db, "Ann Lee", "(217) 555-0199")
+    with books(provider, db) as rig:
+        await rig.connect()
+        sink = rig.sink()
+        posted = await sink.post_invoice(invoice_id)
+        rig.pay(posted.their_id, "50.00")
+        applied = await sink.catch_up()
+        await rig.aclose()
+    invoice = ours(db, invoice_id)
+    assert applied >= 1 and invoice.balance == invoice.total - Decimal("50.00") and invoice.status == "open"
+
+
+def test_signatures_are_the_base64_hmac_of_the_body() -> None:
+    body = b'{"eventNotifications":[]}'
+    assert quickbooks_signed(body, sign(body, "verifier"), "verifier")
+    assert not quickbooks_signed(body + b" ", sign(body, "verifier"), "verifier")
+    assert xero_signed(body, sign(body, "k"), "k") and not xero_signed(body, sign(body, "other"), "k")
+    assert not xero_signed(body, None, "k")
+
+
+async def test_the_lane_is_shared_by_every_sink_of_a_company(db: Store) -> None:
+    lanes = LocalLanes()
+    with books("xero", db) as rig:
+        a, b = rig.sink(lanes=lanes), rig.sink(lanes=lanes)
+        await rig.aclose()
+    assert a.books.client.lane is b.books.client.lane  # type: ignore[attr-defined]
