@@ -12,6 +12,7 @@ import httpx2 as httpx
 import pydantic_core
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import ValidationError
 
@@ -22,6 +23,7 @@ from fsm_mcp.access.limits import CallerLimits
 from fsm_mcp.access.pii import keep_out_of_logs
 from fsm_mcp.app import ServedBusinesses, open_businesses
 from fsm_mcp.clock import Clock
+from fsm_mcp.events import resources
 from fsm_mcp.events.delivery import delivering
 from fsm_mcp.settings import Settings, load_businesses
 from fsm_mcp.store import open_store
@@ -91,6 +93,7 @@ def build_server(
         db = open_store(first.db_path, clock)
         try:
             async with open_businesses(every, db, transport) as served, AsyncExitStack() as stack:
+                await stack.enter_async_context(resources.watching(db, every, bus))  # ResourceUpdated to listeners
                 if deliver_webhooks:
                     retention = {i: timedelta(days=s.business.event_retention_days) for i, s in every.items()}
                     await stack.enter_async_context(delivering(db, retention))
@@ -98,6 +101,7 @@ def build_server(
         finally:
             db.close()
 
+    bus = InMemorySubscriptionBus()  # each replica tails the shared store's feed for its own listeners
     mcp = FsmServer(
         "fsm-mcp",
         title="Field service (fsm-mcp)",
@@ -105,8 +109,10 @@ def build_server(
         version=__version__,
         lifespan=lifespan,
         log_level=first.log_level,  # type: ignore[arg-type]
+        subscriptions=bus,
     )
     tools.register(mcp)
+    resources.register(mcp)
     limits = CallerLimits.of(first.access, first.redis_url)
     mcp.middleware.append(Gate(mcp, caller, limits, {ident: s.backend for ident, s in every.items()}, read_only,
                                describe=tools.as_served_by))

@@ -13,7 +13,7 @@ from tests import stores
 from tests.conftest import BUSINESS, MONDAY_9, NEW_CALLER, call, count, fail
 
 READS = {"lookup_customer", "get_customer", "get_job", "list_jobs", "list_technicians", "find_available_slots",
-         "find_duplicate_customers"}
+         "find_duplicate_customers", "list_changes"}
 
 
 @pytest.mark.anyio

@@ -104,3 +104,28 @@ async def test_a_cursor_older_than_the_retention_is_refused_as_expired(settings:
             await outbox.read(db, "default", first, retention=timedelta(days=30))
     finally:
         db.close()
+
+
+async def test_a_job_and_the_feed_are_resources_and_a_watched_job_sends_resource_updated(
+    client: Client, add_technician: Callable[..., str]
+) -> None:
+    import json
+
+    import anyio
+    from mcp.server.subscriptions import ResourceUpdated
+
+    tech = add_technician("Sam Tech", ["hvac"])
+    job = await booked(client)
+    uri = f"fsm://jobs/{job['job_id']}"
+    read = await client.read_resource(uri)
+    assert json.loads(read.contents[0].text)["status"] == "scheduled"  # type: ignore[union-attr]
+    feed = json.loads((await client.read_resource("fsm://businesses/default/changes")).contents[0].text)  # type: ignore[union-attr]
+    assert [e["type"] for e in feed["events"]] == ["customer.created", "job.created"]
+
+    async with client.listen(resource_subscriptions=[uri]) as watched:
+        await call(client, "dispatch_technician", job_id=job["job_id"], technician_id=tech, idempotency_key="d")
+        with anyio.fail_after(5):
+            event = await watched.__anext__()
+    assert event == ResourceUpdated(uri=uri)
+    read = await client.read_resource(uri)
+    assert json.loads(read.contents[0].text)["status"] == "dispatched"  # type: ignore[union-attr]

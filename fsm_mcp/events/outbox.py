@@ -47,7 +47,7 @@ class Page(BaseModel):
     more: bool = Field(description="True when more events wait after this page: call again at once with `cursor`")
 
 
-def _event(row: Any) -> Event:
+def event_of(row: Any) -> Event:
     return Event(id=row["id"], type=row["type"], subject_type=row["subject_type"], subject_id=row["subject_id"],
                  at=from_db(row["at"]), data=json.loads(row["data"]))
 
@@ -69,7 +69,7 @@ def insert(conn: Any, tenant: str, now: datetime, type_: EventType, subject_type
 async def last_of(db: Store, tenant: str, subject_type: SubjectType, subject_id: str) -> Event | None:
     """The subject's latest event (read in the open transaction, if any)."""
     row = await db.aread(sql.last_of_subject, tenant, subject_type, subject_id)
-    return None if row is None else _event(row)
+    return None if row is None else event_of(row)
 
 
 def _looks_like_an_id(event_id: str) -> bool:
@@ -105,7 +105,7 @@ async def read(db: Store, tenant: str, since: str | None, limit: int = DEFAULT_L
                                "get_job), then call again without since to start from the oldest kept event")
         raise InvalidInput("since", "is not a cursor this business's feed gave out: pass the cursor of an earlier "
                            "answer, or leave since out to start from the oldest kept event")
-    events = [_event(r) for r in rows[:limit]]
+    events = [event_of(r) for r in rows[:limit]]
     return Page(events=events, cursor=events[-1].id if events else since, more=len(rows) > limit)
 
 

@@ -176,3 +176,16 @@ def redeliver(conn: sqlite3.Connection, tenant: str, subscriber_id: str, event_i
 def prune_deliveries(conn: sqlite3.Connection, tenant: str, before: datetime) -> None:
     conn.execute("DELETE FROM webhook_deliveries WHERE tenant_id=? AND state='done' AND done_at < ?",
                  (tenant, to_db(before)))
+
+
+
+def counter(conn: sqlite3.Connection, tenant: str) -> int:
+    """The business's last seq given out (0 before its first event)."""
+    row = conn.execute("SELECT seq FROM event_counters WHERE tenant_id=?", (tenant,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def newest(conn: sqlite3.Connection, tenant: str, limit: int) -> list[Any]:
+    rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id=? ORDER BY seq DESC LIMIT ?",
+                        (tenant, limit)).fetchall()
+    return list(reversed(rows))
