@@ -13,6 +13,7 @@ import pytest
 from fsm_mcp.connectors.housecallpro.backend import HousecallProBackend
 from fsm_mcp.settings import Settings
 from fsm_mcp.store.db import Database
+from tests import stores
 from tests.fakes.housecallpro import FakeHousecallPro, connector_settings
 from tests.st_rig import BUSINESS, Rig
 
@@ -38,13 +39,13 @@ def seeded(**fake: Any) -> tuple[FakeHousecallPro, str]:
     return hcp, tech
 
 
-def hcp_settings(db: Path, url: str = URL, **changes: Any) -> Settings:
+def hcp_settings(db: Path | str, url: str = URL, **changes: Any) -> Settings:
     return Settings(db_path=db, business=BUSINESS, backend="housecallpro", housecallpro=connector_settings(url, **changes))
 
 
 @pytest.fixture(name="hcp")
-async def hcp_rig(tmp_path: Path) -> AsyncIterator[HcpRig]:
+async def hcp_rig(tmp_path: Path, store_kind: str) -> AsyncIterator[HcpRig]:
     fake, tech = seeded()
-    rig = HcpRig(fake, hcp_settings(tmp_path / "hcp.db"), httpx.ASGITransport(fake.app), tech)
+    rig = HcpRig(fake, hcp_settings(stores.target(store_kind, tmp_path, "hcp.db")), httpx.ASGITransport(fake.app), tech)
     await rig.sync()
     yield rig

@@ -18,6 +18,7 @@ from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
 from fsm_mcp.store import open_store
 from fsm_mcp.store.db import Database
+from tests import stores
 from tests.fakes.servicetitan import FakeServiceTitan, connector_settings
 from tests.when import MONDAY, window
 
@@ -60,13 +61,13 @@ def st_settings(**changes: Any) -> ServiceTitanSettings:
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, store_kind: str) -> AsyncIterator[Rig]:
     fake = FakeServiceTitan()
     tech = str(fake.add_technician("Dana Reyes", "HVAC; plumbing"))
     fake.add_technician("Sam Ortiz", "electrical")
     fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=["(217) 555-0143"],
                       emails=["bill@example.com"])
-    settings = Settings(db_path=tmp_path / "st.db", business=BUSINESS, backend="servicetitan", servicetitan=st_settings())
+    settings = Settings(db_path=stores.target(store_kind, tmp_path, "st.db"), business=BUSINESS, backend="servicetitan", servicetitan=st_settings())
     rig = Rig(fake, settings, httpx.ASGITransport(fake.app), tech)
     await rig.sync()
     yield rig
