@@ -129,3 +129,21 @@ async def test_a_job_and_the_feed_are_resources_and_a_watched_job_sends_resource
     assert event == ResourceUpdated(uri=uri)
     read = await client.read_resource(uri)
     assert json.loads(read.contents[0].text)["status"] == "dispatched"  # type: ignore[union-attr]
+
+
+async def test_over_servicetitan_each_successful_write_is_recorded_as_an_event_after_the_vendor_answers(
+    rig: Any,
+) -> None:
+    from tests.when import MONDAY, at
+
+    async with rig.client() as client:
+        booked = await call(client, "create_job", job_type="Furnace repair", summary="No heat", idempotency_key="k1",
+                            customer=NEW_CALLER, address="5 Elm St, Springfield, IL 62704",
+                            window_start=at(MONDAY, 9), window_end=at(MONDAY, 11))
+        await call(client, "dispatch_technician", job_id=booked["job_id"], technician_id=rig.tech,
+                   idempotency_key="d1")
+        await call(client, "update_job_status", job_id=booked["job_id"], status="en_route")
+        events = await everything(client)
+    assert [e["type"] for e in events] == ["customer.created", "job.created", "technician.assigned",
+                                           "job.status_changed", "job.status_changed"]
+    assert {e["subject_id"] for e in events[1:]} == {booked["job_id"]}

@@ -70,11 +70,15 @@ class Deliverer:
         self.rng = rng or random.Random()
         self._busy: set[str] = set()
         self._pruned: datetime | None = None
+        self._fanned: dict[str, int] = {}  # subscriber -> its business's counter when last fanned out
 
     async def fan_out(self) -> list[Subscriber]:
         """Queue the events each subscriber has not yet been given; the subscribers."""
         every = [s for s in await webhooks.listing(self.db, None) if s.tenant in self.retention]
+        counters = {t: await self.db.aread(sql.counter, t) for t in {s.tenant for s in every}}
         for sub in every:
+            if self._fanned.get(sub.id) == counters[sub.tenant]:
+                continue  # nothing new in its business since the last pass: no write
             while True:
                 def step(conn: Any, sub: Subscriber = sub) -> int:
                     mark = conn.execute("SELECT fanned_seq FROM webhook_subscribers WHERE id=?", (sub.id,)).fetchone()
@@ -85,6 +89,7 @@ class Deliverer:
 
                 if await self.db.awrite(step) < 500:
                     break
+            self._fanned[sub.id] = counters[sub.tenant]
         return every
 
     def _backoff(self, attempts: int) -> timedelta:
