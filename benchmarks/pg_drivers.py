@@ -6,7 +6,8 @@ entry) — one at a time (latency) and from 32 tasks at once (throughput on this
     pip install "psycopg[binary,pool]" asyncpg "sqlalchemy[asyncio]"
     python benchmarks/pg_drivers.py [--dsn postgresql://postgres@127.0.0.1:5432/postgres] [--rounds 3]
 
-Creates a scratch database, fills 100,000 customers, and drops it at the end. Rounds alternate the drivers'
+Also the store as built on psycopg 3's synchronous pool (StoreAsBuilt), which the choice came down to: see its
+docstring. Creates a scratch database, fills 100,000 customers, and drops it at the end. Rounds alternate the drivers'
 order; figures are medians over rounds.
 """
 
@@ -136,6 +137,39 @@ class Alchemy:
         await self.engine.dispose()
 
 
+class StoreAsBuilt:
+    """The store as built (fsm_mcp/store/postgres.py): psycopg 3's synchronous pool on worker threads, parameters
+    bound on the client, the same SQL functions as SQLite's, each write holding the store's advisory lock."""
+
+    name = "fsm-mcp store (psycopg 3 sync, threads)"
+
+    async def open(self, dsn: str) -> None:
+        from fsm_mcp.store.postgres import PostgresDatabase
+
+        self.db = PostgresDatabase(dsn, migrate=False)  # the benchmark's own scratch schema, not the store's
+
+    @staticmethod
+    def _qmarks(sql: str) -> str:
+        for n in range(5, 0, -1):
+            sql = sql.replace(f"${n}", "?")
+        return sql
+
+    async def lookup(self, i: int) -> None:
+        def read(conn: Any) -> None:
+            for sql, args in zip(LOOKUP, lookup_args(i), strict=True):
+                conn.execute(self._qmarks(sql), args).fetchall()
+        await self.db.aread(read)
+
+    async def write(self, i: int) -> None:
+        def write(conn: Any) -> None:
+            for sql, args in zip(WRITE, write_args(i), strict=True):
+                conn.execute(self._qmarks(sql), args)
+        await self.db.awrite(write)
+
+    async def close(self) -> None:
+        self.db.close()
+
+
 def _named(sql: str) -> str:
     for n in range(5, 0, -1):
         sql = sql.replace(f"${n}", f":p{n}")
@@ -200,7 +234,7 @@ async def main() -> None:
     figures: dict[str, dict[str, list[float]]] = {}
     try:
         await fill(dsn)
-        drivers = [Psycopg(), Asyncpg(), Alchemy()]
+        drivers = [Psycopg(), Asyncpg(), Alchemy(), StoreAsBuilt()]
         for r in range(args.rounds):
             for driver in drivers if r % 2 == 0 else drivers[::-1]:
                 await driver.open(dsn)

@@ -15,7 +15,6 @@ busy timeout does.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -161,7 +160,7 @@ class PostgresDatabase:
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, clock: Clock | None = None, pool_size: int = POOL_SIZE) -> None:
+    def __init__(self, url: str, clock: Clock | None = None, pool_size: int = POOL_SIZE, migrate: bool = True) -> None:
         self.clock = clock or Clock()
         self.url = url
         self.path = redacted(url)  # what messages show
@@ -170,8 +169,8 @@ class PostgresDatabase:
             kwargs={"autocommit": True, "cursor_factory": psycopg.ClientCursor},
         )
         self._limiter = anyio.CapacityLimiter(pool_size)
-        self._local = threading.local()
-        self._migrate()
+        if migrate:
+            self._migrate()
 
     # --- schema -------------------------------------------------------------------------------------------
 
