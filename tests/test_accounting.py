@@ -11,15 +11,19 @@ from pathlib import Path
 
 import anyio
 import pytest
+from click.testing import CliRunner
 
+from fsm_mcp.accounting import feed
 from fsm_mcp.accounting.oauth import Sealer
 from fsm_mcp.accounting.settings import load, load_for
 from fsm_mcp.accounting.sink import Sink
 from fsm_mcp.accounting.webhooks import quickbooks_signed, xero_signed
+from fsm_mcp.cli import main
 from fsm_mcp.connectors.http.lanes import LocalLanes
 from fsm_mcp.connectors.local import invoices
 from fsm_mcp.connectors.vendor_settings import SettingsError
 from fsm_mcp.errors import VendorUnavailable
+from fsm_mcp.events import outbox
 from fsm_mcp.models import Invoice
 from fsm_mcp.settings import Settings
 from fsm_mcp.store import Store, open_store
@@ -261,3 +265,58 @@ async def test_the_lane_is_shared_by_every_sink_of_a_company(db: Store) -> None:
         a, b = rig.sink(lanes=lanes), rig.sink(lanes=lanes)
         await rig.aclose()
     assert a.books.client.lane is b.books.client.lane  # type: ignore[attr-defined]
+
+
+# ----- the event spine and the commands -----
+async def _created(db: Store, invoice_id: str) -> None:
+    invoice = ours(db, invoice_id)
+    await outbox.record(db, TENANT, "invoice.created", "invoice", invoice_id,
+                        {"invoice_id": invoice_id, "job_id": invoice.job_id, "customer_id": invoice.customer_id})
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_invoice_created_on_the_outbox_posts_once_and_a_payment_goes_out_as_payment_received(
+        provider: str, db: Store) -> None:
+    ids = [invoiced_job(db, f"Lee Park{n}", f"(217) 555-03{n:02d}") for n in range(2)]
+    for invoice_id in ids:
+        await _created(db, invoice_id)
+    with books(provider, db) as rig:
+        await rig.connect()
+        sink = rig.sink()
+        feed.announce(sink)
+        assert await feed.drain(sink) == 2 and await feed.drain(sink) == 0
+        their = db.read(sql.linked, TENANT, "invoice", ids[0], provider)
+        rig.pay(their)
+        async with rig.webhooks(sink) as hooks:
+            await rig.deliver(hooks, repeat=3, shuffle=True)
+        await rig.aclose()
+    received = [e for e in (await outbox.read(db, TENANT, None, 500)).events if e.type == "payment.received"]
+    assert len(rig.invoices()) == 2 and len(received) == 1
+    assert received[0].data["invoice_id"] == ids[0] and ours(db, ids[0]).status == "paid"
+
+
+def test_the_commands_connect_check_and_sync_the_books(settings: Settings, tmp_path: Path) -> None:
+    db = open_store(settings.db_path)
+    invoice_id = invoiced_job(db, "Ann Lee", "(217) 555-0199")
+    anyio.run(_created, db, invoice_id)
+    db.close()
+    with books("quickbooks", open_store(settings.db_path)) as rig:
+        token = tmp_path / "refresh"
+        token.write_text(rig.fake.connect()["refresh_token"])
+        env = {"FSM_MCP_DB": str(settings.db_path), "FSM_MCP_ACCOUNTING_PROVIDER": "quickbooks",
+               "FSM_MCP_ACCOUNTING_CLIENT_ID": rig.settings.client_id, "FSM_MCP_ACCOUNTING_COMPANY": rig.settings.company,
+               "FSM_MCP_ACCOUNTING_CLIENT_SECRET": rig.settings.client_secret.get_secret_value(),
+               "FSM_MCP_ACCOUNTING_TOKEN_KEY": KEY, "FSM_MCP_ACCOUNTING_API_URL": rig.base,
+               "FSM_MCP_ACCOUNTING_TOKEN_URL": rig.settings.token_url}
+        runner = CliRunner()
+        connected = runner.invoke(main, ["accounting", "connect", "--refresh-token-file", str(token)], env=env)
+        checked = runner.invoke(main, ["accounting", "check"], env=env)
+        synced = runner.invoke(main, ["accounting", "sync"], env=env)
+        again = runner.invoke(main, ["accounting", "sync"], env=env)
+        rig.db.close()
+    assert connected.exit_code == 0, connected.output
+    assert "connected" in connected.output and token.read_text() not in connected.output
+    assert checked.exit_code == 0 and "0 invoices linked" in checked.output, checked.output
+    assert synced.exit_code == 0 and "1 invoices posted" in synced.output, synced.output
+    assert again.exit_code == 0 and "0 invoices posted" in again.output
+    assert len(rig.invoices()) == 1

@@ -97,6 +97,8 @@ class Books(Protocol):
     async def payment(self, their_id: str) -> list[TheirInvoice]: ...
     async def changed_since(self, since: datetime) -> list[TheirInvoice]: ...
     def key(self, kind: str, tenant: str, our_id: str) -> str: ...
+    async def probe(self) -> None:
+        """One authenticated read: the grant works and the company answers."""
     async def aclose(self) -> None: ...
 
 
@@ -189,12 +191,13 @@ class Sink:
         ours = await self.db.aread(sql.ours, self.tenant, self.provider, "invoice", state.id)
         if ours is None:
             return False
-        new = await self.db.awrite(sql.apply_payments, self.tenant, self.provider, ours, list(state.payments),
-                                   state.balance, self.db.clock.now())
-        if self.on_payment is not None:
-            amounts = dict(state.payments)
-            for payment in new:
-                await self.on_payment(ours, payment, amounts[payment])
+        async with self.db.atomic():  # the payment and its announcement stand or fall together
+            new = await self.db.awrite(sql.apply_payments, self.tenant, self.provider, ours, list(state.payments),
+                                       state.balance, self.db.clock.now())
+            if self.on_payment is not None:
+                amounts = dict(state.payments)
+                for payment in new:
+                    await self.on_payment(ours, payment, amounts[payment])
         return True
 
     async def announced(self, news: list[Announced]) -> int:

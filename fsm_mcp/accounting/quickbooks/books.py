@@ -72,6 +72,9 @@ class QuickBooks:
     def key(self, kind: str, tenant: str, our_id: str) -> str:
         return idempotency_key(kind, tenant, our_id, KEY_MOST)
 
+    async def probe(self) -> None:
+        await self.query("SELECT COUNT(*) FROM Customer")
+
     async def query(self, text: str) -> dict[str, Any]:
         body = await self.client.get(f"{self.base}/query", {"query": text, **MINOR})
         return dict(body.get("QueryResponse") or {})

@@ -69,6 +69,9 @@ class Xero:
     def key(self, kind: str, tenant: str, our_id: str) -> str:
         return idempotency_key(kind, tenant, our_id, KEY_MOST)
 
+    async def probe(self) -> None:
+        await self.client.get(f"{API}/Contacts", {"page": 1, "pageSize": 1})
+
     async def _found(self, path: str, params: dict[str, Any] | None = None) -> Any:
         try:
             return await self.client.get(path, params)
