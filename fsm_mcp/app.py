@@ -61,7 +61,7 @@ async def open_businesses(every: Mapping[str, Settings], db: Store, transport: h
         stack.push_async_callback(lanes.aclose)
         served = {}
         for ident, one in every.items():
-            log.info("fsm-mcp serving business %r (%s backend) from %s", ident, one.backend, one.db_path)
+            log.info("fsm-mcp serving business %r (%s backend) from %s", ident, one.backend, db.path)
             backend = await stack.enter_async_context(open_backend(one, db, transport, background, lanes))
             # The local store's writes join the idempotency transaction; a vendor's cannot.
             served[ident] = ServedBusiness(settings=one, db=db, backend=backend, clock=db.clock,
