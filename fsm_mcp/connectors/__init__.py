@@ -85,8 +85,8 @@ def sync_lease(backend: VendorBackend, interval: float) -> Lease:
 
 
 async def sync_if_ours(backend: VendorBackend, lease: Lease) -> SyncReport | None:
-    """Sync the directory if this process holds (or can take) the lease, renewing it while the sync runs;
-    None when another replica holds it."""
+    """Read the vendor's job changes (`backend.changes`) and sync the directory if this process holds (or can
+    take) the lease, renewing it while they run; None when another replica holds it."""
     if not await lease.take():
         return None
     async with anyio.create_task_group() as tg:
@@ -96,6 +96,12 @@ async def sync_if_ours(backend: VendorBackend, lease: Lease) -> SyncReport | Non
                 await lease.take()
 
         tg.start_soon(renew)
+        if backend.changes is not None:  # first: a completion waits on it, a directory sync may take long
+            try:
+                if recorded := await backend.changes.run():
+                    log.info("job changes from %s: %d events", backend.vendor, recorded)
+            except FsmError as exc:
+                log.warning("job changes from %s not read: %s; trying again next time", backend.vendor, exc)
         report = await backend.sync.run()
         tg.cancel_scope.cancel()
     return report

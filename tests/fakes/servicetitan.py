@@ -362,7 +362,7 @@ class FakeServiceTitan:
                     return True
                 return False
             rows = [j for j in rows if fits(j)]
-        rows = sort_rows(rows, q.get("sort"))
+        rows = sort_rows(q.modified(rows), q.get("sort"))
         guid = q.get("externalDataApplicationGuid")
         return page_of([self._job_view(j, guid) for j in rows], q)
 
@@ -432,7 +432,7 @@ class FakeServiceTitan:
             rows = [a for a in rows if at(a["start"]) < parse_time(before, "startsBefore")]
         if wanted := q.one_of("status", APPOINTMENT_STATUSES):
             rows = [a for a in rows if a["status"] in wanted]
-        return page_of(rows, q)
+        return page_of(sort_rows(q.modified(rows), q.get("sort")), q)
 
     def reschedule(self, q: Query, body: Any) -> dict[str, Any]:
         appointment = self._get(self.appointments, q.path_id, "id")

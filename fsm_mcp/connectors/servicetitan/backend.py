@@ -18,11 +18,13 @@ from fsm_mcp.connectors.servicetitan import invoices, mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.booking import ServiceTitanSteps
 from fsm_mcp.connectors.servicetitan.catalog import Settings
+from fsm_mcp.connectors.servicetitan.changes import ServiceTitanChanges
 from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.connectors.servicetitan.sync import directory_sync
 from fsm_mcp.connectors.vendor import VendorBackend
 from fsm_mcp.errors import InvalidInput
+from fsm_mcp.events.vendor_poll import JobChangePoll
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.settings import Business
@@ -41,6 +43,7 @@ class ServiceTitanBackend(VendorBackend):
         self.jobs = Jobs(self.api, self.settings, db, business)
         self.steps = ServiceTitanSteps(self.api, self.settings, self.jobs, db, business)
         self.sync = directory_sync(self.api, db, business, page_size=config.sync_page_size)
+        self.changes = JobChangePoll(db, self.tenant, ServiceTitanChanges(self.api, self.jobs, db))
 
     @classmethod
     def open(cls, db: Store, business: Business, config: ServiceTitanSettings,

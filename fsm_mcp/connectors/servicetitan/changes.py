@@ -1,0 +1,78 @@
+"""ServiceTitan's changed jobs, for the job-change poll (`events/vendor_poll.py`).
+
+A job's state lives in three records: the job (its status, completion), its first appointment (the window,
+the visit's status) and that appointment's assignments (the technicians). Jobs and appointments both take
+`modifiedOnOrAfter` (and `sort=+ModifiedOn`); assignments take no date at all, so an assignment that touches
+neither record is seen by a webhook, or when the job or its appointment next changes. A job's version is the
+newer of its own modifiedOn and its first appointment's, the same whichever way it was found.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fsm_mcp.connectors.servicetitan import mapping
+from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
+from fsm_mcp.connectors.servicetitan.jobs import Jobs
+from fsm_mcp.connectors.sync import BUDGET
+from fsm_mcp.errors import NotFound
+from fsm_mcp.events.vendor_jobs import Sighting
+from fsm_mcp.models import JobStatus
+from fsm_mcp.store import Store
+
+Json = dict[str, Any]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MARKED = (JobStatus.dispatched, JobStatus.en_route)  # where a status fsm-mcp noted on the job may count
+
+
+class ServiceTitanChanges:
+    def __init__(self, api: ServiceTitanApi, jobs: Jobs, db: Store) -> None:
+        self.api, self.jobs, self.db = api, jobs, db
+        self.name = "servicetitan:jobs"
+
+    async def since(self, moment: datetime) -> list[Sighting]:
+        read_at = self.db.clock.now()
+        changed = {"modifiedOnOrAfter": mapping.stamp(moment), "sort": "+ModifiedOn"}
+        raws = {j["id"]: j for j in await self._all("jpm", "jobs", changed)}
+        visits = await self._all("jpm", "appointments", changed)
+        missing = sorted({int(a["jobId"]) for a in visits} - set(raws))
+        if missing:
+            raws.update((j["id"], j) for j in await self.api.ids("jpm", "jobs", missing))
+        return await self._sightings(list(raws.values()), read_at)
+
+    async def sighting(self, job_id: str) -> Sighting | None:
+        read_at = self.db.clock.now()
+        try:
+            raw = await self.jobs.raw(job_id)
+        except NotFound:
+            return None
+        return (await self._sightings([raw], read_at))[0]
+
+    async def _all(self, module: str, path: str, params: Json) -> list[Json]:
+        rows: list[Json] = []
+        page = 1
+        while True:
+            body = await self.api.get(module, path, {**params, "page": page, "pageSize": 5000}, budget=BUDGET)
+            rows += body["data"]
+            if not body.get("hasMore"):
+                return rows
+            page += 1
+
+    async def _sightings(self, raws: list[Json], read_at: datetime) -> list[Sighting]:
+        if not raws:
+            return []
+        visits = {a["id"]: a for a in await self.api.ids("jpm", "appointments", [int(j["firstAppointmentId"]) for j in raws])}
+        views = await self.jobs.views(raws, notes=False)
+        # A status fsm-mcp noted on the job (en route, arrived, working) counts only with the notes: read them
+        # for the jobs where it may.
+        noted = [i for i, v in enumerate(views) if v.status in MARKED]
+        if noted:
+            for i, view in zip(noted, await self.jobs.views([raws[i] for i in noted], notes=True), strict=True):
+                views[i] = view
+
+        def version(raw: Json) -> datetime:
+            times = [mapping.when(raw.get("modifiedOn")), mapping.when(visits.get(raw["firstAppointmentId"], {}).get("modifiedOn"))]
+            return max((t for t in times if t is not None), default=EPOCH)
+
+        return [Sighting(job=view, modified=version(raw), read_at=read_at) for raw, view in zip(raws, views, strict=True)]

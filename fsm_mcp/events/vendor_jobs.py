@@ -1,0 +1,91 @@
+"""A vendor's job as seen by a poll or after a webhook, turned into the outbox events its change calls for.
+
+A sighting is the job read whole from the vendor and the vendor's time of that version (the newest
+modification time among the records it was read from). It is compared with the job as last known: its
+latest event in the outbox (which also holds what fsm-mcp's own services recorded when they changed it),
+else the state last seen here (the outbox forgets after its retention). Then, in one transaction:
+
+- a sighting older than the one last applied is stale (a late webhook, a read that lost a race): no effect;
+  so is one whose read began before fsm-mcp's own services last changed the job (it may predate them);
+- otherwise each difference records its event once: a technician new to the job `technician.assigned`
+  (one each), a status moved `job.completed` / `job.cancelled` / `job.status_changed`, a window moved with
+  the status unchanged `job.status_changed` with `changed: ["window"]`; a job never known before
+  `job.created` first (then its technicians, and its completion or cancellation if it is already
+  settled). The same state seen again records nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fsm_mcp.events import outbox
+from fsm_mcp.events.changes import job_state
+from fsm_mcp.events.outbox import EventType
+from fsm_mcp.models import Job
+from fsm_mcp.store import Store
+from fsm_mcp.store import events as events_sql
+from fsm_mcp.store import vendor_changes as sql
+from fsm_mcp.store.db import from_db
+from fsm_mcp.store.vendor_changes import unstamp
+
+_STATUS_EVENT: dict[str, EventType] = {"completed": "job.completed", "canceled": "job.cancelled"}
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    job: Job
+    modified: datetime  # the vendor's time of this version of the job
+    read_at: datetime  # when the read of it began, on our clock
+
+
+def events_for(known: dict[str, Any] | None, state: dict[str, Any]) -> list[tuple[EventType, dict[str, Any]]]:
+    """What moving from `known` (None: never seen) to `state` reports, in the order to record it."""
+    found: list[tuple[EventType, dict[str, Any]]] = []
+    if known is None:
+        found.append(("job.created", state))  # as a booking reports it: its technicians next; its status, if settled
+        settled = state["status"] in _STATUS_EVENT
+        known = {**state, "status": None if settled else state["status"], "technician_ids": []}
+    for technician_id in state["technician_ids"]:
+        if technician_id not in known.get("technician_ids", ()):
+            found.append(("technician.assigned", {**state, "technician_id": technician_id}))
+    window = (state["window_start"], state["window_end"])
+    moved = "window_start" in known and (known["window_start"], known["window_end"]) != window
+    if known.get("status") != state["status"]:
+        changed = ["status", *(["window"] if moved else [])]
+        found.append((_STATUS_EVENT.get(state["status"], "job.status_changed"),
+                      {**state, "previous_status": known.get("status"), "changed": changed}))
+    elif moved:
+        found.append(("job.status_changed", {**state, "previous_status": known.get("status"), "changed": ["window"]}))
+    return found
+
+
+def _apply(conn: Any, tenant: str, now: datetime, sighting: Sighting) -> int:
+    job_id = sighting.job.job_id
+    state = job_state(sighting.job)
+    row = sql.seen(conn, tenant, job_id)
+    if row is not None and unstamp(row["modified"]) > sighting.modified:
+        return 0  # an older version than one already applied
+    last = events_sql.last_of_subject(conn, tenant, "job", job_id)
+    mine = json.loads(row["state"]) if row is not None else None
+    told = json.loads(last["data"]) if last is not None else None
+    known = told if told is not None else mine
+    if told is not None and from_db(last["at"]) >= sighting.read_at and {k: told.get(k) for k in state} != mine:
+        # fsm-mcp's own services changed the job while it was being read: this read may predate their change.
+        # The next poll (its window overlaps) or webhook reads it again.
+        return 0
+    found = events_for(known, state)
+    for type_, data in found:
+        outbox.insert(conn, tenant, now, type_, "job", job_id, data)
+    sql.save_seen(conn, tenant, job_id, sighting.modified, json.dumps(state, sort_keys=True), now)
+    return len(found)
+
+
+async def apply(db: Store, tenant: str, sightings: list[Sighting]) -> int:
+    """Record what each sighting changed (each in its own transaction, oldest first); the number of events."""
+    recorded = 0
+    for sighting in sorted(sightings, key=lambda s: s.modified):
+        recorded += await db.awrite(_apply, tenant, db.clock.now(), sighting)
+    return recorded

@@ -1,0 +1,61 @@
+"""Polling a vendor for its changed jobs, resumably, without ever skipping a change.
+
+The cursor is the newest modification time seen at the vendor (the vendor's clock, not ours). Each poll
+asks for everything modified since the cursor less `overlap`, so a record committed late with an earlier
+time, or several sharing the cursor's time, is read again; the sightings' comparison with the job as last
+known (`vendor_jobs`) makes a second reading harmless. The cursor moves only after the sightings are
+applied, and never back: a poll cut off anywhere reads the same window again. The first poll of a business
+starts `overlap` before now: what changed before fsm-mcp was watching is no event.
+
+A webhook is a hint (`hint`): the job it names is read afresh and applied the same way, so a delivery
+repeated, late or out of order has the effect of one reading of the job, and one lost is read by the next poll.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import anyio
+
+from fsm_mcp.events.vendor_jobs import Sighting, apply
+from fsm_mcp.store import Store
+from fsm_mcp.store import vendor_changes as sql
+
+OVERLAP = timedelta(minutes=2)
+
+
+class ChangeFeed(Protocol):
+    """A vendor's jobs, as the poll reads them."""
+
+    name: str  # the cursor's name, e.g. "servicetitan:jobs"
+
+    async def since(self, moment: datetime) -> list[Sighting]:
+        """Every job modified at or after `moment` (a job's appointments and technicians count), read whole."""
+        ...
+
+    async def sighting(self, job_id: str) -> Sighting | None:
+        """The job read whole now; None if the vendor has no such job."""
+        ...
+
+
+class JobChangePoll:
+    def __init__(self, db: Store, tenant: str, feed: ChangeFeed, overlap: timedelta = OVERLAP) -> None:
+        self.db, self.tenant, self.feed, self.overlap = db, tenant, feed, overlap
+        self._lock = anyio.Lock()  # one poll at a time in a process (the background loop, a command)
+
+    async def run(self) -> int:
+        """One poll; the number of events it recorded."""
+        async with self._lock:
+            cursor = await self.db.aread(sql.cursor, self.tenant, self.feed.name)
+            start = cursor - self.overlap if cursor is not None else self.db.clock.now() - self.overlap
+            sightings = await self.feed.since(start)
+            recorded = await apply(self.db, self.tenant, sightings)
+            newest = max((s.modified for s in sightings), default=cursor or start)
+            await self.db.awrite(sql.save_cursor, self.tenant, self.feed.name, newest, self.db.clock.now())
+            return recorded
+
+    async def hint(self, job_id: str) -> int:
+        """A webhook said the job changed: read it and record what changed; the number of events."""
+        sighting = await self.feed.sighting(job_id)
+        return 0 if sighting is None else await apply(self.db, self.tenant, [sighting])

@@ -1,0 +1,45 @@
+"""SQL of vendor job changes: each poll's cursor, and each job as last seen at the vendor.
+
+A vendor's modification time is kept to the microsecond in a fixed width (`stamp`), so text order is time
+order and two sightings a fraction of a second apart are told apart.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+from fsm_mcp.store.db import to_db
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def unstamp(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def cursor(conn: sqlite3.Connection, tenant: str, feed: str) -> datetime | None:
+    row = conn.execute("SELECT cursor FROM vendor_change_cursors WHERE tenant_id=? AND feed=?", (tenant, feed)).fetchone()
+    return None if row is None else unstamp(row["cursor"])
+
+
+def save_cursor(conn: sqlite3.Connection, tenant: str, feed: str, at: datetime, now: datetime) -> None:
+    """Move the cursor to `at`, never back (two pollers racing after a lease changed hands)."""
+    conn.execute("INSERT INTO vendor_change_cursors (tenant_id, feed, cursor, updated_at) VALUES (?,?,?,?) "
+                 "ON CONFLICT (tenant_id, feed) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at "
+                 "WHERE vendor_change_cursors.cursor < excluded.cursor", (tenant, feed, stamp(at), to_db(now)))
+
+
+def seen(conn: sqlite3.Connection, tenant: str, job_id: str) -> Any:
+    """(modified, state) of the job as last seen, or None."""
+    return conn.execute("SELECT modified, state FROM vendor_jobs_seen WHERE tenant_id=? AND job_id=?",
+                        (tenant, job_id)).fetchone()
+
+
+def save_seen(conn: sqlite3.Connection, tenant: str, job_id: str, modified: datetime, state: str, now: datetime) -> None:
+    conn.execute("INSERT INTO vendor_jobs_seen (tenant_id, job_id, modified, state, seen_at) VALUES (?,?,?,?,?) "
+                 "ON CONFLICT (tenant_id, job_id) DO UPDATE SET modified = excluded.modified, state = excluded.state, "
+                 "seen_at = excluded.seen_at", (tenant, job_id, stamp(modified), state, to_db(now)))

@@ -1,0 +1,133 @@
+"""Vendor job changes: a job moved in the vendor's own app is seen by the poll, over real loopback HTTP to the
+fake, and recorded in the outbox once, however often, late or out of order it is seen."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
+from fsm_mcp.events import outbox, vendor_jobs
+from fsm_mcp.settings import Settings
+from fsm_mcp.store import open_store
+from fsm_mcp.store.db import Database
+from tests import stores
+from tests.fakes.serve import serving
+from tests.fakes.servicetitan import FakeServiceTitan
+from tests.st_rig import BUSINESS, st_settings
+from tests.vendor_rig import st_complete, st_job
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def st() -> Iterator[tuple[FakeServiceTitan, str, str]]:
+    """The fake ServiceTitan on a loopback port: (fake, its URL, a technician's id)."""
+    fake = FakeServiceTitan()
+    tech = str(fake.add_technician("Dana Reyes", "HVAC; plumbing"))
+    fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=["(217) 555-0143"])
+    with serving(fake.app) as url:
+        yield fake, url, tech
+
+
+@pytest.fixture
+async def backend(st: tuple[FakeServiceTitan, str, str], tmp_path: Any, store_kind: str
+                  ) -> AsyncIterator[ServiceTitanBackend]:
+    _, url, _ = st
+    settings = Settings(db_path=stores.target(store_kind, tmp_path, "st.db"), business=BUSINESS, backend="servicetitan",
+                        servicetitan=st_settings(api_url=url, auth_url=url))
+    db = open_store(settings.db_path)
+    assert settings.servicetitan is not None
+    one = ServiceTitanBackend.open(db, settings.business, settings.servicetitan)
+    try:
+        yield one
+    finally:
+        await one.aclose()
+        db.close()
+
+
+async def events_of(db: Database, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    page = await outbox.read(db, BUSINESS.tenant_id, None, limit=500)
+    return [(e.type, e.data) for e in page.events if e.subject_id == job_id]
+
+
+async def test_a_job_completed_in_servicetitan_is_seen_once_by_the_poll(st: Any, backend: ServiceTitanBackend) -> None:
+    fake, _, tech = st
+    assert backend.changes is not None
+    await backend.changes.run()  # the poll was watching before the job was made
+    job_id = st_job(fake, tech)
+    await backend.changes.run()
+    st_complete(fake, job_id)
+    await backend.changes.run()
+    await backend.changes.run()  # the same change read again, in the overlap of the next window
+    types = [t for t, _ in await events_of(backend.db, job_id)]
+    assert types == ["job.created", "technician.assigned", "job.completed"]
+    completed = (await events_of(backend.db, job_id))[-1][1]
+    assert completed["previous_status"] == "dispatched" and completed["technician_ids"] == [tech]
+
+
+async def test_a_change_seen_twice_or_out_of_order_has_one_effect(st: Any, backend: ServiceTitanBackend) -> None:
+    fake, _, tech = st
+    assert backend.changes is not None
+    job_id = st_job(fake, tech)
+    before = await backend.changes.feed.sighting(job_id)
+    st_complete(fake, job_id)
+    after = await backend.changes.feed.sighting(job_id)
+    assert before is not None and after is not None and after.modified > before.modified
+    tenant = BUSINESS.tenant_id
+    await vendor_jobs.apply(backend.db, tenant, [after])
+    await vendor_jobs.apply(backend.db, tenant, [after])  # a repeat
+    await vendor_jobs.apply(backend.db, tenant, [before])  # late: older than what was applied
+    await backend.changes.hint(job_id)  # a webhook read of the same version
+    types = [t for t, _ in await events_of(backend.db, job_id)]
+    assert types == ["job.created", "technician.assigned", "job.completed"]
+
+
+async def test_the_poll_resumes_from_its_cursor_and_skips_nothing_committed_late(st: Any, backend: ServiceTitanBackend
+                                                                                  ) -> None:
+    fake, _, tech = st
+    assert backend.changes is not None
+    await backend.changes.run()
+    first, second = st_job(fake, tech), st_job(fake, tech, hour=13)
+    st_complete(fake, first)
+    await backend.changes.run()
+    # The second job's completion is committed with a time a little before the newest one already read (a late
+    # commit): the window's overlap reads it all the same.
+    st_complete(fake, second)
+    late = fake.jobs[int(first)]["modifiedOn"]
+    fake.jobs[int(second)]["modifiedOn"] = late
+    reopened = ServiceTitanBackend.open(backend.db, backend.business, backend.api.settings)  # a restart: from the store
+    try:
+        assert reopened.changes is not None
+        await reopened.changes.run()
+    finally:
+        await reopened.aclose()
+    for job_id in (first, second):
+        assert [t for t, _ in await events_of(backend.db, job_id)].count("job.completed") == 1
+
+
+async def test_the_same_state_read_at_a_newer_time_records_nothing(st: Any, backend: ServiceTitanBackend) -> None:
+    fake, _, tech = st
+    assert backend.changes is not None
+    job_id = st_job(fake, tech)
+    seen = await backend.changes.feed.sighting(job_id)
+    assert seen is not None
+    await vendor_jobs.apply(backend.db, BUSINESS.tenant_id, [seen])
+    touched = replace(seen, modified=seen.modified + timedelta(seconds=5))  # a note added: nothing that counts moved
+    assert await vendor_jobs.apply(backend.db, BUSINESS.tenant_id, [touched]) == 0
+
+
+async def test_the_background_loop_polls_job_changes_under_the_sync_lease(st: Any, backend: ServiceTitanBackend) -> None:
+    from fsm_mcp.connectors import sync_if_ours, sync_lease
+
+    fake, _, tech = st
+    lease = sync_lease(backend, 60)
+    await sync_if_ours(backend, lease)
+    job_id = st_job(fake, tech)
+    st_complete(fake, job_id)
+    await sync_if_ours(backend, lease)
+    assert [t for t, _ in await events_of(backend.db, job_id)][-1] == "job.completed"
