@@ -3,8 +3,9 @@ payment seen in the books for the first time goes out as `payment.received`, in 
 its application to our invoice.
 
 One worker at a time per business and provider reads the outbox (a store lease), from its own cursor
-(`accounting_cursors`, name `outbox`), advanced past each event once it is done. A failure (the books
-down, throttling past the budget) stops the round at that event; the next round starts there. Posting
+(`accounting_cursors`, name `outbox`), advanced past a page of events once every invoice in it is posted.
+A failure (the books down, throttling past the budget) stops the round with the cursor before that page;
+the next round posts the page again. Posting
 is idempotent (links, the vendors' keys, read-backs), so an event done twice after a crash does nothing
 more.
 """
@@ -37,8 +38,28 @@ def announce(sink: Sink) -> None:
     sink.on_payment = received
 
 
-async def drain(sink: Sink, limit: int = 100) -> int:
-    """Post every invoice created since this sink's cursor; the number posted this round."""
+async def together(sink: Sink, invoice_ids: list[str], at_once: int) -> None:
+    """Post these invoices, `at_once` at a time (the company's lane paces them); the first failure is raised."""
+    slots = anyio.CapacityLimiter(at_once)
+    failures: list[BaseException] = []
+
+    async def one(invoice_id: str) -> None:
+        async with slots:
+            try:
+                await sink.post_invoice(invoice_id)
+            except FsmError as exc:
+                failures.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for invoice_id in invoice_ids:
+            tg.start_soon(one, invoice_id)
+    if failures:
+        raise failures[0]
+
+
+async def drain(sink: Sink, limit: int = 100, at_once: int = 8) -> int:
+    """Post every invoice created since this sink's cursor, a page at a time, several at once; the number posted
+    (or found posted already) this round."""
     lease = Lease(sink.db, f"accounting:{sink.tenant}:{sink.provider}:outbox", LEASE)
     if not await lease.take():
         return 0
@@ -50,11 +71,11 @@ async def drain(sink: Sink, limit: int = 100) -> int:
                 page = await outbox.read(sink.db, sink.tenant, cursor, limit)
             except InvalidInput:  # the cursor's event was pruned: start again (posting twice does nothing)
                 page = await outbox.read(sink.db, sink.tenant, None, limit)
-            for event in page.events:
-                if event.type == "invoice.created":
-                    await sink.post_invoice(event.subject_id)
-                    posted += 1
-                await sink.db.awrite(sql.set_cursor, sink.tenant, sink.provider, "outbox", event.id)
+            wanted = [e.subject_id for e in page.events if e.type == "invoice.created"]
+            await together(sink, wanted, at_once)  # raises (the cursor unmoved) if any failed: all retried next round
+            posted += len(wanted)
+            if page.events:
+                await sink.db.awrite(sql.set_cursor, sink.tenant, sink.provider, "outbox", page.events[-1].id)
             if not page.more:
                 return posted
             await lease.take()

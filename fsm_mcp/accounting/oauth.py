@@ -30,7 +30,7 @@ from fsm_mcp.store.leases import PROCESS
 
 log = logging.getLogger("fsm_mcp")
 CLAIM = timedelta(seconds=60)  # longer than a token request can take (its timeout is 10 s)
-EARLY = timedelta(seconds=120)  # renew this long before the access token runs out
+EARLY = 120  # seconds: renew this long before an access token runs out (at most a fifth of its life)
 WAIT = 30.0  # seconds to wait for another replica's refresh
 
 
@@ -97,9 +97,16 @@ async def store_answer(db: Store, tenant: str, provider: str, company: str, seal
                        answer: dict[str, Any]) -> None:
     """A token answer (from the code exchange) as the business's grant."""
     now = db.clock.now()
-    until = now + timedelta(seconds=int(answer.get("expires_in", 1800)))
+    until = now + renew_after(answer)
     await db.awrite(sql.save_grant, tenant, provider, company, sealer.seal(str(answer["refresh_token"])),
                     sealer.seal(str(answer["access_token"])), until, now)
+
+
+def renew_after(answer: dict[str, Any]) -> timedelta:
+    """When to renew a token answer's access token: a little before it runs out (one expiring in flight costs a
+    401 and a second try). The store keeps this moment, not the vendor's expiry."""
+    life = int(answer.get("expires_in", 1800))
+    return timedelta(seconds=life - min(EARLY, life * 0.2))
 
 
 class Grant:
@@ -122,9 +129,9 @@ class Grant:
         return f"Grant({self.vendor}, {self.tenant})"
 
     async def headers(self) -> dict[str, str]:
-        if self._token is None or self._until is None or self.db.clock.now() >= self._until - EARLY:
+        if self._token is None or self._until is None or self.db.clock.now() >= self._until:
             async with self._lock:
-                if self._token is None or self._until is None or self.db.clock.now() >= self._until - EARLY:
+                if self._token is None or self._until is None or self.db.clock.now() >= self._until:
                     await self._fresh(force=False)
         return {"Authorization": f"Bearer {self._token}", **self._extra}
 
@@ -144,7 +151,7 @@ class Grant:
                     raise VendorRejected(f"{self.vendor} is not connected for this business; the administrator must "
                                          "run: fsm-mcp accounting connect")
                 newer = row.version != self._version
-                if row.access_token and row.access_until and row.access_until - EARLY > now and (not force or newer):
+                if row.access_token and row.access_until and row.access_until > now and (not force or newer):
                     self._take(row.access_token, row.access_until, row.version)
                     return
                 if row.claimed_by not in (None, self._holder) and row.claimed_until and row.claimed_until > now:
@@ -165,7 +172,7 @@ class Grant:
                 await self.db.awrite(sql.release_claim, self.tenant, self.provider, self._holder)
             raise
         now = self.db.clock.now()
-        until = now + timedelta(seconds=int(answer.get("expires_in", 1800)))
+        until = now + renew_after(answer)
         access = self._sealer.seal(str(answer["access_token"]))
         with anyio.CancelScope(shield=True):  # the vendor has rotated: the new refresh token must be kept
             kept = await self.db.awrite(sql.rotate, self.tenant, self.provider, row.version, self._holder,
