@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.store import Store
+from fsm_mcp.store import confirmations as stored
 from fsm_mcp.store.db import from_db, to_db
 from fsm_mcp.store.idempotency import arguments_hash
 
@@ -38,14 +38,8 @@ class Confirmations:
         now = self.db.clock.now()
         expires = now + TTL
 
-        def insert(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM confirmations WHERE tenant_id = ? AND expires_at < ?",
-                         (self.tenant, to_db(now - TTL)))  # keep the table small
-            conn.execute("INSERT INTO confirmations (tenant_id, digest, tool, args_hash, actor, expires_at) "
-                         "VALUES (?,?,?,?,?,?)",
-                         (self.tenant, _digest(token), tool, arguments_hash(tool, arguments), actor, to_db(expires)))
-
-        await self.db.awrite(insert)
+        await self.db.awrite(stored.insert, self.tenant, _digest(token), tool, arguments_hash(tool, arguments), actor,
+                             to_db(expires), to_db(now - TTL))
         return token, expires
 
     async def spend(self, token: str, actor: str, tool: str, arguments: dict[str, Any]) -> None:
@@ -54,9 +48,8 @@ class Confirmations:
         digest = _digest(token)
         now = self.db.clock.now()
 
-        def use(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute("SELECT tool, args_hash, actor, expires_at, used_at FROM confirmations "
-                               "WHERE tenant_id = ? AND digest = ?", (self.tenant, digest)).fetchone()
+        def use(conn: Any) -> str | None:
+            row = stored.find(conn, self.tenant, digest)
             if row is None:
                 return f"not a token this server issued for this business. {again}"
             their_tool, their_arguments, their_actor, expires, used = row
@@ -69,8 +62,7 @@ class Confirmations:
             if their_tool != tool or their_arguments != arguments_hash(tool, arguments):
                 return (f"issued for {their_tool} with other arguments; a token confirms exactly the previewed "
                         f"action. {again}")
-            conn.execute("UPDATE confirmations SET used_at = ? WHERE tenant_id = ? AND digest = ?",
-                         (to_db(now), self.tenant, digest))
+            stored.mark_used(conn, self.tenant, digest, to_db(now))
             return None
 
         if not token.startswith(PREFIX):
@@ -80,5 +72,4 @@ class Confirmations:
 
     async def give_back(self, token: str) -> None:
         """The action was refused cleanly (nothing done): the token may be used again."""
-        await self.db.awrite(lambda conn: conn.execute(
-            "UPDATE confirmations SET used_at = NULL WHERE tenant_id = ? AND digest = ?", (self.tenant, _digest(token))))
+        await self.db.awrite(stored.mark_used, self.tenant, _digest(token), None)

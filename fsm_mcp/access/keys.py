@@ -11,11 +11,11 @@ import hashlib
 import json
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
 
 from fsm_mcp.access.callers import Caller, check_scopes
 from fsm_mcp.store import Store
+from fsm_mcp.store import keys as stored
 from fsm_mcp.store.db import to_db
 
 PREFIX = "fsmk_"
@@ -43,40 +43,26 @@ def create(db: Store, name: str, business: str, scopes: list[str]) -> str:
     if not chosen:
         raise ValueError("give at least one --scope")
     key = PREFIX + secrets.token_urlsafe(32)
-
-    def insert(conn: sqlite3.Connection) -> None:
-        if conn.execute("SELECT 1 FROM api_keys WHERE name = ? AND revoked_at IS NULL", (name,)).fetchone():
-            raise ValueError(f"a key named {name!r} exists already; revoke it or choose another name")
-        conn.execute("INSERT INTO api_keys (name, tenant_id, scopes, digest, created_at) VALUES (?,?,?,?,?)",
-                     (name, business, json.dumps(chosen), digest(key), to_db(db.clock.now())))
-
-    db.write(insert)
+    if not db.write(stored.insert, name, business, json.dumps(chosen), digest(key), to_db(db.clock.now())):
+        raise ValueError(f"a key named {name!r} exists already; revoke it or choose another name")
     return key
 
 
 def revoke(db: Store, name: str) -> bool:
     """True when a live key of that name was revoked."""
-
-    def update(conn: sqlite3.Connection) -> bool:
-        cur = conn.execute("UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-                           (to_db(db.clock.now()), name))
-        return cur.rowcount == 1
-
-    return db.write(update)
+    return db.write(stored.revoke, name, to_db(db.clock.now()))
 
 
 def listing(db: Store) -> list[KeyInfo]:
-    rows = db.read(lambda conn: conn.execute(
-        "SELECT name, tenant_id, scopes, created_at, revoked_at FROM api_keys ORDER BY name, created_at").fetchall())
     return [KeyInfo(name, business, tuple(json.loads(scopes)), created, revoked)
-            for name, business, scopes, created, revoked in rows]
+            for name, business, scopes, created, revoked in db.read(stored.every)]
 
 
 async def caller(db: Store, key: str) -> Caller | None:
     """The caller a key stands for, or None for an unknown or revoked one."""
     if not key.startswith(PREFIX):
         return None
-    row = await db.apeek("SELECT name, tenant_id, scopes FROM api_keys WHERE digest = ? AND revoked_at IS NULL", (digest(key),))
+    row = await db.apeek(stored.LIVE_BY_DIGEST, (digest(key),))
     if row is None:
         return None
     name, business, scopes = (str(v) for v in row)
