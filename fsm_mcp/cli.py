@@ -75,7 +75,7 @@ def serve(transport: str, host: str, port: int, read_only: bool, no_auth: bool, 
 
     if transport == "stdio":
         settings = _settings(db, business)
-        build_server(settings, read_only=read_only, deliver_webhooks=True).run("stdio")
+        build_server(settings, read_only=read_only, deliver_webhooks=True, automate=not read_only).run("stdio")
         return
     every = _businesses(db, business)
     access = next(iter(every.values())).access
@@ -89,7 +89,7 @@ def serve(transport: str, host: str, port: int, read_only: bool, no_auth: bool, 
             raise click.UsageError(f"--host {host}: name the host names clients use in FSM_MCP_SERVE_ALLOWED_HOSTS (or "
                                    "allowed_hosts in the [serve] table); requests with any other Host header are refused")
     caller = Caller("anonymous", None, LOCAL.scopes) if no_auth else NOBODY
-    server = build_server(every, caller=caller, read_only=read_only, deliver_webhooks=True)
+    server = build_server(every, caller=caller, read_only=read_only, deliver_webhooks=True, automate=not read_only)
     _serve_http(server, every, access, host, port, authenticate=not no_auth)
 
 

@@ -29,6 +29,7 @@ from fsm_mcp.connectors.housecallpro import config as housecallpro_config
 from fsm_mcp.connectors.servicetitan import config as servicetitan_config
 from fsm_mcp.connectors.vendor_settings import SettingsError
 from fsm_mcp.identity.text import fold
+from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.store import is_postgres
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -46,6 +47,11 @@ class Business(BaseModel):
     job_types: dict[str, str] = Field(default_factory=dict, description="job type -> skill it needs")
     event_retention_days: int = Field(default=30, ge=1, le=3650, description="how long the change feed "
                                       "(list_changes, webhooks out) keeps an event")
+    price_list: dict[str, list[LineItemIn]] = Field(default_factory=dict, description="job type -> the lines a "
+                                                    "completed job of that type is invoiced with, when its completion "
+                                                    "carries none")
+    follow_up_days: float = Field(default=3, ge=0, le=365, description="a follow_up.due event this long after a "
+                                  "job's completion; 0: none")
 
     @field_validator("timezone")
     @classmethod
@@ -86,6 +92,11 @@ class Business(BaseModel):
                 return fold(skill)
         return wanted
 
+    def priced(self, job_type: str) -> list[LineItemIn]:
+        """The price list's lines for a job type (matched as `skill_for` matches), or none."""
+        wanted = fold(job_type)
+        return next((list(lines) for name, lines in self.price_list.items() if fold(name) == wanted), [])
+
 
 def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("fsm-mcp", appauthor=False)) / "fsm.db"
@@ -98,7 +109,8 @@ VENDORS = {"servicetitan": servicetitan_config.load, "fieldpulse": fieldpulse_co
 
 GLOBAL_ENV = frozenset({"FSM_MCP_CONFIG", "FSM_MCP_DB", "FSM_MCP_LOG_LEVEL", "FSM_MCP_TENANT", "FSM_MCP_REDIS_URL",
                         "FSM_MCP_REPLICAS"})
-BUSINESS_KEYS = ("name", "timezone", "country", "working_hours", "job_types", "event_retention_days")
+BUSINESS_KEYS = ("name", "timezone", "country", "working_hours", "job_types", "event_retention_days", "price_list",
+                 "follow_up_days")
 BUSINESS_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
@@ -161,7 +173,7 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
     tables = data.get("businesses")
     if not tables:
         business: dict[str, Any] = dict(data.get("business", {}))
-        for key in ("tenant_id", "name", "timezone", "country", "event_retention_days"):
+        for key in ("tenant_id", "name", "timezone", "country", "event_retention_days", "follow_up_days"):
             if value := env.get(f"FSM_MCP_{key.upper()}"):
                 business[key] = value
         if tenant := env.get("FSM_MCP_TENANT"):
@@ -179,7 +191,7 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
         own = {k: v for k, v in env.items() if k in GLOBAL_ENV or not k.startswith("FSM_MCP_")}
         own |= {"FSM_MCP_" + k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}
         business = {k: v for k, v in table.items() if k in BUSINESS_KEYS}
-        for key in ("name", "timezone", "country", "event_retention_days"):
+        for key in ("name", "timezone", "country", "event_retention_days", "follow_up_days"):
             if value := own.get(f"FSM_MCP_{key.upper()}"):
                 business[key] = value
         business["tenant_id"] = ident

@@ -9,7 +9,7 @@ from fsm_mcp.access.callers import needs
 from fsm_mcp.connectors.base import Booking, BookingRequest, JobFilter
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
-from fsm_mcp.inputs import AddressArg, CustomerDetails, Line, Moment, PhoneText, Text, parse_address
+from fsm_mcp.inputs import AddressArg, CustomerDetails, Line, LineItemIn, Moment, PhoneText, Text, parse_address
 from fsm_mcp.models import Job, JobStatus, Priority
 from fsm_mcp.scheduling import check_window, localize
 from fsm_mcp.services import booking, cancellation, reads, statuses
@@ -37,6 +37,9 @@ class BookedJob(Job):
     customer_created: bool = Field(description="True when this call added the customer")
     contacts_added: list[str] = omit_empty(
         [], description="Phone numbers or e-mails this booking added to an existing customer's record")
+    contact_added: str | None = omit_empty(
+        description="The caller, added by this booking as a new contact of the customer's account (its contact_id): "
+        "the next call from their number is recognised as them")
     already_booked: bool = Field(
         description="True when an overlapping job of this type already existed for this customer and address; "
         "that job is returned instead of a new one"
@@ -56,7 +59,8 @@ class Cancellation(Preview):
 
 def _booked(booking: Booking) -> BookedJob:
     return BookedJob(**booking.job.model_dump(), customer_created=booking.customer_created,
-                     already_booked=booking.already_booked, contacts_added=booking.contacts_added)
+                     already_booked=booking.already_booked, contacts_added=booking.contacts_added,
+                     contact_added=booking.contact_added)
 
 
 def register(mcp: MCPServer) -> None:
@@ -142,12 +146,18 @@ def register(mcp: MCPServer) -> None:
         job_id: Id,
         status: Annotated[Movement, Field(description="The new state. To cancel a job, use cancel_job")],
         note: Annotated[Text | None, Field(max_length=2000, description="What happened, kept in the job's history")] = None,
+        lines: Annotated[list[LineItemIn] | None, Field(
+            min_length=1, max_length=200, description="With completed: the work done and parts used, which are "
+            "invoiced for you")] = None,
     ) -> Job:
         """Move a job along scheduled → dispatched → en_route → arrived → working → completed, or to on_hold.
         Moves that make no sense are refused with the allowed ones listed; completed is final. Every change is kept in
-        the job's history, and repeating the current status changes nothing, so a retry is safe. After completed:
-        create_invoice. To cancel: cancel_job."""
-        request = StatusMove(job_id=job_id, status=JobStatus(status), note=note)
+        the job's history, and repeating the current status changes nothing, so a retry is safe. With completed, send
+        the work done as lines: the job is then invoiced once, by the server (without lines, from the business's
+        price list for the job type; a job with neither is flagged for a person), so do not call create_invoice
+        as well. To cancel: cancel_job."""
+        request = StatusMove(job_id=job_id, status=JobStatus(status), note=note,
+                             lines=tuple(lines) if lines else None)
         return await statuses.move(business(ctx), actor(ctx), None, request)
 
     @mcp.tool(annotations=DESTROY, meta=needs("jobs:write"))

@@ -1,0 +1,213 @@
+"""Automations: what follows a job's completion without anybody asking, through the same services as a tool,
+acting as the system actor `system:automation` (the audit log shows it).
+
+- **Job completed → invoice.** For each `job.completed` in a business's feed, read by cursor: the lines the
+  completion carried (`update_job_status(lines=...)`), else the business's `price_list` for the job type, are
+  invoiced once through the invoicing service under the idempotency key `automation:invoice:<job id>`. A
+  job with an invoice already (made by a person, or by the vendor itself) keeps it and gets no second one
+  (`billed` = existing). Nothing to bill, or a refusal from the backend, is an `invoice.needs_review` event for
+  a person, never a zero invoice.
+- **Follow-up due.** `follow_up_days` (3 by default; 0: none) after the completion, a `follow_up.due` event.
+
+Each step is repeatable: the lines are chosen once and recorded before the invoice (so a repeat sends the same
+request under the same key, which replays), and what billing came to, the review event and the cursor's move
+past the event commit in one transaction. A crash anywhere repeats the step; the repeat changes nothing. A
+transient failure (the vendor down, an uncertain write, a busy store) stops the business's pass at that
+event, and the next pass tries it again: the feed is handled in order.
+
+One process at a time runs them, among every replica sharing the store (a store lease); `fsm-mcp serve`
+starts them. A new automation starts at the business's newest event: it acts on completions from then on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import anyio
+
+from fsm_mcp.app import ServedBusiness, ServedBusinesses
+from fsm_mcp.errors import Busy, FsmError, VendorUnavailable, WriteUncertain
+from fsm_mcp.events import outbox
+from fsm_mcp.inputs import LineItemIn
+from fsm_mcp.services import invoicing
+from fsm_mcp.services.actors import system_actor
+from fsm_mcp.services.invoicing import InvoiceRequest
+from fsm_mcp.store import Store
+from fsm_mcp.store import automations as sql
+from fsm_mcp.store import events as feed
+from fsm_mcp.store.db import from_db
+from fsm_mcp.store.leases import Lease
+
+log = logging.getLogger("fsm_mcp")
+
+ACTOR = system_actor("automation")
+CURSOR = "completion"  # the automation's cursor in each business's feed
+TRANSIENT = (VendorUnavailable, WriteUncertain, Busy)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    poll: float = 0.5  # seconds between passes
+    batch: int = 200  # events read per business per pass
+    lease: timedelta = timedelta(seconds=30)
+
+
+def invoice_key(job_id: str) -> str:
+    return f"automation:invoice:{job_id}"
+
+
+def _dump(lines: list[LineItemIn]) -> str:
+    return json.dumps([line.model_dump(mode="json") for line in lines])
+
+
+def _load(text: str | None) -> list[LineItemIn]:
+    return [LineItemIn.model_validate(item) for item in json.loads(text or "[]")]
+
+
+async def note_work(db: Store, tenant: str, job_id: str, lines: list[LineItemIn]) -> None:
+    """The work a completion carried, to be invoiced (in the completion's transaction, on the local store)."""
+    await db.awrite(sql.set_lines, tenant, job_id, _dump(lines), "completion", db.clock.now(), True)
+
+
+class Automations:
+    def __init__(self, served: ServedBusinesses, policy: Policy | None = None) -> None:
+        self.served, self.policy = served, policy or Policy()
+        self.db = next(iter(served.by_id.values())).db
+
+    async def start(self) -> None:
+        """Place each business's cursor at its newest event, where it has none yet."""
+        for tenant in self.served.by_id:
+            def place(conn: Any, tenant: str = tenant) -> None:
+                sql.start(conn, tenant, CURSOR, feed.counter(conn, tenant))
+
+            await self.db.awrite(place)
+
+    async def step(self, renew: Callable[[], Awaitable[Any]] | None = None) -> int:
+        """One pass over every business: its new events, then its follow-ups due. Returns what it acted on."""
+        done = 0
+        for business in self.served.by_id.values():
+            done += await self.completions(business)
+            done += await self.follow_ups(business)
+            if renew is not None:
+                await renew()
+        return done
+
+    async def completions(self, business: ServedBusiness) -> int:
+        db, tenant = business.db, business.tenant
+        seq = await db.aread(sql.cursor, tenant, CURSOR)
+        if seq is None:
+            await self.start()
+            seq = await db.aread(sql.cursor, tenant, CURSOR) or 0
+        rows = await db.aread(feed.after, tenant, seq, self.policy.batch)
+        acted, passed = 0, seq
+        for row in rows:
+            if row["type"] != "job.completed":
+                passed = int(row["seq"])
+                continue
+            if passed > seq:  # the events before this one need nothing: move past them first
+                await db.awrite(sql.advance, tenant, CURSOR, passed)
+            if not await self.completed(business, row):
+                return acted
+            acted += 1
+            seq = passed = int(row["seq"])
+        if passed > seq:
+            await db.awrite(sql.advance, tenant, CURSOR, passed)
+        return acted
+
+    async def completed(self, business: ServedBusiness, event: Any) -> bool:
+        """Bill the job of one `job.completed` and schedule its follow-up; False on a transient failure."""
+        db, tenant, job_id = business.db, business.tenant, str(event["subject_id"])
+        state = await db.aread(sql.job, tenant, job_id)
+        if state is not None and state["billed"] is not None:  # done before the cursor moved: a repeat
+            await db.awrite(sql.advance, tenant, CURSOR, int(event["seq"]))
+            return True
+        try:
+            lines = await self._lines(business, job_id, state)
+            if lines:
+                billed = await invoicing.invoice(business, ACTOR, invoice_key(job_id),
+                                                 InvoiceRequest(job_id=job_id, line_items=tuple(lines)))
+                outcome = "existing" if billed.already_invoiced else "invoiced"
+                invoice_id: str | None = billed.invoice.invoice_id
+                why = None
+            else:
+                outcome, invoice_id, why = "needs_review", None, "nothing_to_bill"
+        except TRANSIENT as exc:
+            log.warning("automation: invoicing job %s waits for the next pass: %s", job_id, type(exc).__name__)
+            return False
+        except FsmError as exc:  # refused for good (not invoiceable, rejected by the vendor): a person decides
+            log.warning("automation: invoicing job %s was refused (%s)", job_id, type(exc).__name__)
+            outcome, invoice_id, why = "needs_review", None, "refused"
+        await self._settle(business, event, outcome, invoice_id, why)
+        return True
+
+    async def _lines(self, business: ServedBusiness, job_id: str, state: Any) -> list[LineItemIn]:
+        """The lines to bill, chosen once: the completion's, else the price list's for the job type, recorded."""
+        if state is not None and state["lines"]:
+            return _load(state["lines"])
+        job = await business.backend.get_job(job_id)
+        priced = business.settings.business.priced(job.job_type)
+        if not priced:
+            return []
+        db = business.db
+        await db.awrite(sql.set_lines, business.tenant, job_id, _dump(priced), "price_list", db.clock.now(), False)
+        return _load((await db.aread(sql.job, business.tenant, job_id))["lines"])
+
+    async def _settle(self, business: ServedBusiness, event: Any, outcome: str, invoice_id: str | None,
+                      why: str | None) -> None:
+        db, tenant, job_id = business.db, business.tenant, str(event["subject_id"])
+        data = json.loads(event["data"])
+        customer_id = data.get("customer_id")
+        days = business.settings.business.follow_up_days
+        follow_up_at = from_db(event["at"]) + timedelta(days=days) if days > 0 else None
+        now = db.clock.now()
+        async with db.atomic():
+            first = await db.awrite(sql.settle, tenant, job_id, outcome, invoice_id, customer_id, follow_up_at, now)
+            if first and outcome == "needs_review":
+                await db.awrite(outbox.insert, tenant, now, "invoice.needs_review", "job", job_id,
+                                {"job_id": job_id, "customer_id": customer_id, "reason": why})
+            await db.awrite(sql.advance, tenant, CURSOR, int(event["seq"]))
+
+    async def follow_ups(self, business: ServedBusiness) -> int:
+        db, tenant = business.db, business.tenant
+        now = db.clock.now()
+        acted = 0
+        for row in await db.aread(sql.due_follow_ups, tenant, now, self.policy.batch):
+            async with db.atomic():
+                if await db.awrite(sql.followed_up, tenant, row["job_id"], now):
+                    await db.awrite(outbox.insert, tenant, now, "follow_up.due", "job", row["job_id"],
+                                    {"job_id": row["job_id"], "customer_id": row["customer_id"],
+                                     "due_at": from_db(row["follow_up_at"]).isoformat()})
+                    acted += 1
+        return acted
+
+    async def run(self, lease: Lease | None = None) -> None:
+        """Pass after pass while this process holds the lease; forever (cancel to stop)."""
+        lease = lease or Lease(self.db, "automations", self.policy.lease)
+        try:
+            while True:
+                try:
+                    if await lease.take():
+                        await self.step(lease.take)
+                except FsmError as exc:  # the store is busy: the next pass tries again
+                    log.warning("automation pass failed: %s", exc)
+                await anyio.sleep(self.policy.poll)
+        finally:
+            with anyio.CancelScope(shield=True), suppress(FsmError):
+                await lease.release()
+
+
+@asynccontextmanager
+async def automating(served: ServedBusinesses, policy: Policy | None = None) -> AsyncIterator[Automations]:
+    """The automations running in the background for the block (for `fsm-mcp serve`)."""
+    automations = Automations(served, policy)
+    await automations.start()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(automations.run)
+        yield automations
+        tg.cancel_scope.cancel()

@@ -1,0 +1,226 @@
+"""Automations: a completed job invoiced once (its own lines, else the price list), a job with nothing to bill
+flagged for a person, a follow-up due after the configured time; each step repeatable and resumable."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from fsm_mcp.app import open_businesses
+from fsm_mcp.clock import Clock
+from fsm_mcp.events.automations import Automations
+from fsm_mcp.server import build_server
+from fsm_mcp.settings import Business, Settings
+from fsm_mcp.store import automations as automation_sql
+from fsm_mcp.store import open_store
+from tests import stores
+from tests.conftest import MONDAY_9, NEW_CALLER, call, count, fail
+
+pytestmark = pytest.mark.anyio
+
+LINES = [{"description": "Diagnostic", "quantity": "1", "unit_price": "89.00", "kind": "service"},
+         {"description": "Igniter", "quantity": "2", "unit_price": "35.50", "kind": "material"}]
+PRICE_LIST = {"Furnace repair": [{"description": "Furnace repair, flat rate", "quantity": "1", "unit_price": "240.00"}]}
+
+
+def priced(settings: Settings, **business: Any) -> Settings:
+    return settings.model_copy(update={"business": Business.model_validate({**settings.business.model_dump(), **business})})
+
+
+@asynccontextmanager
+async def served(settings: Settings, clock: Clock) -> AsyncIterator[tuple[Client, Automations]]:
+    """A server to call, and the automations as another process sharing its store runs them."""
+    db = open_store(settings.db_path, clock)
+    try:
+        async with Client(build_server(settings, clock=clock)) as client, \
+                open_businesses({settings.business.tenant_id: settings}, db, background=False) as every:
+            automations = Automations(every)
+            await automations.start()
+            yield client, automations
+    finally:
+        db.close()
+
+
+async def completed(client: Client, tech: str, key: str, job_type: str = "hvac", **done: Any) -> str:
+    job = await call(client, "create_job", customer=NEW_CALLER, job_type=job_type, summary="no heat",
+                     idempotency_key=key, **MONDAY_9)
+    await call(client, "dispatch_technician", job_id=job["job_id"], technician_id=tech, idempotency_key=f"d{key}")
+    for status in ("en_route", "arrived", "working"):
+        await call(client, "update_job_status", job_id=job["job_id"], status=status)
+    await call(client, "update_job_status", job_id=job["job_id"], status="completed", **done)
+    return str(job["job_id"])
+
+
+def invoices(settings: Settings) -> list[Any]:
+    conn = stores.connect(settings.db_path)
+    try:
+        return list(conn.execute("SELECT job_id, total FROM invoices ORDER BY job_id").fetchall())
+    finally:
+        conn.close()
+
+
+def events(settings: Settings, type_: str) -> list[Any]:
+    conn = stores.connect(settings.db_path)
+    try:
+        return list(conn.execute("SELECT subject_id, data FROM events WHERE type=? ORDER BY seq", (type_,)).fetchall())
+    finally:
+        conn.close()
+
+
+def actors(settings: Settings, tool: str) -> list[str]:
+    conn = stores.connect(settings.db_path)
+    try:
+        return [r[0] for r in conn.execute("SELECT actor FROM audit_log WHERE tool=?", (tool,)).fetchall()]
+    finally:
+        conn.close()
+
+
+async def test_a_completion_with_its_lines_is_invoiced_once_with_their_total_by_the_system_actor(
+    settings: Settings, add_technician: Callable[..., str]
+) -> None:
+    tech = add_technician("Sam Tech", ["hvac"])
+    async with served(settings, Clock()) as (client, automations):
+        job_id = await completed(client, tech, "a", lines=LINES)
+        assert await automations.step() == 1
+        assert await automations.step() == 0  # the cursor moved past it
+    assert [(r[0], Decimal(r[1])) for r in invoices(settings)] == [(job_id, Decimal("160.00"))]
+    assert actors(settings, "create_invoice") == ["system:automation"]
+    assert len(events(settings, "invoice.created")) == 1
+
+
+async def test_lines_are_refused_with_a_status_other_than_completed(
+    settings: Settings, add_technician: Callable[..., str]
+) -> None:
+    async with served(settings, Clock()) as (client, _):
+        job = await call(client, "create_job", customer=NEW_CALLER, job_type="hvac", summary="no heat",
+                         idempotency_key="a", **MONDAY_9)
+        said = await fail(client, "update_job_status", job_id=job["job_id"], status="working", lines=LINES)
+    assert "lines" in said and "completed" in said
+
+
+async def test_a_step_run_twice_or_cut_off_after_the_invoice_still_makes_one_invoice(
+    settings: Settings, add_technician: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tech = add_technician("Sam Tech", ["hvac"])
+    async with served(settings, Clock()) as (client, automations):
+        job_id = await completed(client, tech, "a", lines=LINES)
+
+        def killed(*_: Any) -> bool:
+            raise RuntimeError("killed between the invoice and the cursor's move")
+
+        monkeypatch.setattr(automation_sql, "settle", killed)
+        with pytest.raises(RuntimeError):
+            await automations.step()
+        assert count(settings, "invoices") == 1  # the invoice was made; nothing after it was recorded
+        monkeypatch.undo()
+
+        assert await automations.step() == 1  # the step again, from the start: the invoice's key replays
+        business = automations.served.by_id[settings.business.tenant_id]
+        await automations.completed(business, await completion(business.db))  # and once more, after it was done
+        assert await automations.step() == 0
+    assert [(r[0], Decimal(r[1])) for r in invoices(settings)] == [(job_id, Decimal("160.00"))]
+    assert len(events(settings, "invoice.created")) == 1
+
+
+async def completion(db: Any) -> Any:
+    def first(conn: Any) -> Any:
+        return conn.execute("SELECT * FROM events WHERE type='job.completed'").fetchone()
+
+    return await db.aread(first)
+
+
+async def test_a_completion_without_lines_is_billed_from_the_price_list_for_its_job_type(
+    settings: Settings, add_technician: Callable[..., str]
+) -> None:
+    settings = priced(settings, price_list=PRICE_LIST)
+    tech = add_technician("Sam Tech", ["hvac"])
+    async with served(settings, Clock()) as (client, automations):
+        job_id = await completed(client, tech, "a", job_type="furnace repair")
+        await automations.step()
+        await automations.step()
+    assert [(r[0], Decimal(r[1])) for r in invoices(settings)] == [(job_id, Decimal("240.00"))]
+
+
+async def test_a_job_with_nothing_to_bill_is_flagged_for_a_person_and_never_invoiced(
+    settings: Settings, add_technician: Callable[..., str]
+) -> None:
+    settings = priced(settings, price_list=PRICE_LIST)
+    tech = add_technician("Sam Tech", ["hvac"])
+    async with served(settings, Clock()) as (client, automations):
+        job_id = await completed(client, tech, "a")  # an hvac job: no lines, no price
+        await automations.step()
+        await automations.step()
+    assert invoices(settings) == []
+    flagged = events(settings, "invoice.needs_review")
+    assert [r[0] for r in flagged] == [job_id] and '"nothing_to_bill"' in flagged[0][1]
+
+
+async def test_a_job_invoiced_by_a_person_first_gets_no_second_invoice(
+    settings: Settings, add_technician: Callable[..., str]
+) -> None:
+    tech = add_technician("Sam Tech", ["hvac"])
+    async with served(settings, Clock()) as (client, automations):
+        job_id = await completed(client, tech, "a", lines=LINES)
+        await call(client, "create_invoice", job_id=job_id, line_items=LINES[:1], idempotency_key="inv")
+        await automations.step()
+    assert [(r[0], Decimal(r[1])) for r in invoices(settings)] == [(job_id, Decimal("89.00"))]
+
+
+async def test_a_follow_up_is_due_the_configured_time_after_completion_and_recorded_once(
+    settings: Settings, add_technician: Callable[..., str]
+) -> None:
+    settings = priced(settings, follow_up_days=2)
+    tech = add_technician("Sam Tech", ["hvac"])
+    clock = Clock()
+    async with served(settings, clock) as (client, automations):
+        job_id = await completed(client, tech, "a", lines=LINES)
+        await automations.step()
+        clock.advance(timedelta(days=2) - timedelta(minutes=1))
+        await automations.step()
+        assert events(settings, "follow_up.due") == []
+        clock.advance(timedelta(minutes=2))
+        await automations.step()
+        await automations.step()
+    assert [r[0] for r in events(settings, "follow_up.due")] == [job_id]
+
+
+async def test_no_follow_up_when_it_is_set_to_zero(settings: Settings, add_technician: Callable[..., str]) -> None:
+    settings = priced(settings, follow_up_days=0)
+    tech = add_technician("Sam Tech", ["hvac"])
+    clock = Clock()
+    async with served(settings, clock) as (client, automations):
+        await completed(client, tech, "a", lines=LINES)
+        await automations.step()
+        clock.advance(timedelta(days=400))
+        await automations.step()
+    assert events(settings, "follow_up.due") == []
+
+
+async def test_serve_runs_the_automations_and_the_invoice_follows_the_completion(
+    settings: Settings, add_technician: Callable[..., str]
+) -> None:
+    tech = add_technician("Sam Tech", ["hvac"])
+    async with Client(build_server(settings, automate=True)) as client:
+        job_id = await completed(client, tech, "a", lines=LINES)
+        with anyio.fail_after(10):
+            while not invoices(settings):
+                await anyio.sleep(0.05)
+    assert [r[0] for r in invoices(settings)] == [job_id]
+
+
+@pytest.mark.xfail(strict=True, reason="invoice.needs_review is not yet an outbox.EventType (events/outbox.py, owned "
+                   "by another engineer): list_changes cannot read it until it is added there")
+async def test_the_review_event_reaches_list_changes(settings: Settings, add_technician: Callable[..., str]) -> None:
+    tech = add_technician("Sam Tech", ["hvac"])
+    async with served(settings, Clock()) as (client, automations):
+        await completed(client, tech, "a")
+        await automations.step()
+        page = await call(client, "list_changes", limit=500)
+    assert page["events"][-1]["type"] == "invoice.needs_review"
