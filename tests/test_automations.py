@@ -3,10 +3,12 @@ flagged for a person, a follow-up due after the configured time; each step repea
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,7 +19,7 @@ from fsm_mcp.app import open_businesses
 from fsm_mcp.clock import Clock
 from fsm_mcp.events.automations import Automations
 from fsm_mcp.server import build_server
-from fsm_mcp.settings import Business, Settings
+from fsm_mcp.settings import Business, Settings, load_businesses
 from fsm_mcp.store import automations as automation_sql
 from fsm_mcp.store import open_store
 from tests import stores
@@ -224,3 +226,17 @@ async def test_the_review_event_reaches_list_changes(settings: Settings, add_tec
         await automations.step()
         page = await call(client, "list_changes", limit=500)
     assert page["events"][-1]["type"] == "invoice.needs_review"
+
+
+def test_the_readme_price_list_and_follow_up_are_read_from_the_file(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[business.price_list]" in b]
+    config = tmp_path / "fsm.toml"
+    config.write_text(block)
+    (one,) = load_businesses(tmp_path / "x.db", {"FSM_MCP_CONFIG": str(config)}).values()
+    assert one.business.follow_up_days == 2
+    assert [(x.description, x.unit_price) for x in one.business.priced("drain CLEANING")] == [
+        ("Drain cleaning", Decimal("180.00")), ("Camera inspection", Decimal("95.00"))]
+    assert one.business.priced("hvac") == []
+    env = {"FSM_MCP_CONFIG": str(config), "FSM_MCP_FOLLOW_UP_DAYS": "0"}
+    assert next(iter(load_businesses(tmp_path / "x.db", env).values())).business.follow_up_days == 0
