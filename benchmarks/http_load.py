@@ -1,6 +1,7 @@
 """The HTTP server under a voice-agent platform's load, with and without authentication.
 
     python benchmarks/http_load.py [--clients 50] [--duration 60] [--rounds 1]
+    python benchmarks/http_load.py --stores sqlite,postgresql --replicas 1,2,3 [--clients 50] [--duration 25]
 
 Starts `fsm-mcp serve --transport http` as a real process twice per round: once with API keys
 (each client its own key, so every request is looked up and every call passes the scope gate),
@@ -14,18 +15,27 @@ authentication as the change in calls/s and in p95. Goal: no errors; authenticat
 
 The clients run in this process on the same machine, so they share its cores with the server:
 the figures compare the two modes under the same load, not the server's ceiling.
+
+With --stores (the curve): API keys only, one configuration after another in one run: 1 process on SQLite,
+then 1, 2, 3 ... `--stateless` replicas on PostgreSQL (a scratch database per configuration, dropped after)
+sharing per-caller limits in Redis (FSM_MCP_REDIS_URL), each configuration behind the round-robin balancer
+(benchmarks/round_robin.py). Besides calls/s and p50/p95, each prints where the machine's two cores went
+during the load (this client process, the balancer, the replicas, PostgreSQL's processes, Redis, the rest):
+the component that takes the cores is where the curve bends.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,9 +44,11 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.generate import FAMILY, GIVEN, STREETS, SUFFIX
+from benchmarks.round_robin import balancing
+from benchmarks.scratch_pg import SERVER, scratch_postgres
 from fsm_mcp.access import keys as api_keys
-from fsm_mcp.store.db import Database
-from tests.http_rig import ENV, client, fsm, serving
+from fsm_mcp.store import open_store
+from tests.http_rig import ENV, client, free_port, fsm, serving
 from tests.when import MONDAY as FIRST_DAY  # two weeks ahead of today: bookable whenever this runs
 
 TOOLS = ("lookup_customer", "find_available_slots", "create_job", "dispatch_technician", "update_job_status",
@@ -55,6 +67,56 @@ def rss_kib(pid: int) -> int:
 def server_pid(port: int) -> int:
     out = subprocess.run(["pgrep", "-f", "--", f"--port {port}"], capture_output=True, text=True).stdout.split()
     return int(out[0])
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process() -> dict[int, tuple[str, float]]:
+    """Every process's name and CPU seconds so far (user + system); a PostgreSQL backend's name is its title
+    (`postgres: user database address state`), so that its database tells whose work it does."""
+    out: dict[int, tuple[str, float]] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            if name == "postgres":
+                name = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[int(proc.name)] = (name, (int(fields[11]) + int(fields[12])) / TICK)
+    return out
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (all cores), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / TICK
+
+
+def role_of(name: str, database: str | None) -> str:
+    if "postgres" in name.split(maxsplit=1)[0]:  # the server's own processes, or a backend of this run's database
+        words = name.removeprefix("postgres:").split()
+        if words and words[0].endswith(":"):  # the cluster's name ("15/main:")
+            words = words[1:]
+        return "postgresql" if len(words) < 3 or words[1] == database else "other"
+    return "redis" if name == "redis-server" else "other"
+
+
+def cpu_shares(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], roles: dict[int, str],
+               elapsed: float, busy: float, database: str | None) -> str:
+    """Where the cores went: each role's CPU seconds per second of load (2.0 is both cores of this machine);
+    "other" is everything else the machine ran meanwhile (other PostgreSQL databases included)."""
+    spent: dict[str, float] = defaultdict(float)
+    for pid, (name, seconds) in after.items():
+        used = seconds - (before[pid][1] if pid in before and before[pid][0].split()[:1] == name.split()[:1] else 0.0)
+        spent[roles.get(pid) or role_of(name, database)] += used
+    spent["other"] = max(0.0, busy - sum(v for k, v in spent.items() if k != "other"))
+    order = ["clients", "balancer", "replicas", "postgresql", "redis", "other"]
+    return "  ".join(f"{k} {spent[k] / elapsed:.2f}" for k in order if k in spent) + f"  (machine {busy / elapsed:.2f} of 2)"
 
 
 async def play(base: str, key: str | None, n: int, tech: str, until: float,
@@ -95,27 +157,38 @@ async def play(base: str, key: str | None, n: int, tech: str, until: float,
             i += 1
 
 
-def one_mode(auth: bool, clients: int, duration: float, tmp: Path) -> dict[str, Any]:
-    db = tmp / ("auth.db" if auth else "open.db")
+def one_mode(auth: bool, clients: int, duration: float, tmp: Path, store: str | Path | None = None,
+             replicas: int = 1, redis: str | None = None, balance: bool = False) -> dict[str, Any]:
+    """One configuration under load: `replicas` server processes on `store` (a SQLite file in tmp by default)."""
+    db = store or tmp / ("auth.db" if auth else "open.db")
     roster = tmp / "techs.csv"
     with roster.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["external_id", "name", "phone", "skills"])
         writer.writerows([f"t{n}", f"Tech {n}", "", "hvac"] for n in range(clients))
     env = {**ENV, "FSM_MCP_SERVE_CALLS_PER_MINUTE": "1000000", "FSM_MCP_SERVE_WRITES_PER_MINUTE": "1000000"}
+    if redis:
+        env["FSM_MCP_REDIS_URL"] = redis
     done = fsm("import", "technicians", str(roster), "--db", str(db), env=env)
     assert done.returncode == 0, done.stderr
-    import sqlite3
-
-    techs = [row[0] for row in sqlite3.connect(db).execute("SELECT id FROM technicians ORDER BY external_id")]
-    store = Database(db)
-    keys = [api_keys.create(store, f"agent-{n}", "default", list(SCOPES)) if auth else None for n in range(clients)]
-    store.close()
+    database = open_store(db)
+    techs = [row[0] for row in database.read(
+        lambda conn: conn.execute("SELECT id FROM technicians ORDER BY external_id").fetchall())]
+    keys = [api_keys.create(database, f"agent-{n}", "default", list(SCOPES)) if auth else None for n in range(clients)]
+    database.close()
     times: dict[str, list[float]] = defaultdict(list)
     errors: list[str] = []
-    with serving(db, *([] if auth else ["--no-auth"]), env=env) as base:
-        pid = server_pid(int(base.rsplit(":", 1)[1]))
-        before = rss_kib(pid)
+    flags = [*([] if auth else ["--no-auth"]), *(["--stateless"] if balance else [])]
+    with ExitStack() as stack:
+        bases = [stack.enter_context(serving(db, *flags, env=env)) for _ in range(replicas)]
+        pids = [server_pid(int(b.rsplit(":", 1)[1])) for b in bases]
+        roles = dict.fromkeys(pids, "replicas") | {os.getpid(): "clients"}
+        base = bases[0]
+        if balance:
+            base, balancer = stack.enter_context(balancing(bases, free_port()))
+            roles[balancer] = "balancer"
+        before = sum(rss_kib(pid) for pid in pids)
+        cpu_before, busy_before = cpu_by_process(), machine_busy()
         t0 = time.monotonic()
 
         async def run() -> None:
@@ -125,9 +198,11 @@ def one_mode(auth: bool, clients: int, duration: float, tmp: Path) -> dict[str, 
 
         anyio.run(run)
         elapsed = time.monotonic() - t0
-        after = rss_kib(pid)
+        database = str(db).rsplit("/", 1)[1] if isinstance(db, str) else None
+        cpu = cpu_shares(cpu_before, cpu_by_process(), roles, elapsed, machine_busy() - busy_before, database)
+        after = sum(rss_kib(pid) for pid in pids)
     calls = sum(len(v) for v in times.values())
-    return {"calls": calls, "rate": calls / elapsed, "times": times, "errors": errors, "rss": (before, after)}
+    return {"calls": calls, "rate": calls / elapsed, "times": times, "errors": errors, "rss": (before, after), "cpu": cpu}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -139,7 +214,14 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--stores", help="the curve: stores to load, of sqlite,postgresql (API keys only)")
+    ap.add_argument("--replicas", default="1,2,3", help="with --stores: replica counts on PostgreSQL (SQLite: 1)")
+    ap.add_argument("--postgres", default=SERVER, help="the PostgreSQL server to make scratch databases on")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis for the replicas' shared limits")
     a = ap.parse_args()
+    if a.stores:
+        curve(a)
+        return
     results: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
     for r in range(a.rounds):
         for auth in ((True, False) if r % 2 == 0 else (False, True)):  # alternate which mode goes first
@@ -162,6 +244,49 @@ def main() -> None:
           f"(authentication costs {100 * (1 - rate[True] / rate[False]):.1f} % of the rate)")
     print(f"median p95 over all calls: API keys {p95[True]:.1f} ms, no auth {p95[False]:.1f} ms "
           f"({100 * (p95[True] / p95[False] - 1):+.1f} %)")
+
+
+def curve(a: argparse.Namespace) -> None:
+    """calls/s and latency per configuration, in one run: the curve from 1 SQLite process to N PostgreSQL replicas."""
+    configs: list[tuple[str, int]] = []
+    for store in a.stores.split(","):
+        if store == "sqlite":
+            configs.append(("sqlite", 1))
+        elif store == "postgresql":
+            configs.extend(("postgresql", int(n)) for n in a.replicas.split(","))
+        else:
+            raise SystemExit(f"--stores: unknown store {store!r} (sqlite, postgresql)")
+    print(f"{a.clients} clients, {a.duration:.0f} s per configuration, API keys, --stateless behind the round-robin "
+          f"balancer; CPU is seconds per second (cores) during the load", flush=True)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for r in range(a.rounds):
+        for store, replicas in (configs if r % 2 == 0 else configs[::-1]):
+            label = f"{store} x{replicas}"
+            with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+                target: str | Path = Path(tmp) / "load.db"
+                if store == "postgresql":
+                    target = stack.enter_context(scratch_postgres(a.postgres))
+                out = one_mode(True, a.clients, a.duration, Path(tmp), target, replicas,
+                               a.redis if store == "postgresql" else None, balance=True)
+            every = [t for ts in out["times"].values() for t in ts]
+            rows.append((label, out))
+            print(f"round {r + 1}, {label:14s}: {out['calls']:6d} calls, {out['rate']:6.1f} calls/s, p50 {pct(every, 50):6.1f} ms, "
+                  f"p95 {pct(every, 95):6.1f} ms, {len(out['errors'])} errors, replicas' RSS "
+                  f"{out['rss'][0] / 1024:.0f} -> {out['rss'][1] / 1024:.0f} MiB", flush=True)
+            print(f"    CPU: {out['cpu']}", flush=True)
+            for tool in TOOLS:
+                ts = out["times"][tool]
+                print(f"    {tool:22s} n={len(ts):6d}  p50 {pct(ts, 50):7.1f} ms  p95 {pct(ts, 95):7.1f} ms", flush=True)
+            for e in sorted(set(out["errors"]))[:5]:
+                print(f"    error: {e}", flush=True)
+    print("the curve (median over rounds):")
+    for store, replicas in configs:
+        label = f"{store} x{replicas}"
+        outs = [o for lbl, o in rows if lbl == label]
+        rate = statistics.median(o["rate"] for o in outs)
+        p50 = statistics.median(pct([t for ts in o["times"].values() for t in ts], 50) for o in outs)
+        p95 = statistics.median(pct([t for ts in o["times"].values() for t in ts], 95) for o in outs)
+        print(f"  {label:14s} {rate:7.1f} calls/s  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """Customer identity at scale: import, index rebuild, restart and lookup latency on a large base.
 
     python benchmarks/identity_scale.py [--customers 1000000] [--lookups 2000] [--keep DIR]
+                                        [--db postgresql://postgres@127.0.0.1:5432/postgres]
 
 Prints: the import's wall time, a full index rebuild's, the time to reopen the database
 (what a restart costs: the index lives in the file and is not rebuilt), and lookup_customer's
 backend latency in-process (p50/p95 per kind of query and overall) on this machine.
+
+With --db naming a PostgreSQL server, the store is a scratch database made on that server for the run and
+dropped at its end (--keep then keeps only the CSV).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import FAMILY, GIVEN, STREETS, phone_of, write_customers
+from scratch_pg import scratch_postgres
 
 from fsm_mcp.connectors.local import LocalBackend
 from fsm_mcp.identity.query import caller_profile
@@ -29,7 +34,7 @@ from fsm_mcp.importer import import_customers, reindex_customers
 from fsm_mcp.inputs import parse_address
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import is_postgres, open_store
 
 
 def queries(n_customers: int, count: int, emails: list[str]) -> list[tuple[str, dict[str, object]]]:
@@ -61,26 +66,41 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--keep", type=Path, help="keep the CSV and database in this folder (reused when present)")
+    parser.add_argument("--db", help="a postgresql:// URL of a server to make a scratch database on (default: SQLite)")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="fsm-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
-    csv_path, db_path = folder / f"customers-{args.customers}.csv", folder / f"identity-{args.customers}.db"
-    business = Business()
+    csv_path = folder / f"customers-{args.customers}.csv"
     if not csv_path.exists():
+        start = time.perf_counter()
         write_customers(csv_path, args.customers)
-    if not db_path.exists():
-        db = Database(db_path)
+        print(f"generated {csv_path} in {time.perf_counter() - start:.1f} s", flush=True)
+    if args.db:
+        if not is_postgres(args.db):
+            parser.error("--db must be a postgresql:// URL")
+        with scratch_postgres(args.db) as url:
+            measure(args, csv_path, url, fresh=True)
+    else:
+        db_path = folder / f"identity-{args.customers}.db"
+        measure(args, csv_path, db_path, fresh=not db_path.exists())
+
+
+def measure(args: argparse.Namespace, csv_path: Path, db_path: Path | str, fresh: bool) -> None:
+    business = Business()
+    print(f"store: {'PostgreSQL' if is_postgres(db_path) else 'SQLite'}", flush=True)
+    if fresh:
+        db = open_store(db_path)
         start = time.perf_counter()
         report = import_customers(db, business, csv_path)
         print(f"import: {report.imported} customers in {time.perf_counter() - start:.1f} s (goal <= 300 s)", flush=True)
         db.close()
-    db = Database(db_path)
+    db = open_store(db_path)
     start = time.perf_counter()
     indexed = reindex_customers(db, business.tenant_id)
     print(f"index rebuild: {indexed} customers in {time.perf_counter() - start:.1f} s (goal <= 60 s)", flush=True)
     db.close()
     start = time.perf_counter()
-    db = Database(db_path)
+    db = open_store(db_path)
     print(f"reopen (a restart; the index is kept in the file): {time.perf_counter() - start:.2f} s", flush=True)
     backend = LocalBackend(db, business)
     rng = random.Random(5)  # e-mails of customers picked at random, through their import ids
