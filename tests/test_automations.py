@@ -240,3 +240,30 @@ def test_the_readme_price_list_and_follow_up_are_read_from_the_file(tmp_path: Pa
     assert one.business.priced("hvac") == []
     env = {"FSM_MCP_CONFIG": str(config), "FSM_MCP_FOLLOW_UP_DAYS": "0"}
     assert next(iter(load_businesses(tmp_path / "x.db", env).values())).business.follow_up_days == 0
+
+
+async def test_over_fieldpulse_a_completion_is_invoiced_once_at_the_vendor(
+    fp: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, clock = fp.settings, Clock()
+    db = open_store(settings.db_path, clock)
+    try:
+        async with Client(build_server(settings, fp.transport, clock=clock)) as client, \
+                open_businesses({settings.business.tenant_id: settings}, db, fp.transport, background=False) as every:
+            automations = Automations(every)
+            await automations.start()
+            job_id = await completed(client, fp.tech, "a", job_type="Furnace repair", lines=LINES)
+
+            def killed(*_: Any) -> bool:
+                raise RuntimeError("killed between the invoice and the cursor's move")
+
+            monkeypatch.setattr(automation_sql, "settle", killed)
+            with pytest.raises(RuntimeError):
+                await automations.step()
+            monkeypatch.undo()
+            assert await automations.step() == 1
+            assert await automations.step() == 0
+    finally:
+        db.close()
+    made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job_id]
+    assert len(made) == 1 and Decimal(str(made[0]["total"])) == Decimal("160.00")
