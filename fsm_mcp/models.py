@@ -88,6 +88,16 @@ class Location(BaseModel):
     equipment: list[Equipment] = []
 
 
+class Contact(BaseModel):
+    """A person who calls for a customer (an account: a household or a business, named by its billing name)."""
+
+    contact_id: str
+    name: str
+    role: str | None = Field(default=None, description="owner, spouse, tenant, property_manager, office...")
+    phones: list[str] = Field(default=[], description="E.164 numbers this person calls from")
+    emails: list[str] = []
+
+
 class Customer(BaseModel):
     customer_id: str
     external_id: str | None = None
@@ -97,6 +107,7 @@ class Customer(BaseModel):
     notes: str | None = untrusted()
     tags: list[str] = []
     locations: list[Location] = []
+    contacts: list[Contact] = Field(default=[], description="The people who call for this account, with their numbers")
     merged_into: str | None = Field(default=None, description="Set when this record was merged into another")
 
 

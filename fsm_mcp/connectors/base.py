@@ -14,6 +14,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fsm_mcp.identity.contacts import CallerPerson
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.identity.scoring import Scored
 from fsm_mcp.inputs import AddressIn, CustomerDetails, LineItemIn
@@ -56,6 +57,7 @@ class Booking(BaseModel):
     customer_created: bool
     already_booked: bool
     contacts_added: list[str] = Field(default_factory=list)
+    contact_added: str | None = None  # the caller, added as a new contact of the account (its contact id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,7 @@ Progress = Callable[[int, int], None]
 class Recognition(BaseModel):
     matches: list[Scored]
     profile: CustomerProfile | None = None  # of the top match, when it is safe to attach
+    contact: CallerPerson | None = None  # who of the profile's account the caller is, when the query says
 
 
 class Backend(Protocol):

@@ -12,11 +12,13 @@ from datetime import datetime
 from fsm_mcp.errors import NotFound
 from fsm_mcp.identity.addresses import address_entry
 from fsm_mcp.identity.keys import MAX_WIDE_BLOCK, WIDE, Profile, query_keys, record_keys
+from fsm_mcp.identity.model import Model
 from fsm_mcp.identity.names import parse_name
 from fsm_mcp.identity.phones import ParsedPhone
 from fsm_mcp.identity.scoring import Scored, score, settle
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Address, Customer, Equipment, Location, Phone
+from fsm_mcp.store import contacts
 from fsm_mcp.store.db import new_id, placeholders, to_db
 
 MAX_PER_KEY = 500  # a key shared by more customers than this says too little to be worth scoring
@@ -36,6 +38,7 @@ class NewCustomer:
 def insert_customers(conn: sqlite3.Connection, tenant: str, now: datetime, new: Sequence[NewCustomer]) -> list[str]:
     """Insert customers in a few statements (an import sends thousands at a time); returns their ids."""
     ids = [new_id("cus") for _ in new]
+    people = [new_id("con") for _ in new]  # each customer's first contact, named as the customer
     stamp = to_db(now)
     conn.executemany(
         "INSERT INTO customers (tenant_id, id, external_id, name, notes, tags, created_at, updated_at, import_key) "
@@ -43,13 +46,17 @@ def insert_customers(conn: sqlite3.Connection, tenant: str, now: datetime, new: 
         [(tenant, cid, c.external_id, c.name.strip(), c.notes, json.dumps(list(c.tags)), stamp, stamp, c.import_key)
          for cid, c in zip(ids, new, strict=True)],
     )
+    contacts.insert_contacts(conn, tenant, now, [(person, cid, c.name, contacts.PRIMARY)
+                                                 for cid, person, c in zip(ids, people, new, strict=True)])
     conn.executemany(
-        "INSERT INTO customer_phones (tenant_id, customer_id, e164, extension) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
-        [(tenant, cid, p.e164, p.extension) for cid, c in zip(ids, new, strict=True) for p in c.phones],
+        "INSERT INTO customer_phones (tenant_id, customer_id, e164, extension, contact_id) VALUES (?,?,?,?,?) "
+        "ON CONFLICT DO NOTHING",
+        [(tenant, cid, p.e164, p.extension, person) for cid, person, c in zip(ids, people, new, strict=True)
+         for p in c.phones],
     )
     conn.executemany(
-        "INSERT INTO customer_emails (tenant_id, customer_id, email) VALUES (?,?,?) ON CONFLICT DO NOTHING",
-        [(tenant, cid, e) for cid, c in zip(ids, new, strict=True) for e in c.emails],
+        "INSERT INTO customer_emails (tenant_id, customer_id, email, contact_id) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+        [(tenant, cid, e, person) for cid, person, c in zip(ids, people, new, strict=True) for e in c.emails],
     )
     return ids
 
@@ -242,12 +249,31 @@ def lookup(conn: sqlite3.Connection, tenant: str, query: Profile, limit: int) ->
             continue
         ids = _candidates(conn, tenant, tier, owners) - seen
         seen |= ids
-        scored += [
-            found
-            for cid, profile in load_profiles(conn, tenant, sorted(ids), query).items()
-            if (found := score(query, profile, cid, owners, model)) is not None
-        ]
+        profiles = load_profiles(conn, tenant, sorted(ids), query)
+        people = contacts.contact_names(conn, tenant, sorted(profiles)) if query.name is not None else {}
+        scored += [found for cid, profile in profiles.items()
+                   if (found := _best_person(query, profile, cid, owners, model, people.get(cid, ()))) is not None]
     return settle(scored)[:limit]
+
+
+_RANKED = {"exact": 2, "likely": 1, "possible": 0}
+
+
+def _best_person(query: Profile, profile: Profile, cid: str, owners: dict[str, int], model: Model,
+                 people: Sequence[str]) -> Scored | None:
+    """The account as a match for the caller, as whichever of its people fits best: its billing name or one of
+    its contacts' (Libby Mamarika, once a contact of the Mamarika account, is its person, not a stranger)."""
+    best = score(query, profile, cid, owners, model)
+    for name in people:
+        if name.strip().lower() == profile.name_raw.strip().lower():
+            continue
+        found = score(query, Profile(parse_name(name), name, profile.phones, profile.emails, profile.addresses),
+                      cid, owners, model)
+        if found is not None and (best is None or (found.level == "contact", _RANKED[found.confidence], found.score)
+                                  > (best.level == "contact", _RANKED[best.confidence], best.score)):
+            found.name = profile.name_raw  # the account's (billing) name; the caller's contact is said apart
+            best = found
+    return best
 
 
 def load_customer(conn: sqlite3.Connection, tenant: str, customer_id: str, field: str = "customer_id") -> Customer:
@@ -265,6 +291,7 @@ def load_customer(conn: sqlite3.Connection, tenant: str, customer_id: str, field
         phones=[Phone(number=number, extension=ext) for number, ext in json.loads(row["phone_list"])],
         emails=json.loads(row["email_list"]), notes=row["notes"], tags=json.loads(row["tags"]),
         locations=load_locations(conn, tenant, customer_id), merged_into=row["merged_into"],
+        contacts=contacts.load_contacts(conn, tenant, customer_id),
     )
 
 

@@ -11,7 +11,7 @@ from fsm_mcp.connectors.base import CustomerProfile, RecentJob
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.inputs import AddressArg, Line, PhoneText, parse_address
-from fsm_mcp.models import UNTRUSTED, Equipment, untrusted
+from fsm_mcp.models import UNTRUSTED, Contact, Equipment, untrusted
 from fsm_mcp.services import reads
 from fsm_mcp.tools._kit import READ, agent_errors, business
 from fsm_mcp.tools._schema import omit_empty
@@ -46,6 +46,7 @@ class CallerCard(BaseModel):
     emails: list[str]
     notes: str | None = omit_empty(description=UNTRUSTED, json_schema_extra={"x-untrusted": True})
     locations: list[Place] = Field(description="Service addresses; create_job takes one as `address`")
+    contacts: list[Contact] = omit_empty([], description="The people who call for this account")
     recent_jobs: list[RecentJob] = Field(description="Most recent first")
     open_balance: Decimal
 
@@ -57,7 +58,7 @@ class CallerCard(BaseModel):
             phones=[p.number + (f" x{p.extension}" if p.extension else "") for p in c.phones],
             locations=[Place(location_id=loc.location_id, address=loc.address.one_line(), access_notes=loc.access_notes,
                              equipment=[_equipment_line(e) for e in loc.equipment]) for loc in c.locations],
-            recent_jobs=profile.recent_jobs, open_balance=profile.open_balance,
+            contacts=c.contacts, recent_jobs=profile.recent_jobs, open_balance=profile.open_balance,
         )
 
 
@@ -67,10 +68,25 @@ def _equipment_line(e: Equipment) -> str:
     return line + (f" ({e.notes})" if e.notes else "")
 
 
+class CallerContact(BaseModel):
+    """Who of the account the caller is: the account says who is billed and served, its contacts who call."""
+
+    status: Literal["known", "new"] = Field(
+        description="known: one of the account's contacts; new: probably a new contact of the account (a household "
+        "member, a tenant, someone at the office): confirm they call for it; create_job then adds them")
+    contact_id: str | None = omit_empty(description="The known contact's id")
+    name: str = Field(description="The contact's name, or the name the caller gave")
+    role: str | None = omit_empty(description="owner, spouse, tenant, property_manager, office...")
+    reasons: list[str]
+
+
 class LookupResult(BaseModel):
     matches: list[CustomerMatch] = Field(description="Best first")
     customer: CallerCard | None = omit_empty(
         description="Profile of the top match, when it is exact or likely and no other is close"
+    )
+    caller: CallerContact | None = omit_empty(
+        description="Which contact of that customer's account is calling, when the name, number or e-mail says"
     )
     next_step: str
 
@@ -81,6 +97,9 @@ _NEXT = {
     "possible": "Not certain. Ask the caller to confirm their name or address before using any customer_id.",
     None: "No customer on file matches. Collect name, phone and service address; create_job with `customer` adds them.",
 }
+_NEW_CONTACT = (" The caller is not yet a contact of this account: ask whether they call for it (\"I see the {account} "
+                "account at {place}; are you calling for that address?\"), then book with create_job and the caller's "
+                "details, which adds them as a contact.")
 
 
 def register(mcp: MCPServer) -> None:
@@ -97,7 +116,9 @@ def register(mcp: MCPServer) -> None:
         """Find who is calling. Use this first on every call, with the caller ID alone if that is all you have,
         then again with the name or address they give. Matches carry a confidence: `exact` and `likely` may be
         used directly (the top one comes with its profile: service addresses with access notes, equipment, recent
-        jobs and open balance), `possible` must be confirmed with the caller first. An empty list means a new
+        jobs and open balance), `possible` must be confirmed with the caller first. A customer is an account (a
+        household or a business); `caller` says which of its contacts is calling, or that the caller is probably a
+        new contact of it to confirm (another member of the household, a tenant). An empty list means a new
         customer: book them with create_job and their details."""
         served = business(ctx)
         if not any((phone, name and name.strip(), email, address)):
@@ -112,7 +133,14 @@ def register(mcp: MCPServer) -> None:
                                  reasons=m.reasons, level=m.level) for m in found.matches]  # type: ignore[arg-type]
         top = matches[0].confidence if matches else None
         card = CallerCard.of(found.profile) if found.profile else None
-        return LookupResult(matches=matches, customer=card, next_step=_NEXT[top])
+        person = found.contact
+        caller = CallerContact(status=person.status, contact_id=person.contact_id, name=person.name,  # type: ignore[arg-type]
+                               role=person.role, reasons=person.reasons) if person and card else None
+        next_step = _NEXT[top]
+        if caller and caller.status == "new" and card:
+            place = card.locations[0].address if card.locations else "its address"
+            next_step += _NEW_CONTACT.format(account=card.name, place=place)
+        return LookupResult(matches=matches, customer=card, caller=caller, next_step=next_step)
 
     @mcp.tool(annotations=READ, meta=needs("customers:read"))
     @agent_errors

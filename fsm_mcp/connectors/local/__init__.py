@@ -27,6 +27,7 @@ from fsm_mcp.connectors.booking import book
 from fsm_mcp.connectors.local import invoices, jobs, merge, technicians
 from fsm_mcp.connectors.local.booking import LocalSteps
 from fsm_mcp.directory import customers, duplicates
+from fsm_mcp.identity.contacts import which_contact
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
@@ -72,7 +73,10 @@ class LocalBackend:
         def read(conn: sqlite3.Connection) -> Recognition:  # indexed point reads: a phone call is waiting
             matches = customers.lookup(conn, self.tenant, query, limit)
             top = matches[0] if matches and matches[0].confidence in ("exact", "likely") else None
-            return Recognition(matches=matches, profile=self._profile(conn, top.customer_id) if top else None)
+            if top is None:
+                return Recognition(matches=matches)
+            profile = self._profile(conn, top.customer_id)
+            return Recognition(matches=matches, profile=profile, contact=which_contact(query, profile.customer.contacts))
         return await self.db.asnapshot(read)
 
     async def customer_history(self, customer_id: str, jobs_limit: int = 5) -> CustomerProfile:

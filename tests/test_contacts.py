@@ -1,0 +1,66 @@
+"""A customer is an account (a household, a business) and the people who call for it are its contacts:
+the migration of an existing base, recognising a new member of a household, booking adding her, and a merge
+folding people into contacts, through the real tools."""
+
+import pytest
+from mcp import Client
+
+from fsm_mcp.server import build_server
+from fsm_mcp.settings import Settings
+from fsm_mcp.store import db as sqlite_store
+from fsm_mcp.store import open_store, postgres, schema
+from tests.conftest import MONDAY_9, call
+
+pytestmark = pytest.mark.anyio
+
+CONTACTS = next(i for i, script in enumerate(schema.MIGRATIONS) if "CREATE TABLE contacts" in script)
+
+
+def _old_base(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A base as it stood before contacts: two customers with phones and e-mails, and one merged into the first."""
+    for module in (sqlite_store, postgres):
+        monkeypatch.setattr(module, "MIGRATIONS", schema.MIGRATIONS[:CONTACTS])
+    db = open_store(settings.db_path)
+
+    def write(conn) -> None:  # type: ignore[no-untyped-def]
+        stamp = "2026-01-05T10:00:00.000000+00:00"
+        t = settings.business.tenant_id
+        conn.executemany(
+            "INSERT INTO customers (tenant_id, id, name, merged_into, created_at, updated_at) VALUES (?,?,?,?,?,?)",
+            [(t, "cus_a", "Hugo Mamarika", None, stamp, stamp), (t, "cus_b", "Ada Brandt", None, stamp, stamp),
+             (t, "cus_c", "Libby Mamarika", "cus_a", stamp, stamp), (t, "cus_d", "hugo mamarika", "cus_a", stamp, stamp)])
+        conn.executemany("INSERT INTO customer_phones (tenant_id, customer_id, e164) VALUES (?,?,?)",
+                         [(t, "cus_a", "+12175552000"), (t, "cus_a", "+12175554000"), (t, "cus_b", "+12175551000")])
+        conn.executemany("INSERT INTO customer_emails (tenant_id, customer_id, email) VALUES (?,?,?)",
+                         [(t, "cus_a", "hugo@example.com"), (t, "cus_b", "ada@example.com")])
+
+    db.write(write)
+    db.close()
+    monkeypatch.undo()
+
+
+async def test_the_migration_gives_every_customer_one_contact_owning_its_phones_and_emails(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _old_base(settings, monkeypatch)
+    async with Client(build_server(settings)) as client:
+        hugo = (await call(client, "get_customer", customer_id="cus_a"))["customer"]
+        ada = (await call(client, "get_customer", customer_id="cus_b"))["customer"]
+    assert [p["number"] for p in hugo["phones"]] == ["+12175552000", "+12175554000"]
+    named = {c["name"]: c for c in hugo["contacts"]}
+    assert set(named) == {"Hugo Mamarika", "Libby Mamarika"}  # a record merged earlier under another name is a person
+    assert named["Hugo Mamarika"]["role"] == "owner"
+    assert named["Hugo Mamarika"]["phones"] == ["+12175552000", "+12175554000"]
+    assert named["Hugo Mamarika"]["emails"] == ["hugo@example.com"]
+    assert [(c["name"], c["phones"], c["emails"]) for c in ada["contacts"]] == \
+        [("Ada Brandt", ["+12175551000"], ["ada@example.com"])]
+
+
+async def test_a_new_customer_is_created_with_one_contact_named_as_it(client: Client) -> None:
+    caller = {"name": "Maria Garcia", "phone": "(312) 555-0188", "address": "410 Maple Dr, Springfield, IL 62704"}
+    job = await call(client, "create_job", customer=caller, job_type="hvac", summary="No heat", idempotency_key="m",
+                     **MONDAY_9)
+    record = (await call(client, "get_customer", customer_id=job["customer_id"]))["customer"]
+    assert [(c["name"], c["role"], c["phones"]) for c in record["contacts"]] == [("Maria Garcia", "owner", ["+13125550188"])]
+    again = await call(client, "lookup_customer", phone="312 555 0188")
+    assert again["caller"]["status"] == "known" and again["caller"]["name"] == "Maria Garcia"
