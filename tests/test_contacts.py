@@ -2,6 +2,8 @@
 the migration of an existing base, recognising a new member of a household, booking adding her, and a merge
 folding people into contacts, through the real tools."""
 
+import json
+
 import pytest
 from mcp import Client
 
@@ -9,10 +11,13 @@ from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
 from fsm_mcp.store import db as sqlite_store
 from fsm_mcp.store import open_store, postgres, schema
+from tests import stores
 from tests.conftest import MONDAY_9, call
+from tests.test_identity_accounts import one_street  # noqa: F401  (40 customers on one street, Hugo Mamarika at 28)
 
 pytestmark = pytest.mark.anyio
 
+HOUSE = "28 Bimberi Crescent, Springfield, IL 62704"
 CONTACTS = next(i for i, script in enumerate(schema.MIGRATIONS) if "CREATE TABLE contacts" in script)
 
 
@@ -64,3 +69,57 @@ async def test_a_new_customer_is_created_with_one_contact_named_as_it(client: Cl
     assert [(c["name"], c["role"], c["phones"]) for c in record["contacts"]] == [("Maria Garcia", "owner", ["+13125550188"])]
     again = await call(client, "lookup_customer", phone="312 555 0188")
     assert again["caller"]["status"] == "known" and again["caller"]["name"] == "Maria Garcia"
+
+
+async def test_libby_calling_for_the_mamarika_house_is_the_account_and_booking_makes_her_its_contact(
+    client: Client, settings: Settings, one_street: dict  # noqa: F811
+) -> None:
+    hugo = one_street["hugo"]
+    libby = {"name": "Libby Mamarika", "phone": "(217) 555-4000", "address": HOUSE}
+    found = await call(client, "lookup_customer", **libby)
+    top = found["matches"][0]
+    assert (top["customer_id"], top["name"], top["confidence"], top["level"]) == (hugo, "Hugo Mamarika", "likely", "account")
+    assert found["caller"]["status"] == "new" and found["caller"]["name"] == "Libby Mamarika"
+    assert "contact_id" not in found["caller"]
+    assert "Hugo Mamarika account at 28 Bimberi Crescent" in found["next_step"]
+
+    job = await call(client, "create_job", customer=libby, job_type="hvac", summary="No heat", idempotency_key="l",
+                     **MONDAY_9)
+    assert (job["customer_id"], job["customer_created"]) == (hugo, False)
+    assert job["contacts_added"] == ["+12175554000"] and job["contact_added"].startswith("con_")
+    conn = stores.connect(settings.db_path)
+    try:
+        entry = conn.execute("SELECT actor, arguments, result_id FROM audit_log WHERE tool=?",
+                             ("create_job:contact_added",)).fetchall()
+    finally:
+        conn.close()
+    assert [(row[0], row[2]) for row in entry] == [("local", job["contact_added"])]
+    assert json.loads(entry[0][1]) == {"customer_id": hugo, "contact_id": job["contact_added"], "contacts_added": ["***00"]}
+
+    by_number = await call(client, "lookup_customer", phone="217-555-4000")  # her number alone
+    top = by_number["matches"][0]
+    assert (top["customer_id"], top["level"]) == (hugo, "contact") and top["confidence"] in ("exact", "likely")
+    assert by_number["caller"] == {"status": "known", "contact_id": job["contact_added"], "name": "Libby Mamarika",
+                                   "reasons": ["the number of Libby Mamarika"]}
+    by_name = await call(client, "lookup_customer", name="Libby Mamarika", address=HOUSE)
+    assert by_name["matches"][0]["level"] == "contact"  # she is the account's person now, not a stranger to confirm
+    assert by_name["caller"]["contact_id"] == job["contact_added"]
+    himself = await call(client, "lookup_customer", phone="(217) 555-2000")
+    assert himself["caller"]["name"] == "Hugo Mamarika" and himself["caller"]["role"] == "owner"
+
+    card = (await call(client, "get_customer", customer_id=hugo))["customer"]
+    assert [(c["name"], c["phones"]) for c in card["contacts"]] == \
+        [("Hugo Mamarika", ["+12175552000"]), ("Libby Mamarika", ["+12175554000"])]
+
+
+async def test_booking_again_as_a_known_contact_adds_no_second_contact(
+    client: Client, one_street: dict  # noqa: F811
+) -> None:
+    libby = {"name": "Libby Mamarika", "phone": "(217) 555-4000", "address": HOUSE}
+    await call(client, "create_job", customer=libby, job_type="hvac", summary="No heat", idempotency_key="1", **MONDAY_9)
+    again = await call(client, "create_job", customer={**libby, "email": "libby@example.com"}, job_type="plumbing",
+                       summary="Leak", idempotency_key="2", **MONDAY_9)
+    assert again["contacts_added"] == ["libby@example.com"] and "contact_added" not in again
+    card = (await call(client, "get_customer", customer_id=one_street["hugo"]))["customer"]
+    assert [(c["name"], c["emails"]) for c in card["contacts"]] == \
+        [("Hugo Mamarika", ["hugo@example.com"]), ("Libby Mamarika", ["libby@example.com"])]

@@ -24,6 +24,7 @@ from fsm_mcp.connectors.base import Booking, BookingRequest
 from fsm_mcp.directory import booking as directory
 from fsm_mcp.directory import customers
 from fsm_mcp.errors import FsmError, InvalidInput, WriteUncertain
+from fsm_mcp.identity.contacts import CallerPerson
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, Job, JobStatus
 from fsm_mcp.scheduling import BOOKED, overlaps
@@ -44,8 +45,10 @@ class BookingSteps(Protocol):
     async def new_place(self, customer: Customer, address: AddressIn, now: datetime) -> str:
         ...
 
-    async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime) -> list[str]:
-        """Add these numbers and e-mails to the customer's record; the ones added."""
+    async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime,
+                           person: CallerPerson | None = None) -> Added:
+        """Add these numbers and e-mails to the customer's record, as the caller's (`person`: a known contact of
+        the account, or a new one to add); the ones added, and the contact added if any."""
         ...
 
     async def open_jobs(self, customer_id: str, place_id: str, request: BookingRequest) -> list[Job]:
@@ -66,6 +69,8 @@ class BookingSteps(Protocol):
     async def dispatch(self, job_id: str, technician_id: str, now: datetime) -> Job:
         ...
 
+
+Added = tuple[list[str], str | None]  # the numbers and e-mails added, and the id of the contact added if any
 
 CUSTOMER, PLACE, JOB = "customer", "place", "job"  # the recovery points of a booking, in order
 SKEW = timedelta(minutes=1)  # how far a vendor's clock may be behind ours when it stamps what it created
@@ -137,14 +142,17 @@ async def book(steps: BookingSteps, db: Store, business: Business, request: Book
         place_id = await steps.new_place(customer, _given(request.address), now)
         await attempt.record(db, PLACE, place_id)
     phones, emails = directory.missing_contacts(business, request, customer)
-    learned = await steps.add_contacts(customer, phones, emails, now) if phones or emails else []
+    person = directory.caller_person(business, request, customer)
+    learned, added = await steps.add_contacts(customer, phones, emails, now, person) \
+        if phones or emails or (person and person.status == "new") else ([], None)
     earlier = await _earlier_job(steps, request, attempt, customer_id, place_id, now)
     if earlier is None and not request.allow_duplicate:
         candidates = await steps.open_jobs(customer_id, place_id, request)
         if same := duplicate_of(candidates, request, business.skill_for(request.job_type)):
-            return Booking(job=same, customer_created=False, already_booked=True, contacts_added=learned)
+            return Booking(job=same, customer_created=False, already_booked=True, contacts_added=learned,
+                           contact_added=added)
     job = await _job(steps, db, request, attempt, customer_id, place_id, now, earlier)
-    return Booking(job=job, customer_created=False, already_booked=False, contacts_added=learned)
+    return Booking(job=job, customer_created=False, already_booked=False, contacts_added=learned, contact_added=added)
 
 
 async def _earlier_job(steps: BookingSteps, request: BookingRequest, attempt: Attempt, customer_id: str,

@@ -11,6 +11,7 @@ from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.directory import customers
 from fsm_mcp.errors import AmbiguousCustomer, InvalidInput
 from fsm_mcp.identity.addresses import compare_addresses, parse_street
+from fsm_mcp.identity.contacts import CallerPerson, which_contact
 from fsm_mcp.identity.emails import normalize_email
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.identity.phones import parse_phone
@@ -80,3 +81,13 @@ def missing_contacts(business: Business, request: BookingRequest, customer: Cust
     phones, emails = caller_contacts(business, request)
     held = {p.number for p in customer.phones}
     return sorted(phones - held), sorted(emails - set(customer.emails))
+
+
+def caller_person(business: Business, request: BookingRequest, customer: Customer) -> CallerPerson | None:
+    """Who of the customer's account is booking: one of its contacts, a new one (a name it has no contact for),
+    or nobody said (a booking by customer_id without a name, from a number no contact holds)."""
+    phones, emails = caller_contacts(business, request)
+    details = request.customer
+    query = caller_profile(name=details.name if details else None, region=business.country, prefix="customer.")
+    query.phones, query.emails = phones, emails
+    return which_contact(query, customer.contacts)

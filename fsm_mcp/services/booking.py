@@ -9,9 +9,11 @@ from __future__ import annotations
 from fsm_mcp.app import ServedBusiness
 from fsm_mcp.connectors.base import Booking, BookingRequest
 from fsm_mcp.events import changes
+from fsm_mcp.store import audit
 from fsm_mcp.store.idempotency import Attempt
 
 OPERATION = "create_job"
+CONTACT_ADDED = "create_job:contact_added"  # the audit entry of a caller added as a contact by a booking
 
 
 async def book(business: ServedBusiness, actor: str, key: str | None, request: BookingRequest) -> Booking:
@@ -21,6 +23,10 @@ async def book(business: ServedBusiness, actor: str, key: str | None, request: B
     async def write(attempt: Attempt) -> Booking:
         booking = await business.backend.create_job(request, attempt)
         await changes.job_booked(business.db, business.tenant, booking)  # in the booking's transaction, if local
+        if booking.contact_added:  # the caller became a contact of the account: an entry of its own says who did it
+            await business.db.awrite(audit.record, business.db.clock.now(), business.tenant, CONTACT_ADDED, actor,
+                                     {"customer_id": booking.job.customer_id, "contact_id": booking.contact_added,
+                                      "contacts_added": booking.contacts_added}, booking.contact_added)
         return booking
 
     return await business.writer.run(

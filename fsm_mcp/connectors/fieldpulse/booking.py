@@ -19,11 +19,12 @@ from functools import partial
 from typing import Any
 
 from fsm_mcp.connectors.base import BookingRequest
-from fsm_mcp.connectors.booking import CUSTOMER, SKEW, kept_key, look_back
+from fsm_mcp.connectors.booking import CUSTOMER, SKEW, Added, kept_key, look_back
 from fsm_mcp.connectors.fieldpulse import mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
 from fsm_mcp.directory import booking, mirror
+from fsm_mcp.identity.contacts import CallerPerson
 from fsm_mcp.identity.text import fold
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, Job
@@ -121,9 +122,10 @@ class FieldPulseSteps:
         await self.db.awrite(partial(mirror.upsert, locations=[mapping.location(made)]), self.tenant, now)
         return str(made["id"])
 
-    async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime) -> list[str]:
+    async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime,
+                           person: CallerPerson | None = None) -> Added:
         """The caller's numbers and e-mail the record lacks, added at FieldPulse as a customer contact, then here."""
-        first, last = mapping.split_name(customer.name)
+        first, last = mapping.split_name(person.name if person else customer.name)  # the caller's own name
         path = f"/customers/{customer.customer_id}/customer-contact"
         added = []
         for field, value in [("phone", p) for p in phones] + [("email", e) for e in emails]:
@@ -138,7 +140,7 @@ class FieldPulseSteps:
             await self.db.awrite(partial(mirror.upsert, contacts=mapping.contact(made, customer.customer_id, self.region)),
                                  self.tenant, now)
             added.append(value)
-        return added
+        return added, None
 
     async def open_jobs(self, customer_id: str, place_id: str, request: BookingRequest) -> list[Job]:
         start, end = request.window

@@ -16,11 +16,13 @@ from functools import partial
 from typing import Any
 
 from fsm_mcp.connectors.base import BookingRequest
+from fsm_mcp.connectors.booking import Added
 from fsm_mcp.connectors.housecallpro import mapping
 from fsm_mcp.connectors.housecallpro.api import HousecallProApi
 from fsm_mcp.connectors.housecallpro.catalog import JobTypes
 from fsm_mcp.connectors.housecallpro.jobs import Jobs
 from fsm_mcp.directory import booking, mirror
+from fsm_mcp.identity.contacts import CallerPerson
 from fsm_mcp.identity.emails import normalize_email
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
 from fsm_mcp.identity.text import fold
@@ -121,7 +123,8 @@ class HousecallProSteps:
         await self.db.awrite(partial(mirror.upsert, locations=[location]), self.tenant, now)
         return str(made["id"])
 
-    async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime) -> list[str]:
+    async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime,
+                           person: CallerPerson | None = None) -> Added:
         """The caller's numbers and e-mail the record lacks, each into an empty field of the record; what does
         not fit (a fourth number, a second e-mail) is not added."""
         record = await self.api.one("/customers/{}", "customer", customer.customer_id, "Call lookup_customer again.")
@@ -130,7 +133,7 @@ class HousecallProSteps:
         if emails and not str(record.get(mapping.EMAIL) or "").strip():
             changes[mapping.EMAIL] = emails[0]
         if not changes:
-            return []
+            return [], None
 
         async def done() -> Json | None:  # setting the same fields twice changes nothing
             now_held = await self.api.one("/customers/{}", "customer", customer.customer_id, "")
@@ -139,7 +142,7 @@ class HousecallProSteps:
         made = await self.api.write("PUT", f"/customers/{customer.customer_id}", changes, check=done,
                                     what="the caller's contacts")
         await self.db.awrite(partial(mirror.upsert, contacts=mapping.customer_contacts(made, self.region)), self.tenant, now)
-        return [str(v) for v in changes.values()]
+        return [str(v) for v in changes.values()], None
 
     async def open_jobs(self, customer_id: str, place_id: str, request: BookingRequest) -> list[Job]:
         start, end = request.window

@@ -9,14 +9,16 @@ import sqlite3
 from datetime import datetime
 
 from fsm_mcp.connectors.base import BookingRequest
+from fsm_mcp.connectors.booking import Added
 from fsm_mcp.connectors.local import jobs
 from fsm_mcp.directory import booking as directory
 from fsm_mcp.directory import customers
+from fsm_mcp.identity.contacts import CallerPerson
 from fsm_mcp.identity.phones import parse_phone
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, Job, JobStatus
 from fsm_mcp.settings import Business
-from fsm_mcp.store import Store
+from fsm_mcp.store import Store, contacts
 from fsm_mcp.store.db import new_id, to_db
 from fsm_mcp.store.idempotency import Attempt
 
@@ -50,13 +52,16 @@ class LocalSteps:
 
         return await self.db.awrite(insert)
 
-    async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime) -> list[str]:
-        def insert(conn: sqlite3.Connection) -> list[str]:
-            for table, column, values in (("customer_phones", "e164", phones), ("customer_emails", "email", emails)):
-                conn.executemany(f"INSERT INTO {table} (tenant_id, customer_id, {column}) VALUES (?,?,?) ON CONFLICT DO NOTHING",
-                                 [(self.tenant, customer.customer_id, value) for value in values])
+    async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime,
+                           person: CallerPerson | None = None) -> Added:
+        def insert(conn: sqlite3.Connection) -> Added:
+            added = None
+            if person is not None and person.status == "new":  # the caller is a new person of this account
+                added = contacts.add_contact(conn, self.tenant, customer.customer_id, person.name, None, now)
+            owner = added or (person.contact_id if person else None)  # None: the account's, nobody's in particular
+            contacts.give(conn, self.tenant, customer.customer_id, owner, phones, emails)
             customers.reindex(conn, self.tenant, [customer.customer_id])
-            return [*phones, *emails]
+            return [*phones, *emails], added
 
         return await self.db.awrite(insert)
 

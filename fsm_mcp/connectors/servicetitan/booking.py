@@ -17,12 +17,13 @@ from functools import partial
 from typing import Any
 
 from fsm_mcp.connectors.base import BookingRequest
-from fsm_mcp.connectors.booking import CUSTOMER, SKEW, kept_key, look_back
+from fsm_mcp.connectors.booking import CUSTOMER, SKEW, Added, kept_key, look_back
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.catalog import Settings
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.directory import booking, mirror
+from fsm_mcp.identity.contacts import CallerPerson
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Customer, Job
 from fsm_mcp.settings import Business
@@ -112,7 +113,8 @@ class ServiceTitanSteps:
         await self.db.awrite(partial(mirror.upsert, locations=[mapping.location(made)]), self.tenant, now)
         return str(made["id"])
 
-    async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime) -> list[str]:
+    async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime,
+                           person: CallerPerson | None = None) -> Added:
         """The caller's numbers and e-mail the record lacks, added at ServiceTitan, then here."""
         added = []
         for kind, value in [("MobilePhone", p) for p in phones] + [("Email", e) for e in emails]:
@@ -129,7 +131,7 @@ class ServiceTitanSteps:
             if k := mapping.contact(made, self.business.country, customer_id=customer.customer_id):
                 await self.db.awrite(partial(mirror.upsert, contacts=[k]), self.tenant, now)
             added.append(value)
-        return added
+        return added, None
 
     async def open_jobs(self, customer_id: str, place_id: str, request: BookingRequest) -> list[Job]:
         # Not filtered by jobStatus: the filter does not support Dispatched, which an open job may show.
