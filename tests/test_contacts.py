@@ -12,7 +12,7 @@ from fsm_mcp.settings import Settings
 from fsm_mcp.store import db as sqlite_store
 from fsm_mcp.store import open_store, postgres, schema
 from tests import stores
-from tests.conftest import MONDAY_9, call
+from tests.conftest import MONDAY_9, call, confirmed
 from tests.test_identity_accounts import one_street  # noqa: F401  (40 customers on one street, Hugo Mamarika at 28)
 
 pytestmark = pytest.mark.anyio
@@ -123,3 +123,28 @@ async def test_booking_again_as_a_known_contact_adds_no_second_contact(
     card = (await call(client, "get_customer", customer_id=one_street["hugo"]))["customer"]
     assert [(c["name"], c["emails"]) for c in card["contacts"]] == \
         [("Hugo Mamarika", ["hugo@example.com"]), ("Libby Mamarika", ["libby@example.com"])]
+
+
+async def test_a_merge_makes_each_merged_records_people_contacts_of_the_kept_account(client: Client) -> None:
+    house = "7 Quarry Lane, Springfield, IL 62704"
+    made = {}
+    for key, person in {"pat": ("Pat Ng", "(217) 555-7001", "pat@example.com"),
+                        "sam": ("Sam Ng", "(217) 555-7002", "sam@example.com"),
+                        "again": ("Patricia Ng", "(217) 555-7003", "pat.ng@work.example")}.items():
+        name, phone, email = person
+        job = await call(client, "create_job", customer={"name": name, "phone": phone, "email": email, "address": house},
+                         job_type="hvac", summary="Tune-up", idempotency_key=key, new_customer=True, **MONDAY_9)
+        made[key] = job["customer_id"]
+    assert len(set(made.values())) == 3
+    done = await confirmed(client, "merge_customers", keep_id=made["pat"], merge_ids=[made["sam"], made["again"]],
+                           idempotency_key="merge")
+    kept = done["keep"]
+    assert sorted(p["number"] for p in kept["phones"]) == ["+12175557001", "+12175557002", "+12175557003"]
+    assert sorted(kept["emails"]) == ["pat.ng@work.example", "pat@example.com", "sam@example.com"]
+    people = {c["name"]: (c["phones"], c["emails"]) for c in kept["contacts"]}
+    assert people == {  # Patricia is Pat: one person with both numbers; Sam is another
+        "Pat Ng": (["+12175557001", "+12175557003"], ["pat.ng@work.example", "pat@example.com"]),
+        "Sam Ng": (["+12175557002"], ["sam@example.com"]),
+    }
+    sam = await call(client, "lookup_customer", phone="217 555 7002")
+    assert sam["matches"][0]["customer_id"] == made["pat"] and sam["caller"]["name"] == "Sam Ng"

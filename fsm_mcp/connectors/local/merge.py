@@ -2,7 +2,8 @@
 
 Everything the merged records own moves to the kept one: service addresses (an address
 the kept record already has is folded into it, its jobs and equipment with it), jobs,
-invoices, phones, e-mails, notes and tags. Merged records stay as pointers
+invoices, phones, e-mails, notes and tags; their people become contacts of the kept
+account (one named as a contact it has is that contact), each keeping their numbers. Merged records stay as pointers
 (`merged_into`), so an id an agent still holds keeps working; the identity index drops
 them and is rebuilt for the kept record.
 """
@@ -18,6 +19,7 @@ from fsm_mcp.directory.customers import load_customer, reindex
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.addresses import address_entry, compare_addresses
 from fsm_mcp.models import Customer, Location
+from fsm_mcp.store import contacts
 from fsm_mcp.store.db import placeholders, to_db
 
 SAME_PLACE = 90  # address agreement at which two service addresses are one place
@@ -107,20 +109,18 @@ def _apply(
                      (json.dumps(equipment), access, tenant, place_id))
     for table in ("jobs", "invoices"):
         conn.execute(f"UPDATE {table} SET customer_id=? WHERE tenant_id=? AND customer_id IN ({marks})", (keep_id, *scope))
-    conn.execute(
-        f"INSERT INTO customer_phones (tenant_id, customer_id, e164, extension) "
-        f"SELECT tenant_id, ?, e164, extension FROM customer_phones WHERE tenant_id=? AND customer_id IN ({marks}) "
-        "ON CONFLICT DO NOTHING",
-        (keep_id, *scope),
-    )
-    conn.execute(
-        f"INSERT INTO customer_emails (tenant_id, customer_id, email) "
-        f"SELECT tenant_id, ?, email FROM customer_emails WHERE tenant_id=? AND customer_id IN ({marks}) "
-        "ON CONFLICT DO NOTHING",
-        (keep_id, *scope),
-    )
+    for table, columns in (("customer_phones", "e164, extension"), ("customer_emails", "email")):
+        key = columns.split(",")[0]  # a number the kept record holds stays whose it is, or becomes the merged person's
+        conn.execute(  # WHERE true: SQLite's parser needs it before ON CONFLICT
+            f"INSERT INTO {table} (tenant_id, customer_id, {columns}, contact_id) "
+            f"SELECT tenant_id, ?, {columns}, contact_id FROM {table} WHERE tenant_id=? AND customer_id IN ({marks}) "
+            f"AND true ON CONFLICT (tenant_id, customer_id, {key}) DO UPDATE SET "
+            f"contact_id = COALESCE({table}.contact_id, excluded.contact_id)",
+            (keep_id, *scope),
+        )
     for table in ("customer_phones", "customer_emails", "match_keys"):
         conn.execute(f"DELETE FROM {table} WHERE tenant_id=? AND customer_id IN ({marks})", scope)
+    contacts.fold(conn, tenant, keep_id, ids)
     notes = list(dict.fromkeys(n for n in [keep.notes, *(m.notes for m in merged)] if n))
     tags = list(dict.fromkeys([*keep.tags, *(t for m in merged for t in m.tags)]))
     conn.execute(
