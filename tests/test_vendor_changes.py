@@ -13,8 +13,7 @@ import pytest
 from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
 from fsm_mcp.events import outbox, vendor_jobs
 from fsm_mcp.settings import Settings
-from fsm_mcp.store import open_store
-from fsm_mcp.store.db import Database
+from fsm_mcp.store import Store, open_store
 from tests import stores
 from tests.fakes.serve import serving
 from tests.fakes.servicetitan import FakeServiceTitan
@@ -50,7 +49,7 @@ async def backend(st: tuple[FakeServiceTitan, str, str], tmp_path: Any, store_ki
         db.close()
 
 
-async def events_of(db: Database, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+async def events_of(db: Store, job_id: str) -> list[tuple[str, dict[str, Any]]]:
     page = await outbox.read(db, BUSINESS.tenant_id, None, limit=500)
     return [(e.type, e.data) for e in page.events if e.subject_id == job_id]
 
@@ -131,3 +130,29 @@ async def test_the_background_loop_polls_job_changes_under_the_sync_lease(st: An
     st_complete(fake, job_id)
     await sync_if_ours(backend, lease)
     assert [t for t, _ in await events_of(backend.db, job_id)][-1] == "job.completed"
+
+
+async def test_a_job_completed_in_fieldpulse_is_seen_once_by_the_poll(tmp_path: Any, store_kind: str) -> None:
+    from fsm_mcp.connectors.fieldpulse.backend import FieldPulseBackend
+    from tests.fakes.fieldpulse import FakeFieldPulse
+    from tests.fakes.fieldpulse import connector_settings as fp_connector
+    from tests.vendor_rig import fp_complete, fp_job
+
+    fake = FakeFieldPulse()
+    tech = str(fake.add_technician("Dana Reyes"))
+    fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=("(217) 555-0143",))
+    db = open_store(stores.target(store_kind, tmp_path, "fp.db"))
+    with serving(fake.app) as url:
+        backend = FieldPulseBackend.open(db, BUSINESS, fp_connector(url))
+        try:
+            assert backend.changes is not None
+            await backend.changes.run()
+            job_id = fp_job(fake, tech)
+            await backend.changes.run()
+            fp_complete(fake, job_id)
+            for _ in range(2):
+                await backend.changes.run()
+            assert [t for t, _ in await events_of(db, job_id)] == ["job.created", "technician.assigned", "job.completed"]
+        finally:
+            await backend.aclose()
+            db.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.fakes.fieldpulse import FakeFieldPulse
+from tests.fakes.fieldpulse import stamp as fp_stamp
 from tests.fakes.servicetitan import CAMPAIGN, FakeServiceTitan, stamp
 from tests.when import MONDAY, local
 
@@ -35,3 +37,18 @@ def st_job(fake: FakeServiceTitan, tech: str | None, hour: int = 9) -> str:
 def st_complete(fake: FakeServiceTitan, job_id: str) -> None:
     """The technician marks the job done in ServiceTitan's app."""
     fake.complete_job(_Ask(int(job_id)), {"completedOn": stamp()})  # type: ignore[arg-type]
+
+
+def fp_job(fake: FakeFieldPulse, tech: str | None, hour: int = 9) -> str:
+    """A job booked in FieldPulse's office, for its first customer; `tech` assigned, if given."""
+    customer = next(iter(fake.customers))
+    body: dict[str, Any] = {"customer_id": customer, "job_type": "Furnace repair",
+                            "start_time": stamp(local(MONDAY, hour)), "end_time": stamp(local(MONDAY, hour + 2))}
+    if tech:
+        body["assignments"] = [int(tech)]
+    return str(fake.create_job(_Ask(), body)["id"])  # type: ignore[arg-type]
+
+
+def fp_complete(fake: FakeFieldPulse, job_id: str) -> None:
+    """The technician marks the job completed in FieldPulse's app."""
+    fake.jobs[int(job_id)].update(status=4, updated_at=fp_stamp())  # 4: FieldPulse's "completed"

@@ -6,6 +6,9 @@ Every request to /mcp must carry `Authorization: Bearer <API key or OAuth token>
 or with an unknown, revoked, expired or wrong-audience credential, gets 401 and a
 `WWW-Authenticate: Bearer` header (naming the Protected Resource Metadata document when OAuth
 is configured, as the MCP authorization spec asks). `--no-auth` (this machine only) skips it.
+
+`/webhooks/<vendor>/<business>[/<secret>]` (`events/vendor_hooks.py`) is never authenticated by these
+credentials: by the vendor's signature or the business's secret in the path.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from fsm_mcp.access.callers import SCOPES
 from fsm_mcp.access.config import AccessSettings
 from fsm_mcp.access.sessions import SessionCaps
 from fsm_mcp.access.tokens import Verifier
+from fsm_mcp.events import vendor_hooks
 
 PATH = "/mcp"
 LOOPBACK_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
@@ -47,6 +51,7 @@ def http_app(server: MCPServer, settings: AccessSettings, verifier: Verifier | N
     if not settings.stateless:  # innermost of ours: it reads the caller the authentication found
         app.add_middleware(SessionCaps, server=server, path=PATH, per_caller=settings.max_sessions_per_caller,
                            per_business=settings.max_sessions_per_business, idle_timeout=settings.session_idle_timeout)
+    app.router.routes.extend(vendor_hooks.routes(lambda vendor, business: _inbound(server, vendor, business)))
     if verifier is None:
         return app
     metadata_url = None
@@ -60,6 +65,16 @@ def http_app(server: MCPServer, settings: AccessSettings, verifier: Verifier | N
     app.add_middleware(AuthContextMiddleware)
     app.add_middleware(AuthenticationMiddleware, backend=BearerAuthBackend(verifier))
     return app
+
+
+def _inbound(server: MCPServer, vendor: str, business: str) -> vendor_hooks.Inbound | None:
+    """The business's webhooks from `vendor`, while the server runs; None: it takes none."""
+    served = getattr(server, "served", None)
+    one = served.by_id.get(business) if served is not None else None
+    backend = one.backend if one is not None else None
+    if str(getattr(backend, "vendor", "")).lower() != vendor:
+        return None
+    return getattr(backend, "inbound", None)
 
 
 class RequireCaller:

@@ -28,6 +28,7 @@ from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.sync import DirectorySync
 from fsm_mcp.directory import customers, duplicates
 from fsm_mcp.errors import InvalidInput
+from fsm_mcp.events.vendor_hooks import Inbound
 from fsm_mcp.events.vendor_poll import JobChangePoll
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.models import Customer, Job, JobStatus, Technician
@@ -53,6 +54,7 @@ class VendorBackend:
     steps: BookingSteps
     jobs: VendorJobs
     changes: JobChangePoll | None = None  # the vendor's job changes, polled with the directory sync
+    inbound: Inbound | None = None  # its webhooks, when the business takes them
 
     def __init__(self, db: Store, business: Business, http: httpx.AsyncClient) -> None:
         self.db, self.business, self.http, self.clock = db, business, http, db.clock

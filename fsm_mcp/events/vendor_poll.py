@@ -4,7 +4,8 @@ The cursor is the newest modification time seen at the vendor (the vendor's cloc
 asks for everything modified since the cursor less `overlap`, so a record committed late with an earlier
 time, or several sharing the cursor's time, is read again; the sightings' comparison with the job as last
 known (`vendor_jobs`) makes a second reading harmless. The cursor moves only after the sightings are
-applied, and never back: a poll cut off anywhere reads the same window again. The first poll of a business
+applied, never back, and never past the time the poll began (our clock; the overlap absorbs a small skew):
+a poll cut off anywhere reads the same window again. The first poll of a business
 starts `overlap` before now: what changed before fsm-mcp was watching is no event.
 
 A webhook is a hint (`hint`): the job it names is read afresh and applied the same way, so a delivery
@@ -48,10 +49,13 @@ class JobChangePoll:
         """One poll; the number of events it recorded."""
         async with self._lock:
             cursor = await self.db.aread(sql.cursor, self.tenant, self.feed.name)
-            start = cursor - self.overlap if cursor is not None else self.db.clock.now() - self.overlap
+            began = self.db.clock.now()
+            start = (cursor if cursor is not None else began) - self.overlap
             sightings = await self.feed.since(start)
             recorded = await apply(self.db, self.tenant, sightings)
-            newest = max((s.modified for s in sightings), default=cursor or start)
+            # Not past the time this poll began: a record changed while the list was paged may have moved
+            # behind the pages already read, and the next window must still reach it.
+            newest = min(max((s.modified for s in sightings), default=cursor or start), began)
             await self.db.awrite(sql.save_cursor, self.tenant, self.feed.name, newest, self.db.clock.now())
             return recorded
 

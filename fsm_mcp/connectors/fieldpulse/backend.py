@@ -16,6 +16,7 @@ from fsm_mcp.connectors.fieldpulse import invoices, mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
 from fsm_mcp.connectors.fieldpulse.booking import FieldPulseSteps
 from fsm_mcp.connectors.fieldpulse.catalog import Technicians
+from fsm_mcp.connectors.fieldpulse.changes import FieldPulseChanges, hinted
 from fsm_mcp.connectors.fieldpulse.config import FieldPulseSettings
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
 from fsm_mcp.connectors.fieldpulse.sync import directory_sync
@@ -23,6 +24,8 @@ from fsm_mcp.connectors.http.client import Policy, http_client
 from fsm_mcp.connectors.http.lanes import Lanes
 from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.vendor import VendorBackend
+from fsm_mcp.events.vendor_hooks import Inbound
+from fsm_mcp.events.vendor_poll import JobChangePoll
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.settings import Business
@@ -41,6 +44,9 @@ class FieldPulseBackend(VendorBackend):
         self.jobs = Jobs(self.api, self.technicians, db, business)
         self.steps = FieldPulseSteps(self.api, self.jobs, db, business)
         self.sync = directory_sync(self.api, db, business)
+        self.changes = JobChangePoll(db, self.tenant, FieldPulseChanges(self.api, self.jobs, db))
+        if config.webhook_secret is not None:
+            self.inbound = Inbound(self.changes, hinted, secret=config.webhook_secret)
 
     @classmethod
     def open(cls, db: Store, business: Business, config: FieldPulseSettings,

@@ -19,6 +19,9 @@ class FieldPulseSettings(BaseModel):
         default_factory=dict, description="technician (user) name or id -> skills; FieldPulse users carry none")
     rate: float = Field(default=50.0, gt=0, description="Requests per second: the published limit per API key")
     sync_interval: float = Field(default=300.0, ge=0, description="Seconds between background directory syncs; 0 turns them off")
+    webhook_secret: SecretStr | None = Field(default=None, min_length=16, description=(
+        "The secret ending the webhook's URL (/webhooks/fieldpulse/<business>/<secret>); FieldPulse signs nothing. "
+        "Unset: webhooks are refused, and job changes are polled only"))
 
 
 def load(table: dict[str, Any], env: dict[str, str]) -> FieldPulseSettings:

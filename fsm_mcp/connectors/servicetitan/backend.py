@@ -18,12 +18,13 @@ from fsm_mcp.connectors.servicetitan import invoices, mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.booking import ServiceTitanSteps
 from fsm_mcp.connectors.servicetitan.catalog import Settings
-from fsm_mcp.connectors.servicetitan.changes import ServiceTitanChanges
+from fsm_mcp.connectors.servicetitan.changes import ServiceTitanChanges, hinted
 from fsm_mcp.connectors.servicetitan.config import ServiceTitanSettings
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.connectors.servicetitan.sync import directory_sync
 from fsm_mcp.connectors.vendor import VendorBackend
 from fsm_mcp.errors import InvalidInput
+from fsm_mcp.events.vendor_hooks import Inbound
 from fsm_mcp.events.vendor_poll import JobChangePoll
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
@@ -44,6 +45,9 @@ class ServiceTitanBackend(VendorBackend):
         self.steps = ServiceTitanSteps(self.api, self.settings, self.jobs, db, business)
         self.sync = directory_sync(self.api, db, business, page_size=config.sync_page_size)
         self.changes = JobChangePoll(db, self.tenant, ServiceTitanChanges(self.api, self.jobs, db))
+        if config.webhook_key is not None or config.webhook_secret is not None:
+            self.inbound = Inbound(self.changes, hinted, secret=config.webhook_secret, key=config.webhook_key,
+                                   header=config.webhook_signature_header, encoding=config.webhook_signature_encoding)
 
     @classmethod
     def open(cls, db: Store, business: Business, config: ServiceTitanSettings,

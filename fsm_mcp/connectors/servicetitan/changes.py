@@ -76,3 +76,21 @@ class ServiceTitanChanges:
             return max((t for t in times if t is not None), default=EPOCH)
 
         return [Sighting(job=view, modified=version(raw), read_at=read_at) for raw, view in zip(raws, views, strict=True)]
+
+
+def hinted(payload: Any) -> list[str]:
+    """The jobs a ServiceTitan webhook names. Its body is not in the published spec: a job id is looked for as
+    `jobId`, `job.id` or `id`, at the top level or under `data` / `eventData`, in one object or a list of them."""
+    found: list[str] = []
+    for item in payload if isinstance(payload, list) else [payload]:
+        if not isinstance(item, dict):
+            continue
+        for part in (item, item.get("data"), item.get("eventData")):
+            if not isinstance(part, dict):
+                continue
+            job = part.get("job")
+            value = part.get("jobId") or (job.get("id") if isinstance(job, dict) else None) or part.get("id")
+            if value is not None and str(value).isdigit():
+                found.append(str(value))
+                break
+    return list(dict.fromkeys(found))

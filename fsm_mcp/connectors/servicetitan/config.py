@@ -3,7 +3,7 @@ table in the TOML file (the environment wins)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -31,6 +31,16 @@ class ServiceTitanSettings(BaseModel):
     rate: float = Field(default=60.0, gt=0, description="Requests per second: the published limit per app and tenant")
     sync_interval: float = Field(default=60.0, ge=0, description="Seconds between background directory syncs; 0 turns them off")
     sync_page_size: int = Field(default=5000, ge=1, le=5000, description="Records per page when syncing (the API's most is 5000)")
+    # Webhooks in (/webhooks/servicetitan/<business>): ServiceTitan's optional HMAC-SHA256 signature of the raw
+    # body, under the key given when the webhook was registered. The published spec names neither the header nor
+    # the encoding: both are settings, with these defaults.
+    webhook_key: SecretStr | None = Field(default=None, min_length=32, max_length=64,
+                                          description="The webhook's HMAC key (32-64 characters); unset: deliveries are unsigned")
+    webhook_signature_header: str = Field(default="X-ServiceTitan-Signature", min_length=1,
+                                          description="Header carrying the signature")
+    webhook_signature_encoding: Literal["base64", "hex"] = Field(default="base64", description="How the HMAC digest is written")
+    webhook_secret: SecretStr | None = Field(default=None, min_length=16, description=(
+        "Without a webhook_key: the secret ending the webhook's URL (/webhooks/servicetitan/<business>/<secret>)"))
 
 
 def load(table: dict[str, Any], env: dict[str, str]) -> ServiceTitanSettings:

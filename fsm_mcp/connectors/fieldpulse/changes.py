@@ -1,0 +1,66 @@
+"""FieldPulse's changed jobs, for the job-change poll (`events/vendor_poll.py`) and its webhooks.
+
+A job holds its window, status and technicians (assignments) itself, so its `updated_at` is its version; the
+list takes `filter` on updated_at and is paged in creation order, where a change moves nothing (paged by
+updated_at, a record changed meanwhile would move behind the pages read and push another past them). The
+statuses fsm-mcp noted as comments (arrived or working) count only with the comments, read for the jobs in
+progress.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fsm_mcp.connectors.fieldpulse import mapping
+from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
+from fsm_mcp.connectors.fieldpulse.jobs import Jobs
+from fsm_mcp.errors import NotFound
+from fsm_mcp.events.vendor_jobs import Sighting
+from fsm_mcp.models import JobStatus
+from fsm_mcp.store import Store
+
+Json = dict[str, Any]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MARKED = (JobStatus.arrived, JobStatus.working)  # FieldPulse's one "in progress": the comments tell which
+
+
+class FieldPulseChanges:
+    def __init__(self, api: FieldPulseApi, jobs: Jobs, db: Store) -> None:
+        self.api, self.jobs, self.db = api, jobs, db
+        self.name = "fieldpulse:jobs"
+
+    async def since(self, moment: datetime) -> list[Sighting]:
+        read_at = self.db.clock.now()
+        raws = await self.api.all("/jobs", {"filter": where(("updated_at", ">=", mapping.stamp(moment))),
+                                            "sort_by": "created_at", "sort_dir": "asc"})
+        return await self._sightings(raws, read_at)
+
+    async def sighting(self, job_id: str) -> Sighting | None:
+        read_at = self.db.clock.now()
+        try:
+            raw = await self.jobs.raw(job_id)
+        except NotFound:
+            return None
+        return (await self._sightings([raw], read_at))[0]
+
+    async def _sightings(self, raws: list[Json], read_at: datetime) -> list[Sighting]:
+        views = await self.jobs.views(raws, comments=False)
+        noted = [i for i, v in enumerate(views) if v.status in MARKED]
+        if noted:
+            for i, view in zip(noted, await self.jobs.views([raws[i] for i in noted], comments=True), strict=True):
+                views[i] = view
+        return [Sighting(job=view, modified=mapping.when(raw.get("updated_at")) or EPOCH, read_at=read_at)
+                for raw, view in zip(raws, views, strict=True)]
+
+
+def hinted(payload: Any) -> list[str]:
+    """The job a FieldPulse webhook names: its `message` is "CREATE ON JOBS" or "UPDATE ON JOBS FOR <field>",
+    its `data` the job (`id`) or a change of it (`object.id`). An estimate's or invoice's names none."""
+    if not isinstance(payload, dict) or " ON JOBS" not in str(payload.get("message") or "").upper():
+        return []
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        return []
+    value = data["object"].get("id") if isinstance(data.get("object"), dict) else data.get("id")
+    return [str(value)] if value is not None and str(value).isdigit() else []

@@ -1,0 +1,135 @@
+"""Webhooks in from the field-service vendors, over real loopback HTTP: fsm-mcp's HTTP app (authenticated,
+yet needing no API key on /webhooks) in front of the fake vendors, each on its own port. A webhook is a hint:
+the job is read from the vendor before anything is recorded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2 as httpx
+import pytest
+
+from fsm_mcp.access.config import AccessSettings
+from fsm_mcp.access.http import http_app
+from fsm_mcp.access.tokens import Verifier
+from fsm_mcp.events import outbox
+from fsm_mcp.events.vendor_hooks import signature
+from fsm_mcp.server import build_server
+from fsm_mcp.settings import Settings
+from fsm_mcp.store import open_store
+from tests import stores
+from tests.fakes.fieldpulse import FakeFieldPulse
+from tests.fakes.fieldpulse import connector_settings as fp_connector
+from tests.fakes.serve import serving
+from tests.fakes.servicetitan import FakeServiceTitan
+from tests.st_rig import BUSINESS, st_settings
+from tests.vendor_rig import fp_complete, fp_job, st_complete, st_job
+
+KEY = "k" * 40
+SECRET = "s3cret-path-token-0123456789"
+TENANT = BUSINESS.tenant_id
+
+
+@contextmanager
+def app_over(settings: Settings) -> Iterator[str]:
+    """fsm-mcp's HTTP app, with API keys required on /mcp, served on a loopback port."""
+    server = build_server(settings)
+    db = open_store(settings.db_path)
+    try:
+        with serving(http_app(server, AccessSettings(), Verifier(db, [TENANT], AccessSettings()))) as url:
+            yield url
+    finally:
+        db.close()
+
+
+def types_of(settings: Settings, job_id: str) -> list[str]:
+    db = open_store(settings.db_path)
+
+    async def read() -> list[str]:
+        got = await outbox.read(db, TENANT, None, limit=500)
+        return [e.type for e in got.events if e.subject_id == job_id]
+
+    try:
+        return anyio.run(read)
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def st(tmp_path: Path, store_kind: str, request: pytest.FixtureRequest) -> Iterator[tuple[FakeServiceTitan, Settings, str]]:
+    fake = FakeServiceTitan()
+    tech = str(fake.add_technician("Dana Reyes", "HVAC; plumbing"))
+    fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=["(217) 555-0143"])
+    extra = getattr(request, "param", {})
+    with serving(fake.app) as vendor:
+        settings = Settings(db_path=stores.target(store_kind, tmp_path, "st.db"), business=BUSINESS,
+                            backend="servicetitan",
+                            servicetitan=st_settings(api_url=vendor, auth_url=vendor, webhook_key=KEY, **extra))
+        yield fake, settings, tech
+
+
+@pytest.mark.parametrize(("st", "header", "encoding"), [
+    ({}, "X-ServiceTitan-Signature", "base64"),
+    ({"webhook_signature_header": "ST-Signature", "webhook_signature_encoding": "hex"}, "ST-Signature", "hex"),
+], indirect=["st"])
+def test_a_signed_servicetitan_webhook_is_read_back_and_a_bad_signature_refused(st: Any, header: str, encoding: str
+                                                                               ) -> None:
+    fake, settings, tech = st
+    job_id = st_job(fake, tech)
+    st_complete(fake, job_id)
+    body = json.dumps({"eventType": "JobCompleted", "data": {"jobId": int(job_id)}}).encode()
+    with app_over(settings) as app:
+        url = f"{app}/webhooks/servicetitan/{TENANT}"
+        wrong = httpx.post(url, content=body, headers={header: signature(body, KEY[:-1] + "x", encoding)})
+        unsigned = httpx.post(url, content=body)
+        assert (wrong.status_code, unsigned.status_code) == (401, 401)
+        assert types_of(settings, job_id) == []
+        for _ in range(3):  # ServiceTitan retries; each is the same job read again
+            assert httpx.post(url, content=body, headers={header: signature(body, KEY, encoding)}).status_code == 200
+    assert types_of(settings, job_id) == ["job.created", "technician.assigned", "job.completed"]
+
+
+def test_a_webhook_needs_no_api_key_and_an_unknown_business_or_vendor_is_not_found(st: Any) -> None:
+    _, settings, _ = st
+    body = b"{}"
+    with app_over(settings) as app:
+        assert httpx.post(f"{app}/mcp", content=body).status_code == 401  # the MCP endpoint still wants a key
+        signed = {"X-ServiceTitan-Signature": signature(body, KEY, "base64")}
+        assert httpx.post(f"{app}/webhooks/servicetitan/{TENANT}", content=body, headers=signed).status_code == 200
+        assert httpx.post(f"{app}/webhooks/servicetitan/elsewhere", content=body, headers=signed).status_code == 404
+        assert httpx.post(f"{app}/webhooks/fieldpulse/{TENANT}/{SECRET}", content=body).status_code == 404
+
+
+@pytest.fixture
+def fp(tmp_path: Path, store_kind: str) -> Iterator[tuple[FakeFieldPulse, Settings, str]]:
+    fake = FakeFieldPulse()
+    tech = str(fake.add_technician("Dana Reyes"))
+    fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=("(217) 555-0143",))
+    with serving(fake.app) as vendor:
+        connector = fp_connector(vendor, webhook_secret=SECRET)
+        settings = Settings(db_path=stores.target(store_kind, tmp_path, "fp.db"), business=BUSINESS,
+                            backend="fieldpulse", fieldpulse=connector)
+        yield fake, settings, tech
+
+
+def test_a_fieldpulse_webhook_is_a_hint_the_job_is_read_again_before_anything_is_recorded(fp: Any) -> None:
+    fake, settings, tech = fp
+    job_id = fp_job(fake, tech)
+    # The delivery claims the job completed; FieldPulse says it is still only dispatched: nothing is completed.
+    claim = {"trigger": "Job Custom Status Update", "message": "UPDATE ON JOBS FOR status_id",
+             "data": {"old_value": 1, "new_value": 4, "object": {"id": int(job_id)}}, "company": "FieldPulse_Test_1"}
+    body = json.dumps(claim).encode()
+    with app_over(settings) as app:
+        assert httpx.post(f"{app}/webhooks/fieldpulse/{TENANT}/wrong-secret-0123456789", content=body).status_code == 401
+        assert httpx.post(f"{app}/webhooks/fieldpulse/{TENANT}", content=body).status_code == 404  # FieldPulse signs nothing
+        assert httpx.post(f"{app}/webhooks/fieldpulse/{TENANT}/{SECRET}", content=body).status_code == 200
+        assert "job.completed" not in types_of(settings, job_id)
+        fp_complete(fake, job_id)
+        assert httpx.post(f"{app}/webhooks/fieldpulse/{TENANT}/{SECRET}", content=body).status_code == 200
+        assert httpx.post(f"{app}/webhooks/fieldpulse/{TENANT}/{SECRET}", content=body).status_code == 200
+    assert types_of(settings, job_id) == ["job.created", "technician.assigned", "job.completed"]
