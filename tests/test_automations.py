@@ -17,11 +17,12 @@ from mcp import Client
 
 from fsm_mcp.app import open_businesses
 from fsm_mcp.clock import Clock
-from fsm_mcp.events.automations import Automations
+from fsm_mcp.events.automations import Automations, Policy
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings, load_businesses
 from fsm_mcp.store import automations as automation_sql
 from fsm_mcp.store import open_store
+from fsm_mcp.store.leases import Lease
 from tests import stores
 from tests.conftest import MONDAY_9, NEW_CALLER, call, count, fail
 
@@ -267,3 +268,26 @@ async def test_over_fieldpulse_a_completion_is_invoiced_once_at_the_vendor(
         db.close()
     made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job_id]
     assert len(made) == 1 and Decimal(str(made[0]["total"])) == Decimal("160.00")
+
+
+async def test_only_the_holder_of_the_lease_runs_them_and_another_takes_over_when_it_is_let_go(
+    settings: Settings, add_technician: Callable[..., str]
+) -> None:
+    tech = add_technician("Sam Tech", ["hvac"])
+    async with served(settings, Clock()) as (client, automations):
+        db = automations.db
+        other = Lease(db, "automations", timedelta(seconds=30), holder="another-replica")
+        assert await other.take()
+        mine = Lease(db, "automations", timedelta(seconds=30), holder="this-replica")
+        waiting = Automations(automations.served, Policy(poll=0.02))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiting.run, mine)
+            job_id = await completed(client, tech, "a", lines=LINES)
+            await anyio.sleep(0.2)  # ten passes: none may act while the other replica holds the lease
+            assert invoices(settings) == []
+            await other.release()
+            with anyio.fail_after(10):
+                while not invoices(settings):
+                    await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()
+    assert [r[0] for r in invoices(settings)] == [job_id]

@@ -191,12 +191,13 @@ class Automations:
         lease = lease or Lease(self.db, "automations", self.policy.lease)
         try:
             while True:
+                acted = 0
                 try:
                     if await lease.take():
-                        await self.step(lease.take)
+                        acted = await self.step(lease.take)
                 except FsmError as exc:  # the store is busy: the next pass tries again
                     log.warning("automation pass failed: %s", exc)
-                await anyio.sleep(self.policy.poll)
+                await anyio.sleep(0 if acted else self.policy.poll)  # after work, at once: more may be waiting
         finally:
             with anyio.CancelScope(shield=True), suppress(FsmError):
                 await lease.release()
