@@ -156,3 +156,31 @@ async def test_a_job_completed_in_fieldpulse_is_seen_once_by_the_poll(tmp_path: 
         finally:
             await backend.aclose()
             db.close()
+
+
+async def test_a_job_completed_in_housecall_pro_is_seen_once_by_the_poll(tmp_path: Any, store_kind: str) -> None:
+    from fsm_mcp.connectors.housecallpro.backend import HousecallProBackend
+    from tests.fakes.housecallpro import connector_settings as hcp_connector
+    from tests.hcp_rig import seeded
+
+    fake, tech = seeded()
+    company = fake.company
+    customer = next(iter(company.customers))
+    address = next(a for a, row in company.addresses.items() if row["customer_id"] == customer)
+    db = open_store(stores.target(store_kind, tmp_path, "hcp.db"))
+    with serving(fake.app) as url:
+        backend = HousecallProBackend.open(db, BUSINESS, hcp_connector(url))
+        try:
+            assert backend.changes is not None
+            await backend.changes.run()
+            job_id = str(company.create_job({"customer_id": customer, "address_id": address,
+                                             "assigned_employee_ids": [tech]})["id"])
+            await backend.changes.run()
+            fake.complete(job_id)
+            for _ in range(2):
+                await backend.changes.run()
+            types = [t for t, _ in await events_of(db, job_id)]
+            assert types[0] == "job.created" and types.count("job.completed") == 1 and types[-1] == "job.completed"
+        finally:
+            await backend.aclose()
+            db.close()

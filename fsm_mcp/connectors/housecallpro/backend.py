@@ -14,6 +14,7 @@ from fsm_mcp.connectors.housecallpro import invoices, mapping
 from fsm_mcp.connectors.housecallpro.api import HousecallProApi
 from fsm_mcp.connectors.housecallpro.booking import HousecallProSteps
 from fsm_mcp.connectors.housecallpro.catalog import JobTypes, Technicians
+from fsm_mcp.connectors.housecallpro.changes import HousecallProChanges
 from fsm_mcp.connectors.housecallpro.config import HousecallProSettings
 from fsm_mcp.connectors.housecallpro.jobs import Jobs, cannot_set
 from fsm_mcp.connectors.housecallpro.sync import directory_sync
@@ -21,6 +22,7 @@ from fsm_mcp.connectors.http.client import Policy, http_client
 from fsm_mcp.connectors.http.lanes import Lanes
 from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.vendor import VendorBackend
+from fsm_mcp.events.vendor_poll import JobChangePoll
 from fsm_mcp.identity.text import fold
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
@@ -43,6 +45,7 @@ class HousecallProBackend(VendorBackend):
         self.jobs = Jobs(self.api, self.technicians, business)
         self.steps = HousecallProSteps(self.api, self.jobs, self.job_types, db, business)
         self.sync = directory_sync(self.api, db, business, config.sync_page_size)
+        self.changes = JobChangePoll(db, self.tenant, HousecallProChanges(self.api, self.jobs, db))
 
     @classmethod
     def open(cls, db: Store, business: Business, config: HousecallProSettings,
