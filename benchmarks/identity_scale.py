@@ -34,7 +34,7 @@ from fsm_mcp.importer import import_customers, reindex_customers
 from fsm_mcp.inputs import parse_address
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
-from fsm_mcp.store import is_postgres, open_store
+from fsm_mcp.store import Store, is_postgres, open_store
 
 
 def queries(n_customers: int, count: int, emails: list[str]) -> list[tuple[str, dict[str, object]]]:
@@ -67,7 +67,12 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--keep", type=Path, help="keep the CSV and database in this folder (reused when present)")
     parser.add_argument("--db", help="a postgresql:// URL of a server to make a scratch database on (default: SQLite)")
+    parser.add_argument("--lookups-on", metavar="STORE", help="only the lookups, on this existing store (a file or a "
+                        "postgresql:// URL of a base of --customers imported here), left as it is")
     args = parser.parse_args()
+    if args.lookups_on:
+        lookups(args, open_store(args.lookups_on), args.lookups_on)
+        return
     folder = args.keep or Path(tempfile.mkdtemp(prefix="fsm-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
     csv_path = folder / f"customers-{args.customers}.csv"
@@ -102,6 +107,11 @@ def measure(args: argparse.Namespace, csv_path: Path, db_path: Path | str, fresh
     start = time.perf_counter()
     db = open_store(db_path)
     print(f"reopen (a restart; the index is kept in the file): {time.perf_counter() - start:.2f} s", flush=True)
+    lookups(args, db, db_path)
+
+
+def lookups(args: argparse.Namespace, db: Store, db_path: Path | str) -> None:
+    business = Business()
     backend = LocalBackend(db, business)
     rng = random.Random(5)  # e-mails of customers picked at random, through their import ids
     emails = [row[0] for _ in range(200) for row in db.read(lambda c: c.execute(

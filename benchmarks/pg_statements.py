@@ -39,6 +39,7 @@ from fsm_mcp.store import postgres as pg
 Tally = dict[str, list[float]]  # statement -> [calls, rows, seconds]
 tally: Tally = defaultdict(lambda: [0, 0, 0.0])
 transactions = [0, 0.0]
+slowest: dict[str, tuple[float, str, tuple[Any, ...]]] = {}  # statement -> its slowest single call: seconds, SQL, params
 
 
 def timed(method: Callable[..., Any], many: bool) -> Callable[..., Any]:
@@ -49,10 +50,14 @@ def timed(method: Callable[..., Any], many: bool) -> Callable[..., Any]:
         try:
             return method(self, sql, params)
         finally:
-            entry = tally[" ".join(sql.split())[:150]]
+            key = " ".join(sql.split())[:150]
+            entry = tally[key]
             entry[0] += 1
             entry[1] += len(params) if many else 1
-            entry[2] += time.perf_counter() - start
+            took = time.perf_counter() - start
+            entry[2] += took
+            if not many and took > slowest.get(key, (0.0,))[0]:
+                slowest[key] = (took, sql, tuple(params))
 
     return wrapper
 
@@ -77,6 +82,17 @@ pg.PgConnection.executemany = timed(pg.PgConnection.executemany, many=True)  # t
 pg.PostgresDatabase._run = timed_run(pg.PostgresDatabase._run)  # type: ignore[method-assign]
 
 
+def explain(db: Any, count: int) -> None:
+    """EXPLAIN ANALYZE of the slowest single calls of the statements slowest per call in the phase just run."""
+    worst = sorted(((tally[k][2] / tally[k][0], k) for k in slowest if k in tally), reverse=True)[:count]
+    for per_call, key in worst:
+        took, sql, params = slowest[key]
+        plan = db.read(lambda c, sql=sql, params=params: c.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).fetchall())
+        print(f"  EXPLAIN ANALYZE of its slowest call ({1000 * took:.1f} ms; {1000 * per_call:.2f} ms a call on average): {key}")
+        for row in plan:
+            print(f"      {row[0][:200]}")
+
+
 def report(phase: str, wall: float, top: int) -> None:
     inside = sum(e[2] for e in tally.values())
     print(f"{phase}: {wall:.2f} s wall, {inside:.2f} s inside statements ({100 * inside / wall:.0f} %), "
@@ -85,6 +101,7 @@ def report(phase: str, wall: float, top: int) -> None:
     for sql, (calls, rows, seconds) in sorted(tally.items(), key=lambda kv: -kv[1][2])[:top]:
         print(f"  {seconds:8.3f} s  {int(calls):7d} calls  {int(rows):8d} rows  {1000 * seconds / calls:8.3f} ms/call  {sql}")
     tally.clear()
+    slowest.clear()
     transactions[:] = [0, 0.0]
 
 
@@ -94,6 +111,7 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=300)
     parser.add_argument("--db", default=SERVER)
     parser.add_argument("--top", type=int, default=8)
+    parser.add_argument("--explain", type=int, default=2, help="EXPLAIN ANALYZE the N lookup statements slowest per call")
     args = parser.parse_args()
     business = Business()
     with tempfile.TemporaryDirectory() as tmp, scratch_postgres(args.db) as url:
@@ -124,7 +142,12 @@ def main() -> None:
 
         start = time.perf_counter()
         anyio.run(run)
-        report(f"{args.lookups} lookups", time.perf_counter() - start, args.top)
+        wall = time.perf_counter() - start
+        saved = dict(tally), dict(slowest)
+        report(f"{args.lookups} lookups", wall, args.top)
+        tally.update(saved[0])
+        slowest.update(saved[1])
+        explain(db, args.explain)
         db.close()
 
 
