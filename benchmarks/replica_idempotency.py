@@ -2,9 +2,14 @@
 
     python benchmarks/replica_idempotency.py [--vendor servicetitan|fieldpulse] [--processes 3] [--keys 50]
                                              [--sends 21] [--keys-at-once 5]
+                                             [--db sqlite] [--db postgresql://postgres@127.0.0.1:5432/postgres]
+                                             [--redis redis://127.0.0.1:6379/0]
 
 Starts the fake vendor over real HTTP on loopback and `--processes` real `fsm-mcp serve --transport http
---stateless` processes on one SQLite store. Each key books a new caller (a different one per key); its
+--stateless` processes on one store: a SQLite file, or a scratch PostgreSQL database made on the server
+a `postgresql://` URL names and dropped after (`--db` may be given several times: each store is measured in
+turn, in the same run, over a fresh fake). `--redis`: the replicas share the vendor lanes and the caller
+limits in a Redis database of the run's own (emptied after). Each key books a new caller (a different one per key); its
 `--sends` sends go out at once, spread evenly over the processes, as a voice platform's retries would
 land behind a load balancer; `--keys-at-once` keys are in flight together. Printed: jobs and customers
 per key at the vendor (each must be 1), whether every send of a key got the same answer, the sends that
@@ -29,6 +34,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.scratch import postgres_database, redis_database
 from fsm_mcp.access.callers import SCOPES
 from tests.fakes import fieldpulse, servicetitan
 from tests.fakes.serve import serving as vendor_serving
@@ -99,24 +105,20 @@ async def run(bases: list[str], key: str, keys: int, sends: int, at_once: int) -
     return {"latencies": latencies, "slowest": slowest, "answers": answers, "failures": failures, "elapsed": elapsed}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--vendor", choices=("servicetitan", "fieldpulse"), default="servicetitan")
-    parser.add_argument("--processes", type=int, default=3)
-    parser.add_argument("--keys", type=int, default=50)
-    parser.add_argument("--sends", type=int, default=21)
-    parser.add_argument("--keys-at-once", type=int, default=5)
-    args = parser.parse_args()
+def measure(args: argparse.Namespace, store: str, redis_url: str | None) -> None:
     if args.vendor == "servicetitan":
         fake: Any = servicetitan.FakeServiceTitan()
         fake.add_technician("Dana Reyes", "HVAC; plumbing")
     else:
         fake = fieldpulse.FakeFieldPulse()
         fake.add_technician("Dana Reyes")
-    with tempfile.TemporaryDirectory() as tmp, vendor_serving(fake.app) as url:
-        db = Path(tmp) / "replicas.db"
+    with tempfile.TemporaryDirectory() as tmp, vendor_serving(fake.app) as url, ExitStack() as stores:
+        db: Any = Path(tmp) / "replicas.db" if store == "sqlite" else stores.enter_context(
+            postgres_database(store, "replicas"))
         env = {**ENV, **(servicetitan.connector_env(url) if args.vendor == "servicetitan" else fieldpulse.connector_env(url)),
                "FSM_MCP_SERVE_CALLS_PER_MINUTE": "1000000", "FSM_MCP_SERVE_WRITES_PER_MINUTE": "1000000"}
+        if redis_url:
+            env["FSM_MCP_REDIS_URL"] = redis_url
         key = new_key(db, "bench", *SCOPES, env=env)
         with ExitStack() as stack:
             bases = [stack.enter_context(serving(db, "--stateless", env=env)) for _ in range(args.processes)]
@@ -126,16 +128,37 @@ def main() -> None:
     customers_per_key = [customers.get(booking(k)["customer"]["name"], 0) for k in range(args.keys)]
     agreed = sum(1 for k in range(args.keys) if len(set(out["answers"][k])) == 1)
     ms = sorted(x * 1000 for x in out["latencies"])
-    print(f"{args.vendor}: {args.processes} stateless processes on one SQLite store, {args.keys} keys x {args.sends} "
+    kind = "SQLite" if store == "sqlite" else "PostgreSQL"
+    print(f"{args.vendor}: {args.processes} stateless processes on one {kind} store"
+          f"{' and Redis' if redis_url else ''}, {args.keys} keys x {args.sends} "
           f"concurrent sends ({args.keys_at_once} keys at once), {len(ms)} sends in {out['elapsed']:.1f} s")
-    print(f"jobs per key at the vendor: {dict(sorted(collections.Counter(per_key).items()))}  (key count by jobs)")
-    print(f"customers per key at the vendor: {dict(sorted(collections.Counter(customers_per_key).items()))}")
-    print(f"keys whose every answer named one job: {agreed}/{args.keys}; failed sends: {len(out['failures'])}")
+    print(f"  jobs per key at the vendor: {dict(sorted(collections.Counter(per_key).items()))}  (key count by jobs)")
+    print(f"  customers per key at the vendor: {dict(sorted(collections.Counter(customers_per_key).items()))}")
+    print(f"  keys whose every answer named one job: {agreed}/{args.keys}; failed sends: {len(out['failures'])}")
     for text, n in collections.Counter(out["failures"]).most_common(3):
-        print(f"  {n} x {text}")
+        print(f"    {n} x {text}")
     if ms:
-        print(f"send latency ms: median {statistics.median(ms):.0f}, p95 {ms[int(0.95 * (len(ms) - 1))]:.0f}, "
+        print(f"  send latency ms: median {statistics.median(ms):.0f}, p95 {ms[int(0.95 * (len(ms) - 1))]:.0f}, "
               f"max {ms[-1]:.0f}; slowest send per key, median {statistics.median(out['slowest']) * 1000:.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--vendor", choices=("servicetitan", "fieldpulse"), default="servicetitan")
+    parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument("--keys", type=int, default=50)
+    parser.add_argument("--sends", type=int, default=21)
+    parser.add_argument("--keys-at-once", type=int, default=5)
+    parser.add_argument("--db", action="append", metavar="sqlite|postgresql://...",
+                        help="the store: sqlite (the default), or a PostgreSQL server to make a scratch database on")
+    parser.add_argument("--redis", metavar="redis://host:port/db", help="share lanes and limits in this Redis")
+    args = parser.parse_args()
+    for store in args.db or ["sqlite"]:
+        if store != "sqlite" and not store.startswith(("postgresql://", "postgres://")):
+            parser.error(f"--db {store}: sqlite or a postgresql:// URL")
+        with ExitStack() as stack:
+            redis_url = stack.enter_context(redis_database(args.redis)) if args.redis else None
+            measure(args, store, redis_url)
 
 
 if __name__ == "__main__":
