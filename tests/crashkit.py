@@ -6,6 +6,11 @@ JSON-RPC lines so that a SIGKILL can land anywhere, including between a write an
 answer. Every call books a job with `allow_duplicate=true`, so only the idempotency key
 stands between a retry and a second booking; each job's summary names its key, which is
 how the audit counts jobs per key.
+
+The store is a SQLite file or a PostgreSQL URL. With `replicas` > 1, that many servers share the store
+(PostgreSQL, or one SQLite file); each call goes to a random live one, a call cut off by a kill is
+retried at once with the same key on another live one, and each round kills one replica at random and
+starts it again.
 """
 
 from __future__ import annotations
@@ -49,11 +54,12 @@ class Wire:
         self._closed = False
 
     @classmethod
-    async def start(cls, db: Path) -> Wire:
+    async def start(cls, db: Path | str, log_path: Path | None = None) -> Wire:
         env = {**os.environ, "FSM_MCP_LOG_LEVEL": "WARNING",
                # a stream of writes as fast as the server takes them: past any agent's rate limit on purpose
                "FSM_MCP_SERVE_CALLS_PER_MINUTE": "1000000", "FSM_MCP_SERVE_WRITES_PER_MINUTE": "1000000", "FSM_MCP_TIMEZONE": "America/Chicago"}
-        with db.with_suffix(".log").open("ab") as log:  # the server's stderr, kept beside the base for a post-mortem
+        log_path = log_path or Path(db).with_suffix(".log")
+        with log_path.open("ab") as log:  # the server's stderr, kept beside the base for a post-mortem
             process = await anyio.open_process([sys.executable, "-m", "fsm_mcp", "serve", "--db", str(db)],
                                                env=env, stderr=log)
         return cls(process)
@@ -125,6 +131,7 @@ class Outcome:
     streaming_seconds: float = 0.0
     final_busy: int = 0
     replay_mismatches: list[str] = field(default_factory=list)  # acked job id differs from the final answer
+    moved_retries: int = 0  # calls cut off by a kill and sent again at once to another replica
     jobs_per_key: Counter[str] = field(default_factory=Counter)
     integrity: str = ""
 
@@ -149,16 +156,20 @@ def _job_id(result: dict[str, Any]) -> str | None:
     return None if result.get("isError") else str(result["structuredContent"]["job_id"])
 
 
-async def run(db: Path, *, kills: int, in_flight: int = 12, retry_share: float = 0.2, max_alive: float = 1.0,
-              patience: float = 30.0, seed: int = 1) -> Outcome:
+async def run(db: Path | str, *, kills: int, in_flight: int = 12, retry_share: float = 0.2, max_alive: float = 1.0,
+              patience: float = 30.0, seed: int = 1, replicas: int = 1, log: Path | None = None) -> Outcome:
     """Stream bookings, SIGKILL the server `kills` times at random moments, restart it each time;
     then on a fresh server resend every key (waiting out "still running" answers for up to
-    `patience` seconds) and count the jobs each key left in the store."""
+    `patience` seconds) and count the jobs each key left in the store. `db`: a SQLite file or a
+    postgresql:// URL; `log`: where the servers' stderr goes (default: beside a SQLite file)."""
     rng = random.Random(seed)
     out = Outcome()
     sent_keys: list[str] = []
 
-    wire = await Wire.start(db)
+    async def start() -> Wire:
+        return await Wire.start(db, log)
+
+    wire = await start()
     async with anyio.create_task_group() as tg:
         tg.start_soon(wire.pump)
         await wire.handshake()
@@ -173,6 +184,16 @@ async def run(db: Path, *, kills: int, in_flight: int = 12, retry_share: float =
         sent_keys.append(key)
         return key
 
+    def answered(key: str, result: dict[str, Any]) -> None:
+        job_id = _job_id(result)
+        if job_id is not None:
+            if out.acknowledged.setdefault(key, job_id) != job_id:
+                out.replay_mismatches.append(key)
+        elif "still running" in json.dumps(result):
+            out.busy += 1
+        else:
+            out.other_errors.append(json.dumps(result)[:300])
+
     async def worker(w: Wire) -> None:
         while True:
             key = next_key()
@@ -181,31 +202,27 @@ async def run(db: Path, *, kills: int, in_flight: int = 12, retry_share: float =
                 result = await w.call_tool("create_job", _booking(customer_id, key))
             except ServerGone:
                 return
-            job_id = _job_id(result)
-            if job_id is not None:
-                if out.acknowledged.setdefault(key, job_id) != job_id:
-                    out.replay_mismatches.append(key)
-            elif "still running" in json.dumps(result):
-                out.busy += 1
-            else:
-                out.other_errors.append(json.dumps(result)[:300])
+            answered(key, result)
 
-    for _ in range(kills):
-        w = await Wire.start(db)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(w.pump)
-            await w.handshake()
-            started = time.perf_counter()
-            for _ in range(in_flight):
-                tg.start_soon(worker, w)
-            await anyio.sleep(rng.uniform(0.02, max_alive))
-            w.kill()
-        out.streaming_seconds += time.perf_counter() - started
-        await w.close()
-        out.kills += 1
+    if replicas == 1:
+        for _ in range(kills):
+            w = await start()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(w.pump)
+                await w.handshake()
+                started = time.perf_counter()
+                for _ in range(in_flight):
+                    tg.start_soon(worker, w)
+                await anyio.sleep(rng.uniform(0.02, max_alive))
+                w.kill()
+            out.streaming_seconds += time.perf_counter() - started
+            await w.close()
+            out.kills += 1
+    else:
+        await _replicated(start, rng, out, kills, in_flight, max_alive, replicas, next_key, answered, customer_id)
 
     out.keys = len(sent_keys)
-    w = await Wire.start(db)
+    w = await start()
     async with anyio.create_task_group() as tg:
         tg.start_soon(w.pump)
         await w.handshake()
@@ -227,11 +244,80 @@ async def run(db: Path, *, kills: int, in_flight: int = 12, retry_share: float =
 
     conn = stores.connect(db)
     try:
-        out.integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
-        for (summary,) in conn.execute("SELECT summary FROM jobs WHERE summary LIKE 'crash k%'"):
+        out.integrity = _integrity(conn)
+        for (summary,) in conn.execute("SELECT summary FROM jobs WHERE summary LIKE ?", ("crash k%",)):
             out.jobs_per_key[summary.removeprefix("crash ")] += 1
     finally:
         conn.close()
     for key in sent_keys:
         out.jobs_per_key.setdefault(key, 0)
     return out
+
+
+async def _replicated(start: Any, rng: random.Random, out: Outcome, kills: int, in_flight: int, max_alive: float,
+                      replicas: int, next_key: Any, answered: Any, customer_id: str) -> None:
+    """`replicas` servers on one store; each round one of them, at random, is killed and started again. A call
+    cut off by the kill is sent again at once, with its key, to another live replica."""
+    live: list[Wire] = []
+    async with anyio.create_task_group() as pumps:
+
+        async def up() -> None:
+            w = await start()
+            pumps.start_soon(w.pump)
+            await w.handshake()
+            live.append(w)
+
+        for _ in range(replicas):
+            await up()
+
+        async def worker() -> None:
+            key = next_key()
+            while True:
+                w = rng.choice(live)
+                out.sent += 1
+                try:
+                    result = await w.call_tool("create_job", _booking(customer_id, key))
+                except ServerGone:
+                    out.moved_retries += 1  # the same key again, on whichever replica is live now
+                    await anyio.sleep(0)
+                    continue
+                answered(key, result)
+                key = next_key()
+
+        for _ in range(kills):
+            started = time.perf_counter()
+            with anyio.CancelScope() as round_:
+                async with anyio.create_task_group() as tg:
+                    for _ in range(in_flight):
+                        tg.start_soon(worker)
+                    await anyio.sleep(rng.uniform(0.02, max_alive))
+                    victim = rng.choice(live)
+                    live.remove(victim)
+                    victim.kill()
+                    await anyio.sleep(rng.uniform(0.05, 0.3))  # the cut-off calls land on the others meanwhile
+                    round_.cancel()
+            out.streaming_seconds += time.perf_counter() - started
+            await victim.close()
+            out.kills += 1
+            await up()
+        for w in live:
+            await w.close()
+        pumps.cancel_scope.cancel()
+
+
+def _integrity(conn: Any) -> str:
+    """SQLite's integrity_check; on PostgreSQL, amcheck's check of every B-tree index of the store's tables
+    ('ok' when none is corrupt), where the extension can be had."""
+    if not getattr(conn, "postgres", False):
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+    except Exception as exc:  # not installed on that server: say so rather than claim a check
+        return f"not checked (amcheck: {type(exc).__name__})"
+    indexes = [row[0] for row in conn.execute(
+        "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE a.amname = 'btree' AND n.nspname = current_schema()")]
+    for index in indexes:
+        conn.execute("SELECT bt_index_check(?::regclass, true)", (index,))
+    return f"ok ({len(indexes)} B-tree indexes checked by amcheck)"
