@@ -117,7 +117,7 @@ async def test_the_same_state_read_at_a_newer_time_records_nothing(st: Any, back
     assert seen is not None
     await vendor_jobs.apply(backend.db, BUSINESS.tenant_id, [seen])
     touched = replace(seen, modified=seen.modified + timedelta(seconds=5))  # a note added: nothing that counts moved
-    assert await vendor_jobs.apply(backend.db, BUSINESS.tenant_id, [touched]) == 0
+    assert await vendor_jobs.apply(backend.db, BUSINESS.tenant_id, [touched]) == (0, [])
 
 
 async def test_the_background_loop_polls_job_changes_under_the_sync_lease(st: Any, backend: ServiceTitanBackend) -> None:
@@ -184,3 +184,39 @@ async def test_a_job_completed_in_housecall_pro_is_seen_once_by_the_poll(tmp_pat
         finally:
             await backend.aclose()
             db.close()
+
+
+async def test_a_status_fsm_mcp_noted_on_the_job_is_not_undone_by_the_poll(st: Any, backend: ServiceTitanBackend) -> None:
+    from fsm_mcp.events.changes import job_changed
+    from fsm_mcp.models import JobStatus
+
+    fake, _, tech = st
+    assert backend.changes is not None
+    await backend.changes.run()
+    job_id = st_job(fake, tech)
+    await backend.changes.run()
+    moved = await backend.update_job_status(job_id, JobStatus.en_route, None)  # a note at ServiceTitan
+    await job_changed(backend.db, BUSINESS.tenant_id, moved)  # what the status service records after it
+    await backend.changes.run()
+    st_complete(fake, job_id)
+    await backend.changes.run()
+    changes = await events_of(backend.db, job_id)
+    assert [t for t, _ in changes] == ["job.created", "technician.assigned", "job.status_changed", "job.completed"]
+    assert changes[-1][1]["previous_status"] == "en_route"
+
+
+async def test_a_read_that_began_before_fsm_mcp_changed_the_job_is_read_again_not_applied(
+        st: Any, backend: ServiceTitanBackend) -> None:
+    from fsm_mcp.events.changes import job_changed
+    from fsm_mcp.models import JobStatus
+
+    fake, _, tech = st
+    assert backend.changes is not None
+    job_id = st_job(fake, tech)
+    await backend.changes.hint(job_id)
+    old = await backend.changes.feed.sighting(job_id)  # read while an agent moves the job
+    moved = await backend.update_job_status(job_id, JobStatus.en_route, None)
+    await job_changed(backend.db, BUSINESS.tenant_id, moved)
+    assert old is not None
+    assert await vendor_jobs.apply(backend.db, BUSINESS.tenant_id, [old]) == (0, [job_id])
+    assert [t for t, _ in await events_of(backend.db, job_id)][-1] == "job.status_changed"  # en route stands

@@ -6,7 +6,7 @@ latest event in the outbox (which also holds what fsm-mcp's own services recorde
 else the state last seen here (the outbox forgets after its retention). Then, in one transaction:
 
 - a sighting older than the one last applied is stale (a late webhook, a read that lost a race): no effect;
-  so is one whose read began before fsm-mcp's own services last changed the job (it may predate them);
+  one whose read began before fsm-mcp's own services last changed the job may predate them: it is read again;
 - otherwise each difference records its event once: a technician new to the job `technician.assigned`
   (one each), a status moved `job.completed` / `job.cancelled` / `job.status_changed`, a window moved with
   the status unchanged `job.status_changed` with `changed: ["window"]`; a job never known before
@@ -28,7 +28,6 @@ from fsm_mcp.models import Job
 from fsm_mcp.store import Store
 from fsm_mcp.store import events as events_sql
 from fsm_mcp.store import vendor_changes as sql
-from fsm_mcp.store.db import from_db
 from fsm_mcp.store.vendor_changes import unstamp
 
 _STATUS_EVENT: dict[str, EventType] = {"completed": "job.completed", "canceled": "job.cancelled"}
@@ -38,7 +37,7 @@ _STATUS_EVENT: dict[str, EventType] = {"completed": "job.completed", "canceled":
 class Sighting:
     job: Job
     modified: datetime  # the vendor's time of this version of the job
-    read_at: datetime  # when the read of it began, on our clock
+    after: int  # the business's feed position (latest event seq) when the read of it began
 
 
 def events_for(known: dict[str, Any] | None, state: dict[str, Any]) -> list[tuple[EventType, dict[str, Any]]]:
@@ -72,10 +71,9 @@ def _apply(conn: Any, tenant: str, now: datetime, sighting: Sighting) -> int:
     mine = json.loads(row["state"]) if row is not None else None
     told = json.loads(last["data"]) if last is not None else None
     known = told if told is not None else mine
-    if told is not None and from_db(last["at"]) >= sighting.read_at and {k: told.get(k) for k in state} != mine:
+    if told is not None and int(last["seq"]) > sighting.after and {k: told.get(k) for k in state} != mine:
         # fsm-mcp's own services changed the job while it was being read: this read may predate their change.
-        # The next poll (its window overlaps) or webhook reads it again.
-        return 0
+        return -1
     found = events_for(known, state)
     for type_, data in found:
         outbox.insert(conn, tenant, now, type_, "job", job_id, data)
@@ -83,9 +81,31 @@ def _apply(conn: Any, tenant: str, now: datetime, sighting: Sighting) -> int:
     return len(found)
 
 
-async def apply(db: Store, tenant: str, sightings: list[Sighting]) -> int:
-    """Record what each sighting changed (each in its own transaction, oldest first); the number of events."""
-    recorded = 0
+async def noted(db: Store, tenant: str, job_ids: list[str]) -> set[str]:
+    """Of these jobs, those last known en route, arrived or working: the statuses fsm-mcp notes on a vendor's job
+    (its services recorded them), which a vendor read without the notes cannot tell. Only these need them."""
+    marked = {"en_route", "arrived", "working"}
+
+    def read(conn: Any) -> set[str]:
+        return {j for j in job_ids if (row := events_sql.last_of_subject(conn, tenant, "job", j)) is not None
+                and json.loads(row["data"]).get("status") in marked}
+
+    return await db.aread(read) if job_ids else set()
+
+
+async def position(db: Store, tenant: str) -> int:
+    """Where the business's feed is: take it before reading jobs from the vendor (`Sighting.after`)."""
+    return await db.aread(sql.feed_position, tenant)
+
+
+async def apply(db: Store, tenant: str, sightings: list[Sighting]) -> tuple[int, list[str]]:
+    """Record what each sighting changed (each in its own transaction, oldest first): the number of events, and
+    the jobs to read again (fsm-mcp changed them while they were being read)."""
+    recorded, again = 0, []
     for sighting in sorted(sightings, key=lambda s: s.modified):
-        recorded += await db.awrite(_apply, tenant, db.clock.now(), sighting)
-    return recorded
+        n = await db.awrite(_apply, tenant, db.clock.now(), sighting)
+        if n < 0:
+            again.append(sighting.job.job_id)
+        else:
+            recorded += n
+    return recorded, again

@@ -52,7 +52,7 @@ class JobChangePoll:
             began = self.db.clock.now()
             start = (cursor if cursor is not None else began) - self.overlap
             sightings = await self.feed.since(start)
-            recorded = await apply(self.db, self.tenant, sightings)
+            recorded = await self._apply(sightings)
             # Not past the time this poll began: a record changed while the list was paged may have moved
             # behind the pages already read, and the next window must still reach it.
             newest = min(max((s.modified for s in sightings), default=cursor or start), began)
@@ -62,4 +62,11 @@ class JobChangePoll:
     async def hint(self, job_id: str) -> int:
         """A webhook said the job changed: read it and record what changed; the number of events."""
         sighting = await self.feed.sighting(job_id)
-        return 0 if sighting is None else await apply(self.db, self.tenant, [sighting])
+        return 0 if sighting is None else await self._apply([sighting])
+
+    async def _apply(self, sightings: list[Sighting]) -> int:
+        recorded, again = await apply(self.db, self.tenant, sightings)
+        if again:  # read once more; if fsm-mcp moves them again meanwhile, the next poll's window has them
+            fresh = [s for job_id in again if (s := await self.feed.sighting(job_id)) is not None]
+            recorded += (await apply(self.db, self.tenant, fresh))[0]
+        return recorded

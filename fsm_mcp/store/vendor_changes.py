@@ -43,3 +43,9 @@ def save_seen(conn: sqlite3.Connection, tenant: str, job_id: str, modified: date
     conn.execute("INSERT INTO vendor_jobs_seen (tenant_id, job_id, modified, state, seen_at) VALUES (?,?,?,?,?) "
                  "ON CONFLICT (tenant_id, job_id) DO UPDATE SET modified = excluded.modified, state = excluded.state, "
                  "seen_at = excluded.seen_at", (tenant, job_id, stamp(modified), state, to_db(now)))
+
+
+def feed_position(conn: sqlite3.Connection, tenant: str) -> int:
+    """The seq of the business's latest event (0 before any): every event recorded later has a greater one."""
+    row = conn.execute("SELECT seq FROM event_counters WHERE tenant_id=?", (tenant,)).fetchone()
+    return 0 if row is None else int(row["seq"])

@@ -49,7 +49,8 @@ def connector_env(url: str) -> dict[str, str]:
     settings = connector_settings(url)
     values = {**settings.model_dump(exclude={"business_units", "skills", "cancel_reason", "hold_reason"}),
               "client_secret": CLIENT_SECRET, "app_key": APP_KEY}
-    return {"FSM_MCP_BACKEND": "servicetitan", **{f"FSM_MCP_SERVICETITAN_{k.upper()}": str(v) for k, v in values.items()}}
+    return {"FSM_MCP_BACKEND": "servicetitan",
+            **{f"FSM_MCP_SERVICETITAN_{k.upper()}": str(v) for k, v in values.items() if v is not None}}
 
 
 def stamp(at: datetime | None = None) -> str:

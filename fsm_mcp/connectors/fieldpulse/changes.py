@@ -4,7 +4,7 @@ A job holds its window, status and technicians (assignments) itself, so its `upd
 list takes `filter` on updated_at and is paged in creation order, where a change moves nothing (paged by
 updated_at, a record changed meanwhile would move behind the pages read and push another past them). The
 statuses fsm-mcp noted as comments (arrived or working) count only with the comments, read for the jobs in
-progress.
+progress that fsm-mcp last knew arrived or working.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fsm_mcp.connectors.fieldpulse import mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
 from fsm_mcp.errors import NotFound
-from fsm_mcp.events.vendor_jobs import Sighting
+from fsm_mcp.events.vendor_jobs import Sighting, noted, position
 from fsm_mcp.models import JobStatus
 from fsm_mcp.store import Store
 
@@ -28,29 +28,31 @@ MARKED = (JobStatus.arrived, JobStatus.working)  # FieldPulse's one "in progress
 class FieldPulseChanges:
     def __init__(self, api: FieldPulseApi, jobs: Jobs, db: Store) -> None:
         self.api, self.jobs, self.db = api, jobs, db
+        self.tenant = jobs.business.tenant_id
         self.name = "fieldpulse:jobs"
 
     async def since(self, moment: datetime) -> list[Sighting]:
-        read_at = self.db.clock.now()
+        after = await position(self.db, self.tenant)
         raws = await self.api.all("/jobs", {"filter": where(("updated_at", ">=", mapping.stamp(moment))),
                                             "sort_by": "created_at", "sort_dir": "asc"})
-        return await self._sightings(raws, read_at)
+        return await self._sightings(raws, after)
 
     async def sighting(self, job_id: str) -> Sighting | None:
-        read_at = self.db.clock.now()
+        after = await position(self.db, self.tenant)
         try:
             raw = await self.jobs.raw(job_id)
         except NotFound:
             return None
-        return (await self._sightings([raw], read_at))[0]
+        return (await self._sightings([raw], after))[0]
 
-    async def _sightings(self, raws: list[Json], read_at: datetime) -> list[Sighting]:
+    async def _sightings(self, raws: list[Json], after: int) -> list[Sighting]:
         views = await self.jobs.views(raws, comments=False)
-        noted = [i for i, v in enumerate(views) if v.status in MARKED]
-        if noted:
-            for i, view in zip(noted, await self.jobs.views([raws[i] for i in noted], comments=True), strict=True):
+        maybe = [i for i, v in enumerate(views) if v.status in MARKED]
+        known = await noted(self.db, self.tenant, [views[i].job_id for i in maybe])
+        if read := [i for i in maybe if views[i].job_id in known]:
+            for i, view in zip(read, await self.jobs.views([raws[i] for i in read], comments=True), strict=True):
                 views[i] = view
-        return [Sighting(job=view, modified=mapping.when(raw.get("updated_at")) or EPOCH, read_at=read_at)
+        return [Sighting(job=view, modified=mapping.when(raw.get("updated_at")) or EPOCH, after=after)
                 for raw, view in zip(raws, views, strict=True)]
 
 

@@ -18,7 +18,7 @@ from fsm_mcp.connectors.housecallpro.api import MOST, HousecallProApi
 from fsm_mcp.connectors.housecallpro.jobs import Jobs
 from fsm_mcp.connectors.sync import BUDGET
 from fsm_mcp.errors import NotFound
-from fsm_mcp.events.vendor_jobs import Sighting
+from fsm_mcp.events.vendor_jobs import Sighting, position
 from fsm_mcp.store import Store
 
 Json = dict[str, Any]
@@ -28,10 +28,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class HousecallProChanges:
     def __init__(self, api: HousecallProApi, jobs: Jobs, db: Store) -> None:
         self.api, self.jobs, self.db = api, jobs, db
+        self.tenant = jobs.business.tenant_id
         self.name = "housecallpro:jobs"
 
     async def since(self, moment: datetime) -> list[Sighting]:
-        read_at = self.db.clock.now()
+        after = await position(self.db, self.tenant)
         found: dict[str, Json] = {}
         page = 1
         while True:
@@ -44,15 +45,15 @@ class HousecallProChanges:
             if not rows or _version(rows[-1]) < moment or page >= int(body.get("total_pages") or 0):
                 break
             page += 1
-        return [Sighting(job=self.jobs.view(raw), modified=_version(raw), read_at=read_at) for raw in found.values()]
+        return [Sighting(job=self.jobs.view(raw), modified=_version(raw), after=after) for raw in found.values()]
 
     async def sighting(self, job_id: str) -> Sighting | None:
-        read_at = self.db.clock.now()
+        after = await position(self.db, self.tenant)
         try:
             raw = await self.jobs.raw(job_id)
         except NotFound:
             return None
-        return Sighting(job=self.jobs.view(raw), modified=_version(raw), read_at=read_at)
+        return Sighting(job=self.jobs.view(raw), modified=_version(raw), after=after)
 
 
 def _version(raw: Json) -> datetime:

@@ -17,7 +17,7 @@ from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.connectors.sync import BUDGET
 from fsm_mcp.errors import NotFound
-from fsm_mcp.events.vendor_jobs import Sighting
+from fsm_mcp.events.vendor_jobs import Sighting, noted, position
 from fsm_mcp.models import JobStatus
 from fsm_mcp.store import Store
 
@@ -29,25 +29,26 @@ MARKED = (JobStatus.dispatched, JobStatus.en_route)  # where a status fsm-mcp no
 class ServiceTitanChanges:
     def __init__(self, api: ServiceTitanApi, jobs: Jobs, db: Store) -> None:
         self.api, self.jobs, self.db = api, jobs, db
+        self.tenant = jobs.business.tenant_id
         self.name = "servicetitan:jobs"
 
     async def since(self, moment: datetime) -> list[Sighting]:
-        read_at = self.db.clock.now()
+        after = await position(self.db, self.tenant)
         changed = {"modifiedOnOrAfter": mapping.stamp(moment), "sort": "+ModifiedOn"}
         raws = {j["id"]: j for j in await self._all("jpm", "jobs", changed)}
         visits = await self._all("jpm", "appointments", changed)
         missing = sorted({int(a["jobId"]) for a in visits} - set(raws))
         if missing:
             raws.update((j["id"], j) for j in await self.api.ids("jpm", "jobs", missing))
-        return await self._sightings(list(raws.values()), read_at)
+        return await self._sightings(list(raws.values()), after)
 
     async def sighting(self, job_id: str) -> Sighting | None:
-        read_at = self.db.clock.now()
+        after = await position(self.db, self.tenant)
         try:
             raw = await self.jobs.raw(job_id)
         except NotFound:
             return None
-        return (await self._sightings([raw], read_at))[0]
+        return (await self._sightings([raw], after))[0]
 
     async def _all(self, module: str, path: str, params: Json) -> list[Json]:
         rows: list[Json] = []
@@ -59,23 +60,25 @@ class ServiceTitanChanges:
                 return rows
             page += 1
 
-    async def _sightings(self, raws: list[Json], read_at: datetime) -> list[Sighting]:
+    async def _sightings(self, raws: list[Json], after: int) -> list[Sighting]:
         if not raws:
             return []
         visits = {a["id"]: a for a in await self.api.ids("jpm", "appointments", [int(j["firstAppointmentId"]) for j in raws])}
         views = await self.jobs.views(raws, notes=False)
         # A status fsm-mcp noted on the job (en route, arrived, working) counts only with the notes: read them
-        # for the jobs where it may.
-        noted = [i for i, v in enumerate(views) if v.status in MARKED]
-        if noted:
-            for i, view in zip(noted, await self.jobs.views([raws[i] for i in noted], notes=True), strict=True):
+        # for the jobs where it may, and which fsm-mcp last knew in one of those statuses.
+        maybe = [i for i, v in enumerate(views) if v.status in MARKED]
+        known = await noted(self.db, self.tenant, [views[i].job_id for i in maybe])
+        with_notes = [i for i in maybe if views[i].job_id in known]
+        if with_notes:
+            for i, view in zip(with_notes, await self.jobs.views([raws[i] for i in with_notes], notes=True), strict=True):
                 views[i] = view
 
         def version(raw: Json) -> datetime:
             times = [mapping.when(raw.get("modifiedOn")), mapping.when(visits.get(raw["firstAppointmentId"], {}).get("modifiedOn"))]
             return max((t for t in times if t is not None), default=EPOCH)
 
-        return [Sighting(job=view, modified=version(raw), read_at=read_at) for raw, view in zip(raws, views, strict=True)]
+        return [Sighting(job=view, modified=version(raw), after=after) for raw, view in zip(raws, views, strict=True)]
 
 
 def hinted(payload: Any) -> list[str]:
