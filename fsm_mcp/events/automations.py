@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -55,6 +55,7 @@ TRANSIENT = (VendorUnavailable, WriteUncertain, Busy)
 class Policy:
     poll: float = 0.5  # seconds between passes
     batch: int = 200  # events read per business per pass
+    unit: int = 20  # events acted on in one transaction, on the local store
     lease: timedelta = timedelta(seconds=30)
 
 
@@ -105,46 +106,65 @@ class Automations:
             await self.start()
             seq = await db.aread(sql.cursor, tenant, CURSOR) or 0
         rows = await db.aread(feed.after, tenant, seq, self.policy.batch)
-        acted, passed = 0, seq
-        for row in rows:
-            if row["type"] != "job.completed":
-                passed = int(row["seq"])
-                continue
-            if passed > seq:  # the events before this one need nothing: move past them first
-                await db.awrite(sql.advance, tenant, CURSOR, passed)
-            if not await self.completed(business, row):
-                return acted
-            acted += 1
-            seq = passed = int(row["seq"])
-        if passed > seq:
-            await db.awrite(sql.advance, tenant, CURSOR, passed)
+        acted, unit = 0, self.policy.unit if business.writer.in_transaction else 1
+        for first in range(0, len(rows), unit):
+            # On the local store `unit` events' steps share a transaction: one wait for the store's write lock
+            # instead of one per event, so the automation keeps up with completions while callers write.
+            async with db.atomic() if unit > 1 else nullcontext():
+                done, whole = await self._events(business, rows[first:first + unit])
+            acted += done
+            if not whole:
+                break
         return acted
 
+    async def _events(self, business: ServedBusiness, rows: list[Any]) -> tuple[int, bool]:
+        """Act on each `job.completed` among `rows` and move the cursor past them all; (acted, False) when a
+        transient failure stopped it at one, to be tried again next pass."""
+        db, tenant = business.db, business.tenant
+        acted, passed = 0, None
+        for row in rows:
+            if row["type"] == "job.completed":
+                if passed is not None:  # the events before this one need nothing: move past them first
+                    await db.awrite(sql.advance, tenant, CURSOR, passed)
+                    passed = None
+                if not await self.completed(business, row):
+                    return acted, False
+                acted += 1
+            else:
+                passed = int(row["seq"])
+        if passed is not None:
+            await db.awrite(sql.advance, tenant, CURSOR, passed)
+        return acted, True
+
     async def completed(self, business: ServedBusiness, event: Any) -> bool:
-        """Bill the job of one `job.completed` and schedule its follow-up; False on a transient failure."""
-        db, tenant, job_id = business.db, business.tenant, str(event["subject_id"])
-        state = await db.aread(sql.job, tenant, job_id)
-        if state is not None and state["billed"] is not None:  # done before the cursor moved: a repeat
-            await db.awrite(sql.advance, tenant, CURSOR, int(event["seq"]))
-            return True
+        """Bill the job of one `job.completed` and schedule its follow-up; False on a transient failure.
+
+        On the local store the whole step is one transaction: the invoice, its key's record, its event, what
+        billing came to and the cursor's move commit together. Over a vendor the invoice is made there first,
+        and a repeat replays it by its key."""
+        db, job_id = business.db, str(event["subject_id"])
         try:
-            lines = await self._lines(business, job_id, state)
-            if lines:
+            async with db.atomic() if business.writer.in_transaction else nullcontext():
+                state = await db.aread(sql.job, business.tenant, job_id)
+                if state is not None and state["billed"] is not None:  # done before the cursor moved: a repeat
+                    await db.awrite(sql.advance, business.tenant, CURSOR, int(event["seq"]))
+                    return True
+                lines = await self._lines(business, job_id, state)
+                if not lines:
+                    await self._settle(business, event, "needs_review", None, "nothing_to_bill")
+                    return True
                 billed = await invoicing.invoice(business, ACTOR, invoice_key(job_id),
                                                  InvoiceRequest(job_id=job_id, line_items=tuple(lines)))
                 outcome = "existing" if billed.already_invoiced else "invoiced"
-                invoice_id: str | None = billed.invoice.invoice_id
-                why = None
-            else:
-                outcome, invoice_id, why = "needs_review", None, "nothing_to_bill"
+                await self._settle(business, event, outcome, billed.invoice.invoice_id, None)
+                return True
         except TRANSIENT as exc:
             log.warning("automation: invoicing job %s waits for the next pass: %s", job_id, type(exc).__name__)
             return False
         except FsmError as exc:  # refused for good (not invoiceable, rejected by the vendor): a person decides
             log.warning("automation: invoicing job %s was refused (%s)", job_id, type(exc).__name__)
-            outcome, invoice_id, why = "needs_review", None, "refused"
-        await self._settle(business, event, outcome, invoice_id, why)
-        return True
+            await self._settle(business, event, "needs_review", None, "refused")
+            return True
 
     async def _lines(self, business: ServedBusiness, job_id: str, state: Any) -> list[LineItemIn]:
         """The lines to bill, chosen once: the completion's, else the price list's for the job type, recorded."""
