@@ -4,8 +4,9 @@
 
 Checks the commit out in a temporary git worktree, then runs each side's own benchmarks/identity_scale.py with
 its own code (PYTHONPATH) as a process of its own, rounds alternating which side goes first; each side imports
-its base once (its own SQLite file, reused by its later rounds) from the same generated CSV. Prints every
-round's overall lookup figures, the medians, and the change in p95. The worktree is removed at the end.
+its base once (its own SQLite file, reused by its later rounds) from the same generated CSV; after each, lookup_cpu.py
+measures the same mix's thread CPU time with that side's code (wall-clock percentiles move with whatever else
+the machine runs). Prints every round's overall lookup figures, the medians, and the change in p95. The worktree is removed at the end.
 """
 
 from __future__ import annotations
@@ -35,6 +36,21 @@ def run_side(tree: Path, folder: Path, customers: int, lookups: int) -> tuple[tu
     imported = next((line for line in done.stdout.splitlines() if line.startswith("import:")), "")
     (b50, b95), (c50, c95) = [(float(a), float(b)) for a, b in found[:2]]
     return (b50, b95), (c50, c95), imported
+
+
+CPU = re.compile(r"^cpu: p50 ([\d.]+) ms  p95 ([\d.]+) ms")
+
+
+def cpu_side(tree: Path, folder: Path, customers: int, lookups: int) -> tuple[float, float]:
+    """Lookup p50 and p95 in thread CPU time on the side's base, by lookup_cpu.py with the side's code."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lookup_cpu.py"), "--db",
+                           str(folder / f"identity-{customers}.db"), "--customers", str(customers), "--lookups",
+                           str(lookups)], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True,
+                          text=True, timeout=1800)
+    if done.returncode != 0:
+        raise SystemExit(f"{tree}: lookup_cpu.py failed:\n{done.stderr[-2000:]}")
+    found = next(m.groups() for line in done.stdout.splitlines() if (m := CPU.match(line)))
+    return float(found[0]), float(found[1])
 
 
 def main() -> None:
@@ -71,22 +87,25 @@ def main() -> None:
             for folder in list(folders.values())[1:]:
                 folder.mkdir()
                 os.link(first / csv_name, folder / csv_name)
-            results: dict[str, list[tuple[tuple[float, float], tuple[float, float]]]] = {name: [] for name in sides}
+            results: dict[str, list[tuple[tuple[float, float], tuple[float, float], tuple[float, float]]]] = {
+                name: [] for name in sides}
             for r in range(args.rounds):
                 for name in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
                     backend, through, imported = run_side(sides[name], folders[name], args.customers, args.lookups)
-                    results[name].append((backend, through))
+                    cpu = cpu_side(sides[name], folders[name], args.customers, args.lookups)
+                    results[name].append((backend, through, cpu))
                     print(f"round {r + 1}, {name:>9}: backend p50 {backend[0]:6.2f} ms p95 {backend[1]:6.2f} ms; "
-                          f"through mcp.Client p50 {through[0]:6.2f} ms p95 {through[1]:6.2f} ms"
-                          + (f"  [{imported}]" if imported else ""), flush=True)
-            med = {name: [statistics.median(o[k][q] for o in outs) for k in (0, 1) for q in (0, 1)]
+                          f"through mcp.Client p50 {through[0]:6.2f} ms p95 {through[1]:6.2f} ms; backend CPU time "
+                          f"p50 {cpu[0]:6.3f} ms p95 {cpu[1]:6.3f} ms" + (f"  [{imported}]" if imported else ""), flush=True)
+            med = {name: [statistics.median(o[k][q] for o in outs) for k in (0, 1, 2) for q in (0, 1)]
                    for name, outs in results.items()}
-            for name, (b50, b95, c50, c95) in med.items():
+            for name, (b50, b95, c50, c95, u50, u95) in med.items():
                 print(f"median {name:>9}: backend p50 {b50:6.2f} ms p95 {b95:6.2f} ms; through mcp.Client p50 {c50:6.2f} ms "
-                      f"p95 {c95:6.2f} ms")
+                      f"p95 {c95:6.2f} ms; backend CPU time p50 {u50:6.3f} ms p95 {u95:6.3f} ms")
             now, then = med["this tree"], med[args.rev]
-            print(f"SQLite, {args.customers} customers: lookup p95 {100 * (now[1] / then[1] - 1):+.1f} % in the backend, "
-                  f"{100 * (now[3] / then[3] - 1):+.1f} % through mcp.Client, against {args.rev} (goal within 10 %)")
+            print(f"SQLite, {args.customers} customers, lookup p95 against {args.rev} (goal within 10 %): "
+                  f"{100 * (now[1] / then[1] - 1):+.1f} % in the backend (wall), {100 * (now[3] / then[3] - 1):+.1f} % "
+                  f"through mcp.Client (wall), {100 * (now[5] / then[5] - 1):+.1f} % in the backend's CPU time")
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
             subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=False)
