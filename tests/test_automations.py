@@ -17,6 +17,7 @@ from mcp import Client
 
 from fsm_mcp.app import open_businesses
 from fsm_mcp.clock import Clock
+from fsm_mcp.events import outbox
 from fsm_mcp.events.automations import Automations, Policy
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings, load_businesses
@@ -291,3 +292,26 @@ async def test_only_the_holder_of_the_lease_runs_them_and_another_takes_over_whe
                     await anyio.sleep(0.02)
             tg.cancel_scope.cancel()
     assert [r[0] for r in invoices(settings)] == [job_id]
+
+
+async def test_a_completion_seen_at_fieldpulse_is_billed_there_from_the_price_list(fp: Any) -> None:
+    settings, clock = priced(fp.settings, price_list=PRICE_LIST), Clock()
+    db = open_store(settings.db_path, clock)
+    try:
+        async with Client(build_server(settings, fp.transport, clock=clock)) as client, \
+                open_businesses({settings.business.tenant_id: settings}, db, fp.transport, background=False) as every:
+            automations = Automations(every)
+            await automations.start()
+            job = await call(client, "create_job", customer=NEW_CALLER, job_type="Furnace repair", summary="no heat",
+                             idempotency_key="a", **MONDAY_9)
+            fp.fake.jobs[int(job["job_id"])]["status"] = 4  # completed in FieldPulse's own app
+            # ...and seen by the poll, which records the completion as the services do
+            await outbox.record(db, settings.business.tenant_id, "job.completed", "job", job["job_id"],
+                                {"job_id": job["job_id"], "customer_id": job["customer_id"], "status": "completed"})
+            assert await automations.step() == 1
+            await automations.step()
+    finally:
+        db.close()
+    made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job["job_id"]]
+    assert len(made) == 1 and Decimal(str(made[0]["total"])) == Decimal("240.00")
+    assert actors(settings, "create_invoice") == ["system:automation"]
