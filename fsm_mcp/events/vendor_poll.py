@@ -14,6 +14,7 @@ repeated, late or out of order has the effect of one reading of the job, and one
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -40,10 +41,18 @@ class ChangeFeed(Protocol):
         ...
 
 
+@dataclass
+class _Hints:
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    asked: int = 0  # deliveries that arrived
+    done: int = 0  # deliveries served by a read that has been applied
+
+
 class JobChangePoll:
     def __init__(self, db: Store, tenant: str, feed: ChangeFeed, overlap: timedelta = OVERLAP) -> None:
         self.db, self.tenant, self.feed, self.overlap = db, tenant, feed, overlap
         self._lock = anyio.Lock()  # one poll at a time in a process (the background loop, a command)
+        self._hints: dict[str, _Hints] = {}  # jobs a webhook named, being read
 
     async def run(self) -> int:
         """One poll; the number of events it recorded."""
@@ -60,9 +69,24 @@ class JobChangePoll:
             return recorded
 
     async def hint(self, job_id: str) -> int:
-        """A webhook said the job changed: read it and record what changed; the number of events."""
-        sighting = await self.feed.sighting(job_id)
-        return 0 if sighting is None else await self._apply([sighting])
+        """A webhook said the job changed: read it and record what changed; the number of events. Deliveries for
+        one job that arrive while it is being read wait for that read, then one more read serves them all: a
+        read begun after a delivery arrived shows at least what it announced."""
+        waiting = self._hints.setdefault(job_id, _Hints())
+        waiting.asked += 1
+        mine = waiting.asked
+        try:
+            async with waiting.lock:
+                if waiting.done >= mine:
+                    return 0
+                began = waiting.asked
+                sighting = await self.feed.sighting(job_id)
+                recorded = 0 if sighting is None else await self._apply([sighting])
+                waiting.done = began
+                return recorded
+        finally:
+            if waiting.done == waiting.asked and self._hints.get(job_id) is waiting:
+                del self._hints[job_id]
 
     async def _apply(self, sightings: list[Sighting]) -> int:
         recorded, again = await apply(self.db, self.tenant, sightings)

@@ -63,8 +63,9 @@ class ServiceTitanChanges:
     async def _sightings(self, raws: list[Json], after: int) -> list[Sighting]:
         if not raws:
             return []
-        visits = {a["id"]: a for a in await self.api.ids("jpm", "appointments", [int(j["firstAppointmentId"]) for j in raws])}
-        views = await self.jobs.views(raws, notes=False)
+        first = await self.api.ids("jpm", "appointments", [int(j["firstAppointmentId"]) for j in raws])
+        visits = {a["id"]: a for a in first}
+        views = await self.jobs.views(raws, notes=False, first_visits=first)
         # A status fsm-mcp noted on the job (en route, arrived, working) counts only with the notes: read them
         # for the jobs where it may, and which fsm-mcp last knew in one of those statuses.
         maybe = [i for i, v in enumerate(views) if v.status in MARKED]

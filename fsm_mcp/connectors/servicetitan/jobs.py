@@ -76,14 +76,19 @@ class Jobs:
                  and (query.date_to is None or j.window_start < query.date_to)]
         return sorted(found, key=lambda j: (j.window_start, j.job_id))[:query.limit]
 
-    async def views(self, jobs: list[Json], notes: bool) -> list[Job]:
-        """Jobs in the project's terms: their appointments, assignments (and notes) fetched together."""
+    async def views(self, jobs: list[Json], notes: bool, first_visits: list[Json] | None = None) -> list[Job]:
+        """Jobs in the project's terms: their appointments (unless given: `first_visits`), assignments (and notes)
+        fetched together."""
         if not jobs:
             return []
         first = [int(j["firstAppointmentId"]) for j in jobs]
         api = self.api
+
+        async def visits_of() -> list[Json]:
+            return first_visits if first_visits is not None else await api.ids("jpm", "appointments", first)
+
         visits, assignments, catalog, *job_notes = await together(
-            lambda: api.ids("jpm", "appointments", first), lambda: self.assignments(first), self.settings.catalog,
+            visits_of, lambda: self.assignments(first), self.settings.catalog,
             *((lambda job_id=j["id"]: api.all("jpm", f"jobs/{job_id}/notes")) for j in jobs if notes),
         )
         appointments = {a["id"]: a for a in visits}

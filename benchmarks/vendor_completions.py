@@ -1,0 +1,148 @@
+"""Jobs completed in the fake ServiceTitan's own app, heard back by fsm-mcp over real loopback HTTP: the fake
+on one port, `fsm-mcp`'s HTTP app (its background poll running) on another.
+
+    python benchmarks/vendor_completions.py [--jobs 200] [--over 20] [--interval 5] [--lost 0.1] [--mode both]
+
+`--jobs` jobs are booked in the fake before the server starts, then completed there at random over `--over`
+seconds. With webhooks, each completion is delivered 1 to 3 times (signed), `--lost` of them never, each
+copy after a random delay of up to 3 s (so deliveries arrive late and out of order). The poll runs every
+`--interval` seconds either way (the catch-up). Printed per mode: completions seen (one job.completed event
+per job expected, none missing, none twice) and the latency from the completion in the fake to its event
+being in the store (watched every 50 ms): p50, p95, max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2 as httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fsm_mcp.access.config import AccessSettings
+from fsm_mcp.access.http import http_app
+from fsm_mcp.events import outbox
+from fsm_mcp.events.vendor_hooks import signature
+from fsm_mcp.server import build_server
+from fsm_mcp.settings import Settings
+from fsm_mcp.store import open_store
+from tests.fakes.serve import serving
+from tests.fakes.servicetitan import FakeServiceTitan
+from tests.st_rig import BUSINESS, st_settings
+from tests.vendor_rig import st_complete, st_job
+
+KEY = "benchmark-webhook-key-0123456789abcdef"
+TENANT = BUSINESS.tenant_id
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+async def run(jobs: int, over: float, interval: float, lost: float, webhooks: bool, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    fake = FakeServiceTitan()
+    tech = str(fake.add_technician("Dana Reyes", "HVAC; plumbing"))
+    fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=["(217) 555-0143"])
+    ids = [st_job(fake, tech, hour=8 + n % 8) for n in range(jobs)]
+    done_at: dict[str, float] = {}
+    seen_at: dict[str, float] = {}
+    counts: Counter[str] = Counter()
+    deliveries: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory() as tmp, serving(fake.app) as vendor:
+        settings = Settings(db_path=Path(tmp) / "bench.db", business=BUSINESS, backend="servicetitan",
+                            servicetitan=st_settings(api_url=vendor, auth_url=vendor, webhook_key=KEY,
+                                                     sync_interval=interval))
+        db = open_store(settings.db_path)
+        with serving(http_app(build_server(settings), AccessSettings(), None)) as app:
+            hook = f"{app}/webhooks/servicetitan/{TENANT}"
+            await anyio.sleep(1.0)  # the first poll has run: it watches from here on
+
+            async def deliver(http: httpx.AsyncClient, job_id: str) -> None:
+                body = json.dumps({"eventType": "JobCompleted", "data": {"jobId": int(job_id)}}).encode()
+                copies = 0 if rng.random() < lost else rng.randint(1, 3)
+
+                async def one() -> None:
+                    await anyio.sleep(rng.uniform(0, 3))
+                    answer = await http.post(hook, content=body, headers={"X-ServiceTitan-Signature":
+                                                                          signature(body, KEY, "base64")})
+                    deliveries[str(answer.status_code)] += 1
+
+                async with anyio.create_task_group() as tg:
+                    for _ in range(copies):
+                        tg.start_soon(one)
+
+            async def complete_all(http: httpx.AsyncClient) -> None:
+                async with anyio.create_task_group() as tg:
+                    for job_id in rng.sample(ids, len(ids)):
+                        await anyio.sleep(rng.expovariate(len(ids) / over))
+                        st_complete(fake, job_id)
+                        done_at[job_id] = time.monotonic()
+                        if webhooks:
+                            tg.start_soon(deliver, http, job_id)
+
+            async def watch() -> None:
+                cursor = None
+                while len(seen_at) < jobs:
+                    page = await outbox.read(db, TENANT, cursor, limit=500)
+                    now = time.monotonic()
+                    for e in page.events:
+                        if e.type == "job.completed":
+                            counts[e.subject_id] += 1
+                            seen_at.setdefault(e.subject_id, now)
+                    cursor = page.cursor
+                    if not page.more:
+                        await anyio.sleep(0.05)
+
+            started = time.monotonic()
+            async with httpx.AsyncClient(timeout=30) as http:
+                with anyio.move_on_after(over + 3 * interval + 60):
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(watch)
+                        await complete_all(http)
+            await anyio.sleep(interval + 1)  # anything recorded twice, late, shows now
+            total: Counter[str] = Counter()
+            cursor = None
+            while True:
+                page = await outbox.read(db, TENANT, cursor, limit=500)
+                total.update(e.subject_id for e in page.events if e.type == "job.completed")
+                cursor = page.cursor
+                if not page.more:
+                    break
+        db.close()
+    latencies = [seen_at[j] - done_at[j] for j in seen_at if j in done_at]
+    return {"mode": "webhooks + poll" if webhooks else "poll only", "jobs": jobs,
+            "completions seen": len(seen_at), "missing": jobs - len(total), "seen twice": sum(1 for c in total.values() if c > 1),
+            "p50 s": round(percentile(latencies, 50), 2), "p95 s": round(percentile(latencies, 95), 2),
+            "max s": round(max(latencies, default=float("nan")), 2), "wall s": round(time.monotonic() - started, 1),
+            "webhook answers": dict(deliveries)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--over", type=float, default=20.0)
+    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--lost", type=float, default=0.1)
+    parser.add_argument("--mode", choices=("both", "webhooks", "poll"), default="both")
+    parser.add_argument("--seed", type=int, default=19)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("httpx", "httpx2", "fsm_mcp", "mcp"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for webhooks in {"both": (True, False), "webhooks": (True,), "poll": (False,)}[args.mode]:
+        print(json.dumps(anyio.run(run, args.jobs, args.over, args.interval, args.lost, webhooks, args.seed)))
+
+
+if __name__ == "__main__":
+    main()
