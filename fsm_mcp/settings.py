@@ -15,6 +15,7 @@ import os
 import re
 import tomllib
 from datetime import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -52,6 +53,8 @@ class Business(BaseModel):
                                                     "carries none")
     follow_up_days: float = Field(default=3, ge=0, le=365, description="a follow_up.due event this long after a "
                                   "job's completion; 0: none")
+    tax_rate: Decimal = Field(default=Decimal("0"), ge=0, le=Decimal("0.30"), description="the sales tax, a fraction "
+                              "(0.0825 for 8.25 %), of the invoices the automation makes")
 
     @field_validator("timezone")
     @classmethod
@@ -110,7 +113,7 @@ VENDORS = {"servicetitan": servicetitan_config.load, "fieldpulse": fieldpulse_co
 GLOBAL_ENV = frozenset({"FSM_MCP_CONFIG", "FSM_MCP_DB", "FSM_MCP_LOG_LEVEL", "FSM_MCP_TENANT", "FSM_MCP_REDIS_URL",
                         "FSM_MCP_REPLICAS"})
 BUSINESS_KEYS = ("name", "timezone", "country", "working_hours", "job_types", "event_retention_days", "price_list",
-                 "follow_up_days")
+                 "follow_up_days", "tax_rate")
 BUSINESS_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
@@ -173,7 +176,7 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
     tables = data.get("businesses")
     if not tables:
         business: dict[str, Any] = dict(data.get("business", {}))
-        for key in ("tenant_id", "name", "timezone", "country", "event_retention_days", "follow_up_days"):
+        for key in ("tenant_id", "name", "timezone", "country", "event_retention_days", "follow_up_days", "tax_rate"):
             if value := env.get(f"FSM_MCP_{key.upper()}"):
                 business[key] = value
         if tenant := env.get("FSM_MCP_TENANT"):
@@ -191,7 +194,7 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
         own = {k: v for k, v in env.items() if k in GLOBAL_ENV or not k.startswith("FSM_MCP_")}
         own |= {"FSM_MCP_" + k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}
         business = {k: v for k, v in table.items() if k in BUSINESS_KEYS}
-        for key in ("name", "timezone", "country", "event_retention_days", "follow_up_days"):
+        for key in ("name", "timezone", "country", "event_retention_days", "follow_up_days", "tax_rate"):
             if value := own.get(f"FSM_MCP_{key.upper()}"):
                 business[key] = value
         business["tenant_id"] = ident

@@ -236,7 +236,7 @@ def test_the_readme_price_list_and_follow_up_are_read_from_the_file(tmp_path: Pa
     config = tmp_path / "fsm.toml"
     config.write_text(block)
     (one,) = load_businesses(tmp_path / "x.db", {"FSM_MCP_CONFIG": str(config)}).values()
-    assert one.business.follow_up_days == 2
+    assert one.business.follow_up_days == 2 and one.business.tax_rate == Decimal("0.0825")
     assert [(x.description, x.unit_price) for x in one.business.priced("drain CLEANING")] == [
         ("Drain cleaning", Decimal("180.00")), ("Camera inspection", Decimal("95.00"))]
     assert one.business.priced("hvac") == []
@@ -315,3 +315,14 @@ async def test_a_completion_seen_at_fieldpulse_is_billed_there_from_the_price_li
     made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job["job_id"]]
     assert len(made) == 1 and Decimal(str(made[0]["total"])) == Decimal("240.00")
     assert actors(settings, "create_invoice") == ["system:automation"]
+
+
+async def test_the_automation_invoices_at_the_business_tax_rate(
+    settings: Settings, add_technician: Callable[..., str]
+) -> None:
+    settings = priced(settings, tax_rate="0.0825")
+    tech = add_technician("Sam Tech", ["hvac"])
+    async with served(settings, Clock()) as (client, automations):
+        job_id = await completed(client, tech, "a", lines=LINES)
+        await automations.step()
+    assert [(r[0], Decimal(r[1])) for r in invoices(settings)] == [(job_id, Decimal("173.20"))]  # 160.00 + 8.25 %

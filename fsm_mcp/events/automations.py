@@ -154,7 +154,8 @@ class Automations:
                     await self._settle(business, event, "needs_review", None, "nothing_to_bill")
                     return True
                 billed = await invoicing.invoice(business, ACTOR, invoice_key(job_id),
-                                                 InvoiceRequest(job_id=job_id, line_items=tuple(lines)))
+                                                 InvoiceRequest(job_id=job_id, line_items=tuple(lines),
+                                                                tax_rate=business.settings.business.tax_rate))
                 outcome = "existing" if billed.already_invoiced else "invoiced"
                 await self._settle(business, event, outcome, billed.invoice.invoice_id, None)
                 return True
