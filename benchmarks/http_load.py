@@ -19,7 +19,7 @@ the figures compare the two modes under the same load, not the server's ceiling.
 With --stores (the curve): API keys only, one configuration after another in one run: 1 process on SQLite,
 then 1, 2, 3 ... `--stateless` replicas on PostgreSQL (a scratch database per configuration, dropped after)
 sharing per-caller limits in Redis (FSM_MCP_REDIS_URL), each configuration behind the round-robin balancer
-(benchmarks/round_robin.py). Besides calls/s and p50/p95, each prints where the machine's two cores went
+(benchmarks/balancer.py, in a process of its own: benchmarks/round_robin.py). Besides calls/s and p50/p95, each prints where the machine's two cores went
 during the load (this client process, the balancer, the replicas, PostgreSQL's processes, Redis, the rest):
 the component that takes the cores is where the curve bends.
 """
@@ -48,7 +48,7 @@ from benchmarks.round_robin import balancing
 from benchmarks.scratch_pg import SERVER, scratch_postgres
 from fsm_mcp.access import keys as api_keys
 from fsm_mcp.store import open_store
-from tests.http_rig import ENV, client, free_port, fsm, serving
+from tests.http_rig import ENV, client, fsm, serving
 from tests.when import MONDAY as FIRST_DAY  # two weeks ahead of today: bookable whenever this runs
 
 TOOLS = ("lookup_customer", "find_available_slots", "create_job", "dispatch_technician", "update_job_status",
@@ -132,28 +132,35 @@ async def play(base: str, key: str | None, n: int, tech: str, until: float,
             return None
         return result.structured_content  # type: ignore[no-any-return]
 
-    async with client(base, key) as session:
-        i = 0
-        while time.monotonic() < until:
-            window = start + timedelta(hours=3 * i)
-            phone = f"+1312{200 + n:03d}{i % 10000:04d}"  # an exchange of its own for each client
-            k = n * 7919 + i * 104729  # spread callers over names and streets as a real base is spread
-            name = f"{GIVEN[k % len(GIVEN)]} {FAMILY[k // len(GIVEN) % len(FAMILY)]}"
-            street = f"{10 + k % 9000} {STREETS[k // 7 % len(STREETS)]} {SUFFIX[k // 11 % len(SUFFIX)]}"
-            await timed(session, "lookup_customer", {"phone": phone})
-            await timed(session, "find_available_slots", {"job_type": "hvac", "date_from": window.date().isoformat()})
-            job = await timed(session, "create_job", {
-                "customer": {"name": name, "phone": phone, "address": f"{street}, Springfield, IL 62704"},
-                "job_type": "hvac", "summary": "no heat", "idempotency_key": f"c{n}-{i}", "new_customer": True,
-                "window_start": window.isoformat(), "window_end": (window + timedelta(hours=2)).isoformat()})
-            if job:
-                job_id = job["job_id"]
-                await timed(session, "dispatch_technician", {"job_id": job_id, "technician_id": tech,
-                                                             "idempotency_key": f"d{n}-{i}"})
-                for status in ("en_route", "arrived", "working", "completed"):
-                    await timed(session, "update_job_status", {"job_id": job_id, "status": status})
-                await timed(session, "create_invoice", {"job_id": job_id, "line_items": LINE,
-                                                        "idempotency_key": f"i{n}-{i}"})
+    i = 0
+    while time.monotonic() < until:
+        try:  # a connection the server (or the balancer) closed under the client: counted, and the client goes on
+            async with client(base, key) as session:
+                while time.monotonic() < until:
+                    window = start + timedelta(hours=3 * i)
+                    phone = f"+1312{200 + n:03d}{i % 10000:04d}"  # an exchange of its own for each client
+                    k = n * 7919 + i * 104729  # spread callers over names and streets as a real base is spread
+                    name = f"{GIVEN[k % len(GIVEN)]} {FAMILY[k // len(GIVEN) % len(FAMILY)]}"
+                    street = f"{10 + k % 9000} {STREETS[k // 7 % len(STREETS)]} {SUFFIX[k // 11 % len(SUFFIX)]}"
+                    await timed(session, "lookup_customer", {"phone": phone})
+                    await timed(session, "find_available_slots", {"job_type": "hvac", "date_from": window.date().isoformat()})
+                    job = await timed(session, "create_job", {
+                        "customer": {"name": name, "phone": phone, "address": f"{street}, Springfield, IL 62704"},
+                        "job_type": "hvac", "summary": "no heat", "idempotency_key": f"c{n}-{i}", "new_customer": True,
+                        "window_start": window.isoformat(), "window_end": (window + timedelta(hours=2)).isoformat()})
+                    if job:
+                        job_id = job["job_id"]
+                        await timed(session, "dispatch_technician", {"job_id": job_id, "technician_id": tech,
+                                                                     "idempotency_key": f"d{n}-{i}"})
+                        for status in ("en_route", "arrived", "working", "completed"):
+                            await timed(session, "update_job_status", {"job_id": job_id, "status": status})
+                        await timed(session, "create_invoice", {"job_id": job_id, "line_items": LINE,
+                                                                "idempotency_key": f"i{n}-{i}"})
+                    i += 1
+        except Exception as exc:  # an ExceptionGroup from the SDK's task group, around the transport error
+            while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+                exc = exc.exceptions[0]
+            errors.append(f"transport: {type(exc).__name__}: {str(exc)[:120]}")
             i += 1
 
 
@@ -185,7 +192,7 @@ def one_mode(auth: bool, clients: int, duration: float, tmp: Path, store: str | 
         roles = dict.fromkeys(pids, "replicas") | {os.getpid(): "clients"}
         base = bases[0]
         if balance:
-            base, balancer = stack.enter_context(balancing(bases, free_port()))
+            base, balancer = stack.enter_context(balancing(bases))
             roles[balancer] = "balancer"
         before = sum(rss_kib(pid) for pid in pids)
         cpu_before, busy_before = cpu_by_process(), machine_busy()
