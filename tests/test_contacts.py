@@ -13,6 +13,7 @@ from fsm_mcp.store import db as sqlite_store
 from fsm_mcp.store import open_store, postgres, schema
 from tests import stores
 from tests.conftest import MONDAY_9, call, confirmed
+from tests.st_rig import WINDOW, Rig
 from tests.test_identity_accounts import one_street  # noqa: F401  (40 customers on one street, Hugo Mamarika at 28)
 
 pytestmark = pytest.mark.anyio
@@ -148,3 +149,35 @@ async def test_a_merge_makes_each_merged_records_people_contacts_of_the_kept_acc
     }
     sam = await call(client, "lookup_customer", phone="217 555 7002")
     assert sam["matches"][0]["customer_id"] == made["pat"] and sam["caller"]["name"] == "Sam Ng"
+
+
+async def test_over_fieldpulse_a_household_member_booking_becomes_a_customer_contact_of_her_own(fp: Rig) -> None:
+    mary = {"name": "Mary Carter", "phone": "(217) 555-0177", "address": "12 Oak St, Springfield, IL 62701"}
+    async with fp.client() as client:
+        found = await call(client, "lookup_customer", **mary)
+        assert (found["matches"][0]["name"], found["matches"][0]["level"]) == ("William Carter", "account")
+        assert found["caller"]["status"] == "new"
+        booked = await call(client, "create_job", customer=mary, job_type="Furnace repair", summary="No heat",
+                            idempotency_key="mary", **WINDOW)
+        assert booked["customer_created"] is False and booked["contacts_added"] == ["+12175550177"]
+        made = [k for k in fp.fake.contacts.values() if k["phone"] == "+12175550177"]
+        assert [(k["first_name"], k["last_name"]) for k in made] == [("Mary", "Carter")]
+        again = await call(client, "lookup_customer", phone="217 555 0177")
+        assert again["matches"][0]["name"] == "William Carter"
+        assert (again["caller"]["status"], again["caller"]["name"]) == ("known", "Mary Carter")
+        bill = await call(client, "lookup_customer", phone="217.555.0143")
+        assert bill["caller"]["name"] == "William Carter"
+
+
+async def test_over_servicetitan_a_household_member_booking_is_a_contact_named_in_its_memo(rig: Rig) -> None:
+    mary = {"name": "Mary Carter", "phone": "(217) 555-0177", "address": "12 Oak St, Springfield, IL 62701"}
+    async with rig.client() as client:
+        booked = await call(client, "create_job", customer=mary, job_type="hvac", summary="No heat",
+                            idempotency_key="mary", **WINDOW)
+        assert booked["customer_created"] is False and booked["contacts_added"] == ["+12175550177"]
+        made = [k for k in rig.fake.customer_contacts.values() if k["value"] == "+12175550177"]
+        assert [k["memo"] for k in made] == ["Contact: Mary Carter"]
+        again = await call(client, "lookup_customer", phone="217 555 0177")
+        assert (again["caller"]["status"], again["caller"]["name"]) == ("known", "Mary Carter")
+        bill = await call(client, "lookup_customer", phone="217.555.0143")
+        assert (bill["caller"]["name"], bill["caller"]["role"]) == ("William Carter", "owner")

@@ -30,6 +30,7 @@ from fsm_mcp.directory import customers, duplicates
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.events.vendor_hooks import Inbound
 from fsm_mcp.events.vendor_poll import JobChangePoll
+from fsm_mcp.identity.contacts import which_contact
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.models import Customer, Job, JobStatus, Technician
 from fsm_mcp.scheduling import Slot, free_slots
@@ -81,7 +82,10 @@ class VendorBackend:
     async def lookup_customers(self, query: Profile, limit: int) -> Recognition:
         matches = await self.db.asnapshot(customers.lookup, self.tenant, query, limit)
         top = matches[0] if matches and matches[0].confidence in ("exact", "likely") else None
-        return Recognition(matches=matches, profile=await self.customer_history(top.customer_id) if top else None)
+        if top is None:
+            return Recognition(matches=matches)
+        profile = await self.customer_history(top.customer_id)
+        return Recognition(matches=matches, profile=profile, contact=which_contact(query, profile.customer.contacts))
 
     async def customer_history(self, customer_id: str, jobs: int = 5) -> CustomerProfile:
         customer: Customer = await self.db.asnapshot(customers.load_customer, self.tenant, customer_id)

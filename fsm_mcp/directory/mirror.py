@@ -15,6 +15,7 @@ from typing import Literal
 
 from fsm_mcp.directory.customers import reindex
 from fsm_mcp.models import Address
+from fsm_mcp.store.contacts import PRIMARY
 from fsm_mcp.store.db import placeholders, to_db
 
 
@@ -41,6 +42,8 @@ class MirroredContact:
     value: str  # E.164 or a normalised e-mail
     customer_id: str | None = None
     location_id: str | None = None  # a location's contact belongs to that location's customer
+    person_id: str | None = None  # the vendor's person this number or e-mail is of; None: the customer's own
+    person: str | None = None  # that person's name
 
 
 _TABLES = {"phone": ("customer_phones", "e164"), "email": ("customer_emails", "email")}
@@ -62,6 +65,7 @@ def upsert(
             "updated_at=excluded.updated_at",
             (tenant, c.id, c.name.strip() or "(no name)", c.merged_into, to_db(c.created) if c.created else stamp, stamp),
         )
+        _person(conn, tenant, c.id, primary(c.id), c.name.strip() or "(no name)", PRIMARY, stamp)
         touched.add(c.id)
     for loc in locations:
         a = loc.address
@@ -76,7 +80,7 @@ def upsert(
         touched.add(loc.customer_id)
     for contact in contacts:
         if (owner := _owner(conn, tenant, contact)) is not None:
-            _contact(conn, tenant, owner, contact)
+            _contact(conn, tenant, owner, contact, stamp)
             touched.add(owner)
     if touched and index:
         reindex(conn, tenant, touched)
@@ -90,7 +94,7 @@ def _owner(conn: sqlite3.Connection, tenant: str, contact: MirroredContact) -> s
     return str(row[0]) if row else None  # a location not synced yet: its contacts come again with it
 
 
-def _contact(conn: sqlite3.Connection, tenant: str, owner: str, contact: MirroredContact) -> None:
+def _contact(conn: sqlite3.Connection, tenant: str, owner: str, contact: MirroredContact, stamp: str) -> None:
     old = conn.execute("SELECT customer_id, kind, value FROM vendor_contacts WHERE tenant_id=? AND contact_id=?",
                        (tenant, contact.id)).fetchone()
     if old is not None and (old[0], old[1], old[2]) != (owner, contact.kind, contact.value):
@@ -104,8 +108,26 @@ def _contact(conn: sqlite3.Connection, tenant: str, owner: str, contact: Mirrore
     conn.execute("INSERT INTO vendor_contacts (tenant_id, contact_id, customer_id, kind, value) VALUES (?,?,?,?,?) "
                  "ON CONFLICT (tenant_id, contact_id) DO UPDATE SET customer_id=excluded.customer_id, kind=excluded.kind, value=excluded.value",
                  (tenant, contact.id, owner, contact.kind, contact.value))
+    person = primary(owner)
+    if contact.person_id is not None:  # a person of the vendor's own (a FieldPulse customer contact)
+        person = f"con_{contact.person_id}"
+        _person(conn, tenant, owner, person, (contact.person or "").strip() or "(no name)", None, stamp)
     table, column = _TABLES[contact.kind]
-    conn.execute(f"INSERT INTO {table} (tenant_id, customer_id, {column}) VALUES (?,?,?) ON CONFLICT DO NOTHING", (tenant, owner, contact.value))
+    conn.execute(f"INSERT INTO {table} (tenant_id, customer_id, {column}, contact_id) VALUES (?,?,?,?) "
+                 f"ON CONFLICT (tenant_id, customer_id, {column}) DO UPDATE SET contact_id=excluded.contact_id",
+                 (tenant, owner, contact.value, person))
+
+
+def primary(customer_id: str) -> str:
+    """The id of the contact a mirrored customer has from the start, named as the customer."""
+    return f"con_{customer_id}"
+
+
+def _person(conn: sqlite3.Connection, tenant: str, customer_id: str, contact_id: str, name: str, role: str | None,
+            stamp: str) -> None:
+    conn.execute("INSERT INTO contacts (tenant_id, id, customer_id, name, role, created_at) VALUES (?,?,?,?,?,?) "
+                 "ON CONFLICT (tenant_id, id) DO UPDATE SET customer_id=excluded.customer_id, name=excluded.name",
+                 (tenant, contact_id, customer_id, name, role, stamp))
 
 
 def names_and_addresses(conn: sqlite3.Connection, tenant: str, customer_ids: Iterable[str],

@@ -97,17 +97,19 @@ def customer_contacts(c: Json, region: str) -> list[MirroredContact]:
 
 
 def contact(k: Json, customer_id: str, region: str) -> list[MirroredContact]:
-    """A customer-contact record's phone and e-mail."""
+    """A customer-contact record's phone and e-mail, as the numbers of the person it names."""
     found = []
+    person = {"person_id": f"fieldpulse-{k['id']}",
+              "person": " ".join(str(k.get(f) or "").strip() for f in ("first_name", "last_name")).strip() or None}
     if phone := str(k.get("phone") or "").strip():
         try:
             found.append(MirroredContact(id=f"contact-{k['id']}-phone", kind="phone", value=parse_phone(phone, region).e164,
-                                         customer_id=customer_id))
+                                         customer_id=customer_id, **person))
         except InvalidPhone:
             log.warning("FieldPulse contact %s: not a phone number we can read; left out of lookups", k.get("id"))
     if "@" in (email := str(k.get("email") or "")):
         found.append(MirroredContact(id=f"contact-{k['id']}-email", kind="email", value=normalize_email(email),
-                                     customer_id=customer_id))
+                                     customer_id=customer_id, **person))
     return found
 
 

@@ -126,8 +126,9 @@ class ServiceTitanSteps:
                         return c
                 return None
 
-            made = await self.api.write("POST", "crm", path, {"type": kind, "value": value}, check=there,
-                                        what=f"the contact {value}")
+            named = person is not None and person.contact_id != mirror.primary(customer.customer_id)  # not the customer
+            body = {"type": kind, "value": value} | ({"memo": mapping.person_memo(person.name)} if named and person else {})
+            made = await self.api.write("POST", "crm", path, body, check=there, what=f"the contact {value}")
             if k := mapping.contact(made, self.business.country, customer_id=customer.customer_id):
                 await self.db.awrite(partial(mirror.upsert, contacts=[k]), self.tenant, now)
             added.append(value)

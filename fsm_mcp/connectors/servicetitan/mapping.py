@@ -78,10 +78,21 @@ def location(loc: Json) -> MirroredLocation:
                             created=when(loc.get("createdOn")))
 
 
+PERSON_MEMO = "Contact: "  # what a memo we write opens with: the person the number or e-mail is of
+
+
+def person_memo(name: str) -> str:
+    return f"{PERSON_MEMO}{name.strip()}"
+
+
 def contact(k: Json, region: str, *, customer_id: str | None = None, location_id: str | None = None) -> MirroredContact | None:
-    """A phone or e-mail contact in the directory's terms; None for a fax, or a value that does not parse."""
+    """A phone or e-mail contact in the directory's terms; None for a fax, or a value that does not parse. A memo
+    naming a person (as we write it: "Contact: Mary Carter") makes it that person's; other memos are just notes."""
     kind, value = k.get("type"), str(k.get("value") or "")
     owner: Json = {"customer_id": customer_id, "location_id": location_id}
+    memo = str(k.get("memo") or "")
+    if memo.startswith(PERSON_MEMO) and (person := memo[len(PERSON_MEMO):].strip()):
+        owner.update(person=person, person_id=f"servicetitan-{customer_id or location_id}-{' '.join(person.lower().split())}")
     if kind in ("Phone", "MobilePhone"):
         try:
             return MirroredContact(id=str(k["id"]), kind="phone", value=parse_phone(value, region).e164, **owner)
