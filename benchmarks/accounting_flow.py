@@ -18,7 +18,6 @@ requests an invoice); at Xero's 60 a minute that is one job every 4 s, so 1,000 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
 import statistics
 import tempfile
@@ -73,6 +72,8 @@ async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None
         landed: dict[str, float] = {}
         customer_of: dict[str, str] = {}
         rng = random.Random(5)
+        failures: dict[str, int] = {}
+        shown = [0]
 
         async def arrive() -> None:
             for n in range(jobs):
@@ -90,12 +91,19 @@ async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None
 
         async def work(done: anyio.Event) -> None:
             while not (done.is_set() and len(landed) >= jobs):
-                with contextlib.suppress(FsmError):
+                try:
                     await feed.drain(sink, limit=50, at_once=8)
+                except FsmError as exc:  # retried next round; shown once each, for the reader
+                    if str(exc) not in failures:
+                        failures[str(exc)] = 1
+                        print(f"  ({provider}: a round stopped: {type(exc).__name__}: {str(exc)[:200]})", flush=True)
                 now = time.monotonic()
                 for invoice_id in created:
                     if invoice_id not in landed and db.read(sql.linked, TENANT, "invoice", invoice_id, provider):
                         landed[invoice_id] = now
+                if int(now) % 10 == 0 and int(now) != shown[0]:
+                    shown[0] = int(now)
+                    print(f"  ({provider}: {len(landed)} of {len(created)} created in the books)", flush=True)
                 await anyio.sleep(0.05)
 
         started = time.monotonic()
