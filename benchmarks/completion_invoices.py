@@ -4,7 +4,9 @@ from the business's price list. Printed: invoices per job (every job must have e
 total), review events (none expected), and the time from a completion's answer to its invoice in the store,
 p50/p95/max, as seen by a watcher reading the store every `--watch` seconds.
 
-    python benchmarks/completion_invoices.py [--jobs 1000] [--concurrency 8] [--watch 0.02] [--db PATH]
+    python benchmarks/completion_invoices.py [--jobs 1000] [--concurrency 8] [--watch 0.02] [--store postgresql]
+
+`--store postgresql` runs on a scratch database of the machine's PostgreSQL, dropped after.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fsm_mcp.connectors.local import technicians
+from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
 from fsm_mcp.store import open_store
@@ -32,7 +35,8 @@ from tests.when import monday, window
 PRICE = Decimal("240.00")
 CREW = 50  # technicians; each takes four two-hour windows a weekday
 BUSINESS = Business(name="Bench HVAC", timezone="America/Chicago", job_types={"Furnace repair": "hvac"},
-                    price_list={"Furnace repair": [{"description": "Flat rate", "quantity": "1", "unit_price": str(PRICE)}]})
+                    price_list={"Furnace repair": [LineItemIn(description="Flat rate", quantity=Decimal(1),
+                                                              unit_price=PRICE)]})
 
 
 def lines_of(i: int) -> tuple[list[dict[str, str]] | None, Decimal]:
@@ -49,7 +53,7 @@ async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
     return dict(result.structured_content or {})
 
 
-async def main(jobs: int, concurrency: int, watch: float, db_path: Path) -> None:
+async def main(jobs: int, concurrency: int, watch: float, db_path: Path | str) -> None:
     settings = Settings(db_path=db_path, business=BUSINESS)
     day = monday(weeks_ahead=3)
     done_at: dict[str, float] = {}
@@ -60,7 +64,8 @@ async def main(jobs: int, concurrency: int, watch: float, db_path: Path) -> None
             for n in range(CREW)]
 
     async def one(client: Client, i: int) -> None:
-        customer = {"name": f"Customer {i}", "phone": f"(312) 555-{i:04d}", "address": f"{i + 1} Maple Dr, Springfield, IL 62704"}
+        customer = {"name": f"Customer {i}", "phone": f"(312) 555-{i:04d}",
+                    "address": f"{i + 1} Maple Dr, Springfield, IL 62704"}
         when = window(day + timedelta(days=i // (CREW * 4) % 5), 8 + 2 * (i // CREW % 4))
         job = await call(client, "create_job", customer=customer, job_type="Furnace repair", summary="no heat",
                          idempotency_key=f"b{i}", **when)
@@ -122,7 +127,13 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--watch", type=float, default=0.02)
-    parser.add_argument("--db", type=Path, default=None)
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        anyio.run(main, args.jobs, args.concurrency, args.watch, args.db or Path(tmp) / "bench.db")
+    if args.store == "postgresql":
+        from benchmarks.scratch_pg import scratch_postgres
+
+        with scratch_postgres() as url:
+            anyio.run(main, args.jobs, args.concurrency, args.watch, url)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            anyio.run(main, args.jobs, args.concurrency, args.watch, Path(tmp) / "bench.db")
