@@ -219,8 +219,6 @@ async def test_serve_runs_the_automations_and_the_invoice_follows_the_completion
     assert [r[0] for r in invoices(settings)] == [job_id]
 
 
-@pytest.mark.xfail(strict=True, reason="invoice.needs_review is not yet an outbox.EventType (events/outbox.py, owned "
-                   "by another engineer): list_changes cannot read it until it is added there")
 async def test_the_review_event_reaches_list_changes(settings: Settings, add_technician: Callable[..., str]) -> None:
     tech = add_technician("Sam Tech", ["hvac"])
     async with served(settings, Clock()) as (client, automations):

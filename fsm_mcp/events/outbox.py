@@ -23,7 +23,8 @@ from fsm_mcp.store import events as sql
 from fsm_mcp.store.db import from_db
 
 EventType = Literal["job.created", "job.status_changed", "job.completed", "job.cancelled", "technician.assigned",
-                    "invoice.created", "payment.received", "customer.created", "customer.merged", "follow_up.due"]
+                    "invoice.created", "invoice.needs_review", "payment.received", "customer.created", "customer.merged",
+                    "follow_up.due"]
 SubjectType = Literal["job", "invoice", "customer", "payment"]
 
 DEFAULT_LIMIT = 100
