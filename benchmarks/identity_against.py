@@ -1,6 +1,6 @@
 """identity_scale.py on SQLite, this tree against an earlier commit, in one run: is lookup p95 within 10 %?
 
-    python benchmarks/identity_against.py [--rev a0e370e] [--customers 100000] [--lookups 2000] [--rounds 3]
+    python benchmarks/identity_against.py [--rev a0e370e] [--new REV] [--customers 100000] [--lookups 2000] [--rounds 3]
 
 Checks the commit out in a temporary git worktree, then runs each side's own benchmarks/identity_scale.py with
 its own code (PYTHONPATH) as a process of its own, rounds alternating which side goes first; each side imports
@@ -50,12 +50,16 @@ def cpu_side(tree: Path, folder: Path, customers: int, lookups: int) -> tuple[fl
     if done.returncode != 0:
         raise SystemExit(f"{tree}: lookup_cpu.py failed:\n{done.stderr[-2000:]}")
     found = next(m.groups() for line in done.stdout.splitlines() if (m := CPU.match(line)))
+    for line in done.stdout.splitlines():
+        if line.startswith("cpu of "):
+            print(f"    {tree.name}: {line}", flush=True)
     return float(found[0]), float(found[1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rev", default="a0e370e")
+    parser.add_argument("--new", metavar="REV", help="compare this commit (in a worktree of its own) instead of this tree")
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
@@ -64,15 +68,20 @@ def main() -> None:
         base = Path(tmp) / "base"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.rev], check=True,
                        capture_output=True)
+        new = ROOT
+        if args.new:
+            new = Path(tmp) / "new"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(new), args.new], check=True,
+                           capture_output=True)
         try:
-            sides = {"this tree": ROOT, args.rev: base}
+            sides = {"this tree": new, args.rev: base}
             for name, tree in sides.items():
                 where = subprocess.run([sys.executable, "-c", "import fsm_mcp; print(fsm_mcp.__file__)"], text=True,
                                        env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree, capture_output=True,
                                        check=True).stdout.strip()
                 rev = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], text=True,
                                      capture_output=True).stdout.strip()
-                dirty = " with uncommitted changes" if tree == ROOT else ""
+                dirty = " with uncommitted changes" if tree == ROOT else ""  # "this tree" is --new's commit if given
                 print(f"{name}: {rev}{dirty}, fsm_mcp from {where}", flush=True)
                 if not where.startswith(str(tree)):
                     raise SystemExit(f"{name}: its benchmark would run another tree's code")
@@ -107,7 +116,8 @@ def main() -> None:
                   f"{100 * (now[1] / then[1] - 1):+.1f} % in the backend (wall), {100 * (now[3] / then[3] - 1):+.1f} % "
                   f"through mcp.Client (wall), {100 * (now[5] / then[5] - 1):+.1f} % in the backend's CPU time")
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
+            for tree in {base, new} - {ROOT}:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
             subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=False)
 
 

@@ -48,19 +48,21 @@ def main() -> None:
     mix = queries(args.customers, args.lookups, emails)
     wall: list[float] = []
     cpu: list[float] = []
+    by_kind: dict[str, list[float]] = {}
 
     async def run() -> None:
-        for _, q in mix:
+        for kind, q in mix:
             w, c = time.perf_counter(), time.thread_time()
             where = parse_address(q["address"]) if "address" in q else None  # type: ignore[arg-type]
             profile = caller_profile(region="US", address=where, **{k: v for k, v in q.items() if k != "address"})  # type: ignore[arg-type]
             await backend.lookup_customers(profile, 5)
             cpu.append((time.thread_time() - c) * 1000)
+            by_kind.setdefault(kind, []).append(cpu[-1])
             wall.append((time.perf_counter() - w) * 1000)
 
     anyio.run(run)
     db.close()
-    for label, values in (("wall", wall), ("cpu", cpu)):
+    for label, values in (("wall", wall), ("cpu", cpu), *((f"cpu of {k}", v) for k, v in by_kind.items())):
         values.sort()
         print(f"{label}: p50 {statistics.median(values):.3f} ms  p95 {values[int(0.95 * (len(values) - 1))]:.3f} ms")
 
