@@ -1,11 +1,13 @@
-"""Jobs completed in the fake ServiceTitan's own app, heard back by fsm-mcp over real loopback HTTP: the fake
-on one port, `fsm-mcp`'s HTTP app (its background poll running) on another.
+"""Jobs completed in the fake ServiceTitan's (or FieldPulse's) own app, heard back by fsm-mcp over real
+loopback HTTP: the fake on one port, `fsm-mcp`'s HTTP app (its background poll running) on another.
 
-    python benchmarks/vendor_completions.py [--jobs 200] [--over 20] [--interval 5] [--lost 0.1] [--mode both]
+    python benchmarks/vendor_completions.py [--vendor servicetitan|fieldpulse] [--jobs 200] [--over 20]
+        [--interval 5] [--lost 0.1] [--mode both]
 
 `--jobs` jobs are booked in the fake before the server starts, then completed there at random over `--over`
-seconds. With webhooks, each completion is delivered 1 to 3 times (signed), `--lost` of them never, each
-copy after a random delay of up to 3 s (so deliveries arrive late and out of order). The poll runs every
+seconds. With webhooks, each completion is delivered 1 to 3 times (signed for ServiceTitan; for FieldPulse,
+unsigned, to the business's secret path), `--lost` of them never, each copy after a random delay of up to
+3 s (so deliveries arrive late and out of order). The poll runs every
 `--interval` seconds either way (the catch-up). Printed per mode: completions seen (one job.completed event
 per job expected, none missing, none twice) and the latency from the completion in the fake to its event
 being in the store (watched every 50 ms): p50, p95, max.
@@ -35,10 +37,12 @@ from fsm_mcp.events.vendor_hooks import signature
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
 from fsm_mcp.store import open_store
+from tests.fakes.fieldpulse import FakeFieldPulse
+from tests.fakes.fieldpulse import connector_settings as fp_connector
 from tests.fakes.serve import serving
 from tests.fakes.servicetitan import FakeServiceTitan
 from tests.st_rig import BUSINESS, st_settings
-from tests.vendor_rig import st_complete, st_job
+from tests.vendor_rig import fp_complete, fp_job, st_complete, st_job
 
 KEY = "benchmark-webhook-key-0123456789abcdef"
 TENANT = BUSINESS.tenant_id
@@ -49,33 +53,65 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-async def run(jobs: int, over: float, interval: float, lost: float, webhooks: bool, seed: int) -> dict[str, Any]:
+class Vendor:
+    """The fake, its jobs, and what a webhook from it looks like."""
+
+    def __init__(self, name: str, jobs: int) -> None:
+        self.name = name
+        if name == "servicetitan":
+            self.fake: Any = FakeServiceTitan()
+            tech = str(self.fake.add_technician("Dana Reyes", "HVAC; plumbing"))
+            self.fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=["(217) 555-0143"])
+            self.ids = [st_job(self.fake, tech, hour=8 + n % 8) for n in range(jobs)]
+        else:
+            self.fake = FakeFieldPulse()
+            tech = str(self.fake.add_technician("Dana Reyes"))
+            self.fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=("(217) 555-0143",))
+            self.ids = [fp_job(self.fake, tech, hour=8 + n % 8) for n in range(jobs)]
+
+    def settings(self, db: Path, url: str, interval: float) -> Settings:
+        if self.name == "servicetitan":
+            return Settings(db_path=db, business=BUSINESS, backend="servicetitan", servicetitan=st_settings(
+                api_url=url, auth_url=url, webhook_key=KEY, sync_interval=interval))
+        return Settings(db_path=db, business=BUSINESS, backend="fieldpulse",
+                        fieldpulse=fp_connector(url, webhook_secret=KEY, sync_interval=interval))
+
+    def complete(self, job_id: str) -> None:
+        (st_complete if self.name == "servicetitan" else fp_complete)(self.fake, job_id)
+
+    def delivery(self, app: str, job_id: str) -> tuple[str, bytes, dict[str, str]]:
+        """(url, body, headers) of one webhook telling of the job's completion."""
+        if self.name == "servicetitan":
+            body = json.dumps({"eventType": "JobCompleted", "data": {"jobId": int(job_id)}}).encode()
+            return (f"{app}/webhooks/servicetitan/{TENANT}", body,
+                    {"X-ServiceTitan-Signature": signature(body, KEY, "base64")})
+        body = json.dumps({"trigger": "Job Custom Status Update", "message": "UPDATE ON JOBS FOR status_id",
+                           "data": {"old_value": 1, "new_value": 4, "object": {"id": int(job_id)}}}).encode()
+        return f"{app}/webhooks/fieldpulse/{TENANT}/{KEY}", body, {}
+
+
+async def run(vendor_name: str, jobs: int, over: float, interval: float, lost: float, webhooks: bool,
+              seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    fake = FakeServiceTitan()
-    tech = str(fake.add_technician("Dana Reyes", "HVAC; plumbing"))
-    fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=["(217) 555-0143"])
-    ids = [st_job(fake, tech, hour=8 + n % 8) for n in range(jobs)]
+    vendor_of = Vendor(vendor_name, jobs)
+    fake, ids = vendor_of.fake, vendor_of.ids
     done_at: dict[str, float] = {}
     seen_at: dict[str, float] = {}
     counts: Counter[str] = Counter()
     deliveries: Counter[str] = Counter()
     with tempfile.TemporaryDirectory() as tmp, serving(fake.app) as vendor:
-        settings = Settings(db_path=Path(tmp) / "bench.db", business=BUSINESS, backend="servicetitan",
-                            servicetitan=st_settings(api_url=vendor, auth_url=vendor, webhook_key=KEY,
-                                                     sync_interval=interval))
+        settings = vendor_of.settings(Path(tmp) / "bench.db", vendor, interval)
         db = open_store(settings.db_path)
         with serving(http_app(build_server(settings), AccessSettings(), None)) as app:
-            hook = f"{app}/webhooks/servicetitan/{TENANT}"
             await anyio.sleep(1.0)  # the first poll has run: it watches from here on
 
             async def deliver(http: httpx.AsyncClient, job_id: str) -> None:
-                body = json.dumps({"eventType": "JobCompleted", "data": {"jobId": int(job_id)}}).encode()
+                hook, body, headers = vendor_of.delivery(app, job_id)
                 copies = 0 if rng.random() < lost else rng.randint(1, 3)
 
                 async def one() -> None:
                     await anyio.sleep(rng.uniform(0, 3))
-                    answer = await http.post(hook, content=body, headers={"X-ServiceTitan-Signature":
-                                                                          signature(body, KEY, "base64")})
+                    answer = await http.post(hook, content=body, headers=headers)
                     deliveries[str(answer.status_code)] += 1
 
                 async with anyio.create_task_group() as tg:
@@ -86,7 +122,7 @@ async def run(jobs: int, over: float, interval: float, lost: float, webhooks: bo
                 async with anyio.create_task_group() as tg:
                     for job_id in rng.sample(ids, len(ids)):
                         await anyio.sleep(rng.expovariate(len(ids) / over))
-                        st_complete(fake, job_id)
+                        vendor_of.complete(job_id)
                         done_at[job_id] = time.monotonic()
                         if webhooks:
                             tg.start_soon(deliver, http, job_id)
@@ -121,7 +157,7 @@ async def run(jobs: int, over: float, interval: float, lost: float, webhooks: bo
                     break
         db.close()
     latencies = [seen_at[j] - done_at[j] for j in seen_at if j in done_at]
-    return {"mode": "webhooks + poll" if webhooks else "poll only", "jobs": jobs,
+    return {"vendor": vendor_name, "mode": "webhooks + poll" if webhooks else "poll only", "jobs": jobs,
             "completions seen": len(seen_at), "missing": jobs - len(total), "seen twice": sum(1 for c in total.values() if c > 1),
             "p50 s": round(percentile(latencies, 50), 2), "p95 s": round(percentile(latencies, 95), 2),
             "max s": round(max(latencies, default=float("nan")), 2), "wall s": round(time.monotonic() - started, 1),
@@ -136,12 +172,13 @@ def main() -> None:
     parser.add_argument("--lost", type=float, default=0.1)
     parser.add_argument("--mode", choices=("both", "webhooks", "poll"), default="both")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--vendor", choices=("servicetitan", "fieldpulse"), default="servicetitan")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for name in ("httpx", "httpx2", "fsm_mcp", "mcp"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for webhooks in {"both": (True, False), "webhooks": (True,), "poll": (False,)}[args.mode]:
-        print(json.dumps(anyio.run(run, args.jobs, args.over, args.interval, args.lost, webhooks, args.seed)))
+        print(json.dumps(anyio.run(run, args.vendor, args.jobs, args.over, args.interval, args.lost, webhooks, args.seed)))
 
 
 if __name__ == "__main__":

@@ -213,7 +213,6 @@ async def test_a_read_that_began_before_fsm_mcp_changed_the_job_is_read_again_no
     fake, _, tech = st
     assert backend.changes is not None
     job_id = st_job(fake, tech)
-    await backend.changes.hint(job_id)
     old = await backend.changes.feed.sighting(job_id)  # read while an agent moves the job
     moved = await backend.update_job_status(job_id, JobStatus.en_route, None)
     await job_changed(backend.db, BUSINESS.tenant_id, moved)

@@ -49,3 +49,14 @@ def feed_position(conn: sqlite3.Connection, tenant: str) -> int:
     """The seq of the business's latest event (0 before any): every event recorded later has a greater one."""
     row = conn.execute("SELECT seq FROM event_counters WHERE tenant_id=?", (tenant,)).fetchone()
     return 0 if row is None else int(row["seq"])
+
+
+def seen_many(conn: sqlite3.Connection, tenant: str, job_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """{job id: (modified, state)} of those of these jobs seen before, 500 ids to a query."""
+    found: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(job_ids), 500):
+        chunk = job_ids[start:start + 500]
+        rows = conn.execute(f"SELECT job_id, modified, state FROM vendor_jobs_seen WHERE tenant_id=? AND job_id IN "
+                            f"({', '.join('?' for _ in chunk)})", (tenant, *chunk)).fetchall()
+        found.update((r["job_id"], (r["modified"], r["state"])) for r in rows)
+    return found

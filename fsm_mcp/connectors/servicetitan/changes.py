@@ -17,7 +17,7 @@ from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.connectors.sync import BUDGET
 from fsm_mcp.errors import NotFound
-from fsm_mcp.events.vendor_jobs import Sighting, noted, position
+from fsm_mcp.events.vendor_jobs import Sighting, applied, noted, position
 from fsm_mcp.models import JobStatus
 from fsm_mcp.store import Store
 
@@ -40,7 +40,12 @@ class ServiceTitanChanges:
         missing = sorted({int(a["jobId"]) for a in visits} - set(raws))
         if missing:
             raws.update((j["id"], j) for j in await self.api.ids("jpm", "jobs", missing))
-        return await self._sightings(list(raws.values()), after)
+        # A first appointment not in the list was not modified in the window, so is older than its job's own time:
+        # each job's version is known from the two lists, and a job already applied at it is not read again.
+        moved = {a["id"]: a for a in visits}
+        versions = {str(j["id"]): _version(j, moved) for j in raws.values()}
+        done = await applied(self.db, self.tenant, versions)
+        return await self._sightings([j for j in raws.values() if str(j["id"]) not in done], after)
 
     async def sighting(self, job_id: str) -> Sighting | None:
         after = await position(self.db, self.tenant)
@@ -75,11 +80,13 @@ class ServiceTitanChanges:
             for i, view in zip(with_notes, await self.jobs.views([raws[i] for i in with_notes], notes=True), strict=True):
                 views[i] = view
 
-        def version(raw: Json) -> datetime:
-            times = [mapping.when(raw.get("modifiedOn")), mapping.when(visits.get(raw["firstAppointmentId"], {}).get("modifiedOn"))]
-            return max((t for t in times if t is not None), default=EPOCH)
+        return [Sighting(job=view, modified=_version(raw, visits), after=after) for raw, view in zip(raws, views, strict=True)]
 
-        return [Sighting(job=view, modified=version(raw), after=after) for raw, view in zip(raws, views, strict=True)]
+
+def _version(raw: Json, visits: dict[Any, Json]) -> datetime:
+    """The newer of the job's modifiedOn and its first appointment's (when that is among `visits`)."""
+    times = [mapping.when(raw.get("modifiedOn")), mapping.when(visits.get(raw["firstAppointmentId"], {}).get("modifiedOn"))]
+    return max((t for t in times if t is not None), default=EPOCH)
 
 
 def hinted(payload: Any) -> list[str]:
