@@ -45,7 +45,7 @@ def new_customers(fp: Rig) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(params=["fieldpulse", "servicetitan"])
-def vendor(request: pytest.FixtureRequest) -> Rig:
+def vendor(request: pytest.FixtureRequest, store_kind: str) -> Rig:  # store_kind: the rigs run on both stores
     rig: Rig = request.getfixturevalue("fp" if request.param == "fieldpulse" else "rig")
     return rig
 

@@ -139,7 +139,9 @@ async def test_a_retry_with_any_one_field_changed_is_refused_as_a_key_reuse_for_
 
     await refuses_every_changed_field(
         lambda r: statuses.move(served, AUTOMATION, "move", r),
-        StatusMove(job_id=job_id, status=JobStatus.en_route, note="on the way"), {"status": JobStatus.on_hold})
+        StatusMove(job_id=job_id, status=JobStatus.en_route, note="on the way"),
+        {"status": JobStatus.on_hold,
+         "lines": (LineItemIn(description="Diagnostic", quantity=Decimal("1"), unit_price=Decimal("89.00")),)})
 
     for status in (JobStatus.arrived, JobStatus.working, JobStatus.completed):
         await statuses.move(served, AUTOMATION, None, StatusMove(job_id=job_id, status=status))

@@ -25,10 +25,10 @@ async def move(business: ServedBusiness, actor: str, key: str | None, request: S
     """Repeating the current status changes nothing, so a retry without a key is safe too."""
     if request.status is JobStatus.canceled:
         raise InvalidInput("status", "canceling needs a person's confirmation: use cancel_job")
-    if request.lines and request.status is not JobStatus.completed:
-        raise InvalidInput("lines", "are the work done, sent with status completed; leave them out otherwise")
 
-    async def write(_: Attempt) -> Job:
+    async def write(_: Attempt) -> Job:  # checks that need no store run here, after the key: a changed retry is a key reuse
+        if request.lines and request.status is not JobStatus.completed:
+            raise InvalidInput("lines", "are the work done, sent with status completed; leave them out otherwise")
         job = await business.backend.update_job_status(request.job_id, request.status, request.note)
         if request.lines:  # before the completion's event, which the automation acts on
             await automations.note_work(business.db, business.tenant, job.job_id, list(request.lines))
