@@ -194,4 +194,56 @@ MIGRATIONS: list[str] = [
     CREATE INDEX webhook_deliveries_subject ON webhook_deliveries (subscriber_id, subject, state, seq);
     CREATE INDEX webhook_deliveries_event ON webhook_deliveries (tenant_id, event_id);
     """,
+    # Vendor job changes (issue 19): how far each business's poll of a vendor's jobs has read (the newest
+    # modification time it has seen), and each job as last seen there (its state and the vendor's time of it),
+    # so a sighting repeated, late or out of order has one effect.
+    """
+    CREATE TABLE vendor_change_cursors (
+        tenant_id TEXT NOT NULL, feed TEXT NOT NULL, cursor TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, feed)
+    ) WITHOUT ROWID;
+    CREATE TABLE vendor_jobs_seen (
+        tenant_id TEXT NOT NULL, job_id TEXT NOT NULL, modified TEXT NOT NULL, state TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, job_id)
+    ) WITHOUT ROWID;
+    """,
+    # Contacts (issue 21): a customer is an account (a household or a business; its name is the billing name) and
+    # the people who call for it are its contacts, each phone and e-mail belonging to one of them (contact_id;
+    # NULL: the account's line, nobody's in particular). Lookups by number stay one read of match_keys. Every
+    # live customer gets one contact, named as the customer, owning its phones and e-mails; a record merged
+    # before contacts existed becomes a contact of the record it was merged into, unless it bore that name.
+    """
+    CREATE TABLE contacts (
+        tenant_id TEXT NOT NULL, id TEXT NOT NULL, customer_id TEXT NOT NULL, name TEXT NOT NULL, role TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX contacts_customer ON contacts (tenant_id, customer_id, name);
+    ALTER TABLE customer_phones ADD COLUMN contact_id TEXT;
+    ALTER TABLE customer_emails ADD COLUMN contact_id TEXT;
+    INSERT INTO contacts (tenant_id, id, customer_id, name, role, created_at)
+        SELECT tenant_id, 'con_' || id, id, name, 'owner', created_at FROM customers WHERE merged_into IS NULL;
+    INSERT INTO contacts (tenant_id, id, customer_id, name, role, created_at)
+        SELECT m.tenant_id, 'con_' || m.id, m.merged_into, m.name, NULL, m.created_at FROM customers m
+        JOIN customers k ON k.tenant_id = m.tenant_id AND k.id = m.merged_into
+        WHERE lower(trim(m.name)) <> lower(trim(k.name));
+    UPDATE customer_phones SET contact_id = 'con_' || customer_id;
+    UPDATE customer_emails SET contact_id = 'con_' || customer_id;
+    """,
+    # Automations (issue 19): each automation's place in its business's feed (the seq of the last event it
+    # acted on), and per completed job the work to bill (lines, and where they came from), what billing came
+    # to (invoiced, existing, needs_review) and when its follow-up is due and was recorded.
+    """
+    CREATE TABLE automation_cursors (
+        tenant_id TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE automation_jobs (
+        tenant_id TEXT NOT NULL, job_id TEXT NOT NULL, lines TEXT, lines_from TEXT, billed TEXT, invoice_id TEXT,
+        customer_id TEXT, follow_up_at TEXT, followed_up_at TEXT, updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, job_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX automation_jobs_follow_up ON automation_jobs (tenant_id, follow_up_at) WHERE followed_up_at IS NULL;
+    """,
 ]
