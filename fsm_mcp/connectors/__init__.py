@@ -5,6 +5,7 @@ kept synced in the background by one replica at a time (a lease in the store).""
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -116,6 +117,10 @@ async def _keep_synced(backend: VendorBackend, interval: float) -> None:
                     log.info("directory sync from %s: %s", backend.vendor, report.stored)
             except FsmError as exc:  # the vendor is down or refusing: lookups go on from the directory as it is
                 log.warning("directory sync from %s failed: %s; trying again in %.0f s", backend.vendor, exc, interval)
+            except Exception as exc:  # a bug in the background work must not take the serving replica down with it
+                log.error("directory sync from %s crashed (%s); trying again in %.0f s\n%s", backend.vendor,
+                          type(exc).__name__, interval, "\n".join(f"  {f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)))
+                # where it happened, not the message: a driver's error may quote a record
             await anyio.sleep(interval)
     finally:
         with anyio.CancelScope(shield=True):
