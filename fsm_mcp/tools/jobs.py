@@ -9,7 +9,16 @@ from fsm_mcp.access.callers import needs
 from fsm_mcp.connectors.base import Booking, BookingRequest, JobFilter
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
-from fsm_mcp.inputs import AddressArg, CustomerDetails, Line, LineItemIn, Moment, PhoneText, Text, parse_address
+from fsm_mcp.inputs import (
+    AddressArg,
+    CustomerDetails,
+    Line,
+    LineItemIn,
+    Moment,
+    PhoneText,
+    Text,
+    parse_address,
+)
 from fsm_mcp.models import Job, JobStatus, Priority
 from fsm_mcp.scheduling import check_window, localize
 from fsm_mcp.services import booking, cancellation, reads, statuses
