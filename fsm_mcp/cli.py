@@ -3,7 +3,6 @@ Logs and progress go to stderr."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import sys
@@ -14,6 +13,7 @@ import anyio
 import click
 
 from fsm_mcp.access.config import AccessSettings
+from fsm_mcp.access.hosts import is_loopback
 from fsm_mcp.settings import Settings
 
 db_option = click.option(
@@ -46,15 +46,6 @@ def main() -> None:
     logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name that may resolve anywhere
-
-
 @main.command()
 @click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -81,7 +72,7 @@ def serve(transport: str, host: str, port: int, read_only: bool, no_auth: bool, 
     access = next(iter(every.values())).access
     if stateless is not None:
         access = access.model_copy(update={"stateless": stateless})
-    if not _loopback(host):
+    if not is_loopback(host):
         if no_auth:
             raise click.UsageError(f"--host {host} with --no-auth would take anonymous calls from the network; "
                                    "serve 127.0.0.1 without authentication, or drop --no-auth")

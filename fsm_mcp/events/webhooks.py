@@ -10,7 +10,6 @@ shown once, when the subscriber is added; it is kept in the store, which signing
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import secrets
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
+from fsm_mcp.access.hosts import is_loopback
 from fsm_mcp.errors import InvalidInput, NotFound
 from fsm_mcp.store import Store
 from fsm_mcp.store import events as sql
@@ -47,15 +47,6 @@ def _subscriber(row: Any) -> Subscriber:
                       disabled=row["disabled_at"] is not None)
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(url: str, allow_loopback_http: bool = False) -> str:
     """An https URL; http only to this machine's loopback, and only with `allow_loopback_http` (development)."""
     parts = urlsplit(url)
@@ -65,7 +56,7 @@ def check_url(url: str, allow_loopback_http: bool = False) -> str:
         raise InvalidInput("url", "must be an absolute URL such as https://example.com/hooks")
     if parts.scheme == "https":
         return url
-    if parts.scheme == "http" and _loopback(parts.hostname):
+    if parts.scheme == "http" and is_loopback(parts.hostname):
         if allow_loopback_http:
             return url
         raise InvalidInput("url", "http is allowed only to loopback for development: pass --allow-loopback-http, "
