@@ -49,6 +49,7 @@ class FsmServer(MCPServer):
     sent as compact JSON: voice platforms hand that text to the model, and the SDK's indentation is tokens."""
 
     served: ServedBusinesses | None = None  # while the lifespan runs: what the HTTP app's webhooks in reach
+    books: Mapping[str, Any] = {}  # while the lifespan runs: each business's accounting sink, by business id
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -76,6 +77,7 @@ def build_server(
     clock: Clock | None = None,
     deliver_webhooks: bool = False,
     automate: bool = False,
+    keep_books: bool | None = None,
 ) -> MCPServer:
     """A server for one business's `settings`, or for several by business id (by default, every configured one).
     `caller` is who a message without credentials is: over stdio and in process, the local user (trusted with every
@@ -83,7 +85,9 @@ def build_server(
     vendors (tests hand in one to a fake); by default, the network. `clock`: what time it is for everything the server
     does (by default the system's; tests move it). `deliver_webhooks`: run the webhook delivery worker (one replica
     at a time delivers, under a store lease; `fsm-mcp serve` turns it on). `automate`: run the automations (job
-    completed -> invoice, follow-ups; one replica at a time, under a store lease; `fsm-mcp serve` turns it on)."""
+    completed -> invoice, follow-ups; one replica at a time, under a store lease; `fsm-mcp serve` turns it on).
+    `keep_books` (None: as `automate`): post invoices to each business's books and read payments back
+    (fsm_mcp/accounting; one replica at a time, under a store lease)."""
     clock = clock or Clock()
     keep_out_of_logs()  # the SDK would log the text of every refused call: names, numbers, streets
     if settings is None:
@@ -104,6 +108,10 @@ def build_server(
                     await stack.enter_async_context(delivering(db, retention))
                 if automate:
                     await stack.enter_async_context(automating(served))
+                if automate if keep_books is None else keep_books:
+                    from fsm_mcp.accounting.serving import keeping_books
+
+                    mcp.books = await stack.enter_async_context(keeping_books(db, every))
                 mcp.served = served
                 yield served
         finally:

@@ -8,7 +8,8 @@ or with an unknown, revoked, expired or wrong-audience credential, gets 401 and 
 is configured, as the MCP authorization spec asks). `--no-auth` (this machine only) skips it.
 
 `/webhooks/<vendor>/<business>[/<secret>]` (`events/vendor_hooks.py`) is never authenticated by these
-credentials: by the vendor's signature or the business's secret in the path.
+credentials: by the vendor's signature or the business's secret in the path; so are the books'
+`/webhooks/quickbooks/<business>` and `/webhooks/xero/<business>` (`accounting/webhooks.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from fsm_mcp.access.callers import SCOPES
 from fsm_mcp.access.config import AccessSettings
 from fsm_mcp.access.sessions import SessionCaps
 from fsm_mcp.access.tokens import Verifier
+from fsm_mcp.accounting import webhooks as accounting_hooks
 from fsm_mcp.events import vendor_hooks
 
 PATH = "/mcp"
@@ -52,6 +54,7 @@ def http_app(server: MCPServer, settings: AccessSettings, verifier: Verifier | N
         app.add_middleware(SessionCaps, server=server, path=PATH, per_caller=settings.max_sessions_per_caller,
                            per_business=settings.max_sessions_per_business, idle_timeout=settings.session_idle_timeout)
     app.router.routes.extend(vendor_hooks.routes(lambda vendor, business: _inbound(server, vendor, business)))
+    app.router.routes.extend(accounting_hooks.routes(lambda business, provider: _books(server, business, provider)))
     if verifier is None:
         return app
     metadata_url = None
@@ -75,6 +78,12 @@ def _inbound(server: MCPServer, vendor: str, business: str) -> vendor_hooks.Inbo
     if str(getattr(backend, "vendor", "")).lower() != vendor:
         return None
     return getattr(backend, "inbound", None)
+
+
+def _books(server: MCPServer, business: str, provider: str) -> Any:
+    """The business's accounting sink if its books are `provider`'s, while the server runs; else None."""
+    sink = getattr(server, "books", {}).get(business)
+    return sink if sink is not None and sink.provider == provider else None
 
 
 class RequireCaller:

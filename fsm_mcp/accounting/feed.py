@@ -13,19 +13,21 @@ more.
 from __future__ import annotations
 
 import logging
+import traceback
 from datetime import timedelta
 from decimal import Decimal
 
 import anyio
 
-from fsm_mcp.accounting.sink import Sink
+from fsm_mcp.accounting.sink import Sink, renewing
 from fsm_mcp.errors import FsmError, InvalidInput
 from fsm_mcp.events import outbox
 from fsm_mcp.store import accounting as sql
 from fsm_mcp.store.leases import Lease
 
 log = logging.getLogger("fsm_mcp")
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(seconds=30)  # renewed while held
+WORKER = timedelta(seconds=30)  # the worker's lease: a replica killed hands the books on within this
 
 
 def announce(sink: Sink) -> None:
@@ -65,36 +67,47 @@ async def drain(sink: Sink, limit: int = 100, at_once: int = 8) -> int:
         return 0
     posted = 0
     try:
-        while True:
-            cursor = await sink.db.aread(sql.get_cursor, sink.tenant, sink.provider, "outbox")
-            try:
-                page = await outbox.read(sink.db, sink.tenant, cursor, limit)
-            except InvalidInput:  # the cursor's event was pruned: start again (posting twice does nothing)
-                page = await outbox.read(sink.db, sink.tenant, None, limit)
-            wanted = [e.subject_id for e in page.events if e.type == "invoice.created"]
-            await together(sink, wanted, at_once)  # raises (the cursor unmoved) if any failed: all retried next round
-            posted += len(wanted)
-            if page.events:
-                await sink.db.awrite(sql.set_cursor, sink.tenant, sink.provider, "outbox", page.events[-1].id)
-            if not page.more:
-                return posted
-            await lease.take()
+        async with renewing(lease):
+            while True:
+                cursor = await sink.db.aread(sql.get_cursor, sink.tenant, sink.provider, "outbox")
+                try:
+                    page = await outbox.read(sink.db, sink.tenant, cursor, limit)
+                except InvalidInput:  # the cursor's event was pruned: start again (posting twice does nothing)
+                    page = await outbox.read(sink.db, sink.tenant, None, limit)
+                wanted = [e.subject_id for e in page.events if e.type == "invoice.created"]
+                await together(sink, wanted, at_once)  # raises (the cursor unmoved) if any failed: retried next round
+                posted += len(wanted)
+                if page.events:
+                    await sink.db.awrite(sql.set_cursor, sink.tenant, sink.provider, "outbox", page.events[-1].id)
+                if not page.more:
+                    return posted
     finally:
         with anyio.CancelScope(shield=True):
             await lease.release()
 
 
-async def run(sink: Sink, interval: float = 2.0, catch_up_every: float = 900.0) -> None:
-    """Drain the outbox every `interval` seconds and catch up with the books every `catch_up_every`; forever."""
+async def run(sink: Sink, interval: float = 2.0, catch_up_every: float = 900.0, ttl: timedelta = WORKER) -> None:
+    """Drain the outbox every `interval` seconds and catch up with the books every `catch_up_every`, forever, in
+    one replica at a time (a store lease of `ttl`, renewed while held; a replica killed hands it on after `ttl`)."""
     announce(sink)
+    worker = Lease(sink.db, f"accounting:{sink.tenant}:{sink.provider}:worker", ttl)
     since_catch_up = catch_up_every  # catch up at start: changes made while we were down
-    while True:
-        try:
-            await drain(sink)
-            if since_catch_up >= catch_up_every:
-                await sink.catch_up()
-                since_catch_up = 0.0
-        except FsmError as exc:
-            log.warning("accounting (%s): %s; trying again shortly", sink.provider, type(exc).__name__)
-        await anyio.sleep(interval)
-        since_catch_up += interval
+    try:
+        while True:
+            try:
+                if await worker.take():
+                    async with renewing(worker):
+                        await drain(sink)
+                        if since_catch_up >= catch_up_every:
+                            await sink.catch_up()
+                            since_catch_up = 0.0
+            except FsmError as exc:
+                log.warning("accounting (%s): %s; trying again shortly", sink.provider, type(exc).__name__)
+            except Exception as exc:  # a bug must not end the server's lifespan; its message may quote a record
+                log.error("accounting (%s): %s at %s; trying again shortly", sink.provider, type(exc).__name__,
+                          " < ".join(f"{f.name}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__)[-4:]))
+            await anyio.sleep(interval)
+            since_catch_up += interval
+    finally:
+        with anyio.CancelScope(shield=True):
+            await worker.release()

@@ -23,7 +23,8 @@ a payment seen for the first time).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -46,7 +47,22 @@ from fsm_mcp.store import accounting as sql
 from fsm_mcp.store.leases import Lease
 
 log = logging.getLogger("fsm_mcp")
-LEASE = timedelta(minutes=3)
+LEASE = timedelta(seconds=30)  # renewed while held: a process killed mid-post hands the invoice on within this
+
+
+@asynccontextmanager
+async def renewing(lease: Lease) -> AsyncIterator[None]:
+    """Keep `lease` taken (renewed a third of its life at a time) while the block runs."""
+
+    async def renew() -> None:
+        while True:
+            await anyio.sleep(lease.ttl.total_seconds() / 3)
+            await lease.take()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(renew)
+        yield
+        tg.cancel_scope.cancel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +145,8 @@ class Sink:
         if not await lease.take():
             raise Busy(f"another process is posting invoice {invoice_id} to {self.books.vendor}; try again shortly")
         try:
-            return await self._post(invoice_id)
+            async with renewing(lease):
+                return await self._post(invoice_id)
         finally:
             with anyio.CancelScope(shield=True):
                 await lease.release()
