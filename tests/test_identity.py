@@ -179,11 +179,28 @@ def test_the_given_name_with_another_surname_at_the_house_is_a_name_changed_by_m
     assert any("name changed by marriage" in r for r in found.reasons)
 
 
-def test_both_names_different_at_one_house_stay_possible_a_new_owner_or_tenant() -> None:
-    found = score(_caller("molly webb", "440 mccombie street, rosedale, qld, 4674"),
-                  _caller("hugo alderson", "440 mccombie street, rosedale, qld, 4674"), "c1", {})
+def _with_phone(profile: Profile, phone: str) -> Profile:
+    profile.phones.add(parse_phone(phone).e164)
+    return profile
+
+
+def test_both_names_different_at_one_house_with_phones_that_differ_stay_possible_a_new_owner_or_tenant() -> None:
+    found = score(_with_phone(_caller("molly webb", "440 mccombie street, rosedale, qld, 4674"), "217-555-0101"),
+                  _with_phone(_caller("hugo alderson", "440 mccombie street, rosedale, qld, 4674"), "217-555-0199"),
+                  "c1", {})
     assert found is not None and found.confidence == "possible"
     assert any(r.startswith("neither name agrees: perhaps a new owner, tenant") for r in found.reasons)
+    assert "phone differs" in found.reasons
+
+
+def test_both_names_different_at_one_house_with_nothing_against_it_is_the_house_account_to_confirm() -> None:
+    """Records of names and addresses alone (an imported list, public linkage data): the house is the account's
+    place and nothing says otherwise, so the account is recognised; who the caller is stays to be confirmed."""
+    found = score(_caller("molly webb", "440 mccombie street, rosedale, qld, 4674"),
+                  _caller("hugo alderson", "440 mccombie street, rosedale, qld, 4674"), "c1", {})
+    assert found is not None and (found.confidence, found.level) == ("likely", "account")
+    assert "given name differs (Molly / Hugo)" in found.reasons and "surname differs (Webb / Alderson)" in found.reasons
+    assert any(r.startswith("neither name agrees, at the same house") and "confirm" in r for r in found.reasons)
 
 
 def test_a_namesake_on_another_street_with_other_phone_and_email_is_only_possible_and_says_why() -> None:
@@ -227,10 +244,19 @@ def test_a_small_base_keeps_the_reviewed_weights() -> None:
     assert estimate_u(default_model(), base) == default_model()
 
 
-def test_a_neighbour_with_the_same_surname_is_not_a_likely_match() -> None:
-    found = score(_caller("Mary Jenkins", "14 Oak Street, Springfield, IL 62704"),
-                  _caller("William Jenkins", "12 Oak Street, Springfield, IL 62704"), "c1", {})
-    assert found is None or found.confidence == "possible"
+def test_a_neighbour_with_the_same_surname_and_a_phone_of_their_own_is_not_a_match() -> None:
+    found = score(_with_phone(_caller("Mary Jenkins", "14 Oak Street, Springfield, IL 62704"), "217-555-0101"),
+                  _with_phone(_caller("William Jenkins", "12 Oak Street, Springfield, IL 62704"), "217-555-0199"),
+                  "c1", {})
+    assert found is None
+
+
+def test_one_name_and_the_house_number_different_with_no_phone_to_tell_is_at_most_the_account_to_confirm() -> None:
+    found = score(_caller("Matthew Campbell", "94 Mosman Poace, North Beach, NSW 2617"),
+                  _caller("Samuel Campbell", "32 Mosman Place, North Beach, NSW 2617"), "c1", {})
+    assert found is not None and found.level == "account" and found.confidence in ("likely", "possible")
+    assert "same street, another house number (94 Mosman Poace / 32 Mosman Place)" in found.reasons
+    assert any("confirm the caller's name and address" in r for r in found.reasons)
 
 
 def test_two_surnames_on_one_line_at_one_house_are_one_account_never_one_person() -> None:

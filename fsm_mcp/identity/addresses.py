@@ -79,6 +79,28 @@ def parse_street(
     )
 
 
+_RUN_IN = ("street", "st", "avenue", "ave", "road", "rd", "drive", "dr", "place", "pl", "crescent", "cres",
+           "circuit", "cct", "court", "ct", "lane", "ln", "close", "cl", "way", "parade", "terrace", "ter",
+           "boulevard", "blvd")
+_RUN_IN_FORM = {"street": "st", "avenue": "ave", "road": "rd", "drive": "dr", "place": "pl", "crescent": "cres",
+                "circuit": "cct", "court": "ct", "lane": "ln", "close": "cl", "terrace": "ter", "boulevard": "blvd"}
+
+
+def split_street(street: str) -> tuple[str, str]:
+    """"alabaste rstreet" -> ("alabaster", "st"): the street's name without spaces, and its suffix, even
+    when the suffix ran into the name."""
+    joined = street.replace(" ", "")
+    for suffix in _RUN_IN:
+        if joined.endswith(suffix) and len(joined) > len(suffix) + 2:
+            return joined[: -len(suffix)], _RUN_IN_FORM.get(suffix, suffix)
+    return joined, ""
+
+
+def street_core(street: str) -> str:
+    """A street's name without its suffix or spaces: "Oak St", "oakstreet" and "Oak Street" are one."""
+    return split_street(street)[0]
+
+
 def address_entry(
     street: str, unit: str | None, postal: str | None, locality: str | None = None, region: str | None = None
 ) -> tuple[StreetAddress, str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from rapidfuzz.distance import OSA, JaroWinkler
 
-from fsm_mcp.identity.addresses import StreetAddress
+from fsm_mcp.identity.addresses import StreetAddress, split_street, street_core
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.identity.names import PersonName, nickname_pair, ocr_form, sound
 
@@ -35,11 +35,6 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "region": ("exact", "different"),
 }
 _RANK = {level: len(levels) - i for levels in LEVELS.values() for i, level in enumerate(levels)}
-_SUFFIXES = ("street", "st", "avenue", "ave", "road", "rd", "drive", "dr", "place", "pl", "crescent", "cres",
-             "circuit", "cct", "court", "ct", "lane", "ln", "close", "cl", "way", "parade", "terrace", "ter",
-             "boulevard", "blvd")
-_SUFFIX_FORM = {"street": "st", "avenue": "ave", "road": "rd", "drive": "dr", "place": "pl", "crescent": "cres",
-                "circuit": "cct", "court": "ct", "lane": "ln", "close": "cl", "terrace": "ter", "boulevard": "blvd"}
 
 
 @dataclass(slots=True)
@@ -115,19 +110,10 @@ def compare_names(q: PersonName, r: PersonName, out: Comparison) -> None:
             out.values[part] = value
 
 
-def _street_core(street: str) -> tuple[str, str]:
-    """"alabaste rstreet" -> ("alabaste r", "st") then joined: a suffix run into the name still counts."""
-    joined = street.replace(" ", "")
-    for suffix in _SUFFIXES:
-        if joined.endswith(suffix) and len(joined) > len(suffix) + 2:
-            return joined[: -len(suffix)], _SUFFIX_FORM.get(suffix, suffix)
-    return joined, ""
-
-
 def _line(a: str, b: str) -> str:
     level = closeness(a, b)
     if level != "exact":
-        (core_a, suffix_a), (core_b, suffix_b) = _street_core(a), _street_core(b)
+        (core_a, suffix_a), (core_b, suffix_b) = split_street(a), split_street(b)
         if core_a == core_b and (suffix_a == suffix_b or not suffix_a or not suffix_b):
             return "exact"
         if suffix_a and suffix_b and suffix_a != suffix_b:
@@ -203,4 +189,4 @@ def compare(
 
 def street_value(street: str) -> str:
     """A street as its frequency is counted: "Oak St", "oakstreet" and "Oak Street" are one."""
-    return _street_core(street)[0]
+    return street_core(street)

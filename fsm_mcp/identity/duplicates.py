@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 RANK = {"possible": 0, "likely": 1, "exact": 2}
 MAX_BLOCK = 50  # records sharing one key; beyond this the key says too little (a common name, a switchboard)
-PAIR_KEYS = ("p:", "e:", "a:", "h:", "n:", "m:", "l:", "s:", "u:")  # initials ("i:") are too coarse to pair on
+PAIR_KEYS = ("p:", "e:", "a:", "h:", "n:", "m:", "l:", "s:", "u:", "t:", "g:")  # initials ("i:") are too coarse to pair on
 
 
 @dataclass(slots=True)

@@ -3,8 +3,9 @@
 A record and a query that could be the same customer share at least one key. Keys are
 plain strings, stored beside the customer and looked up by equality. The wide keys (a
 name's sound within a postal area) are read only when the narrow ones found no one to
-attach, and only where few customers share them: they catch a record whose street, house
-or name spelling slipped, in a base where that sound in that postal area is rare.
+attach, and only where few customers share them: they catch a record whose street, house,
+postal code or name spelling slipped, in a base where that sound in that postal area (or on
+that street, or that house number in that town) is rare.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from fsm_mcp.identity.addresses import StreetAddress
+from fsm_mcp.identity.addresses import StreetAddress, street_core
 from fsm_mcp.identity.names import PersonName, given_forms, sound
 
-WIDE = ("s:",)  # prefixes of the wide keys
+WIDE = ("s:", "t:", "g:")  # prefixes of the wide keys
+_HEAD = 4  # letters of a street or town a wide key keeps: slips and split words fall mostly later in a word
 MAX_WIDE_BLOCK = 12  # a wide key shared by more customers than this is a crowd, not a lead (a busy postal area)
 
 
@@ -59,6 +61,16 @@ def _address_keys(address: StreetAddress, name: PersonName | None) -> Iterable[s
     if name and name.parts and address.postal:  # the street may be the slip: who by that name lives in that postal area
         for part in {name.given, name.family} - {""}:
             yield f"s:{sound(part)}|{address.postal[:5]}"
+    if name and name.parts:  # the postal code and house may be the slip: who by that name lives on that street
+        for line in {_head(street_core(address.street)), _head(street_core(address.unit))} - {""}:
+            for part in {name.given, name.family} - {""}:
+                yield f"t:{sound(part)}|{line}"
+    if address.house and address.locality:  # the street and the name may be the slips: that house in that town
+        yield f"g:{address.house}|{_head(address.locality)}"
+
+
+def _head(text: str) -> str:
+    return text.replace(" ", "")[:_HEAD]
 
 
 def record_keys(profile: Profile) -> set[str]:

@@ -97,9 +97,16 @@ def _confidence(model: Model, weight: float, found: Comparison) -> Verdict | Non
             verdict.confidence = most
             verdict.caveat = verdict.caveat or caveat
 
+    against = contacts_differ(levels)
     if not any(agree) and any(unsure):
-        cap("possible", "neither name agrees: perhaps a new owner, tenant or housemate; ask the caller"
-            if place or line else "neither name agrees; ask the caller")
+        if place and not against:
+            verdict.level, verdict.caveat = "account", (
+                "neither name agrees, at the same house and with no phone or e-mail against it: perhaps another "
+                "member of the household, a tenant or a new owner; confirm they call for this account")
+            cap("likely")
+        else:
+            cap("possible", "neither name agrees: perhaps a new owner, tenant or housemate; ask the caller"
+                if place or line else "neither name agrees; ask the caller")
     elif any(unsure):
         if place or line:
             where = "at the same house" if place else "on a shared line"
@@ -109,10 +116,15 @@ def _confidence(model: Model, weight: float, found: Comparison) -> Verdict | Non
                 f"the same given name with another surname {where}: perhaps a name changed by marriage; "
                 "confirm the caller's name")
             cap("likely")
-        elif contacts_differ(levels):
+        elif against:
             return None  # a surname (or a given name) against another name, phone and place: nobody to ask about
         else:
-            cap("possible", "one name differs and nothing else places them in one household; ask the caller")
+            # No phone or e-mail to weigh: the address's other fields decide, as they would for a slip in the house
+            # number or the street; at the account level, since the person may be another one of it.
+            verdict.level, verdict.caveat = "account", (
+                "one name differs and the address only in part, with no phone or e-mail to tell: perhaps the same "
+                "household with a slip in its address; confirm the caller's name and address")
+            cap("likely")
     if found.phone_owners > 1 and given is None and "address" not in found.said:
         cap("possible", "the number is shared by several customers")
     if contacts_differ(levels) and not place:
