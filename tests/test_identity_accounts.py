@@ -77,3 +77,23 @@ async def test_a_new_caller_sharing_only_a_surname_with_a_customer_elsewhere_is_
     job = await call(client, "create_job", customer=caller, job_type="hvac", summary="No heat", idempotency_key="z",
                      **MONDAY_9)
     assert job["customer_created"] is True and job["customer_id"] != one_street["hugo"]
+
+
+async def test_duplicates_compare_an_accounts_contacts_a_record_of_its_known_contact_is_that_person(
+    client: Client, settings: Settings, one_street: dict, tmp_path: Path
+) -> None:
+    libby = {"name": "Libby Mamarika", "phone": "(217) 555-4000", "address": "28 Bimberi Crescent, Springfield, IL 62704"}
+    job = await call(client, "create_job", customer=libby, job_type="hvac", summary="No heat", idempotency_key="l",
+                     **MONDAY_9)
+    assert job["customer_id"] == one_street["hugo"] and job["contact_added"]  # she is the Mamarika account's contact
+    csv = tmp_path / "later.csv"  # a later list carries her as a record of her own, under a slip of her name
+    csv.write_text("external_id,name,street,city,state,postal_code\n"
+                   "libby,Libbey Mamarika,28 Bimberi Crescent,Springfield,IL,62704\n")
+    db = open_store(settings.db_path)
+    import_customers(db, BUSINESS, csv)
+    db.close()
+    report = await call(client, "find_duplicate_customers")
+    group = next(g for g in report["groups"] if "libby" in {m["external_id"] for m in g["members"]})
+    assert [(m["external_id"], m["person"]) for m in group["members"]] == [("hugo", 1), ("libby", 1)]
+    assert group["confidence"] in ("exact", "likely")
+    assert any("given name differs by a slip (Libby / Libbey)" in r for r in group["reasons"])

@@ -1,7 +1,8 @@
 """Finding the records in a customer base that are one customer.
 
 Candidates come from the blocking keys: records that share a phone, an e-mail, a street
-address or a full name form. Each candidate pair is scored the way a lookup is, with one
+address or a full name form. Records are accounts: a household's records are one account's
+duplicates, and each is compared as each of its people (its billing name and its contacts'). Each candidate pair is scored the way a lookup is, with one
 record as the query, so a pair means what a match means (`exact`: same customer, safe to
 merge; `likely`: almost surely, glance first; `possible`: a person must decide). Pairs at
 or above the wanted confidence are joined into groups.
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from fsm_mcp.identity.keys import MAX_WIDE_BLOCK, WIDE, Profile
 from fsm_mcp.identity.model import Model
+from fsm_mcp.identity.names import parse_name
 from fsm_mcp.identity.scoring import Scored, score
 
 if TYPE_CHECKING:
@@ -67,24 +69,46 @@ def link(
     min_confidence: str,
     on_pair: Callable[[], None] = lambda: None,
     model: Model | None = None,
+    people: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Link]:
-    """Score each pair; keep those at or above `min_confidence`.
+    """Score each pair; keep those at or above `min_confidence`. Records are compared as each of their
+    people (`people`: a record's contact names), and a pair is as close as its closest two people.
 
     A number held by exactly the two records of a pair belongs to that one customer, so
     for a pair the owners count excludes the record playing the query.
     """
     others = {phone: count - 1 for phone, count in owners.items()}
     floor = RANK[min_confidence]
+    people = people or {}
     links = []
     for a, b in pairs:
         on_pair()
         first, second = profiles.get(a), profiles.get(b)
         if first is None or second is None:
             continue
-        found = score(first, second, b, others, model)
+        found = None
+        for query in as_people(first, people.get(a, ())):
+            for record in as_people(second, people.get(b, ())):
+                scored = score(query, record, b, others, model)
+                if scored is not None and (found is None or _fit(scored) > _fit(found)):
+                    found = scored
         if found is not None and RANK[found.confidence] >= floor:
+            found.name = second.name_raw  # the account's (billing) name
             links.append(Link(a, b, found))
     return links
+
+
+def as_people(profile: Profile, names: Sequence[str]) -> list[Profile]:
+    """The account as each of its people: its billing name, then each contact named otherwise (Libby
+    Mamarika, a contact of the Mamarika account, is its person), with the account's lines and places."""
+    billing = profile.name_raw.strip().lower()
+    return [profile] + [Profile(parse_name(name), name, profile.phones, profile.emails, profile.addresses)
+                        for name in dict.fromkeys(names) if name.strip().lower() != billing]
+
+
+def _fit(found: Scored) -> tuple[bool, int, int]:
+    """A match of the person before one of another person of the account, then the surer, then the stronger."""
+    return found.level == "contact", RANK[found.confidence], found.score
 
 
 def group(links: Iterable[Link], order: Callable[[str], SupportsRichComparison] = str) -> list[Group]:
