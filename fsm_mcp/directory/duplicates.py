@@ -10,6 +10,7 @@ from fsm_mcp.connectors.base import DuplicateGroup, DuplicateMember, DuplicateRe
 from fsm_mcp.directory import identity_model
 from fsm_mcp.directory.customers import load_profiles
 from fsm_mcp.identity import duplicates
+from fsm_mcp.store import contacts
 from fsm_mcp.store.db import placeholders
 
 _PROGRESS_EVERY = 2000  # pairs between progress reports
@@ -39,7 +40,8 @@ def find(
             progress(done, len(pairs))
 
     model = identity_model.load(conn, tenant)
-    links = duplicates.link(pairs, profiles, duplicates.phone_owners(blocks), min_confidence, tick, model)
+    people = contacts.contact_names(conn, tenant, sorted(profiles))  # each account as each of its people
+    links = duplicates.link(pairs, profiles, duplicates.phone_owners(blocks), min_confidence, tick, model, people)
     linked = sorted({cid for edge in links for cid in (edge.a, edge.b)})
     info = {
         row["id"]: row
