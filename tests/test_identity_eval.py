@@ -16,7 +16,7 @@ def test_lookup_never_attaches_the_wrong_customer_and_finds_the_right_one(tmp_pa
     print({kind: str(s) for kind, s in scores.items()})
     overall = scores["all"]
     assert overall.tp > 1500  # the set really exercised lookups
-    assert overall.precision >= 0.999, overall
+    assert overall.precision == 1.0, overall  # a contact-level match is the caller themselves, every time
     assert overall.recall >= 0.98, overall
     for kind in ("shared line, caller ID only", "switchboard, caller ID only", "namesake, name only", "new caller"):
         assert scores[kind].fp == 0, (kind, scores[kind])  # nobody may be attached
@@ -31,6 +31,8 @@ def test_duplicate_finding_meets_the_precision_and_recall_goals(tmp_path: Path) 
     assert scores["sharing a phone or e-mail"].recall >= 0.99, scores["sharing a phone or e-mail"]
     assert scores["all"].recall >= 0.98, scores["all"]  # every duplicate here differs only by the listed variants
     assert scores["account: all"].precision == 1.0, scores["account: all"]  # a household's records, no stranger's
+    # records of one household (spouses on its line, colleagues behind its switchboard) are one account's duplicates
+    assert scores["account: sharing a phone or e-mail"].recall >= 0.99, scores["account: sharing a phone or e-mail"]
 
 
 def test_candidates_read_for_a_query_score_as_their_full_profiles_do(tmp_path: Path) -> None:
