@@ -61,10 +61,9 @@ def _address_keys(address: StreetAddress, name: PersonName | None) -> Iterable[s
     if name and name.parts and address.postal:  # the street may be the slip: who by that name lives in that postal area
         for part in {name.given, name.family} - {""}:
             yield f"s:{sound(part)}|{address.postal[:5]}"
-    if name and name.parts:  # the postal code and house may be the slip: who by that name lives on that street
-        for line in {_head(street_core(address.street)), _head(street_core(address.unit))} - {""}:
-            for part in {name.given, name.family} - {""}:
-                yield f"t:{sound(part)}|{line}"
+    if name and name.parts and (line := _head(street_core(address.street or address.unit))):
+        for part in {name.given, name.family} - {""}:  # the postal code and house may be the slips: who by that
+            yield f"t:{sound(part)}|{line}"  # name lives on that street (or that named second line)
     if address.house and address.locality:  # the street and the name may be the slips: that house in that town
         yield f"g:{address.house}|{_head(address.locality)}"
 
