@@ -1,5 +1,6 @@
 """What each change reports: the events a service records after its write, decided from the write's result
-and the subject's last event (so a retried write that changed nothing reports nothing)."""
+and the subject's last event (so a retried write that changed nothing reports nothing). They go through
+`outbox.report`: on the local store in the write's transaction, over a vendor in its idempotency record's."""
 
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ async def job_booked(db: Store, tenant: str, booking: Booking) -> None:
         return
     job = booking.job
     if booking.customer_created:
-        await outbox.record(db, tenant, "customer.created", "customer", job.customer_id,
-                            {"customer_id": job.customer_id})
-    await outbox.record(db, tenant, "job.created", "job", job.job_id, job_state(job))
-    for technician_id in sorted(job.technician_ids):
-        await outbox.record(db, tenant, "technician.assigned", "job", job.job_id,
-                            {**job_state(job), "technician_id": technician_id})
+        await outbox.report(db, tenant, "customer", job.customer_id,
+                            [("customer.created", {"customer_id": job.customer_id})])
+    state = job_state(job)
+    await outbox.report(db, tenant, "job", job.job_id, [
+        ("job.created", state),
+        *(("technician.assigned", {**state, "technician_id": t}) for t in sorted(job.technician_ids))])
 
 
 async def job_changed(db: Store, tenant: str, job: Job, assigned: str | None = None) -> None:
@@ -40,24 +41,28 @@ async def job_changed(db: Store, tenant: str, job: Job, assigned: str | None = N
     last = await outbox.last_of(db, tenant, "job", job.job_id)
     known = last.data if last is not None else {}
     state = job_state(job)
+    found: list[tuple[EventType, dict[str, Any]]] = []
     if assigned is not None and assigned not in known.get("technician_ids", ()):
-        await outbox.record(db, tenant, "technician.assigned", "job", job.job_id, {**state, "technician_id": assigned})
+        found.append(("technician.assigned", {**state, "technician_id": assigned}))
     if known.get("status") != job.status.value:
-        type_ = _STATUS_EVENT.get(job.status, "job.status_changed")
-        await outbox.record(db, tenant, type_, "job", job.job_id, {**state, "previous_status": known.get("status")})
+        found.append((_STATUS_EVENT.get(job.status, "job.status_changed"),
+                      {**state, "previous_status": known.get("status")}))
+    await outbox.report(db, tenant, "job", job.job_id, found)
 
 
-async def invoice_created(db: Store, tenant: str, billed: Billed) -> None:
-    if billed.already_invoiced:
+async def invoice_created(db: Store, tenant: str, billed: Billed, resumed: bool = False) -> None:
+    """`resumed`: the call takes over one cut off after the vendor made the invoice, which it now finds there
+    (`already_invoiced`); its event was not kept with that call's record, so it is reported here, once."""
+    if billed.already_invoiced and not resumed:
         return
     invoice = billed.invoice
-    await outbox.record(db, tenant, "invoice.created", "invoice", invoice.invoice_id, {
+    await outbox.report(db, tenant, "invoice", invoice.invoice_id, [("invoice.created", {
         "invoice_id": invoice.invoice_id, "job_id": invoice.job_id, "customer_id": invoice.customer_id,
-        "status": invoice.status, "total": str(invoice.total), "balance": str(invoice.balance)})
+        "status": invoice.status, "total": str(invoice.total), "balance": str(invoice.balance)})])
 
 
 async def customers_merged(db: Store, tenant: str, plan: MergePlan) -> None:
     if not plan.applied or not plan.merged:
         return
-    await outbox.record(db, tenant, "customer.merged", "customer", plan.keep.customer_id, {
-        "customer_id": plan.keep.customer_id, "merged_ids": [c.customer_id for c in plan.merged]})
+    await outbox.report(db, tenant, "customer", plan.keep.customer_id, [("customer.merged", {
+        "customer_id": plan.keep.customer_id, "merged_ids": [c.customer_id for c in plan.merged]})])

@@ -1,8 +1,11 @@
 """The outbox: one event per change, in the change's own transaction; read by cursor; kept for a while.
 
 `record` joins the store transaction the calling task has open (`Store.atomic`), so on the local store a
-change and its event commit together or not at all. Over a vendor the change is made at the vendor, and
-the event is recorded after the vendor has answered (its own short transaction).
+change and its event commit together or not at all. Over a vendor the change is made at the vendor, and a
+service's events (`report`) are staged until the vendor has answered, then commit in the transaction that
+records the call's idempotency key (`store.idempotency.stage`): a call cut off in between has written
+neither, and its retry writes both once. `report` leaves out what the subject's last event already says (a
+vendor poll may have seen the change first: a job being booked is at the vendor before the booking ends).
 
 The cursor is an event's id: `read(since=id)` answers the events recorded after it, in the order they
 were committed. Events are kept `retention` (the business's `event_retention_days`, 30 by default), and
@@ -21,6 +24,7 @@ from fsm_mcp.errors import InvalidInput
 from fsm_mcp.store import Store
 from fsm_mcp.store import events as sql
 from fsm_mcp.store.db import from_db
+from fsm_mcp.store.idempotency import stage
 
 EventType = Literal["job.created", "job.status_changed", "job.completed", "job.cancelled", "technician.assigned",
                     "invoice.created", "invoice.needs_review", "payment.received", "customer.created", "customer.merged",
@@ -65,6 +69,48 @@ def insert(conn: Any, tenant: str, now: datetime, type_: EventType, subject_type
     """`record` as a SQL function, for code already holding the connection of its transaction
     (`db.awrite(outbox.insert, ...)` alongside its own SQL)."""
     return sql.insert(conn, tenant, now, type_, subject_type, subject_id, json.dumps(data, sort_keys=True, default=str))
+
+
+_ONCE = {"job.created", "customer.created", "invoice.created", "payment.received"}  # once per subject
+_STATUS = {"job.status_changed", "job.completed", "job.cancelled"}
+
+
+def unreported(last: dict[str, Any] | None, found: list[tuple[EventType, dict[str, Any]]]
+               ) -> list[tuple[EventType, dict[str, Any]]]:
+    """Of the events `found` for one subject, those its last event (`last`: its data) does not report already."""
+    if last is None:
+        return found
+
+    def told(type_: str, data: dict[str, Any]) -> bool:
+        if type_ in _ONCE:
+            return True
+        if type_ == "technician.assigned":
+            return data.get("technician_id") in last.get("technician_ids", ())
+        return type_ in _STATUS and last.get("status") == data.get("status")
+
+    return [(t, d) for t, d in found if not told(t, d)]
+
+
+def insert_unreported(conn: Any, now: datetime, tenant: str, subject_type: SubjectType, subject_id: str,
+                      found: list[tuple[EventType, dict[str, Any]]]) -> int:
+    """`unreported` and the insert of what is left, in one transaction, with the business's feed held first (so
+    that on PostgreSQL a poll recording the same change waits for this, or this for it). The number recorded."""
+    sql.hold(conn, tenant)
+    last = sql.last_of_subject(conn, tenant, subject_type, subject_id)
+    fresh = unreported(None if last is None else json.loads(last["data"]), found)
+    for type_, data in fresh:
+        insert(conn, tenant, now, type_, subject_type, subject_id, data)
+    return len(fresh)
+
+
+async def report(db: Store, tenant: str, subject_type: SubjectType, subject_id: str,
+                 found: list[tuple[EventType, dict[str, Any]]]) -> None:
+    """A service's events for one subject: inside a vendor write, staged to commit with its idempotency record;
+    otherwise now, in the open transaction. Either way without what the subject's last event says already."""
+    if not found:
+        return
+    if not stage(lambda conn, now: insert_unreported(conn, now, tenant, subject_type, subject_id, found)):
+        await db.awrite(insert_unreported, db.clock.now(), tenant, subject_type, subject_id, found)
 
 
 async def last_of(db: Store, tenant: str, subject_type: SubjectType, subject_id: str) -> Event | None:

@@ -7,7 +7,8 @@ else the state last seen here (the outbox forgets after its retention). Then, in
 
 - a sighting older than the one last applied is stale (a late webhook, a read that lost a race): no effect;
   one whose read began before fsm-mcp's own services last changed the job may predate them: it is read again;
-- otherwise each difference records its event once: a technician new to the job `technician.assigned`
+- otherwise each difference records its event once (and a service recording the same change later, such
+  as the booking of a job the poll saw at the vendor before the booking ended, leaves it out: `outbox.report`): a technician new to the job `technician.assigned`
   (one each), a status moved `job.completed` / `job.cancelled` / `job.status_changed`, a window moved with
   the status unchanged `job.status_changed` with `changed: ["window"]`; a job never known before
   `job.created` first (then its technicians, and its completion or cancellation if it is already
@@ -64,6 +65,7 @@ def events_for(known: dict[str, Any] | None, state: dict[str, Any]) -> list[tupl
 def _apply(conn: Any, tenant: str, now: datetime, sighting: Sighting) -> int:
     job_id = sighting.job.job_id
     state = job_state(sighting.job)
+    events_sql.hold(conn, tenant)  # a service's events for this job commit wholly before this reads, or after it
     row = sql.seen(conn, tenant, job_id)
     if row is not None and unstamp(row["modified"]) > sighting.modified:
         return 0  # an older version than one already applied

@@ -25,10 +25,10 @@ class InvoiceRequest(Request):
 async def invoice(business: ServedBusiness, actor: str, key: str | None, request: InvoiceRequest) -> Billed:
     """A job already invoiced answers with that invoice (already_invoiced) unless allow_additional."""
 
-    async def write(_: Attempt) -> Billed:
+    async def write(attempt: Attempt) -> Billed:
         billed = await business.backend.create_invoice(request.job_id, list(request.line_items), request.tax_rate,
                                                        request.discount, request.allow_additional)
-        await changes.invoice_created(business.db, business.tenant, billed)
+        await changes.invoice_created(business.db, business.tenant, billed, attempt.resumed)
         return billed
 
     return await business.writer.run(

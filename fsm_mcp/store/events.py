@@ -37,6 +37,14 @@ def insert(conn: sqlite3.Connection, tenant: str, now: datetime, type_: str, sub
     return event_id, seq
 
 
+def hold(conn: sqlite3.Connection, tenant: str) -> None:
+    """Lock the business's counter row until the transaction ends, as `insert` does: a transaction that reads the
+    feed before it writes sees every event committed before it (on SQLite, BEGIN IMMEDIATE does it already)."""
+    conn.execute("INSERT INTO event_counters (tenant_id, seq) VALUES (?, 0) ON CONFLICT (tenant_id) DO NOTHING",
+                 (tenant,))
+    conn.execute("UPDATE event_counters SET seq = seq WHERE tenant_id=?", (tenant,))
+
+
 def seq_of(conn: sqlite3.Connection, tenant: str, event_id: str) -> int | None:
     row = conn.execute("SELECT seq FROM events WHERE tenant_id=? AND id=?", (tenant, event_id)).fetchone()
     return None if row is None else int(row[0])

@@ -29,6 +29,11 @@ Stripe keeps its keys on PostgreSQL (Brandur Leach, "Implementing Stripe-like id
   (`Attempt.since`): by the key where the record carries one (a ServiceTitan job), otherwise by
   what makes it this booking (see the connectors' booking modules).
 
+- **What follows the write.** The events a write reports (the outbox) are staged while it runs (`stage`) and
+  commit in the transaction that records its key's result (`_finish_held`): a call cut off after the vendor
+  answered has written neither, and the retry that resumes it writes both, once. Never the events without the
+  result (a resumed retry would report its change again), nor the result without its events (they would be lost).
+
 A write refused cleanly (nothing sent, or refused by the vendor) before any recovery point gives
 its key back; any other failure lets the lease go but keeps the row, so the retry resumes.
 
@@ -44,8 +49,9 @@ import hashlib
 import json
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -62,6 +68,26 @@ M = TypeVar("M", bound=BaseModel)
 
 LEASE = timedelta(seconds=30)  # a holder silent this long is taken to have died; it renews every third of it
 WAIT = 30.0  # seconds a call waits for another call with its key before it is told to retry
+
+
+Staged = Callable[[Any, datetime], object]  # (conn, now): a write that commits with the key's result
+_staged: ContextVar[list[Staged] | None] = ContextVar("fsm_mcp_staged", default=None)
+
+
+def stage(write: Staged) -> bool:
+    """Inside a vendor write run by `IdempotentWriter`, keep `write` to run in the transaction that records the
+    key's result, and answer True; anywhere else (the local store's one transaction, no writer) False: the
+    caller writes now."""
+    staged = _staged.get()
+    if staged is None:
+        return False
+    staged.append(write)
+    return True
+
+
+def _flush(conn: Any, now: datetime, staged: Sequence[Staged]) -> None:
+    for write in staged:
+        write(conn, now)
 
 
 def arguments_hash(tool: str, arguments: dict[str, Any]) -> str:
@@ -169,9 +195,14 @@ class IdempotentWriter:
         digest = arguments_hash(tool, arguments) if key is not None else ""
         if not self.in_transaction:
             if key is None:
-                result = await write(NO_KEY)
+                staged: list[Staged] = []
+                token = _staged.set(staged)
+                try:
+                    result = await write(NO_KEY)
+                finally:
+                    _staged.reset(token)
                 await self.db.awrite(_finish, self.db.clock.now(), tenant, None, tool, digest, "", actor, arguments,
-                                     result_id(result))
+                                     result_id(result), staged)
                 return result
             return await self._queued(tenant, actor, tool, key, digest, arguments, result_type, result_id, write)
         async with self.db.atomic():
@@ -220,6 +251,8 @@ class IdempotentWriter:
             await self.db.awrite(audit.record, self.db.clock.now(), tenant, tool, actor, arguments, result_id(result), True)
             return result
         attempt = Attempt(key, claim.resumed, claim.since, claim.progress, held)
+        staged: list[Staged] = []
+        token = _staged.set(staged)
         try:
             result = await self._working(held, attempt, write)
         except FsmError as exc:
@@ -230,8 +263,10 @@ class IdempotentWriter:
         except BaseException:
             await self._let_go(held, False)  # cut off or a bug: the next call with the key resumes
             raise
+        finally:
+            _staged.reset(token)
         await self.db.awrite(_finish_held, self.db.clock.now(), held, tool, result.model_dump_json(), actor, arguments,
-                             result_id(result))
+                             result_id(result), staged)
         return result
 
     async def _claim(self, held: _Held, tool: str, digest: str, deadline: float) -> _Claim:
@@ -354,14 +389,15 @@ def _give_up(conn: sqlite3.Connection, held: _Held, forget: bool) -> None:
 
 
 def _finish_held(conn: sqlite3.Connection, now: datetime, held: _Held, tool: str, result: str, actor: str,
-                 arguments: dict[str, Any], result_id: str) -> None:
+                 arguments: dict[str, Any], result_id: str, staged: Sequence[Staged] = ()) -> None:
     _fenced(conn, held, "state='done', result=?, holder=NULL, lease_until=NULL", (result,))
     audit.record(conn, now, held.tenant, tool, actor, arguments, result_id)
+    _flush(conn, now, staged)  # the write's events: with its result or not at all
 
 
 def _finish(
     conn: sqlite3.Connection, now: datetime, tenant: str, key: str | None, tool: str, digest: str, result: str, actor: str,
-    arguments: dict[str, Any], result_id: str,
+    arguments: dict[str, Any], result_id: str, staged: Sequence[Staged] = (),
 ) -> None:
     if key is not None:
         conn.execute(
@@ -372,3 +408,4 @@ def _finish(
             (tenant, key, tool, digest, result, to_db(now)),
         )
     audit.record(conn, now, tenant, tool, actor, arguments, result_id)
+    _flush(conn, now, staged)
