@@ -1,7 +1,7 @@
 """Why true duplicate pairs of Febrl data are not reported `exact`/`likely`: one line per miss.
 
     python benchmarks/identity_misses.py [--data ../shared/data/febrl-dev] [--file dataset1.csv] [--show 40]
-    python benchmarks/identity_misses.py --lookup [--file dataset1.csv]
+    python benchmarks/identity_misses.py --lookup [--file dataset1.csv] [--seed 20261121]
 
 Imports the file as `identity_eval.py` does, then for each true pair (same entity) that
 duplicate finding did not link at `likely` or better, says which stage stopped it:
@@ -42,11 +42,12 @@ def main() -> None:
     ap.add_argument("--file", default="dataset1.csv")
     ap.add_argument("--show", type=int, default=40)
     ap.add_argument("--lookup", action="store_true")
+    ap.add_argument("--seed", type=int, default=20261121, help="which originals are left off the file (--lookup)")
     a = ap.parse_args()
     rows = [{k.strip(): (v or "").strip() for k, v in r.items()}
             for r in csv.DictReader((a.data / a.file).open(), skipinitialspace=True)]
     if a.lookup:
-        lookups(rows, a.show)
+        lookups(rows, a.show, a.seed)
         return
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "in.csv"
@@ -130,7 +131,7 @@ def main() -> None:
         print(f"  {n:5d}  {cause}")
 
 
-def lookups(rows: list[dict[str, str]], show: int) -> None:
+def lookups(rows: list[dict[str, str]], show: int, seed: int) -> None:
     import random
 
     import anyio
@@ -142,7 +143,7 @@ def lookups(rows: list[dict[str, str]], show: int) -> None:
 
     originals = [r for r in rows if r["rec_id"].endswith("-org")]
     queries = [r for r in rows if "-dup-" in r["rec_id"]]
-    rnd = random.Random(20261121)
+    rnd = random.Random(seed)
     kept = [r for r in originals if rnd.random() >= 0.2]
     by_id = {r["rec_id"]: r for r in rows}
     with tempfile.TemporaryDirectory() as tmp:
