@@ -10,7 +10,10 @@ unsigned, to the business's secret path), `--lost` of them never, each copy afte
 3 s (so deliveries arrive late and out of order). The poll runs every
 `--interval` seconds either way (the catch-up). Printed per mode: completions seen (one job.completed event
 per job expected, none missing, none twice) and the latency from the completion in the fake to its event
-being in the store (watched every 50 ms): p50, p95, max.
+being in the store (watched every 50 ms): p50, p95, max. The server runs its automations (as `fsm-mcp serve`
+does) with a price list for the jobs' type, so each completion is invoiced at the vendor by system:automation:
+printed too are invoices per job at the fake (exactly one each, of the price list's total) and the latency from
+the completion in the fake to its invoice.created event.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,7 @@ from fsm_mcp.access.config import AccessSettings
 from fsm_mcp.access.http import http_app
 from fsm_mcp.events import outbox
 from fsm_mcp.events.vendor_hooks import signature
+from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
 from fsm_mcp.store import open_store
@@ -46,6 +51,9 @@ from tests.vendor_rig import fp_complete, fp_job, st_complete, st_job
 
 KEY = "benchmark-webhook-key-0123456789abcdef"
 TENANT = BUSINESS.tenant_id
+PRICE = Decimal("240.00")
+PRICED = BUSINESS.model_copy(update={"price_list": {"Furnace repair": [
+    LineItemIn(description="Flat rate", quantity=Decimal(1), unit_price=PRICE)]}})
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -71,10 +79,21 @@ class Vendor:
 
     def settings(self, db: Path, url: str, interval: float) -> Settings:
         if self.name == "servicetitan":
-            return Settings(db_path=db, business=BUSINESS, backend="servicetitan", servicetitan=st_settings(
+            return Settings(db_path=db, business=PRICED, backend="servicetitan", servicetitan=st_settings(
                 api_url=url, auth_url=url, webhook_key=KEY, sync_interval=interval))
-        return Settings(db_path=db, business=BUSINESS, backend="fieldpulse",
+        return Settings(db_path=db, business=PRICED, backend="fieldpulse",
                         fieldpulse=fp_connector(url, webhook_secret=KEY, sync_interval=interval))
+
+    def invoices(self) -> dict[str, list[Decimal]]:
+        """Job id -> the totals of its invoices at the fake that bill something (ServiceTitan opens an empty one
+        with each job)."""
+        found: dict[str, list[Decimal]] = {}
+        for invoice in self.fake.invoices.values():
+            job = invoice["job"]["id"] if self.name == "servicetitan" else invoice.get("job_id")
+            total = Decimal(str(invoice["total"]))
+            if job is not None and total:
+                found.setdefault(str(job), []).append(total)
+        return found
 
     def complete(self, job_id: str) -> None:
         (st_complete if self.name == "servicetitan" else fp_complete)(self.fake, job_id)
@@ -97,12 +116,13 @@ async def run(vendor_name: str, jobs: int, over: float, interval: float, lost: f
     fake, ids = vendor_of.fake, vendor_of.ids
     done_at: dict[str, float] = {}
     seen_at: dict[str, float] = {}
+    billed_at: dict[str, float] = {}
     counts: Counter[str] = Counter()
     deliveries: Counter[str] = Counter()
     with tempfile.TemporaryDirectory() as tmp, serving(fake.app) as vendor:
         settings = vendor_of.settings(Path(tmp) / "bench.db", vendor, interval)
         db = open_store(settings.db_path)
-        with serving(http_app(build_server(settings), AccessSettings(), None)) as app:
+        with serving(http_app(build_server(settings, automate=True, keep_books=False), AccessSettings(), None)) as app:
             await anyio.sleep(1.0)  # the first poll has run: it watches from here on
 
             async def deliver(http: httpx.AsyncClient, job_id: str) -> None:
@@ -129,13 +149,15 @@ async def run(vendor_name: str, jobs: int, over: float, interval: float, lost: f
 
             async def watch() -> None:
                 cursor = None
-                while len(seen_at) < jobs:
+                while len(seen_at) < jobs or len(billed_at) < jobs:
                     page = await outbox.read(db, TENANT, cursor, limit=500)
                     now = time.monotonic()
                     for e in page.events:
                         if e.type == "job.completed":
                             counts[e.subject_id] += 1
                             seen_at.setdefault(e.subject_id, now)
+                        elif e.type == "invoice.created":
+                            billed_at.setdefault(str(e.data["job_id"]), now)
                     cursor = page.cursor
                     if not page.more:
                         await anyio.sleep(0.05)
@@ -157,11 +179,19 @@ async def run(vendor_name: str, jobs: int, over: float, interval: float, lost: f
                     break
         db.close()
     latencies = [seen_at[j] - done_at[j] for j in seen_at if j in done_at]
+    billing = [billed_at[j] - done_at[j] for j in billed_at if j in done_at]
+    invoices = vendor_of.invoices()
     return {"vendor": vendor_name, "mode": "webhooks + poll" if webhooks else "poll only", "jobs": jobs,
             "completions seen": len(seen_at), "missing": jobs - len(total), "seen twice": sum(1 for c in total.values() if c > 1),
             "p50 s": round(percentile(latencies, 50), 2), "p95 s": round(percentile(latencies, 95), 2),
-            "max s": round(max(latencies, default=float("nan")), 2), "wall s": round(time.monotonic() - started, 1),
-            "webhook answers": dict(deliveries)}
+            "max s": round(max(latencies, default=float("nan")), 2),
+            "jobs with one invoice": sum(1 for j in ids if len(invoices.get(j, [])) == 1),
+            "jobs with none": sum(1 for j in ids if j not in invoices),
+            "jobs with more": sum(1 for j in ids if len(invoices.get(j, [])) > 1),
+            "wrong totals": sum(1 for totals in invoices.values() for t in totals if t != PRICE),
+            "to invoice p50 s": round(percentile(billing, 50), 2), "to invoice p95 s": round(percentile(billing, 95), 2),
+            "to invoice max s": round(max(billing, default=float("nan")), 2),
+            "wall s": round(time.monotonic() - started, 1), "webhook answers": dict(deliveries)}
 
 
 def main() -> None:
