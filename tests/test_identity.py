@@ -300,3 +300,38 @@ def test_surnames_that_only_sound_alike_on_one_line_at_one_house_are_the_account
     query = _profile("Deborah Anderstein", "309-503-2432", "6009 Lincoln Avenue")
     found = score(query, _profile("Deborah Anderson", "309-503-2432", "6009 Lincoln Avenue"), "c1", {"+13095032432": 1})
     assert found is not None and found.level == "account" and found.confidence != "exact"
+
+
+def _household_base(duplicates: bool) -> list[Profile]:
+    """1,200 people on their own houses; with `duplicates`, 300 of them recorded again, a fifth of those again
+    under another given name (a list that replaces names, as public linkage data does)."""
+    import random
+
+    rng = random.Random(7)
+    given = ["ann", "bea", "cy", "dora", "eli", "finn", "gus", "hal", "ida", "jo", "kit", "lou", "max", "ned", "ola"]
+    def surname() -> str:
+        return "".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3)) + rng.choice(["s", "n", "r"])
+
+    people = [(f"{rng.choice(given)} {surname()}", f"{rng.randint(1, 999)} {rng.choice(['oak', 'elm', 'ash'])} street")
+              for _ in range(1200)]
+    base = [_caller(name, f"{street}, springfield, il 62704") for name, street in people]
+    if duplicates:
+        for i, (name, street) in enumerate(people[:300]):
+            again = f"{rng.choice(given)} {name.split()[1]}" if i % 5 == 0 else name
+            base.append(_caller(again, f"{street}, springfield, il 62704"))
+    return base
+
+
+def test_m_is_fitted_by_em_from_the_bases_own_duplicates_and_only_from_them() -> None:
+    from fsm_mcp.identity.em import fit_m
+    from fsm_mcp.identity.model import default_model, estimate_u
+
+    model = estimate_u(default_model(), _household_base(duplicates=True))  # u first, from random pairs, as trained
+    fitted = fit_m(model, _household_base(duplicates=True))
+    assert fitted.fitted_pairs > 0
+    assert fitted.m["given"]["different"] > 2 * model.m["given"]["different"]  # this list replaces given names
+    assert fitted.m["family"]["exact"] > model.m["family"]["exact"]  # and keeps surnames
+    assert fitted.m["phone"] == model.m["phone"]  # callers use numbers no record shows: the file's m stands
+    # a base without duplicates has no matches to learn from: it keeps the reviewed m, whatever EM would make of it
+    assert fit_m(model, _household_base(duplicates=False)) == model
+    assert fit_m(model, _household_base(duplicates=True)[:900]) == model  # too small a base to learn from
