@@ -18,7 +18,6 @@ the time the walk began, so a change made during it is read again next time.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +30,7 @@ from fsm_mcp.connectors.http.paging import in_order
 from fsm_mcp.connectors.http.together import together
 from fsm_mcp.directory import identity_model
 from fsm_mcp.directory.customers import rebuild_index
-from fsm_mcp.store import Store
+from fsm_mcp.store import Store, sync_state
 from fsm_mcp.store.db import to_db
 
 Json = dict[str, Any]
@@ -56,7 +55,7 @@ class Feed:
     everything: Json  # parameters of a full walk, in a stable order
     since: Callable[[str], Json]  # cursor (a stored time) -> parameters asking for what changed since
     by_change: bool  # changes come sorted by modification time, not in id order
-    store: Callable[[sqlite3.Connection, list[Json], bool], None]  # (connection, rows, index them now)
+    store: Callable[[Any, list[Json], bool], None]  # (connection, rows, index them now)
     modified: Callable[[Json], datetime | None]
 
 
@@ -81,7 +80,7 @@ class DirectorySync:
             report = Report(stored={}, full=False)
 
             async def one(feed: Feed) -> None:
-                state = await self.db.aread(_state, self.tenant, feed.name)
+                state = await self.db.aread(sync_state.load, self.tenant, feed.name)
                 if state["full_done"]:
                     report.stored[feed.name] = await self._changes(feed, state, progress)
                 else:
@@ -115,7 +114,7 @@ class DirectorySync:
                 progress(feed.name, stored, total)
             if not got.more or (last is not None and n >= last):
                 cursor = min(started, newest) if newest else started
-                await self.db.awrite(_save, self.tenant, feed.name, {"full_done": 1, "cursor": cursor, "next_page": 1})
+                await self.db.awrite(sync_state.save, self.tenant, feed.name, {"full_done": 1, "cursor": cursor, "next_page": 1})
                 finished = True
             return not finished
 
@@ -138,7 +137,7 @@ class DirectorySync:
             if progress:
                 progress(feed.name, stored, None)
             if not got.more:
-                await self.db.awrite(_save, self.tenant, feed.name, {"cursor": newest if feed.by_change else min(newest, started)})
+                await self.db.awrite(sync_state.save, self.tenant, feed.name, {"cursor": newest if feed.by_change else min(newest, started)})
                 return stored
             if not feed.by_change:  # in id order, changes do not move records: plain pages, cursor at the end
                 page += 1
@@ -146,27 +145,15 @@ class DirectorySync:
                 page += 1  # a whole page shares one timestamp: step past it
             else:
                 cursor, page = newest, 1
-                await self.db.awrite(_save, self.tenant, feed.name, {"cursor": cursor})
+                await self.db.awrite(sync_state.save, self.tenant, feed.name, {"cursor": cursor})
 
-    def _store(self, conn: sqlite3.Connection, feed: Feed, rows: list[Json], newest: str | None, state: Json,
+    def _store(self, conn: Any, feed: Feed, rows: list[Json], newest: str | None, state: Json,
                index: bool) -> str | None:
         """Upsert one page and record how far the sync got."""
         feed.store(conn, rows, index)
         for r in rows:
             if (at := feed.modified(r)) and (newest is None or to_db(at) > newest):
                 newest = to_db(at)
-        _save(conn, self.tenant, feed.name, {**state, "newest": newest} if state else {})
+        sync_state.save(conn, self.tenant, feed.name, {**state, "newest": newest} if state else {})
         return newest
 
-
-def _state(conn: sqlite3.Connection, tenant: str, resource: str) -> Json:
-    row = conn.execute("SELECT * FROM sync_state WHERE tenant_id=? AND resource=?", (tenant, resource)).fetchone()
-    return dict(row) if row else {"cursor": None, "full_done": 0, "next_page": 1, "started_at": None, "newest": None}
-
-
-def _save(conn: sqlite3.Connection, tenant: str, resource: str, changes: Json) -> None:
-    if not changes:
-        return
-    conn.execute("INSERT INTO sync_state (tenant_id, resource) VALUES (?, ?) ON CONFLICT DO NOTHING", (tenant, resource))
-    sets = ", ".join(f"{k}=?" for k in changes)
-    conn.execute(f"UPDATE sync_state SET {sets} WHERE tenant_id=? AND resource=?", (*changes.values(), tenant, resource))

@@ -6,10 +6,9 @@ technician's other jobs, an existing customer) hold when it writes.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fsm_mcp.connectors.base import (
     Billed,
@@ -34,6 +33,8 @@ from fsm_mcp.models import Job, JobStatus, Technician
 from fsm_mcp.scheduling import Slot, free_slots
 from fsm_mcp.settings import Business
 from fsm_mcp.store import Store
+from fsm_mcp.store import invoices as invoice_rows
+from fsm_mcp.store import jobs as job_rows
 from fsm_mcp.store.idempotency import NO_KEY, Attempt
 
 T = TypeVar("T")
@@ -60,17 +61,16 @@ class LocalBackend:
             "history": [h.model_copy(update={"at": h.at.astimezone(zone)}) for h in job.history],
         })
 
-    def _profile(self, conn: sqlite3.Connection, customer_id: str, jobs_limit: int = 5) -> CustomerProfile:
+    def _profile(self, conn: Any, customer_id: str, jobs_limit: int = 5) -> CustomerProfile:
         customer = customers.load_customer(conn, self.tenant, customer_id)
         if customer.merged_into:  # an id from before a merge answers with the record it became
             customer = customers.load_customer(conn, self.tenant, customer.merged_into)
-        recent = jobs.load_jobs(conn, self.tenant, "j.customer_id=?", (customer.customer_id,),
-                                f"ORDER BY j.window_start DESC LIMIT {int(jobs_limit)}")
+        recent = job_rows.recent_for_customer(conn, self.tenant, customer.customer_id, jobs_limit)
         return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(self._local(j)) for j in recent],
-                               open_balance=invoices.open_balance(conn, self.tenant, customer.customer_id))
+                               open_balance=invoice_rows.open_balance(conn, self.tenant, customer.customer_id))
 
     async def lookup_customers(self, query: Profile, limit: int) -> Recognition:
-        def read(conn: sqlite3.Connection) -> Recognition:  # indexed point reads: a phone call is waiting
+        def read(conn: Any) -> Recognition:  # indexed point reads: a phone call is waiting
             matches = customers.lookup(conn, self.tenant, query, limit)
             top = matches[0] if matches and matches[0].confidence in ("exact", "likely") else None
             if top is None:
@@ -95,10 +95,10 @@ class LocalBackend:
         return booking.model_copy(update={"job": self._local(booking.job)})
 
     async def get_job(self, job_id: str) -> Job:
-        return self._local(await self.db.asnapshot(jobs.load_job, self.tenant, job_id))
+        return self._local(await self.db.asnapshot(job_rows.load_job, self.tenant, job_id))
 
     async def list_jobs(self, query: JobFilter) -> list[Job]:
-        return [self._local(j) for j in await self.db.aread(jobs.list_jobs, self.tenant, query)]
+        return [self._local(j) for j in await self.db.aread(job_rows.list_jobs, self.tenant, query)]
 
     async def dispatch(self, job_id: str, technician_id: str, window: tuple[datetime, datetime] | None) -> Job:
         return self._local(await self.db.awrite(jobs.dispatch, self.business, job_id, technician_id, window, self.clock.now()))
@@ -117,12 +117,12 @@ class LocalBackend:
         return await self.db.aread(technicians.list_all, self.tenant, skill, include_inactive)
 
     async def find_slots(self, skill: str, date_from: date, date_to: date, duration: timedelta) -> list[Slot]:
-        def read(conn: sqlite3.Connection, tenant: str) -> list[Slot]:
+        def read(conn: Any, tenant: str) -> list[Slot]:
             techs = [t.technician_id for t in technicians.list_all(conn, tenant, skill, False)]
             zone = self.business.zone
             start = datetime.combine(date_from, datetime.min.time(), zone)
             end = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), zone)
-            busy = jobs.busy_windows(conn, tenant, techs, start, end)
+            busy = job_rows.busy_windows(conn, tenant, techs, start, end)
             spans = {t: [(s, e) for s, e, _ in windows] for t, windows in busy.items()}
             return free_slots(self.business, date_from, date_to, duration, techs, spans, self.clock.now())
         return await self.db.aread(read, self.tenant)

@@ -5,21 +5,20 @@ own: the idempotency record commits with it, so a cut-off call left nothing to r
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
+from typing import Any
 
 from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.connectors.booking import Added
-from fsm_mcp.connectors.local import jobs
+from fsm_mcp.connectors.local import jobs as local_jobs
 from fsm_mcp.directory import booking as directory
 from fsm_mcp.directory import customers
 from fsm_mcp.identity.contacts import CallerPerson
 from fsm_mcp.identity.phones import parse_phone
 from fsm_mcp.inputs import AddressIn
-from fsm_mcp.models import Customer, Job, JobStatus
+from fsm_mcp.models import Customer, Job
 from fsm_mcp.settings import Business
-from fsm_mcp.store import Store, contacts
-from fsm_mcp.store.db import new_id, to_db
+from fsm_mcp.store import Store, contacts, jobs
 from fsm_mcp.store.idempotency import Attempt
 
 
@@ -33,7 +32,7 @@ class LocalSteps:
     async def new_customer(self, request: BookingRequest, attempt: Attempt, now: datetime) -> tuple[str, str]:
         return await self.db.awrite(self._new_customer, request, now)
 
-    def _new_customer(self, conn: sqlite3.Connection, request: BookingRequest, now: datetime) -> tuple[str, str]:
+    def _new_customer(self, conn: Any, request: BookingRequest, now: datetime) -> tuple[str, str]:
         details, address = request.customer, request.address
         assert details is not None and address is not None
         phone = parse_phone(details.phone, self.business.country) if details.phone else None
@@ -45,7 +44,7 @@ class LocalSteps:
         return customer_id, place_id
 
     async def new_place(self, customer: Customer, address: AddressIn, now: datetime) -> str:
-        def insert(conn: sqlite3.Connection) -> str:
+        def insert(conn: Any) -> str:
             place_id = customers.insert_location(conn, self.tenant, customer.customer_id, address, now)
             customers.reindex(conn, self.tenant, [customer.customer_id])
             return place_id
@@ -54,7 +53,7 @@ class LocalSteps:
 
     async def add_contacts(self, customer: Customer, phones: list[str], emails: list[str], now: datetime,
                            person: CallerPerson | None = None) -> Added:
-        def insert(conn: sqlite3.Connection) -> Added:
+        def insert(conn: Any) -> Added:
             added = None
             if person is not None and person.status == "new":  # the caller is a new person of this account
                 added = contacts.add_contact(conn, self.tenant, customer.customer_id, person.name, None, now)
@@ -67,9 +66,7 @@ class LocalSteps:
 
     async def open_jobs(self, customer_id: str, place_id: str, request: BookingRequest) -> list[Job]:
         start, end = request.window
-        return await self.db.aread(jobs.load_jobs, self.tenant,
-                                   "j.customer_id=? AND j.location_id=? AND j.window_start < ? AND j.window_end > ?",
-                                   (customer_id, place_id, to_db(end), to_db(start)), "ORDER BY j.created_at, j.id")
+        return await self.db.aread(jobs.overlapping_at_place, self.tenant, customer_id, place_id, start, end)
 
     async def job_by_key(self, customer_id: str, place_id: str, request: BookingRequest, key: str,
                          since: datetime) -> Job | None:
@@ -77,20 +74,13 @@ class LocalSteps:
 
     async def create_job(self, customer_id: str, place_id: str, request: BookingRequest, key: str | None,
                          now: datetime) -> Job:
-        def insert(conn: sqlite3.Connection) -> Job:
-            job_id = new_id("job")
-            start, end = request.window
-            conn.execute(
-                "INSERT INTO jobs (tenant_id, id, customer_id, location_id, job_type, skill, summary, priority, "
-                "window_start, window_end, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (self.tenant, job_id, customer_id, place_id, request.job_type.strip(),
-                 self.business.skill_for(request.job_type), request.summary.strip(), request.priority, to_db(start),
-                 to_db(end), JobStatus.scheduled.value, to_db(now), to_db(now)),
-            )
-            jobs.record_status(conn, self.tenant, job_id, JobStatus.scheduled, now, None)
+        def insert(conn: Any) -> Job:
+            job_id = jobs.insert_job(conn, self.tenant, customer_id, place_id, request.job_type.strip(),
+                                     self.business.skill_for(request.job_type), request.summary.strip(),
+                                     request.priority, request.window, now)
             return jobs.load_job(conn, self.tenant, job_id)
 
         return await self.db.awrite(insert)
 
     async def dispatch(self, job_id: str, technician_id: str, now: datetime) -> Job:
-        return await self.db.awrite(jobs.dispatch, self.business, job_id, technician_id, None, now)
+        return await self.db.awrite(local_jobs.dispatch, self.business, job_id, technician_id, None, now)

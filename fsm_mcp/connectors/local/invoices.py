@@ -1,72 +1,30 @@
-"""Invoices for completed jobs; balances."""
+"""Invoices for completed jobs: one per job unless another is asked for."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from fsm_mcp.billing import Line, totals
 from fsm_mcp.connectors.base import Billed
-from fsm_mcp.connectors.local.jobs import load_job
-from fsm_mcp.errors import NotFound
 from fsm_mcp.inputs import LineItemIn
-from fsm_mcp.models import Invoice, LineItem
 from fsm_mcp.scheduling import check_invoiceable
-from fsm_mcp.store.db import from_db, new_id, to_db
+from fsm_mcp.store import invoices as rows
+from fsm_mcp.store import jobs
 
-
-def _from_row(row: sqlite3.Row) -> Invoice:
-    return Invoice(
-        invoice_id=row["id"], job_id=row["job_id"], customer_id=row["customer_id"],
-        line_items=[LineItem(**item) for item in json.loads(row["lines"])],
-        subtotal=Decimal(row["subtotal"]), discount=Decimal(row["discount"]), tax_rate=Decimal(row["tax_rate"]),
-        tax=Decimal(row["tax"]), total=Decimal(row["total"]), balance=Decimal(row["balance"]), status=row["status"],
-        created_at=from_db(row["created_at"]),
-    )
-
-
-def for_job(conn: sqlite3.Connection, tenant: str, job_id: str) -> list[Invoice]:
-    rows = conn.execute("SELECT * FROM invoices WHERE tenant_id=? AND job_id=? ORDER BY created_at, id", (tenant, job_id))
-    return [_from_row(r) for r in rows]
-
-
-def load(conn: sqlite3.Connection, tenant: str, invoice_id: str) -> Invoice:
-    row = conn.execute("SELECT * FROM invoices WHERE tenant_id=? AND id=?", (tenant, invoice_id)).fetchone()
-    if row is None:
-        raise NotFound("invoice", invoice_id, "invoice_id", "Invoices are listed on the job (get_job).")
-    return _from_row(row)
+load = rows.load  # one invoice, by its id (the accounting sink reads it here)
 
 
 def create(
-    conn: sqlite3.Connection, tenant: str, job_id: str, items: list[LineItemIn], tax_rate: Decimal, discount: Decimal,
+    conn: Any, tenant: str, job_id: str, items: list[LineItemIn], tax_rate: Decimal, discount: Decimal,
     now: datetime, allow_additional: bool = False,
 ) -> Billed:
-    job = load_job(conn, tenant, job_id)
+    job = jobs.load_job(conn, tenant, job_id)
     check_invoiceable(job)
-    for existing in for_job(conn, tenant, job_id):
+    for existing in rows.for_job(conn, tenant, job_id):
         if existing.status != "void" and not allow_additional:
             return Billed(invoice=existing, already_invoiced=True)
     lines = [Line(i.description, i.kind, i.quantity, i.unit_price) for i in items]
-    sums = totals(lines, tax_rate, discount)
-    invoice_id = new_id("inv")
-    stored = [
-        {"description": ln.description, "kind": ln.kind, "quantity": str(ln.quantity), "unit_price": str(ln.unit_price),
-         "amount": str(ln.amount)}
-        for ln in lines
-    ]
-    conn.execute(
-        "INSERT INTO invoices (tenant_id, id, job_id, customer_id, lines, subtotal, discount, tax_rate, tax, total, "
-        "balance, status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (tenant, invoice_id, job_id, job.customer_id, json.dumps(stored), str(sums.subtotal), str(sums.discount),
-         str(sums.tax_rate), str(sums.tax), str(sums.total), str(sums.total), "open", to_db(now)),
-    )
-    return Billed(invoice=load(conn, tenant, invoice_id), already_invoiced=False)
-
-
-def open_balance(conn: sqlite3.Connection, tenant: str, customer_id: str) -> Decimal:
-    rows = conn.execute(
-        "SELECT balance FROM invoices WHERE tenant_id=? AND customer_id=? AND status='open'", (tenant, customer_id)
-    )
-    return sum((Decimal(r[0]) for r in rows), Decimal("0.00"))
+    invoice_id = rows.insert(conn, tenant, job_id, job.customer_id, lines, totals(lines, tax_rate, discount), now)
+    return Billed(invoice=rows.load(conn, tenant, invoice_id), already_invoiced=False)

@@ -10,17 +10,16 @@ them and is rebuilt for the kept record.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from datetime import datetime
+from typing import Any
 
 from fsm_mcp.connectors.base import MergePlan
 from fsm_mcp.directory.customers import load_customer, reindex
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.addresses import address_entry, compare_addresses
 from fsm_mcp.models import Customer, Location
-from fsm_mcp.store import contacts
-from fsm_mcp.store.db import placeholders, to_db
+from fsm_mcp.store import merges
+from fsm_mcp.store.db import to_db
 
 SAME_PLACE = 90  # address agreement at which two service addresses are one place
 
@@ -32,7 +31,7 @@ def _same_place(a: Location, b: Location) -> bool:
     return compare_addresses(first, second, first_raw, second_raw).score >= SAME_PLACE
 
 
-def _records(conn: sqlite3.Connection, tenant: str, keep_id: str, merge_ids: list[str]) -> tuple[Customer, list[Customer]]:
+def _records(conn: Any, tenant: str, keep_id: str, merge_ids: list[str]) -> tuple[Customer, list[Customer]]:
     keep = load_customer(conn, tenant, keep_id, "keep_id")
     if keep.merged_into:
         raise InvalidInput("keep_id", f"{keep_id} was itself merged into {keep.merged_into}; keep that record instead")
@@ -49,15 +48,8 @@ def _records(conn: sqlite3.Connection, tenant: str, keep_id: str, merge_ids: lis
     return keep, merged
 
 
-def _count(conn: sqlite3.Connection, table: str, tenant: str, ids: list[str]) -> int:
-    if not ids:
-        return 0
-    return int(conn.execute(f"SELECT count(*) FROM {table} WHERE tenant_id=? AND customer_id IN ({placeholders(len(ids))})",
-                            (tenant, *ids)).fetchone()[0])
-
-
 def merge(
-    conn: sqlite3.Connection, tenant: str, keep_id: str, merge_ids: list[str], now: datetime, apply: bool
+    conn: Any, tenant: str, keep_id: str, merge_ids: list[str], now: datetime, apply: bool
 ) -> MergePlan:
     keep, merged = _records(conn, tenant, keep_id, merge_ids)
     ids = [m.customer_id for m in merged]
@@ -78,7 +70,8 @@ def merge(
     emails = list(dict.fromkeys(e for m in merged for e in m.emails if e not in known_emails))
     plan = MergePlan(
         keep=keep, merged=merged, locations_moved=len(moves), locations_combined=len(folds),
-        jobs_moved=_count(conn, "jobs", tenant, ids), invoices_moved=_count(conn, "invoices", tenant, ids),
+        jobs_moved=merges.count_owned(conn, "jobs", tenant, ids),
+        invoices_moved=merges.count_owned(conn, "invoices", tenant, ids),
         phones_added=phones, emails_added=emails, applied=apply and bool(merged),
     )
     if plan.applied:
@@ -89,46 +82,18 @@ def merge(
 
 
 def _apply(
-    conn: sqlite3.Connection, tenant: str, keep: Customer, merged: list[Customer],
+    conn: Any, tenant: str, keep: Customer, merged: list[Customer],
     moves: list[Location], folds: list[tuple[Location, Location]], stamp: str,
 ) -> None:
-    keep_id, ids = keep.customer_id, [m.customer_id for m in merged]
-    marks, scope = placeholders(len(ids)), (tenant, *ids)
-    for location in moves:
-        conn.execute("UPDATE locations SET customer_id=? WHERE tenant_id=? AND id=?", (keep_id, tenant, location.location_id))
     gathered: dict[str, tuple[list[dict[str, str]], str | None]] = {}  # place id -> (equipment, access notes)
     for location, into in folds:
         equipment, access = gathered.get(
             into.location_id, ([e.model_dump(exclude_none=True) for e in into.equipment], into.access_notes))
         equipment += [e for e in (x.model_dump(exclude_none=True) for x in location.equipment) if e not in equipment]
         gathered[into.location_id] = (equipment, access or location.access_notes)
-        conn.execute("UPDATE jobs SET location_id=? WHERE tenant_id=? AND location_id=?", (into.location_id, tenant, location.location_id))
-        conn.execute("DELETE FROM locations WHERE tenant_id=? AND id=?", (tenant, location.location_id))
-    for place_id, (equipment, access) in gathered.items():
-        conn.execute("UPDATE locations SET equipment=?, access_notes=? WHERE tenant_id=? AND id=?",
-                     (json.dumps(equipment), access, tenant, place_id))
-    for table in ("jobs", "invoices"):
-        conn.execute(f"UPDATE {table} SET customer_id=? WHERE tenant_id=? AND customer_id IN ({marks})", (keep_id, *scope))
-    for table, columns in (("customer_phones", "e164, extension"), ("customer_emails", "email")):
-        key = columns.split(",")[0]  # a number the kept record holds stays whose it is, or becomes the merged person's
-        conn.execute(  # WHERE true: SQLite's parser needs it before ON CONFLICT
-            f"INSERT INTO {table} (tenant_id, customer_id, {columns}, contact_id) "
-            f"SELECT tenant_id, ?, {columns}, contact_id FROM {table} WHERE tenant_id=? AND customer_id IN ({marks}) "
-            f"AND true ON CONFLICT (tenant_id, customer_id, {key}) DO UPDATE SET "
-            f"contact_id = COALESCE({table}.contact_id, excluded.contact_id)",
-            (keep_id, *scope),
-        )
-    for table in ("customer_phones", "customer_emails", "match_keys"):
-        conn.execute(f"DELETE FROM {table} WHERE tenant_id=? AND customer_id IN ({marks})", scope)
-    contacts.fold(conn, tenant, keep_id, ids)
     notes = list(dict.fromkeys(n for n in [keep.notes, *(m.notes for m in merged)] if n))
     tags = list(dict.fromkeys([*keep.tags, *(t for m in merged for t in m.tags)]))
-    conn.execute(
-        "UPDATE customers SET notes=?, tags=?, updated_at=? WHERE tenant_id=? AND id=?",
-        ("\n".join(notes) or None, json.dumps(tags), stamp, tenant, keep_id),
-    )
-    conn.execute(
-        f"UPDATE customers SET merged_into=?, updated_at=? WHERE tenant_id=? AND (id IN ({marks}) OR merged_into IN ({marks}))",
-        (keep_id, stamp, tenant, *ids, *ids),
-    )
-    reindex(conn, tenant, [keep_id])
+    merges.apply(conn, tenant, keep.customer_id, [m.customer_id for m in merged], [m.location_id for m in moves],
+                 [(location.location_id, into.location_id) for location, into in folds], gathered,
+                 "\n".join(notes) or None, tags, stamp)
+    reindex(conn, tenant, [keep.customer_id])
