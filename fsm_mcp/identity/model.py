@@ -4,7 +4,9 @@ bands of match weight that make a pair `exact`, `likely` or `possible`.
 A level's weight is log2(m/u): m, how often two records of one customer land on it; u, how
 often two different customers do. The defaults are a reviewed file (`weights.toml`); `u`
 is re-estimated from random pairs of the business's own customers (`estimate_u`), since
-what a shared town or surname says depends on the base.
+what a shared town or surname says depends on the base, and `m` from its candidate pairs by
+expectation–maximisation (`em.fit_m`), since how a business's duplicates differ depends on how
+its records were kept.
 """
 
 from __future__ import annotations
