@@ -324,3 +324,42 @@ async def test_the_automation_invoices_at_the_business_tax_rate(
         job_id = await completed(client, tech, "a", lines=LINES)
         await automations.step()
     assert [(r[0], Decimal(r[1])) for r in invoices(settings)] == [(job_id, Decimal("173.20"))]  # 160.00 + 8.25 %
+
+
+async def test_over_a_vendor_completions_are_billed_side_by_side_and_one_that_failed_is_tried_again(
+    fp: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fsm_mcp.errors import VendorUnavailable
+    from fsm_mcp.events import automations as module
+    from tests.vendor_rig import fp_job
+
+    settings, clock = priced(fp.settings, price_list=PRICE_LIST), Clock()
+    tenant = settings.business.tenant_id
+    db = open_store(settings.db_path, clock)
+    try:
+        async with open_businesses({tenant: settings}, db, fp.transport, background=False) as every:
+            automations = Automations(every, Policy(parallel=4))
+            await automations.start()
+            jobs = [fp_job(fp.fake, fp.tech, hour=8 + 2 * n) for n in range(3)]
+            for job_id in jobs:
+                fp.fake.jobs[int(job_id)]["status"] = 4  # completed in FieldPulse's own app, seen by the poll
+                await outbox.record(db, tenant, "job.completed", "job", job_id, {"job_id": job_id, "status": "completed"})
+            real, refused = module.invoicing.invoice, []
+
+            async def first_one_down(business: Any, actor: str, key: str, request: Any) -> Any:
+                if request.job_id == jobs[0] and not refused:
+                    refused.append(request.job_id)
+                    raise VendorUnavailable("FieldPulse is down for a moment")
+                return await real(business, actor, key, request)
+
+            monkeypatch.setattr(module.invoicing, "invoice", first_one_down)
+            before = await db.aread(automation_sql.cursor, tenant, "completion")
+            assert await automations.step() == 2  # the two others, billed while the first waited on the vendor
+            assert await db.aread(automation_sql.cursor, tenant, "completion") == before  # not past the failed one
+            assert await automations.step() == 3  # the failed one billed; the others only passed
+            assert await automations.step() == 0
+    finally:
+        db.close()
+    for job_id in jobs:
+        made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job_id]
+        assert len(made) == 1 and Decimal(str(made[0]["total"])) == Decimal("240.00"), job_id
