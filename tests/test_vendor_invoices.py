@@ -17,7 +17,7 @@ from fsm_mcp.settings import Business, Settings
 from fsm_mcp.store import Store, open_store
 from tests import stores
 from tests.fakes.serve import serving
-from tests.fakes.servicetitan import FakeServiceTitan, stamp
+from tests.fakes.servicetitan import FakeServiceTitan
 from tests.st_rig import BUSINESS, st_settings
 from tests.vendor_rig import st_complete, st_job
 
@@ -133,8 +133,8 @@ async def test_an_invoice_committed_late_inside_the_overlap_is_still_read(st: An
 
 async def test_an_invoice_read_while_fsm_mcp_fills_one_waits_and_is_read_again(
         st: Any, backend: ServiceTitanBackend) -> None:
-    from fsm_mcp.connectors.base import Billed
     from fsm_mcp.connectors.servicetitan.invoices import to_model
+    from fsm_mcp.results import Billed
     from fsm_mcp.services.invoicing import OPERATION, InvoiceRequest
     from fsm_mcp.store.idempotency import Attempt, IdempotentWriter
 
@@ -258,3 +258,104 @@ async def test_a_housecall_pro_invoice_and_its_payments_are_recorded_once(tmp_pa
     assert [(s, d["job_id"], d["total"], d["customer_id"]) for s, d in invoiced] == [(number, job_id, "240.00", customer)]
     assert sorted(d["amount"] for _, d in received) == ["200.00", "40.00"]
     assert {d["invoice_id"] for _, d in received} == {number}
+
+
+# ----- every request of the money polls, against the published specs -----
+
+async def test_servicetitans_invoice_and_payment_polls_follow_the_published_spec(
+        st: Any, backend: ServiceTitanBackend) -> None:
+    from tests import test_servicetitan_contract as contract
+
+    if not contract.SPECS.is_dir():
+        pytest.skip(f"ServiceTitan's published specs are not at {contract.SPECS}")
+    fake, _, tech = st
+    await poll(backend)
+    job_id = st_job(fake, tech)
+    await poll(backend)
+    invoice_id = fake.bill_in_app(job_id, ("Igniter", "1", "10.00"))
+    fake.receive_payment((invoice_id, "10.00"))
+    fake.door.log.clear()
+    await poll(backend)
+    spec, seen = contract.Spec(), set()
+    for x in fake.door.log:
+        op, components = spec.find(x.method, x.path)
+        seen.add(op["operationId"])
+        declared = {p["name"] for p in op.get("parameters", []) if p.get("in") == "query"}
+        assert set(x.query) <= declared, f"{x.path}: undeclared parameters {set(x.query) - declared}"
+        assert not contract.broken(op, x.query), f"{x.path} {x.query}: {contract.broken(op, x.query)}"
+        assert x.status == 200, (x.path, x.answer)
+        schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+        contract.check(schema, components, x.answer, f"{x.method} {x.path} answer")
+    assert {"Invoices_GetList", "Payments_GetList"} <= seen
+
+
+async def test_fieldpulses_invoice_and_payment_polls_follow_the_published_spec(tmp_path: Any, store_kind: str) -> None:
+    import httpx2 as httpx
+
+    from fsm_mcp.connectors.fieldpulse.backend import FieldPulseBackend
+    from tests import test_fieldpulse_contract as contract
+    from tests.fakes.fieldpulse import API_KEY, FakeFieldPulse
+    from tests.fakes.fieldpulse import connector_settings as fp_connector
+    from tests.vendor_rig import fp_job
+
+    if not contract.SPEC.is_file():
+        pytest.skip(f"FieldPulse's published spec is not at {contract.SPEC}")
+    fake = FakeFieldPulse()
+    tech = str(fake.add_technician("Dana Reyes"))
+    fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=("(217) 555-0143",))
+    db = open_store(stores.target(store_kind, tmp_path, "fp.db"))
+    with serving(fake.app) as url:
+        backend = FieldPulseBackend.open(db, BUSINESS, fp_connector(url))
+        try:
+            await poll(backend)
+            fake.pay(fake.invoice_in_app(fp_job(fake, tech), ("Repair", "1", "10.00")), "10.00")
+            fake.door.log.clear()
+            await poll(backend)
+        finally:
+            await backend.aclose()
+            db.close()
+    spec, seen = contract.Spec(), set()
+    for x in fake.door.log:
+        op = spec.find(x.method, x.path)
+        seen.add(op["operationId"])
+        assert set(x.query) <= spec.query(op), f"{x.path}: undeclared parameters {set(x.query) - spec.query(op)}"
+        assert not contract.broken(spec, op, x.query), f"{x.path} {x.query}: {contract.broken(spec, op, x.query)}"
+        assert str(x.status) in op["responses"] and x.status == 200, (x.path, x.answer)
+    assert {"getInvoices", "getPayments"} <= seen
+    payments = spec.find("GET", "/payments")
+    assert contract.prose_rules(spec, payments)["sort_by"] == {"cuid", "method", "amount", "payment_date"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(fake.app), base_url="http://fp.test",
+                                 headers={"x-api-key": API_KEY}) as http:
+        assert contract.broken(spec, payments, {"sort_by": "updated_at"})
+        assert (await http.get("/payments", params={"sort_by": "updated_at"})).status_code == 400  # as the fake holds to it
+
+
+async def test_housecall_pros_invoice_poll_follows_the_published_spec(tmp_path: Any, store_kind: str) -> None:
+    from fsm_mcp.connectors.housecallpro.backend import HousecallProBackend
+    from tests import test_housecallpro_contract as contract
+    from tests.fakes.housecallpro import connector_settings as hcp_connector
+    from tests.hcp_rig import seeded
+
+    if not contract.SPEC.is_file():
+        pytest.skip(f"Housecall Pro's published spec is not at {contract.SPEC}")
+    fake, _ = seeded()
+    db = open_store(stores.target(store_kind, tmp_path, "hcp.db"))
+    with serving(fake.app) as url:
+        backend = HousecallProBackend.open(db, BUSINESS, hcp_connector(url))
+        try:
+            fake.door.log.clear()
+            await poll(backend)
+        finally:
+            await backend.aclose()
+            db.close()
+    spec = contract.Spec()
+    invoices = [x for x in fake.door.log if x.path == "/invoices"]
+    assert {k for x in invoices for k in x.query} >= {"created_at_min", "paid_at_min", "sort_by"}
+    for x in invoices:
+        _, op, shared = spec.find(x.method, x.path)
+        names = {k.removesuffix("[]") for k in x.query}
+        assert names <= contract.query_names(op, shared), names - contract.query_names(op, shared)
+        enums = {p["name"]: p["schema"].get("enum") for p in op["parameters"] if p["schema"].get("enum")}
+        for name, allowed in enums.items():
+            assert name not in x.query or x.query[name] in allowed, (name, x.query[name])
+        assert x.status == 200, x.answer

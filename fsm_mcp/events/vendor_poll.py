@@ -8,6 +8,9 @@ applied, never back, and never past the time the poll began (our clock; the over
 a poll cut off anywhere reads the same window again. The first poll of a business
 starts `overlap` before now: what changed before fsm-mcp was watching is no event.
 
+After the jobs, the same poll reads the vendor's invoices and payments (`vendor_invoices`), where its feed
+has them (`ChangeFeed.money`): a completion is applied before the invoice that bills it is looked at.
+
 A webhook is a hint (`hint`): the job it names is read afresh and applied the same way, so a delivery
 repeated, late or out of order has the effect of one reading of the job, and one lost is read by the next poll.
 """
@@ -20,6 +23,7 @@ from typing import Protocol
 
 import anyio
 
+from fsm_mcp.events.vendor_invoices import MoneyChangePoll, MoneyFeed
 from fsm_mcp.events.vendor_jobs import Sighting, apply
 from fsm_mcp.store import Store
 from fsm_mcp.store import vendor_changes as sql
@@ -31,6 +35,7 @@ class ChangeFeed(Protocol):
     """A vendor's jobs, as the poll reads them."""
 
     name: str  # the cursor's name, e.g. "servicetitan:jobs"
+    money: MoneyFeed | None  # the vendor's invoices and payments, polled after the jobs
 
     async def since(self, moment: datetime) -> list[Sighting]:
         """Every job modified at or after `moment` (a job's appointments and technicians count), read whole."""
@@ -53,6 +58,7 @@ class JobChangePoll:
         self.db, self.tenant, self.feed, self.overlap = db, tenant, feed, overlap
         self._lock = anyio.Lock()  # one poll at a time in a process (the background loop, a command)
         self._hints: dict[str, _Hints] = {}  # jobs a webhook named, being read
+        self.money = None if feed.money is None else MoneyChangePoll(db, tenant, feed.money, overlap)
 
     async def run(self) -> int:
         """One poll; the number of events it recorded."""
@@ -66,7 +72,7 @@ class JobChangePoll:
             # behind the pages already read, and the next window must still reach it.
             newest = min(max((s.modified for s in sightings), default=cursor or start), began)
             await self.db.awrite(sql.save_cursor, self.tenant, self.feed.name, newest, self.db.clock.now())
-            return recorded
+        return recorded + (await self.money.run() if self.money is not None else 0)
 
     async def hint(self, job_id: str) -> int:
         """A webhook said the job changed: read it and record what changed; the number of events. Deliveries for

@@ -1,4 +1,5 @@
-"""SQL of vendor job changes: each poll's cursor, and each job as last seen at the vendor.
+"""SQL of vendor changes: each poll's cursor, each job as last seen at the vendor, and each invoice and payment
+seen there (reported once: `invoice.created`, `payment.received`).
 
 A vendor's modification time is kept to the microsecond in a fixed width (`stamp`), so text order is time
 order and two sightings a fraction of a second apart are told apart.
@@ -60,3 +61,49 @@ def seen_many(conn: sqlite3.Connection, tenant: str, job_ids: list[str]) -> dict
                             f"({', '.join('?' for _ in chunk)})", (tenant, *chunk)).fetchall()
         found.update((r["job_id"], (r["modified"], r["state"])) for r in rows)
     return found
+
+
+# ----- invoices and payments seen at the vendor (events/vendor_invoices.py) -----
+
+def money_seen(conn: sqlite3.Connection, tenant: str, kind: str, record_ids: list[str]
+               ) -> dict[str, tuple[str | None, bool, str | None]]:
+    """{record id: (modified, reported, job id)} of those of these invoices or payments seen before, 500 to a query."""
+    found: dict[str, tuple[str | None, bool, str | None]] = {}
+    for start in range(0, len(record_ids), 500):
+        chunk = record_ids[start:start + 500]
+        rows = conn.execute(f"SELECT record_id, modified, reported_at, job_id FROM vendor_money_seen WHERE tenant_id=? "
+                            f"AND kind=? AND record_id IN ({', '.join('?' for _ in chunk)})",
+                            (tenant, kind, *chunk)).fetchall()
+        found.update((r["record_id"], (r["modified"], r["reported_at"] is not None, r["job_id"])) for r in rows)
+    return found
+
+
+def save_money(conn: sqlite3.Connection, tenant: str, kind: str, record_id: str, job_id: str | None,
+               modified: datetime | None, report: bool, now: datetime) -> bool:
+    """Note the record as seen at `modified`; with `report`, mark it reported. True only for the one call that
+    marks it reported first (its event is to be recorded then, and never again)."""
+    at = None if modified is None else stamp(modified)
+    conn.execute("INSERT INTO vendor_money_seen (tenant_id, kind, record_id, job_id, modified, seen_at) "
+                 "VALUES (?,?,?,?,?,?) ON CONFLICT (tenant_id, kind, record_id) DO UPDATE SET "
+                 "job_id = COALESCE(excluded.job_id, vendor_money_seen.job_id), modified = excluded.modified, "
+                 "seen_at = excluded.seen_at", (tenant, kind, record_id, job_id, at, to_db(now)))
+    if not report:
+        return False
+    cursor = conn.execute("UPDATE vendor_money_seen SET reported_at=? WHERE tenant_id=? AND kind=? AND record_id=? "
+                          "AND reported_at IS NULL", (to_db(now), tenant, kind, record_id))
+    return bool(cursor.rowcount == 1)
+
+
+def job_known(conn: sqlite3.Connection, tenant: str, job_id: str) -> bool:
+    """Seen by the job poll, or in the business's feed (booked or changed through fsm-mcp)."""
+    if conn.execute("SELECT 1 FROM vendor_jobs_seen WHERE tenant_id=? AND job_id=?", (tenant, job_id)).fetchone():
+        return True
+    return conn.execute("SELECT 1 FROM events WHERE tenant_id=? AND subject_type='job' AND subject_id=? LIMIT 1",
+                        (tenant, job_id)).fetchone() is not None
+
+
+def invoicing_underway(conn: sqlite3.Connection, tenant: str, now: datetime) -> bool:
+    """Whether one of fsm-mcp's own invoicing calls (`create_invoice`, the automation's) holds a live lease on its
+    idempotency key: the invoice it fills may be read half filled."""
+    return conn.execute("SELECT 1 FROM idempotency WHERE tenant_id=? AND tool='create_invoice' AND state='pending' "
+                        "AND lease_until > ? LIMIT 1", (tenant, to_db(now))).fetchone() is not None

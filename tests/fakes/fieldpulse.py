@@ -98,6 +98,7 @@ class FakeFieldPulse:
         self.jobs: dict[int, dict[str, Any]] = {}
         self.comments: dict[int, dict[str, Any]] = {}
         self.invoices: dict[int, dict[str, Any]] = {}
+        self.payments: dict[int, dict[str, Any]] = {}
         self.users: list[dict[str, Any]] = []
         self.app = Starlette(routes=self._routes())
 
@@ -133,8 +134,9 @@ class FakeFieldPulse:
             r("/jobs/{jobId:int}", "GET", lambda q: self._get(self.jobs, q.id("jobId"), "job")),
             r("/jobs/{jobId:int}", "PUT", self.update_job),
             r("/comments", "GET", self.list_comments), r("/comments", "POST", self.create_comment),
-            r("/invoices", "GET", lambda q: q.page(q.filtered(list(self.invoices.values())))),
-            r("/invoices", "POST", self.create_invoice),
+            r("/invoices", "GET", self.list_invoices), r("/invoices", "POST", self.create_invoice),
+            r("/invoices/{invoiceId:int}", "GET", lambda q: self._get(self.invoices, q.id("invoiceId"), "invoice")),
+            r("/payments", "GET", self.list_payments),
             r("/users", "GET", self.list_users),
             # The spec's one success example, and it has no envelope.
             r("/version", "GET", lambda q: {"reported": "2.5", "latest": "2.5", "deprecated": False}, bare=True),
@@ -341,6 +343,40 @@ class FakeFieldPulse:
                               "tax_rate": str(rate), "tax": money(tax), "total": money(total), "amount_paid": "0.00",
                               "balance_due": money(total), "status": "sent", "created_at": stamp(), "updated_at": stamp()}
         return dict(self.invoices[iid])
+
+    def list_invoices(self, q: Query) -> dict[str, Any]:
+        rows = q.filtered(list(self.invoices.values()))
+        if by := q.get("sort_by"):  # "any attribute name from the current resource"
+            if rows and by not in rows[0]:
+                raise Invalid(f"The sort by must be an attribute of the invoice, not {by}.")
+            rows = sorted(rows, key=lambda i: (str(i.get(by) or ""), i["id"]), reverse=q.get("sort_dir") == "desc")
+        return q.page(rows)
+
+    def invoice_in_app(self, job_id: str, *lines: tuple[str, str, str]) -> int:
+        """The office invoices a job in FieldPulse's app: (description, quantity, unit price) lines."""
+        job = self.jobs[int(job_id)]
+        body = {"customer_id": job["customer_id"], "job_id": job["id"],
+                "line_items": [{"name": d, "description": d, "quantity": n, "unit_price": p} for d, n, p in lines]}
+        return int(self.create_invoice(None, body)["id"])  # type: ignore[arg-type]
+
+    def pay(self, invoice_id: int, amount: str, method: str = "credit card") -> int:
+        """The customer pays, and the office records it in FieldPulse's app."""
+        invoice = self.invoices[invoice_id]
+        paid, now = Decimal(amount), stamp()
+        pid = next(self.ids)
+        self.payments[pid] = {"id": pid, "cuid": f"c{pid * 7919 % 100003:06d}", "invoice_id": invoice_id,
+                              "customer_id": invoice["customer_id"], "amount": money(paid), "method": method,
+                              "payment_date": int(time.time()), "notes": "", "created_at": now, "updated_at": now}
+        balance = Decimal(invoice["balance_due"]) - paid
+        invoice.update(amount_paid=money(Decimal(invoice["amount_paid"]) + paid), balance_due=money(balance),
+                       status="paid" if balance <= 0 else invoice["status"], updated_at=now)
+        return pid
+
+    def list_payments(self, q: Query) -> dict[str, Any]:
+        rows = q.filtered(list(self.payments.values()))
+        if by := q.one_of("sort_by", ("cuid", "method", "amount", "payment_date")):  # as its description allows
+            rows = sorted(rows, key=lambda p: (p[by], p["id"]), reverse=q.get("sort_dir") == "desc")
+        return q.page(rows)
 
     def list_users(self, q: Query) -> dict[str, Any]:
         if q.get("page") is not None:

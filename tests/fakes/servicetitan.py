@@ -3,7 +3,7 @@ notes in ../shared/specs/README.md, for the connector's tests and benchmarks.
 
 It keeps what the connector touches: tokens that expire, customers with locations and
 contacts, jobs with appointments, technician assignments, notes, job invoices and their
-items, the settings lists (business units, job types, technicians, cancel and hold
+items, payments (listed; made in the office: `receive_payment`), the settings lists (business units, job types, technicians, cancel and hold
 reasons). Paths, parameters, payload shapes and status codes follow the spec; validation
 errors come back as ApiErrorResponse. Chaos (latency, 429s, 503s, lost answers) comes
 from `tests/fakes/chaos.py`.
@@ -101,6 +101,7 @@ class FakeServiceTitan:
         self.assignments: list[dict[str, Any]] = []
         self.notes: dict[int, list[dict[str, Any]]] = {}
         self.invoices: dict[int, dict[str, Any]] = {}
+        self.payments: dict[int, dict[str, Any]] = {}  # each with its modifiedOn, which the API does not show
         self.business_units = [{"id": unit, "active": True, "name": name, "createdOn": stamp(), "modifiedOn": stamp(),
                                 "externalData": []} for unit, name in ((10, "HVAC Service"), (11, "Plumbing"))]
         self.job_types = [{"id": 20, "name": "Furnace repair"}, {"id": 21, "name": "Drain cleaning"},
@@ -161,6 +162,7 @@ class FakeServiceTitan:
             r(f"{acc}/invoices", "GET", self.list_invoices),
             r(f"{acc}/invoices/{{id:int}}", "PATCH", self.patch_invoice),
             r(f"{acc}/invoices/{{id:int}}/items", "PATCH", self.add_item),
+            r(f"{acc}/payments", "GET", self.list_payments),
         ]
 
     def _route(self, path: str, method: str, handler: Any) -> Route:
@@ -472,7 +474,7 @@ class FakeServiceTitan:
 
     # ----- accounting -----
     def list_invoices(self, q: Query) -> dict[str, Any]:
-        rows = list(self.invoices.values())
+        rows = q.modified(list(self.invoices.values()))  # no sort: the invoices take none (orderBy names no values)
         if job := q.int("jobId"):
             rows = [i for i in rows if i["job"]["id"] == job]
         if ids := q.ids():
@@ -496,15 +498,59 @@ class FakeServiceTitan:
                                  "membershipTypeId": 0, "modifiedOn": stamp(), "order": len(invoice["items"]) + 1})
         self._total(invoice)
 
+    def bill_in_app(self, job_id: str, *lines: tuple[str, str, str]) -> int:
+        """A technician puts the work on the job's invoice in ServiceTitan's app: (description, quantity, unit
+        price) lines. Returns the invoice's id."""
+        invoice = next(i for i in self.invoices.values() if i["job"]["id"] == int(job_id) and not i.get("adjustmentToId"))
+        for description, quantity, price in lines:
+            self.add_item(_Path(invoice["id"]), {"description": description, "quantity": quantity, "unitPrice": price})
+        return int(invoice["id"])
+
+    def receive_payment(self, *splits: tuple[int, str], memo: str = "") -> int:
+        """The office records a payment in ServiceTitan: (invoice id, amount) splits, each applied to its invoice."""
+        pid, now = next(self.ids), stamp()
+        applied = []
+        for invoice_id, amount in splits:
+            invoice = self._get(self.invoices, invoice_id, "invoiceId")
+            paid = Decimal(amount)
+            invoice.update(balance=money(Decimal(invoice["balance"]) - paid), modifiedOn=now)
+            applied.append({"appliedTo": invoice_id, "appliedAmount": money(paid), "appliedOn": now, "appliedBy": "office"})
+        first = self.invoices[splits[0][0]]
+        self.payments[pid] = {"id": pid, "syncStatus": "Pending", "referenceNumber": str(pid), "date": now,
+                              "type": "Credit Card", "typeId": "61", "total": money(sum((Decimal(a) for _, a in splits),
+                                                                                       Decimal(0))),
+                              "unappliedAmount": "0.00", "memo": memo, "customer": dict(first["customer"]),
+                              "createdBy": "office", "appliedTo": applied, "customFields": [], "modifiedOn": now}
+        return pid
+
+    def list_payments(self, q: Query) -> dict[str, Any]:
+        rows = q.modified(list(self.payments.values()))
+        if ids := q.ids():
+            rows = [p for p in rows if p["id"] in ids]
+        if customer := q.int("customerId"):
+            rows = [p for p in rows if p["customer"]["id"] == customer]
+        body = page_of(rows, q)
+        body["data"] = [strip(p, "modifiedOn") for p in body["data"]]  # DetailedPaymentResponse has no such field
+        return body
+
     def _total(self, invoice: dict[str, Any]) -> None:
         subtotal = sum((Decimal(i["total"]) for i in invoice["items"]), Decimal(0))
         total = subtotal + Decimal(invoice["salesTax"])
-        invoice.update(subTotal=money(subtotal), total=money(total), balance=money(total), modifiedOn=stamp())
+        paid = sum((Decimal(a["appliedAmount"]) for p in self.payments.values() for a in p["appliedTo"]
+                    if a["appliedTo"] == invoice["id"]), Decimal(0))
+        invoice.update(subTotal=money(subtotal), total=money(total), balance=money(total - paid), modifiedOn=stamp())
 
     def _get(self, table: dict[int, dict[str, Any]], key: int, field: str) -> dict[str, Any]:
         if key not in table:
             raise Invalid(field, f"Entity with id {key} was not found.", 404)
         return table[key]
+
+
+class _Path:
+    """What a handler reads of a request made in the vendor's own app: the record's id."""
+
+    def __init__(self, path_id: int) -> None:
+        self.path_id = path_id
 
 
 class Query:

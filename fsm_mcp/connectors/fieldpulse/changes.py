@@ -5,6 +5,10 @@ list takes `filter` on updated_at and is paged in creation order, where a change
 updated_at, a record changed meanwhile would move behind the pages read and push another past them). The
 statuses fsm-mcp noted as comments (arrived or working) count only with the comments, read for the jobs in
 progress that fsm-mcp last knew arrived or working.
+
+Invoices and payments (`FieldPulseMoney`) take the same `filter` on updated_at. Invoices are paged in creation
+order; payments sort only by cuid, method, amount or payment_date (the parameter's description), and are paged
+by cuid, which a change does not move. A FieldPulse invoice is posted whole, so it is billed once it exists.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any
 from fsm_mcp.connectors.fieldpulse import mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
-from fsm_mcp.errors import NotFound
+from fsm_mcp.errors import NotFound, VendorRejected
+from fsm_mcp.events.vendor_invoices import InvoiceSighting, PaymentSighting
 from fsm_mcp.events.vendor_jobs import Sighting, noted, position
 from fsm_mcp.models import JobStatus
 from fsm_mcp.store import Store
@@ -30,6 +35,7 @@ class FieldPulseChanges:
         self.api, self.jobs, self.db = api, jobs, db
         self.tenant = jobs.business.tenant_id
         self.name = "fieldpulse:jobs"
+        self.money = FieldPulseMoney(api)
 
     async def since(self, moment: datetime) -> list[Sighting]:
         after = await position(self.db, self.tenant)
@@ -54,6 +60,49 @@ class FieldPulseChanges:
                 views[i] = view
         return [Sighting(job=view, modified=mapping.when(raw.get("updated_at")) or EPOCH, after=after)
                 for raw, view in zip(raws, views, strict=True)]
+
+
+class FieldPulseMoney:
+    vendor, settles = "fieldpulse", False
+
+    def __init__(self, api: FieldPulseApi) -> None:
+        self.api = api
+
+    async def invoices(self, since: datetime) -> list[InvoiceSighting]:
+        rows = await self.api.all("/invoices", {"filter": where(("updated_at", ">=", mapping.stamp(since))),
+                                                "sort_by": "created_at", "sort_dir": "asc"})
+        return [invoice_sighting(raw) for raw in rows]
+
+    async def payments(self, since: datetime) -> list[PaymentSighting]:
+        rows = await self.api.all("/payments", {"filter": where(("updated_at", ">=", mapping.stamp(since))),
+                                                "sort_by": "cuid", "sort_dir": "asc"})
+        return [PaymentSighting(payment_id=str(raw["id"]), invoice_id=str(raw["invoice_id"]), job_id=None,
+                                amount=mapping.money(raw.get("amount")), modified=mapping.when(raw.get("updated_at")))
+                for raw in rows if raw.get("invoice_id") not in (None, "")]
+
+    async def jobs_of(self, invoice_ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for invoice_id in invoice_ids:
+            if not invoice_id.isdigit():
+                continue
+            try:
+                raw = await self.api.get(f"/invoices/{invoice_id}")
+            except VendorRejected as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            if raw.get("job_id") not in (None, ""):
+                found[invoice_id] = str(raw["job_id"])
+        return found
+
+
+def invoice_sighting(raw: Json) -> InvoiceSighting:
+    total, balance = mapping.money(raw.get("total")), mapping.money(raw.get("balance_due"))
+    job = raw.get("job_id")
+    return InvoiceSighting(invoice_id=str(raw["id"]), job_id=None if job in (None, "") else str(job),
+                           customer_id=str(raw.get("customer_id") or ""),
+                           status="paid" if total > 0 and balance == 0 else "open", total=total, balance=balance,
+                           billed=True, modified=mapping.when(raw.get("updated_at")))
 
 
 def hinted(payload: Any) -> list[str]:

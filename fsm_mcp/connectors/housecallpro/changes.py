@@ -6,6 +6,13 @@ read moves to the front (a page already read): the others shift one place back, 
 none skipped; the moved one is in the next window (the poll's cursor stops at the time it began). A job
 holds its schedule, employees, work status and notes, so its `updated_at` is its version. No Housecall Pro
 webhooks are received: the poll is the only way its changes are heard.
+
+Invoices and payments (`HousecallProMoney`): GET /invoices filters on creation (`created_at_min`) and on
+payment in full (`paid_at_min`), not on modification, and an invoice carries no modification time; payments
+come only inside their invoice. So an invoice is seen in the window after it is made, and its payments there
+and in the window after it is paid in full: a partial payment on an older invoice is heard when the invoice
+is paid off. Both lists are paged in creation order, where a change moves nothing. An invoice is named by its
+invoice number, as `create_invoice` names the one it makes.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from fsm_mcp.connectors.housecallpro.api import MOST, HousecallProApi
 from fsm_mcp.connectors.housecallpro.jobs import Jobs
 from fsm_mcp.connectors.sync import BUDGET
 from fsm_mcp.errors import NotFound
+from fsm_mcp.events.vendor_invoices import InvoiceSighting, PaymentSighting
 from fsm_mcp.events.vendor_jobs import Sighting, position
 from fsm_mcp.store import Store
 
@@ -30,6 +38,7 @@ class HousecallProChanges:
         self.api, self.jobs, self.db = api, jobs, db
         self.tenant = jobs.business.tenant_id
         self.name = "housecallpro:jobs"
+        self.money = HousecallProMoney(api)
 
     async def since(self, moment: datetime) -> list[Sighting]:
         after = await position(self.db, self.tenant)
@@ -54,6 +63,53 @@ class HousecallProChanges:
         except NotFound:
             return None
         return Sighting(job=self.jobs.view(raw), modified=_version(raw), after=after)
+
+
+FAILED = {"failed", "canceled", "cancelled", "voided", "refunded", "declined"}  # a payment that paid nothing
+
+
+class HousecallProMoney:
+    vendor, settles = "housecallpro", False
+
+    def __init__(self, api: HousecallProApi) -> None:
+        self.api = api
+        self._made: list[Json] = []  # the invoices the last window of invoices read: their payments too
+
+    async def invoices(self, since: datetime) -> list[InvoiceSighting]:
+        self._made = await self._list({"created_at_min": mapping.stamp(since)})
+        return [invoice_sighting(raw) for raw in self._made]
+
+    async def payments(self, since: datetime) -> list[PaymentSighting]:
+        rows = {str(raw["id"]): raw for raw in [*self._made, *await self._list({"paid_at_min": mapping.stamp(since)})]}
+        return [PaymentSighting(payment_id=str(p["id"]), invoice_id=_number(raw), job_id=str(raw["job_id"]),
+                                amount=mapping.money(p.get("amount")), modified=None)
+                for raw in rows.values() if raw.get("job_id") for p in raw.get("payments") or []
+                if str(p.get("status") or "").lower() not in FAILED]
+
+    async def jobs_of(self, invoice_ids: list[str]) -> dict[str, str]:
+        return {}  # a payment is read inside its invoice, which names the job
+
+    async def _list(self, params: Json) -> list[Json]:
+        rows: list[Json] = []
+        page = 1
+        while True:
+            body = await self.api.get("/invoices", {**params, "sort_by": "created_at", "sort_direction": "asc",
+                                                    "page": page, "page_size": MOST}, budget=BUDGET)
+            rows += body.get("invoices") or []
+            if page >= int(body.get("total_pages") or 0):
+                return rows
+            page += 1
+
+
+def _number(raw: Json) -> str:
+    return str(raw.get("invoice_number") or raw["id"])
+
+
+def invoice_sighting(raw: Json) -> InvoiceSighting:
+    total, balance = mapping.money(raw.get("amount")), mapping.money(raw.get("due_amount"))
+    return InvoiceSighting(invoice_id=_number(raw), job_id=str(raw["job_id"]) if raw.get("job_id") else None,
+                           customer_id="", status=mapping.invoice_state(raw.get("status")), total=total,
+                           balance=balance, billed=True, modified=None)
 
 
 def _version(raw: Json) -> datetime:

@@ -5,6 +5,11 @@ the visit's status) and that appointment's assignments (the technicians). Jobs a
 `modifiedOnOrAfter` (and `sort=+ModifiedOn`); assignments take no date at all, so an assignment that touches
 neither record is seen by a webhook, or when the job or its appointment next changes. A job's version is the
 newer of its own modifiedOn and its first appointment's, the same whichever way it was found.
+
+Invoices and payments (`ServiceTitanMoney`): both accounting lists take `modifiedOnOrAfter` and no sort (the
+invoices' `orderBy` names no values), so they are read in the API's own order. ServiceTitan opens an empty
+invoice with every job: it is billed once it has items. A payment carries no modification time and is split
+over invoices (`appliedTo`): one sighting per invoice it pays.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.connectors.sync import BUDGET
 from fsm_mcp.errors import NotFound
+from fsm_mcp.events.vendor_invoices import InvoiceSighting, PaymentSighting
 from fsm_mcp.events.vendor_jobs import Sighting, applied, noted, position
 from fsm_mcp.models import JobStatus
 from fsm_mcp.store import Store
@@ -31,6 +37,7 @@ class ServiceTitanChanges:
         self.api, self.jobs, self.db = api, jobs, db
         self.tenant = jobs.business.tenant_id
         self.name = "servicetitan:jobs"
+        self.money = ServiceTitanMoney(api)
 
     async def since(self, moment: datetime) -> list[Sighting]:
         after = await position(self.db, self.tenant)
@@ -56,14 +63,7 @@ class ServiceTitanChanges:
         return (await self._sightings([raw], after))[0]
 
     async def _all(self, module: str, path: str, params: Json) -> list[Json]:
-        rows: list[Json] = []
-        page = 1
-        while True:
-            body = await self.api.get(module, path, {**params, "page": page, "pageSize": 5000}, budget=BUDGET)
-            rows += body["data"]
-            if not body.get("hasMore"):
-                return rows
-            page += 1
+        return await _pages(self.api, module, path, params)
 
     async def _sightings(self, raws: list[Json], after: int) -> list[Sighting]:
         if not raws:
@@ -81,6 +81,47 @@ class ServiceTitanChanges:
                 views[i] = view
 
         return [Sighting(job=view, modified=_version(raw, visits), after=after) for raw, view in zip(raws, views, strict=True)]
+
+
+async def _pages(api: ServiceTitanApi, module: str, path: str, params: Json) -> list[Json]:
+    rows: list[Json] = []
+    page = 1
+    while True:
+        body = await api.get(module, path, {**params, "page": page, "pageSize": 5000}, budget=BUDGET)
+        rows += body["data"]
+        if not body.get("hasMore"):
+            return rows
+        page += 1
+
+
+class ServiceTitanMoney:
+    vendor, settles = "servicetitan", True  # items are added to the job's invoice one request at a time
+
+    def __init__(self, api: ServiceTitanApi) -> None:
+        self.api = api
+
+    async def invoices(self, since: datetime) -> list[InvoiceSighting]:
+        rows = await _pages(self.api, "accounting", "invoices", {"modifiedOnOrAfter": mapping.stamp(since)})
+        return [invoice_sighting(raw) for raw in rows]
+
+    async def payments(self, since: datetime) -> list[PaymentSighting]:
+        rows = await _pages(self.api, "accounting", "payments", {"modifiedOnOrAfter": mapping.stamp(since)})
+        return [PaymentSighting(payment_id=str(raw["id"]), invoice_id=str(split["appliedTo"]), job_id=None,
+                                amount=mapping.money(split.get("appliedAmount")), modified=None)
+                for raw in rows for split in raw.get("appliedTo") or [] if split.get("appliedTo") is not None]
+
+    async def jobs_of(self, invoice_ids: list[str]) -> dict[str, str]:
+        found = await self.api.ids("accounting", "invoices", [int(i) for i in invoice_ids if i.isdigit()])
+        return {str(raw["id"]): str(raw["job"]["id"]) for raw in found if (raw.get("job") or {}).get("id") is not None}
+
+
+def invoice_sighting(raw: Json) -> InvoiceSighting:
+    total, balance = mapping.money(raw.get("total")), mapping.money(raw.get("balance"))
+    job = (raw.get("job") or {}).get("id")
+    return InvoiceSighting(invoice_id=str(raw["id"]), job_id=None if job is None else str(job),
+                           customer_id=str((raw.get("customer") or {}).get("id", "")),
+                           status="paid" if total > 0 and balance == 0 else "open", total=total, balance=balance,
+                           billed=bool(raw.get("items")), modified=mapping.when(raw.get("modifiedOn")))
 
 
 def _version(raw: Json, visits: dict[Any, Json]) -> datetime:
