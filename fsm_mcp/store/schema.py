@@ -246,4 +246,23 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX automation_jobs_follow_up ON automation_jobs (tenant_id, follow_up_at) WHERE followed_up_at IS NULL;
     """,
+    # The books (issue 20): the payments recorded on one of our invoices, read on every announcement of it; and
+    # the requests sent to each company by the hour, counted by every replica (Xero's 5,000 a day).
+    """
+    CREATE INDEX accounting_payments_invoice ON accounting_payments (tenant_id, provider, invoice_id);
+    CREATE TABLE accounting_calls (
+        provider TEXT NOT NULL, company TEXT NOT NULL, hour INTEGER NOT NULL, used INTEGER NOT NULL,
+        PRIMARY KEY (provider, company, hour)
+    ) WITHOUT ROWID;
+    """,
+    # Vendor invoices and payments (issue 19): each seen at the vendor, with its version and the job it bills
+    # (a payment's invoice is looked up here), and when its event (invoice.created, payment.received) was
+    # recorded: once, even after the outbox has forgotten it.
+    """
+    CREATE TABLE vendor_money_seen (
+        tenant_id TEXT NOT NULL, kind TEXT NOT NULL, record_id TEXT NOT NULL, job_id TEXT, modified TEXT,
+        reported_at TEXT, seen_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, kind, record_id)
+    ) WITHOUT ROWID;
+    """,
 ]
