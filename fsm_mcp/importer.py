@@ -19,11 +19,11 @@ from __future__ import annotations
 import codecs
 import csv
 import itertools
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -37,7 +37,7 @@ from fsm_mcp.identity.phones import InvalidPhone, parse_phone
 from fsm_mcp.import_keys import RowKeys, repeated_external_ids
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.settings import Business
-from fsm_mcp.store import Store, imports
+from fsm_mcp.store import Store, directory, imports
 
 CUSTOMER_COLUMNS = ("external_id", "name", "phone", "email", "street", "unit", "city", "state", "postal_code", "notes")
 TECHNICIAN_COLUMNS = ("external_id", "name", "phone", "skills")
@@ -200,7 +200,7 @@ def reindex_customers(db: Store, tenant: str, progress: Callable[[int, int], Non
     return count
 
 
-def _imported_before(conn: sqlite3.Connection, table: str, tenant: str, rows: list[tuple[int, dict[str, str], str]],
+def _imported_before(conn: Any, table: str, tenant: str, rows: list[tuple[int, dict[str, str], str]],
                      ) -> set[str]:
     """The import keys of `rows` whose row is in the table already, by its key or by its external_id."""
     by_id = imports.seen(conn, table, "external_id", tenant, [r["external_id"] for _, r, _ in rows if r.get("external_id")])
@@ -208,7 +208,7 @@ def _imported_before(conn: sqlite3.Connection, table: str, tenant: str, rows: li
     return by_key | {key for _, r, key in rows if r.get("external_id") in by_id}
 
 
-def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tuple[int, dict[str, str], str]],
+def _customer_batch(conn: Any, business: Business, batch: list[tuple[int, dict[str, str], str]],
                     report: ImportReport, now: datetime) -> None:
     tenant = business.tenant_id
     before = _imported_before(conn, "customers", tenant, batch)
@@ -258,10 +258,8 @@ def _customer_batch(conn: sqlite3.Connection, business: Business, batch: list[tu
         profiles.append(profile)
     ids = customers.insert_customers(conn, tenant, now, new)
     customers.insert_locations(conn, tenant, now, [(cid, a, None, ()) for cid, a in zip(ids, addresses, strict=True) if a])
-    conn.executemany(
-        "INSERT INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?) ON CONFLICT DO NOTHING",
-        sorted((tenant, key, cid) for cid, profile in zip(ids, profiles, strict=True) for key in record_keys(profile)),
-    )
+    directory.add_keys(conn, tenant, [(key, cid) for cid, profile in zip(ids, profiles, strict=True)
+                                      for key in record_keys(profile)], new=True)
     report.imported += len(ids)
 
 
@@ -273,7 +271,7 @@ def import_technicians(db: Store, business: Business, path: Path, progress: Call
     keys = RowKeys(TECHNICIAN_COLUMNS)
     rows = [(line, row, keys.key(row)) for line, row in read]
 
-    def write(conn: sqlite3.Connection) -> None:
+    def write(conn: Any) -> None:
         before = _imported_before(conn, "technicians", business.tenant_id, rows)
         for line, row, key in rows:
             if not row.get("name"):

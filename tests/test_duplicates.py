@@ -178,3 +178,26 @@ async def test_merging_records_that_already_point_to_the_kept_one_changes_nothin
     again = await call(client, "merge_customers", keep_id=base["c1"], merge_ids=[base["c2"]], idempotency_key="m2")
     assert again["applied"] is False and again["merged"] == [] and "Nothing to merge" in again["will_change"]
     assert "confirmation_token" not in again
+
+
+def test_a_rebuild_after_a_bulk_import_puts_back_missing_keys_and_drops_stale_ones(settings: Settings,
+                                                                                   tmp_path: Path) -> None:
+    """300 customers: enough that on PostgreSQL the import and the rebuild stream their rows by COPY."""
+    csv = tmp_path / "many.csv"
+    csv.write_text("external_id,name,phone,email,street,city,state,postal_code\n" + "".join(
+        f"x{i},Ann{i} Fam{i % 7},(217) 555-{i:04d},ann{i}@example.com,{i + 1} Oak Street,Springfield,IL,62704\n"
+        for i in range(300)))
+    db = open_store(settings.db_path)
+    tenant = BUSINESS.tenant_id
+    assert import_customers(db, BUSINESS, csv).imported == 300
+    keys = "SELECT tenant_id, key, customer_id FROM match_keys ORDER BY key, customer_id"
+    before = [tuple(r) for r in db.read(lambda c: c.execute(keys).fetchall())]
+    some = before[0][2]
+    db.write(lambda c: c.execute("DELETE FROM match_keys WHERE key LIKE 'p:%'"))
+    db.write(lambda c: c.execute("INSERT INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)",
+                                 (tenant, "n:stale|key", some)))
+    assert db.write(rebuild_index, tenant) == 300
+    after = [tuple(r) for r in db.read(lambda c: c.execute(keys).fetchall())]
+    assert db.read(lambda c: c.execute("SELECT count(*) FROM contacts").fetchone()[0]) == 300
+    db.close()
+    assert len(before) > 300 * 5 and after == before

@@ -1,0 +1,320 @@
+"""The customer directory's SQL: customers, their places, numbers and e-mails, the identity index
+(match_keys) kept beside them, and the business's identity model.
+
+The rules (what a profile is, which keys it has, how candidates score) live in `directory/` and `identity/`;
+this module only reads and writes rows. Bulk writes (an import's batches, a rebuild of the index) go through
+`insert_rows`, which on PostgreSQL streams them with COPY instead of sending INSERT statements.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fsm_mcp.errors import NotFound
+from fsm_mcp.identity.phones import ParsedPhone
+from fsm_mcp.inputs import AddressIn
+from fsm_mcp.models import Address, Customer, Equipment, Location, Phone
+from fsm_mcp.store import contacts
+from fsm_mcp.store.db import new_id, placeholders, to_db
+
+COPY_FROM = 64  # rows from which a bulk insert on PostgreSQL goes as COPY (a booking's one row stays an INSERT)
+CHUNK = 500  # ids per IN list
+
+
+def insert_rows(conn: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Insert rows that are new (no key among them is in the table yet, nor twice among them). On PostgreSQL
+    a batch of COPY_FROM or more is streamed by COPY: one statement, no parsing or planning per row."""
+    batch = rows if isinstance(rows, list) else list(rows)
+    if not batch:
+        return
+    copy = getattr(conn, "copy_rows", None)
+    if copy is not None and len(batch) >= COPY_FROM:
+        copy(table, columns, batch)
+        return
+    conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(len(columns))})", batch)
+
+
+# --- customers and their places ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewCustomer:
+    name: str
+    phones: Sequence[ParsedPhone] = ()
+    emails: Sequence[str] = ()
+    notes: str | None = None
+    external_id: str | None = None
+    tags: Sequence[str] = ()
+    import_key: str | None = None  # set by an import: what a rerun recognises the row by
+
+
+def insert_customers(conn: Any, tenant: str, now: datetime, new: Sequence[NewCustomer]) -> list[str]:
+    """Insert customers in a few statements (an import sends thousands at a time), each with its first contact,
+    named as it, owning its phones and e-mails; returns their ids."""
+    ids = [new_id("cus") for _ in new]
+    people = [new_id("con") for _ in new]
+    stamp = to_db(now)
+    insert_rows(conn, "customers",
+                ("tenant_id", "id", "external_id", "name", "notes", "tags", "created_at", "updated_at", "import_key"),
+                [(tenant, cid, c.external_id, c.name.strip(), c.notes, json.dumps(list(c.tags)), stamp, stamp,
+                  c.import_key) for cid, c in zip(ids, new, strict=True)])
+    insert_rows(conn, "contacts", ("tenant_id", "id", "customer_id", "name", "role", "created_at"),
+                [(tenant, person, cid, c.name.strip(), contacts.PRIMARY, stamp)
+                 for cid, person, c in zip(ids, people, new, strict=True)])
+    phones: dict[tuple[str, str], tuple[object, ...]] = {}  # a number given twice is held once, as it was first given
+    emails: dict[tuple[str, str], tuple[object, ...]] = {}
+    for cid, person, c in zip(ids, people, new, strict=True):
+        for p in c.phones:
+            phones.setdefault((cid, p.e164), (tenant, cid, p.e164, p.extension, person))
+        for e in c.emails:
+            emails.setdefault((cid, e), (tenant, cid, e, person))
+    insert_rows(conn, "customer_phones", ("tenant_id", "customer_id", "e164", "extension", "contact_id"),
+                list(phones.values()))
+    insert_rows(conn, "customer_emails", ("tenant_id", "customer_id", "email", "contact_id"), list(emails.values()))
+    return ids
+
+
+def insert_customer(
+    conn: Any, tenant: str, now: datetime, *, name: str, phones: Sequence[ParsedPhone] = (),
+    emails: Sequence[str] = (), notes: str | None = None, external_id: str | None = None, tags: Sequence[str] = (),
+) -> str:
+    return insert_customers(conn, tenant, now, [NewCustomer(name, phones, emails, notes, external_id, tags)])[0]
+
+
+def insert_locations(
+    conn: Any, tenant: str, now: datetime, new: Sequence[tuple[str, AddressIn, str | None, Sequence[Equipment]]],
+) -> list[str]:
+    """Insert (customer_id, address, access notes, equipment) service locations; returns their ids."""
+    ids = [new_id("loc") for _ in new]
+    stamp = to_db(now)
+    insert_rows(
+        conn, "locations",
+        ("tenant_id", "id", "customer_id", "street", "unit", "city", "state", "postal_code", "country", "access_notes",
+         "equipment", "created_at"),
+        [(tenant, location_id, customer_id, a.street, a.unit, a.city, a.state, a.postal_code, a.country, access_notes,
+          json.dumps([e.model_dump(exclude_none=True) for e in equipment]), stamp)
+         for location_id, (customer_id, a, access_notes, equipment) in zip(ids, new, strict=True)],
+    )
+    return ids
+
+
+def insert_location(conn: Any, tenant: str, customer_id: str, address: AddressIn, now: datetime,
+                    access_notes: str | None = None, equipment: Sequence[Equipment] = ()) -> str:
+    return insert_locations(conn, tenant, now, [(customer_id, address, access_notes, equipment)])[0]
+
+
+def load_customer(conn: Any, tenant: str, customer_id: str, field: str = "customer_id") -> Customer:
+    row = conn.execute(
+        "SELECT c.*, (SELECT json_group_array(json_array(p.e164, p.extension)) FROM customer_phones p "
+        "WHERE p.tenant_id=c.tenant_id AND p.customer_id=c.id) AS phone_list, (SELECT json_group_array(e.email) "
+        "FROM customer_emails e WHERE e.tenant_id=c.tenant_id AND e.customer_id=c.id) AS email_list "
+        "FROM customers c WHERE c.tenant_id=? AND c.id=?",
+        (tenant, customer_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound("customer", customer_id, field, "Find the customer with lookup_customer first.")
+    return Customer(
+        customer_id=row["id"], external_id=row["external_id"], name=row["name"],
+        phones=[Phone(number=number, extension=ext) for number, ext in json.loads(row["phone_list"])],
+        emails=json.loads(row["email_list"]), notes=row["notes"], tags=json.loads(row["tags"]),
+        locations=load_locations(conn, tenant, customer_id), merged_into=row["merged_into"],
+        contacts=contacts.load_contacts(conn, tenant, customer_id),
+    )
+
+
+def load_locations(conn: Any, tenant: str, customer_id: str) -> list[Location]:
+    return [
+        Location(
+            location_id=r["id"],
+            address=Address(street=r["street"], unit=r["unit"], city=r["city"], state=r["state"],
+                            postal_code=r["postal_code"], country=r["country"]),
+            access_notes=r["access_notes"],
+            equipment=[Equipment(**e) for e in json.loads(r["equipment"])],
+        )
+        for r in conn.execute(
+            "SELECT * FROM locations WHERE tenant_id=? AND customer_id=? ORDER BY created_at, id", (tenant, customer_id)
+        )
+    ]
+
+
+def count_customers(conn: Any, tenant: str, live: bool = True) -> int:
+    """The business's customers; `live`: only those not merged into another."""
+    where = " AND merged_into IS NULL" if live else ""
+    return int(conn.execute(f"SELECT count(*) FROM customers WHERE tenant_id=?{where}", (tenant,)).fetchone()[0])
+
+
+def sample_live_ids(conn: Any, tenant: str, share: float, limit: int) -> list[str]:
+    """Up to `limit` live customers' ids, each taken with probability `share` (no sort of the whole base)."""
+    return [r[0] for r in conn.execute(
+        "SELECT id FROM customers WHERE tenant_id=? AND merged_into IS NULL AND abs(random()) % 1000000 < ? LIMIT ?",
+        (tenant, int(share * 1_000_000), limit))]
+
+
+def summaries(conn: Any, tenant: str, ids: Sequence[str]) -> dict[str, Any]:
+    """id -> row (id, name, external_id, created_at) of these customers, one statement per CHUNK."""
+    return {
+        row["id"]: row
+        for start in range(0, len(ids), CHUNK)
+        for row in conn.execute(
+            f"SELECT id, name, external_id, created_at FROM customers WHERE tenant_id=? AND id IN "
+            f"({placeholders(len(ids[start:start + CHUNK]))})", (tenant, *ids[start : start + CHUNK]))
+    }
+
+
+def names_and_addresses(conn: Any, tenant: str, customer_ids: Iterable[str],
+                        location_ids: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Customers' names and locations' one-line addresses, for showing a vendor's jobs: one read each."""
+    cids, lids = sorted(set(customer_ids)), sorted(set(location_ids))
+    names = dict(conn.execute(f"SELECT id, name FROM customers WHERE tenant_id=? AND id IN ({placeholders(len(cids))})",
+                              (tenant, *cids)).fetchall())
+    addresses = {
+        r["id"]: Address(street=r["street"], unit=r["unit"], city=r["city"], state=r["state"],
+                         postal_code=r["postal_code"]).one_line()
+        for r in conn.execute(f"SELECT * FROM locations WHERE tenant_id=? AND id IN ({placeholders(len(lids))})", (tenant, *lids))
+    }
+    return names, addresses
+
+
+# --- what identity reads of a customer ---------------------------------------------------------------------
+
+PARTS = ("phones", "emails", "addresses")
+_PARTS = {  # the parts of a profile beyond the name, each gathered by one subquery
+    "phones": "(SELECT json_group_array(p.e164) FROM customer_phones p WHERE p.tenant_id=c.tenant_id AND p.customer_id=c.id)",
+    "emails": "(SELECT json_group_array(e.email) FROM customer_emails e WHERE e.tenant_id=c.tenant_id AND e.customer_id=c.id)",
+    "addresses": "(SELECT json_group_array(json_array(l.street, l.unit, l.postal_code, l.city, l.state)) FROM locations l "
+                 "WHERE l.tenant_id=c.tenant_id AND l.customer_id=c.id)",
+}
+
+Place = tuple[str, str | None, str | None, str | None, str | None]  # street, unit, postal code, city, state
+
+
+def profile_rows(conn: Any, tenant: str, ids: Sequence[str], parts: Sequence[str] = PARTS,
+                 ) -> Iterator[tuple[str, str, list[Any]]]:
+    """(id, name, [each of `parts` as a list]) of the live (not merged) customers among `ids`, one statement per
+    CHUNK; only the parts asked for are read (a caller ID alone needs its candidates' numbers, not their places)."""
+    columns = "".join(f", {_PARTS[part]}" for part in parts)
+    for start in range(0, len(ids), CHUNK):
+        chunk = list(ids[start : start + CHUNK])
+        sql = (f"SELECT c.id, c.name{columns} FROM customers c "
+               f"WHERE c.tenant_id=? AND c.id IN ({placeholders(len(chunk))}) AND c.merged_into IS NULL")
+        for cid, name, *found in conn.execute(sql, (tenant, *chunk)):
+            yield cid, name, [json.loads(value) for value in found]
+
+
+def every_profile_row(conn: Any, tenant: str) -> Iterator[tuple[str, str, list[str], list[str], list[Place]]]:
+    """(id, name, phones, emails, places) of every live customer, in id order: the four tables walked once
+    each, side by side, in customer order (no query per customer)."""
+
+    def grouped(sql: str) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+        cursor = conn.cursor()
+        cursor.row_factory = None
+        for cid, rows in itertools.groupby(cursor.execute(sql, (tenant,)), key=lambda r: r[0]):
+            yield cid, [r[1:] for r in rows]
+
+    streams = {
+        "phones": grouped("SELECT customer_id, e164 FROM customer_phones WHERE tenant_id=? ORDER BY customer_id"),
+        "emails": grouped("SELECT customer_id, email FROM customer_emails WHERE tenant_id=? ORDER BY customer_id"),
+        "places": grouped("SELECT customer_id, street, unit, postal_code, city, state FROM locations "
+                          "WHERE tenant_id=? ORDER BY customer_id"),
+    }
+    heads: dict[str, tuple[str, list[tuple[Any, ...]]] | None] = {k: next(v, None) for k, v in streams.items()}
+
+    def take(kind: str, cid: str) -> list[tuple[Any, ...]]:
+        while (head := heads[kind]) is not None and head[0] < cid:  # rows of merged records: skip
+            heads[kind] = next(streams[kind], None)
+        if head is not None and head[0] == cid:
+            heads[kind] = next(streams[kind], None)
+            return head[1]
+        return []
+
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    for cid, name in cursor.execute(
+        "SELECT id, name FROM customers WHERE tenant_id=? AND merged_into IS NULL ORDER BY id", (tenant,)
+    ):
+        yield (cid, name, [r[0] for r in take("phones", cid)], [r[0] for r in take("emails", cid)],
+               take("places", cid))
+
+
+# --- the identity index ------------------------------------------------------------------------------------
+
+
+def key_holders(conn: Any, tenant: str, key: str, most: int) -> list[str]:
+    """Up to `most` + 1 customers holding this key (one more than `most` says there are too many)."""
+    return [r[0] for r in conn.execute("SELECT customer_id FROM match_keys WHERE tenant_id=? AND key=? LIMIT ?",
+                                       (tenant, key, most + 1))]
+
+
+def add_keys(conn: Any, tenant: str, keys: Iterable[tuple[str, str]], new: bool = False) -> None:
+    """Add (key, customer id) entries; `new`: the customers are new, so none of these is held yet (a bulk load
+    streams them)."""
+    rows = sorted((tenant, key, cid) for key, cid in keys)
+    if new:
+        insert_rows(conn, "match_keys", ("tenant_id", "key", "customer_id"), rows)
+    else:
+        conn.executemany("INSERT INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                         rows)
+
+
+def drop_keys(conn: Any, tenant: str, customer_ids: Sequence[str]) -> None:
+    conn.executemany("DELETE FROM match_keys WHERE tenant_id=? AND customer_id=?", [(tenant, c) for c in customer_ids])
+
+
+def replace_all_keys(conn: Any, tenant: str, batches: Iterable[list[tuple[str, str]]]) -> None:
+    """Make the business's index exactly these (key, customer id) entries, in the caller's transaction.
+
+    The entries are gathered in a scratch table first, then the index is changed by what differs: a rebuild
+    after a change of the rules touches the keys it changes, and a rebuild that changes nothing writes nothing
+    (rewriting a million customers' fourteen million entries took most of the rebuild). On PostgreSQL the
+    scratch table is filled by COPY."""
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        conn.execute('CREATE TEMP TABLE IF NOT EXISTS new_keys (key TEXT COLLATE "C" NOT NULL, '
+                     'customer_id TEXT COLLATE "C" NOT NULL)')
+        conn.execute("TRUNCATE new_keys")
+        for batch in batches:
+            conn.copy_rows("new_keys", ("key", "customer_id"), batch)
+        conn.execute("SET LOCAL work_mem = '256MB'")  # the two anti-joins hash in memory, not in batches on disk
+        conn.execute("ANALYZE new_keys")
+    else:
+        conn.execute("DROP TABLE IF EXISTS temp.new_keys")
+        conn.execute("CREATE TEMP TABLE new_keys (key TEXT NOT NULL, customer_id TEXT NOT NULL)")
+        for batch in batches:
+            conn.executemany("INSERT INTO new_keys (key, customer_id) VALUES (?,?)", batch)
+        conn.execute("CREATE INDEX temp.new_keys_entry ON new_keys (key, customer_id)")  # built by one sort
+    conn.execute("DELETE FROM match_keys WHERE tenant_id=? AND NOT EXISTS (SELECT 1 FROM new_keys n "
+                 "WHERE n.key=match_keys.key AND n.customer_id=match_keys.customer_id)", (tenant,))
+    conn.execute(  # WHERE ... AND true: SQLite's parser needs a WHERE before ON CONFLICT
+        "INSERT INTO match_keys (tenant_id, key, customer_id) SELECT ?, n.key, n.customer_id FROM new_keys n "
+        "WHERE NOT EXISTS (SELECT 1 FROM match_keys m WHERE m.tenant_id=? AND m.key=n.key "
+        "AND m.customer_id=n.customer_id) AND true ORDER BY n.key, n.customer_id ON CONFLICT DO NOTHING",
+        (tenant, tenant))
+    conn.execute("DROP TABLE new_keys" if getattr(conn, "dialect", "sqlite") == "sqlite" else "TRUNCATE new_keys")
+
+
+def shared_keys(conn: Any, tenant: str) -> Iterator[tuple[str, list[str]]]:
+    """Keys held by two or more customers, with their holders, streamed in key order (the primary key's: no sort)."""
+    rows = conn.execute("SELECT key, customer_id FROM match_keys WHERE tenant_id=? ORDER BY key", (tenant,))
+    for key, members in itertools.groupby(rows, key=lambda r: r[0]):
+        ids = [m[1] for m in members]
+        if len(ids) > 1:
+            yield key, ids
+
+
+# --- the identity model ------------------------------------------------------------------------------------
+
+
+def model_text(conn: Any, tenant: str) -> str | None:
+    """The business's trained identity model as stored (JSON), or None before its first training."""
+    row = conn.execute("SELECT model FROM identity_model WHERE tenant_id=?", (tenant,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def save_model(conn: Any, tenant: str, text: str, now: datetime) -> None:
+    conn.execute("INSERT INTO identity_model (tenant_id, model, trained_at) VALUES (?,?,?) "
+                 "ON CONFLICT (tenant_id) DO UPDATE SET model=excluded.model, trained_at=excluded.trained_at",
+                 (tenant, text, to_db(now)))
