@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from fsm_mcp.directory.profiles import load_profiles
+from fsm_mcp.identity.em import fit_m
 from fsm_mcp.identity.model import Model, default_model, estimate_u
 from fsm_mcp.store import directory as store
 
@@ -35,6 +36,6 @@ def train(conn: Any, tenant: str, now: datetime) -> Model:
     live = store.count_customers(conn, tenant)
     share = min(1.0, 1.5 * SAMPLE / max(1, total))  # a random share of the rows, without sorting them all
     profiles = list(load_profiles(conn, tenant, store.sample_live_ids(conn, tenant, share, SAMPLE)).values())
-    model = replace(estimate_u(default_model(), profiles, pairs=20_000), customers=live)
+    model = replace(fit_m(estimate_u(default_model(), profiles, pairs=20_000), profiles), customers=live)
     store.save_model(conn, tenant, json.dumps(model.to_json(), sort_keys=True), now)
     return model
