@@ -2,7 +2,8 @@
 types every tool's arguments are made of.
 
 Shared by the tools (which publish them as JSON schema) and the backends (which act on
-them), so that one definition serves both. Every object refuses keys it does not know, at
+them), so that one definition serves both; at the end, what a door builds from them for a backend
+(`BookingRequest`, `JobFilter`). Every object refuses keys it does not know, at
 every depth: an agent that sends `vip_discount` learns at once that it does nothing.
 """
 
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from fsm_mcp.models import Address, LineKind
+from fsm_mcp.models import Address, JobStatus, LineKind, Priority
 
 _POSTAL_TAIL = re.compile(r"^(?:(?P<state>[A-Za-z]{2,3})\s+)?(?P<postal>\d{5}(?:-\d{4})?|[A-Za-z]\d[A-Za-z] ?\d[A-Za-z]\d|\d{4})$")
 
@@ -152,3 +154,35 @@ class LineItemIn(BaseModel):
     quantity: Annotated[Decimal, Field(gt=0, le=10_000, description="Hours for labor, units for material")]
     unit_price: Annotated[Decimal, Field(ge=0, le=1_000_000, description="Price of one unit, e.g. \"129.00\"")]
     kind: Annotated[LineKind, Field(description="labor, material or service")] = "service"
+
+
+# What the doors build from those shapes for a backend.
+
+
+class BookingRequest(BaseModel):
+    """A booking, validated by its door: the request model of the booking service, and what its idempotency
+    key is bound to (every field, see `request_hash`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    customer_id: str | None
+    customer: CustomerDetails | None
+    address: AddressIn | None
+    job_type: str
+    summary: str
+    priority: Priority
+    window: tuple[datetime, datetime]  # aware, in the business's zone
+    technician_id: str | None
+    allow_duplicate: bool
+    new_customer: bool
+    caller_phone: str | None = None  # E.164; learned onto an existing customer's record when it is not there
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    statuses: tuple[JobStatus, ...] = ()
+    technician_id: str | None = None
+    customer_id: str | None = None
+    limit: int = 50

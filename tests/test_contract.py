@@ -59,7 +59,7 @@ def test_plain_output_schemas_accept_and_reject_what_pydantics_form_does() -> No
     from jsonschema import Draft202012Validator
     from pydantic import TypeAdapter
 
-    from fsm_mcp.connectors.base import CustomerProfile
+    from fsm_mcp.results import CustomerProfile
     from fsm_mcp.tools._schema import plain_schema
 
     derived = TypeAdapter(CustomerProfile).json_schema()

@@ -10,12 +10,12 @@ import anyio
 import httpx2 as httpx
 import pytest
 
-from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.connectors.fieldpulse.backend import FieldPulseBackend
 from fsm_mcp.connectors.http.client import Policy
 from fsm_mcp.connectors.vendor_settings import SettingsError
 from fsm_mcp.directory import customers
 from fsm_mcp.identity.query import caller_profile
+from fsm_mcp.inputs import BookingRequest
 from fsm_mcp.settings import Settings
 from fsm_mcp.store import open_store
 from fsm_mcp.store.db import Database

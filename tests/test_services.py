@@ -13,9 +13,8 @@ from pydantic import BaseModel
 
 from fsm_mcp.app import ServedBusiness, open_businesses
 from fsm_mcp.clock import Clock
-from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.errors import IdempotencyMismatch
-from fsm_mcp.inputs import AddressIn, CustomerDetails, LineItemIn
+from fsm_mcp.inputs import AddressIn, BookingRequest, CustomerDetails, LineItemIn
 from fsm_mcp.models import JobStatus
 from fsm_mcp.services import booking, dispatch, invoicing, merge, statuses
 from fsm_mcp.services.actors import system_actor

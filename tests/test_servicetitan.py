@@ -10,12 +10,12 @@ import anyio
 import httpx2 as httpx
 import pytest
 
-from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.connectors.http.client import Policy
 from fsm_mcp.connectors.servicetitan.backend import ServiceTitanBackend
 from fsm_mcp.connectors.servicetitan.config import SettingsError
 from fsm_mcp.directory import customers
 from fsm_mcp.identity.query import caller_profile
+from fsm_mcp.inputs import BookingRequest
 from fsm_mcp.settings import Settings
 from fsm_mcp.store import open_store
 from fsm_mcp.store.idempotency import Attempt

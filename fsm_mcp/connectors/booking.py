@@ -20,13 +20,13 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from fsm_mcp.connectors.base import Booking, BookingRequest
 from fsm_mcp.directory import booking as directory
 from fsm_mcp.directory import customers
 from fsm_mcp.errors import FsmError, InvalidInput, WriteUncertain
 from fsm_mcp.identity.contacts import CallerPerson
-from fsm_mcp.inputs import AddressIn
+from fsm_mcp.inputs import AddressIn, BookingRequest
 from fsm_mcp.models import Customer, Job, JobStatus
+from fsm_mcp.results import Booking
 from fsm_mcp.scheduling import BOOKED, overlaps
 from fsm_mcp.settings import Business
 from fsm_mcp.store import Store

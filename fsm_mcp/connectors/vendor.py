@@ -12,17 +12,6 @@ from typing import Any, Protocol
 
 import httpx2 as httpx
 
-from fsm_mcp.connectors.base import (
-    Booking,
-    BookingRequest,
-    CustomerProfile,
-    DuplicateReport,
-    JobFilter,
-    MergePlan,
-    Progress,
-    RecentJob,
-    Recognition,
-)
 from fsm_mcp.connectors.booking import BookingSteps, book
 from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.sync import DirectorySync
@@ -32,7 +21,17 @@ from fsm_mcp.events.vendor_hooks import Inbound
 from fsm_mcp.events.vendor_poll import JobChangePoll
 from fsm_mcp.identity.contacts import which_contact
 from fsm_mcp.identity.keys import Profile
+from fsm_mcp.inputs import BookingRequest, JobFilter
 from fsm_mcp.models import Customer, Job, JobStatus, Technician
+from fsm_mcp.results import (
+    Booking,
+    CustomerProfile,
+    DuplicateReport,
+    MergePlan,
+    Progress,
+    RecentJob,
+    Recognition,
+)
 from fsm_mcp.scheduling import Slot, free_slots
 from fsm_mcp.settings import Business
 from fsm_mcp.store import Store

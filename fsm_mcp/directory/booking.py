@@ -7,7 +7,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.directory import customers
 from fsm_mcp.errors import AmbiguousCustomer, InvalidInput
 from fsm_mcp.identity.addresses import compare_addresses, parse_street
@@ -16,7 +15,7 @@ from fsm_mcp.identity.emails import normalize_email
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.identity.phones import parse_phone
 from fsm_mcp.identity.query import caller_profile
-from fsm_mcp.inputs import AddressIn
+from fsm_mcp.inputs import AddressIn, BookingRequest
 from fsm_mcp.models import Customer, Location
 from fsm_mcp.settings import Business
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fsm_mcp.connectors.base import Billed, Booking, MergePlan
 from fsm_mcp.events import outbox
 from fsm_mcp.events.outbox import EventType
 from fsm_mcp.models import Job, JobStatus
+from fsm_mcp.results import Billed, Booking, MergePlan
 from fsm_mcp.store import Store
 
 _STATUS_EVENT: dict[JobStatus, EventType] = {JobStatus.completed: "job.completed", JobStatus.canceled: "job.cancelled"}

@@ -7,8 +7,9 @@ vendor has answered."""
 from __future__ import annotations
 
 from fsm_mcp.app import ServedBusiness
-from fsm_mcp.connectors.base import Booking, BookingRequest
 from fsm_mcp.events import changes
+from fsm_mcp.inputs import BookingRequest
+from fsm_mcp.results import Booking
 from fsm_mcp.store import audit
 from fsm_mcp.store.idempotency import Attempt
 

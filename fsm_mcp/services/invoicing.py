@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from fsm_mcp.app import ServedBusiness
-from fsm_mcp.connectors.base import Billed
 from fsm_mcp.events import changes
 from fsm_mcp.inputs import LineItemIn
+from fsm_mcp.results import Billed
 from fsm_mcp.services.requests import Request
 from fsm_mcp.store.idempotency import Attempt
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from fsm_mcp.app import ServedBusiness
-from fsm_mcp.connectors.base import MergePlan
 from fsm_mcp.events import changes
 from fsm_mcp.models import readable
+from fsm_mcp.results import MergePlan
 from fsm_mcp.services.confirmation import Pending, confirmed, issue
 from fsm_mcp.services.requests import Request
 from fsm_mcp.store.idempotency import Attempt

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from fsm_mcp.app import ServedBusiness
-from fsm_mcp.connectors.base import CustomerProfile, DuplicateReport, JobFilter, Progress, Recognition
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.events import outbox
 from fsm_mcp.events.outbox import Page
 from fsm_mcp.identity.keys import Profile
+from fsm_mcp.inputs import JobFilter
 from fsm_mcp.models import Confidence, Job, Technician
+from fsm_mcp.results import CustomerProfile, DuplicateReport, Progress, Recognition
 from fsm_mcp.scheduling import Slot
 
 

@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fsm_mcp.errors import NotFound
+from fsm_mcp.inputs import JobFilter
 from fsm_mcp.models import Address, Job, JobStatus, StatusChange
 from fsm_mcp.scheduling import BOOKED
 from fsm_mcp.store.db import from_db, new_id, placeholders, to_db
-
-if TYPE_CHECKING:
-    from fsm_mcp.connectors.base import JobFilter
 
 _BOOKED = tuple(s.value for s in BOOKED)
 _SELECT = (

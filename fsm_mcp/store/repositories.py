@@ -27,10 +27,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fsm_mcp.billing import Line, Totals
+from fsm_mcp.inputs import JobFilter
 from fsm_mcp.models import Invoice, Job, JobStatus, Technician
-
-if TYPE_CHECKING:
-    from fsm_mcp.connectors.base import JobFilter
 
 Busy = dict[str, list[tuple[datetime, datetime, str]]]  # technician id -> (start, end, job id)
 

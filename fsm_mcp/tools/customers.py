@@ -7,11 +7,11 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from fsm_mcp.access.callers import needs
-from fsm_mcp.connectors.base import CustomerProfile, RecentJob
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.inputs import AddressArg, Line, PhoneText, parse_address
 from fsm_mcp.models import UNTRUSTED, Contact, Equipment, untrusted
+from fsm_mcp.results import CustomerProfile, RecentJob
 from fsm_mcp.services import reads
 from fsm_mcp.tools._kit import READ, agent_errors, business
 from fsm_mcp.tools._schema import omit_empty

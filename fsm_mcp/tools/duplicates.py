@@ -7,8 +7,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
 from fsm_mcp.access.callers import needs
-from fsm_mcp.connectors.base import DuplicateReport, MergePlan
 from fsm_mcp.models import Confidence
+from fsm_mcp.results import DuplicateReport, MergePlan
 from fsm_mcp.services import merge as merging
 from fsm_mcp.services import reads
 from fsm_mcp.services.merge import Merge, MergeRequest

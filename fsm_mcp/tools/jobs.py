@@ -6,12 +6,13 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from fsm_mcp.access.callers import needs
-from fsm_mcp.connectors.base import Booking, BookingRequest, JobFilter
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
 from fsm_mcp.inputs import (
     AddressArg,
+    BookingRequest,
     CustomerDetails,
+    JobFilter,
     Line,
     LineItemIn,
     Moment,
@@ -20,6 +21,7 @@ from fsm_mcp.inputs import (
     parse_address,
 )
 from fsm_mcp.models import Job, JobStatus, Priority
+from fsm_mcp.results import Booking
 from fsm_mcp.scheduling import check_window, localize
 from fsm_mcp.services import booking, cancellation, reads, statuses
 from fsm_mcp.services.cancellation import CancelRequest

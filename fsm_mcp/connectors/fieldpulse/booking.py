@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.connectors.booking import CUSTOMER, SKEW, Added, kept_key, look_back
 from fsm_mcp.connectors.fieldpulse import mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
@@ -26,7 +25,7 @@ from fsm_mcp.connectors.fieldpulse.jobs import Jobs
 from fsm_mcp.directory import booking, mirror
 from fsm_mcp.identity.contacts import CallerPerson
 from fsm_mcp.identity.text import fold
-from fsm_mcp.inputs import AddressIn
+from fsm_mcp.inputs import AddressIn, BookingRequest
 from fsm_mcp.models import Customer, Job
 from fsm_mcp.settings import Business
 from fsm_mcp.store import Store

@@ -12,12 +12,12 @@ from decimal import Decimal
 from typing import Any
 
 from fsm_mcp.billing import Line, cents, totals
-from fsm_mcp.connectors.base import Billed
 from fsm_mcp.connectors.fieldpulse import mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Invoice, LineItem
+from fsm_mcp.results import Billed
 from fsm_mcp.scheduling import check_invoiceable
 
 Json = dict[str, Any]

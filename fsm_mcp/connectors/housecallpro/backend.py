@@ -9,7 +9,6 @@ from typing import Any
 import httpx2 as httpx
 
 from fsm_mcp.billing import cents
-from fsm_mcp.connectors.base import Billed
 from fsm_mcp.connectors.housecallpro import invoices, mapping
 from fsm_mcp.connectors.housecallpro.api import HousecallProApi
 from fsm_mcp.connectors.housecallpro.booking import HousecallProSteps
@@ -26,6 +25,7 @@ from fsm_mcp.events.vendor_poll import JobChangePoll
 from fsm_mcp.identity.text import fold
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
+from fsm_mcp.results import Billed
 from fsm_mcp.settings import Business
 from fsm_mcp.store import Store
 

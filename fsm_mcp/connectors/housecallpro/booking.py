@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.connectors.booking import Added
 from fsm_mcp.connectors.housecallpro import mapping
 from fsm_mcp.connectors.housecallpro.api import HousecallProApi
@@ -26,7 +25,7 @@ from fsm_mcp.identity.contacts import CallerPerson
 from fsm_mcp.identity.emails import normalize_email
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
 from fsm_mcp.identity.text import fold
-from fsm_mcp.inputs import AddressIn
+from fsm_mcp.inputs import AddressIn, BookingRequest
 from fsm_mcp.models import Customer, Job
 from fsm_mcp.settings import Business
 from fsm_mcp.store import Store

@@ -19,13 +19,13 @@ from decimal import Decimal
 from typing import Any
 
 from fsm_mcp.billing import Line, cents, totals
-from fsm_mcp.connectors.base import Billed
 from fsm_mcp.connectors.housecallpro import mapping
 from fsm_mcp.connectors.housecallpro.api import HousecallProApi
 from fsm_mcp.connectors.housecallpro.jobs import Jobs
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Invoice, LineItem
+from fsm_mcp.results import Billed
 from fsm_mcp.scheduling import check_invoiceable
 
 Json = dict[str, Any]

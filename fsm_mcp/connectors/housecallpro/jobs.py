@@ -15,11 +15,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from fsm_mcp.connectors.base import JobFilter
 from fsm_mcp.connectors.housecallpro import mapping
 from fsm_mcp.connectors.housecallpro.api import HousecallProApi
 from fsm_mcp.connectors.housecallpro.catalog import Technicians
 from fsm_mcp.errors import InvalidInput
+from fsm_mcp.inputs import JobFilter
 from fsm_mcp.models import Job, JobStatus, StatusChange
 from fsm_mcp.scheduling import check_dispatchable, check_technician, check_transition
 from fsm_mcp.settings import Business

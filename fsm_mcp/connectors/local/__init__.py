@@ -10,26 +10,24 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from fsm_mcp.connectors.base import (
-    Billed,
-    Booking,
-    BookingRequest,
-    CustomerProfile,
-    DuplicateReport,
-    JobFilter,
-    MergePlan,
-    Progress,
-    RecentJob,
-    Recognition,
-)
 from fsm_mcp.connectors.booking import book
 from fsm_mcp.connectors.local import invoices, jobs, merge, technicians
 from fsm_mcp.connectors.local.booking import LocalSteps
 from fsm_mcp.directory import customers, duplicates
 from fsm_mcp.identity.contacts import which_contact
 from fsm_mcp.identity.keys import Profile
-from fsm_mcp.inputs import LineItemIn
+from fsm_mcp.inputs import BookingRequest, JobFilter, LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
+from fsm_mcp.results import (
+    Billed,
+    Booking,
+    CustomerProfile,
+    DuplicateReport,
+    MergePlan,
+    Progress,
+    RecentJob,
+    Recognition,
+)
 from fsm_mcp.scheduling import Slot, free_slots
 from fsm_mcp.settings import Business
 from fsm_mcp.store import Store

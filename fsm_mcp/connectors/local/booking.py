@@ -8,14 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.connectors.booking import Added
 from fsm_mcp.connectors.local import jobs as local_jobs
 from fsm_mcp.directory import booking as directory
 from fsm_mcp.directory import customers
 from fsm_mcp.identity.contacts import CallerPerson
 from fsm_mcp.identity.phones import parse_phone
-from fsm_mcp.inputs import AddressIn
+from fsm_mcp.inputs import AddressIn, BookingRequest
 from fsm_mcp.models import Customer, Job
 from fsm_mcp.settings import Business
 from fsm_mcp.store import Store, contacts, jobs

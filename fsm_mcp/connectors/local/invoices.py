@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from fsm_mcp.billing import Line, totals
-from fsm_mcp.connectors.base import Billed
 from fsm_mcp.inputs import LineItemIn
+from fsm_mcp.results import Billed
 from fsm_mcp.scheduling import check_invoiceable
 from fsm_mcp.store import invoices as rows
 from fsm_mcp.store import jobs

@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fsm_mcp.connectors.base import MergePlan
 from fsm_mcp.directory.customers import load_customer, reindex
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.identity.addresses import address_entry, compare_addresses
 from fsm_mcp.models import Customer, Location
+from fsm_mcp.results import MergePlan
 from fsm_mcp.store import merges
 from fsm_mcp.store.db import to_db
 

@@ -9,9 +9,6 @@ from typing import Any
 import httpx2 as httpx
 
 from fsm_mcp.billing import cents
-from fsm_mcp.connectors.base import (
-    Billed,
-)
 from fsm_mcp.connectors.http.client import Policy, http_client
 from fsm_mcp.connectors.http.lanes import Lanes
 from fsm_mcp.connectors.servicetitan import invoices, mapping
@@ -28,6 +25,7 @@ from fsm_mcp.events.vendor_hooks import Inbound
 from fsm_mcp.events.vendor_poll import JobChangePoll
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Job, JobStatus, Technician
+from fsm_mcp.results import Billed
 from fsm_mcp.settings import Business
 from fsm_mcp.store import Store
 

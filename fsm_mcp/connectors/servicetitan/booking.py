@@ -16,7 +16,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from fsm_mcp.connectors.base import BookingRequest
 from fsm_mcp.connectors.booking import CUSTOMER, SKEW, Added, kept_key, look_back
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
@@ -24,7 +23,7 @@ from fsm_mcp.connectors.servicetitan.catalog import Settings
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.directory import booking, mirror
 from fsm_mcp.identity.contacts import CallerPerson
-from fsm_mcp.inputs import AddressIn
+from fsm_mcp.inputs import AddressIn, BookingRequest
 from fsm_mcp.models import Customer, Job
 from fsm_mcp.settings import Business
 from fsm_mcp.store import Store

@@ -10,13 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 from fsm_mcp.billing import Line, cents, totals
-from fsm_mcp.connectors.base import Billed
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.errors import InvalidTransition
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.models import Invoice, LineItem
+from fsm_mcp.results import Billed
 from fsm_mcp.scheduling import check_invoiceable
 
 Json = dict[str, Any]

@@ -11,13 +11,13 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
-from fsm_mcp.connectors.base import JobFilter
 from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.catalog import Settings
 from fsm_mcp.directory import mirror
 from fsm_mcp.errors import InvalidInput, InvalidTransition, NotFound, VendorRejected
+from fsm_mcp.inputs import JobFilter
 from fsm_mcp.models import Job, JobStatus, StatusChange
 from fsm_mcp.scheduling import check_dispatchable, check_technician, check_transition
 from fsm_mcp.settings import Business
