@@ -23,7 +23,7 @@ a payment seen for the first time).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,7 +35,7 @@ from pydantic import SecretStr
 
 from fsm_mcp.connectors.local import invoices as local_invoices
 from fsm_mcp.directory.customers import load_customer
-from fsm_mcp.errors import Busy
+from fsm_mcp.errors import Busy, VendorRejected
 from fsm_mcp.identity.emails import try_normalize_email
 from fsm_mcp.identity.keys import Profile
 from fsm_mcp.identity.names import parse_name
@@ -59,10 +59,17 @@ async def renewing(lease: Lease) -> AsyncIterator[None]:
             await anyio.sleep(lease.ttl.total_seconds() / 3)
             await lease.take()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(renew)
-        yield
-        tg.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(renew)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the block's own failure, as if no task group were there
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +104,10 @@ class Announced:
     company: str
 
 
+# Their invoice id -> the payments (their id -> amount applied) already recorded on our invoice; None: not ours.
+Known = Callable[[str], Awaitable[Mapping[str, Decimal] | None]]
+
+
 class Books(Protocol):
     """One vendor's side, mapped to these types at its edge (fsm_mcp/accounting/<vendor>/)."""
 
@@ -109,9 +120,9 @@ class Books(Protocol):
     async def create_invoice(self, invoice: Invoice, reference: str, customer: str, email: str | None,
                              key: str) -> str: ...
     async def email_invoice(self, their_id: str, key: str) -> None: ...
-    async def invoice(self, their_id: str) -> TheirInvoice: ...
-    async def payment(self, their_id: str) -> list[TheirInvoice]: ...
-    async def changed_since(self, since: datetime) -> list[TheirInvoice]: ...
+    async def invoice(self, their_id: str, known: Known | None = None) -> TheirInvoice: ...
+    async def payment(self, their_id: str, known: Known | None = None) -> list[TheirInvoice]: ...
+    async def changed_since(self, since: datetime, known: Known | None = None) -> list[TheirInvoice]: ...
     def key(self, kind: str, tenant: str, our_id: str) -> str: ...
     async def probe(self) -> None:
         """One authenticated read: the grant works and the company answers."""
@@ -130,6 +141,7 @@ class Sink:
     email_invoices: bool = False
     on_payment: PaymentSeen | None = None  # the seam for `payment.received` on the events outbox
     webhook_key: SecretStr | None = None  # QuickBooks' verifier token, Xero's webhook key
+    lease: timedelta = LEASE  # how long a killed process's hold on an invoice (or the outbox) outlives it
     _customers: dict[str, anyio.Lock] = field(default_factory=dict)
 
     @property
@@ -138,7 +150,7 @@ class Sink:
 
     # ----- invoices out -----
     async def post_invoice(self, invoice_id: str, wait: float = 30.0) -> Posted:
-        lease = Lease(self.db, f"accounting:{self.tenant}:{self.provider}:invoice:{invoice_id}", LEASE)
+        lease = Lease(self.db, f"accounting:{self.tenant}:{self.provider}:invoice:{invoice_id}", self.lease)
         with anyio.move_on_after(wait):
             while not await lease.take():
                 await anyio.sleep(0.1)
@@ -165,8 +177,16 @@ class Sink:
             done = await self.db.awrite(sql.link, tenant, "invoice", invoice_id, provider, made, self.db.clock.now())
         if self.email_invoices and customer.emails and \
                 await self.db.aread(sql.linked, tenant, "invoice-sent", invoice_id, provider) is None:
-            await self.books.email_invoice(done, self.books.key("send", tenant, invoice_id))
-            await self.db.awrite(sql.link, tenant, "invoice-sent", invoice_id, provider, done, self.db.clock.now())
+            sent = done
+            try:
+                await self.books.email_invoice(done, self.books.key("send", tenant, invoice_id))
+            except VendorRejected as exc:  # e.g. the books' contact has no address: the invoice stands, unsent
+                if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
+                    raise
+                log.warning("%s would not e-mail invoice %s (HTTP %s); it is in the books, not sent",
+                            self.books.vendor, invoice_id, exc.status)
+                sent = "refused"
+            await self.db.awrite(sql.link, tenant, "invoice-sent", invoice_id, provider, sent, self.db.clock.now())
         return Posted(provider, invoice_id, done, theirs, already)
 
     async def customer(self, customer: Customer) -> str:
@@ -217,19 +237,36 @@ class Sink:
                     await self.on_payment(ours, payment, amounts[payment])
         return True
 
+    async def known(self, their_invoice: str) -> Mapping[str, Decimal] | None:
+        """The payments recorded on our invoice that is `their_invoice` in the books; None if it is not ours."""
+        ours = await self.db.aread(sql.ours, self.tenant, self.provider, "invoice", their_invoice)
+        if ours is None:
+            return None
+        return await self.db.aread(sql.recorded_payments, self.tenant, self.provider, ours)
+
     async def announced(self, news: list[Announced]) -> int:
-        """Apply what a webhook announced (ids only): each invoice and payment read from the books."""
+        """Apply what a webhook announced (ids only), reading each invoice it concerns from the books once: a
+        payment new to us is read for the invoices it pays (and they with it); one already recorded names its
+        invoices, which are read (their balance is the news), not it; an invoice of ours is read."""
+        mine = [item for item in dict.fromkeys(news) if item.company.lower() == self.books.company.lower()]
         applied = 0
-        for item in dict.fromkeys(news):  # one delivery may name a change twice
-            if item.company.lower() != self.books.company.lower():
-                continue
-            if item.kind == "invoice":
-                if await self.db.aread(sql.ours, self.tenant, self.provider, "invoice", item.id) is None:
-                    continue  # not one we posted: nothing to read
-                applied += await self.refresh(await self.books.invoice(item.id))
-            elif item.kind == "payment":
-                for state in await self.books.payment(item.id):
+        invoices: dict[str, None] = {}  # to read, in the order announced
+        fresh: set[str] = set()  # read already, with a payment new to us
+        for item in mine:
+            if item.kind == "payment":
+                recorded = await self.db.aread(sql.invoices_paid_by, self.tenant, self.provider, item.id)
+                if recorded:
+                    invoices.update(dict.fromkeys(recorded))
+                    continue
+                for state in await self.books.payment(item.id, self.known):
                     applied += await self.refresh(state)
+                    fresh.add(state.id)
+            elif item.kind == "invoice" and \
+                    await self.db.aread(sql.ours, self.tenant, self.provider, "invoice", item.id) is not None:
+                invoices[item.id] = None  # (not one we posted: nothing to read)
+        for their in invoices:
+            if their not in fresh:
+                applied += await self.refresh(await self.books.invoice(their, self.known))
         return applied
 
     async def catch_up(self, since: datetime | None = None) -> int:
@@ -239,7 +276,7 @@ class Sink:
             cursor = await self.db.aread(sql.get_cursor, self.tenant, self.provider, "changes")
             since = datetime.fromisoformat(cursor) if cursor else started - timedelta(days=29)
         applied = 0
-        for state in await self.books.changed_since(since):
+        for state in await self.books.changed_since(since, self.known):
             applied += await self.refresh(state)
         # The next one starts a minute before this one did: a change stamped as this one began is not missed.
         await self.db.awrite(sql.set_cursor, self.tenant, self.provider, "changes",
@@ -250,4 +287,4 @@ class Sink:
         await self.books.aclose()
 
 
-__all__ = ["Announced", "Books", "Posted", "Sink", "TheirCustomer", "TheirInvoice"]
+__all__ = ["Announced", "Books", "Known", "Posted", "Sink", "TheirCustomer", "TheirInvoice"]

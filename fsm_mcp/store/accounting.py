@@ -134,6 +134,46 @@ def apply_payments(conn: Any, tenant: str, provider: str, invoice_id: str, payme
     return new
 
 
+def recorded_payments(conn: Any, tenant: str, provider: str, invoice_id: str) -> dict[str, Decimal]:
+    """The books' payments recorded on our invoice: their id -> the amount applied to it."""
+    rows = conn.execute("SELECT their_id, amount FROM accounting_payments WHERE tenant_id=? AND provider=? AND "
+                        "invoice_id=?", (tenant, provider, invoice_id)).fetchall()
+    return {str(r[0]): Decimal(str(r[1])) for r in rows}
+
+
+def invoices_paid_by(conn: Any, tenant: str, provider: str, their_payment: str) -> list[str]:
+    """Their ids of our invoices the books' payment `their_payment` is recorded on (none: a payment new to us)."""
+    rows = conn.execute(
+        "SELECT l.their_id FROM accounting_payments p JOIN accounting_links l ON l.tenant_id = p.tenant_id AND "
+        "l.kind = 'invoice' AND l.our_id = p.invoice_id AND l.provider = p.provider WHERE p.tenant_id=? AND "
+        "p.provider=? AND p.their_id=? ORDER BY l.their_id", (tenant, provider, their_payment)).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def take_call(conn: Any, provider: str, company: str, hour: int, first_hour: int, most: int) -> int:
+    """Count one request to `company` in `hour` if fewer than `most` were sent from `first_hour` on; the number
+    sent in that span before it (`most` or more: refused, nothing counted). The increment goes first, so a
+    concurrent taker of the same hour waits on its row and then sees it."""
+    conn.execute("INSERT INTO accounting_calls (provider, company, hour, used) VALUES (?,?,?,1) ON CONFLICT "
+                 "(provider, company, hour) DO UPDATE SET used = accounting_calls.used + 1", (provider, company, hour))
+    used = int(conn.execute("SELECT COALESCE(SUM(used), 0) FROM accounting_calls WHERE provider=? AND company=? AND "
+                            "hour >= ?", (provider, company, first_hour)).fetchone()[0]) - 1
+    if used >= most:
+        conn.execute("UPDATE accounting_calls SET used = used - 1 WHERE provider=? AND company=? AND hour=?",
+                     (provider, company, hour))
+    if hour % 24 == 0:
+        conn.execute("DELETE FROM accounting_calls WHERE provider=? AND company=? AND hour < ?",
+                     (provider, company, first_hour - 24))
+    return used
+
+
+def calls_by_hour(conn: Any, provider: str, company: str, first_hour: int) -> list[tuple[int, int]]:
+    """(hour, requests) from `first_hour` on, oldest first."""
+    rows = conn.execute("SELECT hour, used FROM accounting_calls WHERE provider=? AND company=? AND hour >= ? "
+                        "ORDER BY hour", (provider, company, first_hour)).fetchall()
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
 def get_cursor(conn: Any, tenant: str, provider: str, name: str) -> str | None:
     row = conn.execute("SELECT value FROM accounting_cursors WHERE tenant_id=? AND provider=? AND name=?",
                        (tenant, provider, name)).fetchone()
@@ -146,5 +186,5 @@ def set_cursor(conn: Any, tenant: str, provider: str, name: str, value: str) -> 
                  (tenant, provider, name, value))
 
 
-__all__ = ["GrantRow", "apply_payments", "claim_refresh", "count_links", "get_cursor", "link", "linked",
-           "load_grant", "ours", "release_claim", "rotate", "save_grant", "set_cursor"]
+__all__ = ["GrantRow", "apply_payments", "calls_by_hour", "claim_refresh", "count_links", "get_cursor", "invoices_paid_by", "link", "linked",
+           "load_grant", "ours", "recorded_payments", "release_claim", "rotate", "save_grant", "set_cursor", "take_call"]

@@ -19,7 +19,7 @@ import httpx2 as httpx
 
 from fsm_mcp.accounting.http import idempotency_key, open_client
 from fsm_mcp.accounting.settings import AccountingSettings
-from fsm_mcp.accounting.sink import Announced, TheirCustomer, TheirInvoice
+from fsm_mcp.accounting.sink import Announced, Known, TheirCustomer, TheirInvoice
 from fsm_mcp.connectors.http.lanes import Lanes
 from fsm_mcp.errors import VendorRejected
 from fsm_mcp.identity.names import parse_name
@@ -158,29 +158,55 @@ class QuickBooks:
         row = (await self.client.get(f"{self.base}/invoice/{their_id}", MINOR))["Invoice"]
         return row if row.get("EmailStatus") == "EmailSent" else None
 
-    async def invoice(self, their_id: str) -> TheirInvoice:
+    async def invoice(self, their_id: str, known: Known | None = None) -> TheirInvoice:
+        return await self._state(their_id, known, {})
+
+    async def _state(self, their_id: str, known: Known | None, fresh: dict[str, dict[str, Any]]) -> TheirInvoice:
+        """The invoice with the amount each payment applies to it: a payment already recorded on ours (`known`)
+        or just read (`fresh`) is not read again; only one new to us is (Intuit's invoice names its payments but
+        not their amounts)."""
         row = (await self.client.get(f"{self.base}/invoice/{their_id}", MINOR))["Invoice"]
-        payments = []
+        recorded = (await known(their_id) or {}) if known is not None else {}
+        payments: list[tuple[str, Decimal]] = []
         for linked in row.get("LinkedTxn") or []:
-            if linked.get("TxnType") == "Payment":
-                payments += [p for p in await self._applied(str(linked["TxnId"])) if p[0] == their_id]
-        return TheirInvoice(their_id, money(row.get("TotalAmt")), money(row.get("Balance")),
-                            tuple((pid, amount) for _, pid, amount in payments))
+            if linked.get("TxnType") != "Payment":
+                continue
+            pid = str(linked["TxnId"])
+            if pid in fresh:
+                lines = applied_lines(fresh[pid])
+            elif pid in recorded:
+                payments.append((pid, recorded[pid]))
+                continue
+            else:
+                lines = await self._applied(pid)
+            payments += [(p, amount) for i, p, amount in lines if i == their_id]
+        return TheirInvoice(their_id, money(row.get("TotalAmt")), money(row.get("Balance")), tuple(payments))
+
+    async def _payment_row(self, payment_id: str) -> dict[str, Any] | None:
+        try:
+            return dict((await self.client.get(f"{self.base}/payment/{payment_id}", MINOR))["Payment"])
+        except VendorRejected as exc:
+            if exc.status == 400:  # Object Not Found: deleted since
+                return None
+            raise
 
     async def _applied(self, payment_id: str) -> list[tuple[str, str, Decimal]]:
         """(invoice id, payment id, amount) for each invoice the payment is applied to."""
-        try:
-            row = (await self.client.get(f"{self.base}/payment/{payment_id}", MINOR))["Payment"]
-        except VendorRejected as exc:
-            if exc.status == 400:  # Object Not Found: deleted since
-                return []
-            raise
-        return applied_lines(row)
+        row = await self._payment_row(payment_id)
+        return applied_lines(row) if row is not None else []
 
-    async def payment(self, their_id: str) -> list[TheirInvoice]:
-        return [await self.invoice(invoice_id) for invoice_id, _, _ in await self._applied(their_id)]
+    async def payment(self, their_id: str, known: Known | None = None) -> list[TheirInvoice]:
+        row = await self._payment_row(their_id)
+        if row is None:
+            return []
+        states = []
+        for invoice_id in dict.fromkeys(i for i, _, _ in applied_lines(row)):
+            if known is not None and await known(invoice_id) is None:
+                continue  # not one of ours: nothing to read
+            states.append(await self._state(invoice_id, known, {their_id: row}))
+        return states
 
-    async def changed_since(self, since: datetime) -> list[TheirInvoice]:
+    async def changed_since(self, since: datetime, known: Known | None = None) -> list[TheirInvoice]:
         since = max(since, self.clock.now() - timedelta(days=29, hours=23))  # CDC reaches back 30 days
         body = await self.client.get(f"{self.base}/cdc", {"entities": "Invoice,Payment",
                                                           "changedSince": since.isoformat(), **MINOR})
@@ -195,7 +221,9 @@ class QuickBooks:
                         paid.setdefault(invoice_id, []).append((pid, amount))
         states = [TheirInvoice(i, money(r.get("TotalAmt")), money(r.get("Balance")), tuple(paid.get(i, [])))
                   for i, r in invoices.items()]
-        states += [await self.invoice(i) for i in paid if i not in invoices]
+        for i in paid:
+            if i not in invoices and (known is None or await known(i) is not None):
+                states.append(await self.invoice(i, known))
         return states
 
     async def aclose(self) -> None:

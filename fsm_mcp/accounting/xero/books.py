@@ -20,7 +20,7 @@ import httpx2 as httpx
 
 from fsm_mcp.accounting.http import first, idempotency_key, open_client
 from fsm_mcp.accounting.settings import AccountingSettings
-from fsm_mcp.accounting.sink import Announced, TheirCustomer, TheirInvoice
+from fsm_mcp.accounting.sink import Announced, Known, TheirCustomer, TheirInvoice
 from fsm_mcp.billing import cents
 from fsm_mcp.connectors.http.lanes import Lanes
 from fsm_mcp.errors import VendorRejected
@@ -64,7 +64,7 @@ class Xero:
         self.clock = db.clock
         self.client, self.grant, self.bounded = open_client(
             VENDOR, PROVIDER, db, tenant, settings, describe, transport, lanes,
-            {"Xero-Tenant-Id": settings.company, "Accept": "application/json"}, replicas)
+            {"Xero-Tenant-Id": settings.company, "Accept": "application/json"}, replicas, per_day=settings.per_day)
 
     def key(self, kind: str, tenant: str, our_id: str) -> str:
         return idempotency_key(kind, tenant, our_id, KEY_MOST)
@@ -153,15 +153,17 @@ class Xero:
         await self.client.write("POST", f"{API}/Invoices/{their_id}/Email", json={}, check=check,
                                 headers={"Idempotency-Key": key}, what="the invoice's e-mail")
 
-    async def invoice(self, their_id: str) -> TheirInvoice:
+    async def invoice(self, their_id: str, known: Known | None = None) -> TheirInvoice:
         return state((await self.client.get(f"{API}/Invoices/{their_id}"))["Invoices"][0])
 
-    async def payment(self, their_id: str) -> list[TheirInvoice]:
+    async def payment(self, their_id: str, known: Known | None = None) -> list[TheirInvoice]:
         body = await self._found(f"{API}/Payments/{their_id}")
         row = first((body or {}).get("Payments"))
-        return [await self.invoice(str(row["Invoice"]["InvoiceID"]))] if row else []
+        if not row or (known is not None and await known(str(row["Invoice"]["InvoiceID"])) is None):
+            return []  # gone, or applied to an invoice that is not ours
+        return [await self.invoice(str(row["Invoice"]["InvoiceID"]))]
 
-    async def changed_since(self, since: datetime) -> list[TheirInvoice]:
+    async def changed_since(self, since: datetime, known: Known | None = None) -> list[TheirInvoice]:
         found: list[TheirInvoice] = []
         page = 1
         while True:
