@@ -7,6 +7,8 @@ routes the vendors' signed webhooks; settings.py reads `[businesses.<id>.account
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx2 as httpx
 
 from fsm_mcp.accounting.settings import AccountingSettings
@@ -29,4 +31,4 @@ def open_books(db: Store, tenant: str, settings: AccountingSettings, transport: 
 def open_sink(db: Store, tenant: str, settings: AccountingSettings, transport: httpx.AsyncBaseTransport | None = None,
               lanes: Lanes | None = None, region: str = "US", replicas: int = 1) -> Sink:
     return Sink(db, tenant, open_books(db, tenant, settings, transport, lanes, replicas), region,
-                settings.email_invoices, webhook_key=settings.webhook_key)
+                settings.email_invoices, webhook_key=settings.webhook_key, lease=timedelta(seconds=settings.lease_seconds))

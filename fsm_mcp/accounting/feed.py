@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import logging
 import traceback
-from datetime import timedelta
 from decimal import Decimal
 
 import anyio
 
+from fsm_mcp.accounting.http import DayLimitReached
 from fsm_mcp.accounting.sink import Sink, renewing
 from fsm_mcp.errors import FsmError, InvalidInput
 from fsm_mcp.events import outbox
@@ -26,8 +26,6 @@ from fsm_mcp.store import accounting as sql
 from fsm_mcp.store.leases import Lease
 
 log = logging.getLogger("fsm_mcp")
-LEASE = timedelta(seconds=30)  # renewed while held
-WORKER = timedelta(seconds=30)  # the worker's lease: a replica killed hands the books on within this
 
 
 def announce(sink: Sink) -> None:
@@ -62,7 +60,7 @@ async def together(sink: Sink, invoice_ids: list[str], at_once: int) -> None:
 async def drain(sink: Sink, limit: int = 100, at_once: int = 8) -> int:
     """Post every invoice created since this sink's cursor, a page at a time, several at once; the number posted
     (or found posted already) this round."""
-    lease = Lease(sink.db, f"accounting:{sink.tenant}:{sink.provider}:outbox", LEASE)
+    lease = Lease(sink.db, f"accounting:{sink.tenant}:{sink.provider}:outbox", sink.lease)
     if not await lease.take():
         return 0
     posted = 0
@@ -86,11 +84,12 @@ async def drain(sink: Sink, limit: int = 100, at_once: int = 8) -> int:
             await lease.release()
 
 
-async def run(sink: Sink, interval: float = 2.0, catch_up_every: float = 900.0, ttl: timedelta = WORKER) -> None:
+async def run(sink: Sink, interval: float = 2.0, catch_up_every: float = 900.0) -> None:
     """Drain the outbox every `interval` seconds and catch up with the books every `catch_up_every`, forever, in
-    one replica at a time (a store lease of `ttl`, renewed while held; a replica killed hands it on after `ttl`)."""
+    one replica at a time (a store lease of the sink's `lease`, renewed while held: a replica killed hands the
+    work on after that long)."""
     announce(sink)
-    worker = Lease(sink.db, f"accounting:{sink.tenant}:{sink.provider}:worker", ttl)
+    worker = Lease(sink.db, f"accounting:{sink.tenant}:{sink.provider}:worker", sink.lease)
     since_catch_up = catch_up_every  # catch up at start: changes made while we were down
     try:
         while True:
@@ -101,6 +100,10 @@ async def run(sink: Sink, interval: float = 2.0, catch_up_every: float = 900.0, 
                         if since_catch_up >= catch_up_every:
                             await sink.catch_up()
                             since_catch_up = 0.0
+            except DayLimitReached as exc:  # nothing can go before the day's window moves on
+                log.warning("accounting (%s): the day's requests are used up; waiting %.0f s", sink.provider,
+                            exc.seconds)
+                await anyio.sleep(max(0.0, min(exc.seconds, 600.0) - interval))
             except FsmError as exc:
                 log.warning("accounting (%s): %s; trying again shortly", sink.provider, type(exc).__name__)
             except Exception as exc:  # a bug must not end the server's lifespan; its message may quote a record

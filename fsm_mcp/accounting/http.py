@@ -1,10 +1,12 @@
 """The books' HTTP clients on the vendors' kit: the business's grant, its company's lane (the published
-requests a minute, shared by every replica when Redis is configured, and each 429's hold), and a cap on
-requests in flight per company (QuickBooks 10, Xero 5)."""
+requests a minute, shared by every replica when Redis is configured, and each 429's hold; Xero's requests a
+day counted in the store by every replica), and a cap on requests in flight per company (QuickBooks 10,
+Xero 5)."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
 
 import anyio
@@ -13,9 +15,11 @@ import httpx2 as httpx
 from fsm_mcp.accounting.oauth import Grant, Sealer
 from fsm_mcp.accounting.settings import AccountingSettings
 from fsm_mcp.connectors.http.client import Describe, Policy, VendorClient
-from fsm_mcp.connectors.http.lanes import Lanes, LocalLanes
+from fsm_mcp.connectors.http.lanes import Lane, Lanes, LocalLanes
 from fsm_mcp.connectors.http.limits import Breaker
+from fsm_mcp.errors import VendorUnavailable
 from fsm_mcp.store import Store
+from fsm_mcp.store import accounting as sql
 
 # Posting runs in the background, not inside a caller's call: it may wait out a few holds.
 POLICY = Policy(attempts=12, budget=60.0, base=0.2, cap=4.0)
@@ -40,6 +44,55 @@ class Bounded(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+class DayLimitReached(VendorUnavailable):
+    """The company's requests for the day are used up (counted by every replica in the store); nothing was sent."""
+
+    def __init__(self, message: str, seconds: float) -> None:
+        super().__init__(message, status=429)
+        self.seconds = seconds
+
+
+class DailyLane:
+    """A lane that also keeps a company's requests a day (Xero: 5,000 per organisation) across every replica: each
+    request is counted in the store before it is sent, by the hour, over the last 24 hours and the one under way
+    (the vendor's window rolls; counting whole hours can only count too many, never too few). Past the limit
+    `turn` refuses at once, saying when a request may go again."""
+
+    def __init__(self, inner: Lane, db: Store, vendor: str, provider: str, company: str, per_day: int) -> None:
+        self.inner, self.db, self.vendor, self.provider, self.company = inner, db, vendor, provider, company
+        self.per_day = per_day
+
+    async def turn(self, deadline: float = math.inf) -> None:
+        await self.inner.turn(deadline)
+        now = self.db.clock.now().timestamp()
+        hour = int(now // 3600)
+        used = await self.db.awrite(sql.take_call, self.provider, self.company, hour, hour - 24, self.per_day)
+        if used >= self.per_day:
+            seconds = await self._until_free(now, hour)
+            raise DayLimitReached(
+                f"{self.vendor}'s limit of {self.per_day:,} requests a day for this organisation is used up; "
+                f"nothing was sent. Try again in {_span(seconds)}.", seconds)
+
+    async def _until_free(self, now: float, hour: int) -> float:
+        """Seconds until enough of the counted hours have passed out of the window for one more request."""
+        counted = await self.db.aread(sql.calls_by_hour, self.provider, self.company, hour - 24)
+        left = sum(n for _, n in counted)
+        for when, n in counted:
+            left -= n
+            if left < self.per_day:
+                return max(1.0, (when + 25) * 3600 - now)
+        return 3600.0
+
+    async def hold(self, seconds: float) -> None:
+        await self.inner.hold(seconds)
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 5400:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{max(1, round(seconds / 60))} minutes"
+
+
 def idempotency_key(kind: str, tenant: str, our_id: str, longest: int) -> str:
     """The vendor's idempotency key for making our `kind` record `our_id` there: the same every time, so a
     repeat after a crash or a lost answer gets the first answer back; a digest when the plain form is too long."""
@@ -51,13 +104,16 @@ def idempotency_key(kind: str, tenant: str, our_id: str, longest: int) -> str:
 
 def open_client(vendor: str, provider: str, db: Store, tenant: str, settings: AccountingSettings, describe: Describe,
                 transport: httpx.AsyncBaseTransport | None = None, lanes: Lanes | None = None,
-                extra: dict[str, str] | None = None, replicas: int = 1) -> tuple[VendorClient, Grant, Bounded]:
+                extra: dict[str, str] | None = None, replicas: int = 1,
+                per_day: int | None = None) -> tuple[VendorClient, Grant, Bounded]:
     bounded = Bounded(transport or httpx.AsyncHTTPTransport(), max(1, settings.at_once // replicas))
     http = httpx.AsyncClient(base_url=settings.api_url.rstrip("/"), transport=bounded, timeout=POLICY.timeout,
                              limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
     grant = Grant(db, tenant, provider, vendor, http, settings.token_url, settings.client_id, settings.client_secret,
                   Sealer(settings.token_key), extra)
-    lane = (lanes or LocalLanes()).lane(vendor, settings.company, settings.rate)
+    lane: Lane = (lanes or LocalLanes()).lane(vendor, settings.company, settings.rate)
+    if per_day is not None:
+        lane = DailyLane(lane, db, vendor, provider, settings.company, per_day)
     return VendorClient(vendor, http, grant, lane, Breaker(vendor, failures=8, cooldown=10.0), POLICY, describe), grant, bounded
 
 

@@ -48,6 +48,8 @@ class AccountingSettings(BaseModel):
     per_minute: int = Field(default=0, ge=0, description="Requests a minute per company; 0: the published limit")
     at_once: int = Field(default=0, ge=0, description="Requests at once per company; 0: the published limit")
     per_day: int = Field(default=5000, ge=1, description="Xero: requests a day per organisation")
+    lease_seconds: int = Field(default=30, ge=3, le=600, description="How long a replica that died holds the books' "
+                               "work before another takes it over (renewed a third of this at a time while alive)")
 
     @model_validator(mode="after")
     def _defaults(self) -> AccountingSettings:
