@@ -54,10 +54,11 @@ def people(n: int) -> list[tuple[str, str, str | None]]:
     return out
 
 
-async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None, access_ttl: int) -> dict[str, Any]:
+async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None, access_ttl: int,
+               clean: bool = False, payments: bool = True) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="fsm-acct-"))
     db: Store = open_store(folder / "fsm.db")
-    chaos = Chaos(p429=0.2, p503=0.05, p_lost=0.02, retry_after="1", seed=3)
+    chaos = Chaos() if clean else Chaos(p429=0.2, p503=0.05, p_lost=0.02, retry_after="1", seed=3)
     limits = {"per_minute": per_minute} if per_minute else {}
     with books(provider, db, chaos, **limits) as rig:
         rig.fake.auth.access_ttl = access_ttl  # tokens expire during the run: refresh tokens rotate
@@ -113,11 +114,12 @@ async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None
             await arrive()
             done.set()
         posting = time.monotonic() - started
+        posting_requests = len(rig.fake.door.log)
 
         # Payments made in the books for about two invoices in three (some in two parts), announced by webhook.
         rig.fake.pending()  # what the posting itself changed is old news
         paid = {}
-        for invoice_id in created:
+        for invoice_id in created if payments else []:
             if rng.random() < 0.67:
                 their = db.read(sql.linked, TENANT, "invoice", invoice_id, provider)
                 if rng.random() < 0.3:
@@ -155,7 +157,8 @@ async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None
             "duplicate_names": len(names) - len(set(names)), "our_customers_invoiced": people_posted,
             "paid_in_books": len(paid), "not_reflected": len(unpaid), "webhook_deliveries": len(delivered),
             "webhooks_not_200": len(refused), "caught_up_by_cdc": caught,
-            "requests": len(rig.fake.door.log), "answered_429": rig.fake.door.count_429,
+            "requests": len(rig.fake.door.log), "posting_requests": posting_requests,
+            "webhook_requests": len(rig.fake.door.log) - posting_requests, "answered_429": rig.fake.door.count_429,
             "requests_inside_hold": rig.fake.door.inside_hold, "replays": rig.fake.replays.replayed,
             "refreshes": rig.fake.auth.refreshes, "dead_refresh_tokens_used": rig.fake.auth.dead_refresh_uses,
             "p50_s": round(statistics.median(waits), 2) if waits else None,
@@ -174,12 +177,15 @@ def main() -> None:
     parser.add_argument("--quickbooks-per-minute", type=int, default=None)
     parser.add_argument("--xero-per-minute", type=int, default=None)
     parser.add_argument("--access-ttl", type=int, default=60, help="seconds an access token lives at the fakes")
+    parser.add_argument("--clean", action="store_true", help="no 429s, 503s or lost answers (latency at the rate)")
+    parser.add_argument("--no-payments", action="store_true", help="invoices only: no payments, no webhooks")
     args = parser.parse_args()
     for provider in args.providers:
         per_minute = args.quickbooks_per_minute if provider == "quickbooks" else args.xero_per_minute
         rate = (per_minute or (500 if provider == "quickbooks" else 60)) / 60
         arrivals = args.arrivals or round(0.8 * rate / 3.5, 2)
-        result = anyio.run(flow, provider, args.jobs, arrivals, per_minute, args.access_ttl)
+        result = anyio.run(flow, provider, args.jobs, arrivals, per_minute, args.access_ttl, args.clean,
+                           not args.no_payments)
         print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
 
 

@@ -51,6 +51,17 @@ def settings_for(provider: str, base: str, **changes: Any) -> AccountingSettings
                                               **changes})
 
 
+def serve_env(provider: str, base: str, env: dict[str, str], **more: str) -> dict[str, str]:
+    """`env` with the business's books (the fake at `base`) set as an administrator sets them for `fsm-mcp serve`."""
+    fake = qbo if provider == "quickbooks" else xero
+    company = qbo.REALM if provider == "quickbooks" else xero.TENANT
+    webhook = qbo.VERIFIER_TOKEN if provider == "quickbooks" else xero.WEBHOOK_KEY
+    given = {"PROVIDER": provider, "CLIENT_ID": fake.CLIENT_ID, "CLIENT_SECRET": fake.CLIENT_SECRET, "TOKEN_KEY": KEY,
+             "WEBHOOK_KEY": webhook, "COMPANY": company, "API_URL": base, "TOKEN_URL": base + fake.TOKEN_PATH,
+             **{k.upper(): v for k, v in more.items()}}
+    return {**env, **{f"FSM_MCP_ACCOUNTING_{k}": v for k, v in given.items()}}
+
+
 def invoiced_job(db: Store, name: str, phone: str | None = None, email: str | None = None,
                  lines: tuple[tuple[str, str, str], ...] = (("Furnace repair", "2", "95.00"), ("Flame sensor", "1", "38.50")),
                  tax_rate: str = "0.0825", discount: str = "0", customer_id: str | None = None) -> str:
