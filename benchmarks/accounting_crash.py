@@ -6,7 +6,10 @@ moments while invoices flow to a fake QuickBooks or Xero, and started again each
 Invoices are created in our store (with their `invoice.created` events) in bursts while the server lives and
 dies; the fake loses 5 % of write answers after doing the write and answers 5 % 503s, so kills land in
 every phase: between a write and its answer, between the books' answer and our link, mid-refresh of the
-OAuth grant (access tokens live 20 s at the fake, refresh tokens rotate). After the last kill one server
+OAuth grant (access tokens live `--access-ttl` 20 s at the fake, refresh tokens rotate). A kill after the
+vendor rotated the refresh token and before the store kept the new one leaves only the old one: Xero takes
+it again for 30 minutes (its documented grace), Intuit documents no grace, so there the grant is lost and
+the administrator must connect again (`dead_refresh_tokens_used` > 0). After the last kill one server
 runs until every invoice is linked; then the books are audited: every invoice of ours there exactly once
 with our total, no customer twice, no dead refresh token used. `--lease` is the accounting lease (seconds):
 how long a killed server's hold on the work outlives it.
@@ -43,7 +46,7 @@ def start(db: Path, env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
                              str(free_port()), "--db", str(db)], env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
-async def crash(provider: str, kills: int, total: int, lease: int, seed: int) -> dict[str, Any]:
+async def crash(provider: str, kills: int, total: int, lease: int, seed: int, access_ttl: int) -> dict[str, Any]:
     rng = random.Random(seed)
     folder = Path(tempfile.mkdtemp(prefix="fsm-acct-crash-"))
     path = folder / "fsm.db"
@@ -71,7 +74,7 @@ async def crash(provider: str, kills: int, total: int, lease: int, seed: int) ->
             await outbox.record(db, TENANT, "invoice.created", "invoice", invoice_id, {"invoice_id": invoice_id})
 
     with books(provider, db, chaos) as rig, open(folder / "servers.log", "wb") as log:
-        rig.fake.auth.access_ttl = 20
+        rig.fake.auth.access_ttl = access_ttl
         await rig.connect()
         env = serve_env(provider, rig.base, {**ENV, "FSM_MCP_LOG_LEVEL": "WARNING"}, lease_seconds=str(lease))
         burst = max(1, total // (kills + 1))
@@ -81,7 +84,7 @@ async def crash(provider: str, kills: int, total: int, lease: int, seed: int) ->
         for _ in range(kills):
             await add_async(burst)
             server = start(path, env, log)
-            life = rng.uniform(0.5, lease * 2.5)  # from startup to deep into posting
+            life = rng.uniform(1.0, lease * 6.0)  # from startup (a leased restart waits `lease`) to deep into posting
             await anyio.sleep(life)
             server.send_signal(signal.SIGKILL)
             server.wait()
@@ -119,7 +122,8 @@ async def crash(provider: str, kills: int, total: int, lease: int, seed: int) ->
             "customers_in_books": len(customers), "customers_ours": len(customer_of),
             "customers_twice": sum(1 for n in customers.values() if n > 1),
             "replays": rig.fake.replays.replayed, "refreshes": rig.fake.auth.refreshes,
-            "dead_refresh_tokens_used": rig.fake.auth.dead_refresh_uses, "elapsed_s": round(elapsed, 1),
+            "dead_refresh_tokens_used": rig.fake.auth.dead_refresh_uses, "grace_uses": rig.fake.auth.grace_uses,
+            "elapsed_s": round(elapsed, 1),
         }
     db.close()
     return result
@@ -132,9 +136,11 @@ def main() -> None:
     ap.add_argument("--provider", choices=["quickbooks", "xero"], default="quickbooks")
     ap.add_argument("--lease", type=int, default=4, help="seconds (FSM_MCP_ACCOUNTING_LEASE_SECONDS)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--access-ttl", type=int, default=20, help="seconds an access token lives at the fake (so that "
+                    "refresh tokens rotate often, and some kills land inside a rotation)")
     a = ap.parse_args()
     os.environ.setdefault("FSM_MCP_LOG_LEVEL", "WARNING")
-    result = anyio.run(crash, a.provider, a.kills, a.invoices, a.lease, a.seed)
+    result = anyio.run(crash, a.provider, a.kills, a.invoices, a.lease, a.seed, a.access_ttl)
     print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
 
 

@@ -2,7 +2,8 @@
 good once, for a while, and only with the redirect URI it was issued for), access tokens that
 expire, and refresh tokens that rotate: each refresh answers a new refresh token and the one
 presented dies, so a second use of it (a replica that missed the rotation, a retry after a lost
-answer) is refused with `invalid_grant` and counted."""
+answer) is refused with `invalid_grant` and counted, unless the vendor gives a grace period
+(`grace`: Xero's 30 minutes)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,11 @@ class Authority:
     refresh: dict[str, Grant] = field(default_factory=dict)
     dead_refresh_uses: int = 0  # refresh tokens presented after they had been rotated out
     refreshes: int = 0
+    # Seconds a rotated-out refresh token still works (Xero: 30 minutes, "in case the response with the new
+    # tokens is lost"; Intuit documents none): its use is counted in `grace_uses`, not as a dead token.
+    grace: int = 0
+    retired: dict[str, tuple[Grant, datetime]] = field(default_factory=dict)
+    grace_uses: int = 0
 
     def authorize(self, client_id: str, redirect_uri: str, tenants: tuple[str, ...], scope: str) -> str:
         """The user consented: a code for the app to exchange at the token endpoint."""
@@ -75,6 +81,8 @@ class Authority:
         if self.refresh_needs is None or self.refresh_needs in grant.scope.split():
             if grant.refresh_token:
                 self.refresh.pop(grant.refresh_token, None)
+                if self.grace:
+                    self.retired[grant.refresh_token] = (grant, self.now() + timedelta(seconds=self.grace))
             grant.refresh_token = secrets.token_urlsafe(32)
             grant.refresh_expires = self.now() + timedelta(seconds=self.refresh_ttl)
             self.refresh[grant.refresh_token] = grant
@@ -103,6 +111,9 @@ class Authority:
         if kind == "refresh_token":
             presented = form.get("refresh_token", "")
             grant = self.refresh.get(presented)
+            if grant is None and presented in self.retired and self.retired[presented][1] >= self.now():
+                grant = self.retired[presented][0]
+                self.grace_uses += 1
             if grant is None or grant.refresh_expires is None or grant.refresh_expires < self.now():
                 self.dead_refresh_uses += 1
                 raise OAuthError(400, "invalid_grant", "The refresh token is invalid, expired or already used.")

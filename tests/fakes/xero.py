@@ -55,6 +55,7 @@ TENANT = "4f3c9a52-7d1e-4b8a-9c2f-5e6d7a8b9c01"
 CLIENT_ID, CLIENT_SECRET = "FAKEXEROCLIENTID0000000000000001", "fake-xero-secret"
 WEBHOOK_KEY = "fake-xero-webhook-key"
 SCOPE = "openid profile email offline_access accounting.transactions accounting.contacts accounting.settings"
+GRACE = 1800  # seconds a rotated-out refresh token still works, "in case the response is lost" (Xero)
 AUTHORIZE_PATH, TOKEN_PATH, API = "/identity/connect/authorize", "/connect/token", "/api.xro/2.0"
 ACCESS_TTL, REFRESH_TTL = 1800, 60 * 86_400
 SCOPES = {"Contacts": "accounting.contacts", "Invoices": "accounting.transactions",
@@ -82,7 +83,8 @@ class FakeXero:
         self.orgs = {t: Organisation(t, name, self.clock.now) for t, name in (tenants or {TENANT: "Demo Company (US)"}).items()}
         self.connections = {t: str(uuid.uuid4()) for t in self.orgs}
         self.limits = TenantLimits(self._seconds, per_minute, at_once, per_day)
-        self.auth = Authority(CLIENT_ID, CLIENT_SECRET, self.clock.now, ACCESS_TTL, REFRESH_TTL, refresh_needs="offline_access")
+        self.auth = Authority(CLIENT_ID, CLIENT_SECRET, self.clock.now, ACCESS_TTL, REFRESH_TTL, refresh_needs="offline_access",
+                              grace=GRACE)
         self.replays = Replays(longest=128)
         self.hooks = Sender("x-xero-signature", WEBHOOK_KEY)
         self.endpoints: dict[str, str] = {}  # webhook URL -> "OK" once it passed the intent to receive, else "FAILED"
