@@ -15,7 +15,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from fsm_mcp.app import open_businesses
+from fsm_mcp.businesses import open_businesses
 from fsm_mcp.clock import Clock
 from fsm_mcp.events import outbox
 from fsm_mcp.events.automations import Automations, Policy

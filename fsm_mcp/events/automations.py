@@ -32,7 +32,7 @@ from typing import Any
 
 import anyio
 
-from fsm_mcp.app import ServedBusiness, ServedBusinesses
+from fsm_mcp.businesses import ServedBusiness, ServedBusinesses
 from fsm_mcp.errors import Busy, FsmError, VendorUnavailable, WriteUncertain
 from fsm_mcp.events import outbox
 from fsm_mcp.inputs import LineItemIn
@@ -183,7 +183,7 @@ class Automations:
                     if advance:
                         await db.awrite(sql.advance, business.tenant, CURSOR, int(event["seq"]))
                     return True
-                lines = await self._lines(business, job_id, state)
+                lines = await self._lines(business, job_id, state, json.loads(event["data"]).get("job_type"))
                 if not lines:
                     await self._settle(business, event, "needs_review", None, "nothing_to_bill", advance)
                     return True
@@ -201,12 +201,14 @@ class Automations:
             await self._settle(business, event, "needs_review", None, "refused", advance)
             return True
 
-    async def _lines(self, business: ServedBusiness, job_id: str, state: Any) -> list[LineItemIn]:
-        """The lines to bill, chosen once: the completion's, else the price list's for the job type, recorded."""
+    async def _lines(self, business: ServedBusiness, job_id: str, state: Any, job_type: str | None) -> list[LineItemIn]:
+        """The lines to bill, chosen once: the completion's, else the price list's for the job type (the event's,
+        else the job's read back), recorded."""
         if state is not None and state["lines"]:
             return _load(state["lines"])
-        job = await business.backend.get_job(job_id)
-        priced = business.settings.business.priced(job.job_type)
+        if job_type is None:  # an event recorded before events carried the type
+            job_type = (await business.backend.get_job(job_id)).job_type
+        priced = business.settings.business.priced(job_type)
         if not priced:
             return []
         db = business.db

@@ -16,9 +16,10 @@ _STATUS_EVENT: dict[JobStatus, EventType] = {JobStatus.completed: "job.completed
 
 
 def job_state(job: Job) -> dict[str, Any]:
-    """A job as its events carry it: ids, status and window, nothing personal."""
+    """A job as its events carry it: ids, type, status and window, nothing personal. The type lets the automation
+    price a completion without reading the job back from the vendor."""
     return {"job_id": job.job_id, "customer_id": job.customer_id, "location_id": job.location_id,
-            "status": job.status.value, "technician_ids": sorted(job.technician_ids),
+            "job_type": job.job_type, "status": job.status.value, "technician_ids": sorted(job.technician_ids),
             "window_start": job.window_start.isoformat(), "window_end": job.window_end.isoformat()}
 
 
