@@ -159,7 +159,7 @@ async def test_an_invoice_read_while_fsm_mcp_fills_one_waits_and_is_read_again(
 
 async def test_over_servicetitan_the_automation_fills_the_vendors_own_invoice_and_never_makes_a_second(
         st: Any, tmp_path: Any, store_kind: str) -> None:
-    from fsm_mcp.app import open_businesses
+    from fsm_mcp.businesses import open_businesses
     from fsm_mcp.events.automations import Automations
     from fsm_mcp.store import automations as automation_sql
 
@@ -359,3 +359,40 @@ async def test_housecall_pros_invoice_poll_follows_the_published_spec(tmp_path: 
         for name, allowed in enums.items():
             assert name not in x.query or x.query[name] in allowed, (name, x.query[name])
         assert x.status == 200, x.answer
+
+
+async def test_over_fieldpulse_a_job_invoiced_in_the_app_first_gets_no_second_invoice_from_the_automation(
+        tmp_path: Any, store_kind: str) -> None:
+    from fsm_mcp.businesses import open_businesses
+    from fsm_mcp.events.automations import Automations
+    from fsm_mcp.store import automations as automation_sql
+    from tests.fakes.fieldpulse import FakeFieldPulse
+    from tests.fakes.fieldpulse import connector_settings as fp_connector
+    from tests.vendor_rig import fp_complete, fp_job
+
+    fake = FakeFieldPulse()
+    tech = str(fake.add_technician("Dana Reyes"))
+    fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=("(217) 555-0143",))
+    with serving(fake.app) as url:
+        settings = Settings(db_path=stores.target(store_kind, tmp_path, "fp.db"), backend="fieldpulse",
+                            business=Business.model_validate({**BUSINESS.model_dump(), "price_list": PRICE_LIST,
+                                                              "follow_up_days": 0}),
+                            fieldpulse=fp_connector(url))
+        db = open_store(settings.db_path)
+        try:
+            async with open_businesses({TENANT: settings}, db, background=False) as every:
+                served = every.by_id[TENANT]
+                automations = Automations(every)
+                await automations.start()
+                await poll(served.backend)
+                job_id = fp_job(fake, tech)
+                invoice_id = fake.invoice_in_app(job_id, ("Furnace repair, discounted", "1", "200.00"))
+                fp_complete(fake, job_id)
+                await poll(served.backend, 2)
+                assert await automations.step() == 1
+                assert (await db.aread(automation_sql.job, TENANT, job_id))["billed"] == "existing"
+                created = await feed(db, "invoice.created")
+        finally:
+            db.close()
+    assert [i["id"] for i in fake.invoices.values() if str(i["job_id"]) == job_id] == [invoice_id]
+    assert [(s, d["total"]) for s, d in created] == [(str(invoice_id), "200.00")]

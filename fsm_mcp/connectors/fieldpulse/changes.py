@@ -20,7 +20,7 @@ from fsm_mcp.connectors.fieldpulse import mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
 from fsm_mcp.errors import NotFound, VendorRejected
-from fsm_mcp.events.vendor_invoices import InvoiceSighting, PaymentSighting
+from fsm_mcp.events.vendor_invoices import InvoiceSighting, MoneyFeed, PaymentSighting
 from fsm_mcp.events.vendor_jobs import Sighting, noted, position
 from fsm_mcp.models import JobStatus
 from fsm_mcp.store import Store
@@ -35,7 +35,7 @@ class FieldPulseChanges:
         self.api, self.jobs, self.db = api, jobs, db
         self.tenant = jobs.business.tenant_id
         self.name = "fieldpulse:jobs"
-        self.money = FieldPulseMoney(api)
+        self.money: MoneyFeed | None = FieldPulseMoney(api)
 
     async def since(self, moment: datetime) -> list[Sighting]:
         after = await position(self.db, self.tenant)

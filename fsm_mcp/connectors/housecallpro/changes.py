@@ -25,7 +25,7 @@ from fsm_mcp.connectors.housecallpro.api import MOST, HousecallProApi
 from fsm_mcp.connectors.housecallpro.jobs import Jobs
 from fsm_mcp.connectors.sync import BUDGET
 from fsm_mcp.errors import NotFound
-from fsm_mcp.events.vendor_invoices import InvoiceSighting, PaymentSighting
+from fsm_mcp.events.vendor_invoices import InvoiceSighting, MoneyFeed, PaymentSighting
 from fsm_mcp.events.vendor_jobs import Sighting, position
 from fsm_mcp.store import Store
 
@@ -38,7 +38,7 @@ class HousecallProChanges:
         self.api, self.jobs, self.db = api, jobs, db
         self.tenant = jobs.business.tenant_id
         self.name = "housecallpro:jobs"
-        self.money = HousecallProMoney(api)
+        self.money: MoneyFeed | None = HousecallProMoney(api)
 
     async def since(self, moment: datetime) -> list[Sighting]:
         after = await position(self.db, self.tenant)

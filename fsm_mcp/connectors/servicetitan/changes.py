@@ -22,7 +22,7 @@ from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.connectors.sync import BUDGET
 from fsm_mcp.errors import NotFound
-from fsm_mcp.events.vendor_invoices import InvoiceSighting, PaymentSighting
+from fsm_mcp.events.vendor_invoices import InvoiceSighting, MoneyFeed, PaymentSighting
 from fsm_mcp.events.vendor_jobs import Sighting, applied, noted, position
 from fsm_mcp.models import JobStatus
 from fsm_mcp.store import Store
@@ -37,7 +37,7 @@ class ServiceTitanChanges:
         self.api, self.jobs, self.db = api, jobs, db
         self.tenant = jobs.business.tenant_id
         self.name = "servicetitan:jobs"
-        self.money = ServiceTitanMoney(api)
+        self.money: MoneyFeed | None = ServiceTitanMoney(api)
 
     async def since(self, moment: datetime) -> list[Sighting]:
         after = await position(self.db, self.tenant)
