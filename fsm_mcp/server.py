@@ -21,7 +21,7 @@ from fsm_mcp.access.callers import LOCAL, Caller
 from fsm_mcp.access.gate import Gate
 from fsm_mcp.access.limits import CallerLimits
 from fsm_mcp.access.pii import keep_out_of_logs
-from fsm_mcp.app import ServedBusinesses, open_businesses
+from fsm_mcp.businesses import ServedBusinesses, open_businesses
 from fsm_mcp.clock import Clock
 from fsm_mcp.events import resources
 from fsm_mcp.events.automations import automating

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from fsm_mcp.app import ServedBusiness, open_businesses
+from fsm_mcp.businesses import ServedBusiness, open_businesses
 from fsm_mcp.clock import Clock
 from fsm_mcp.errors import IdempotencyMismatch
 from fsm_mcp.inputs import AddressIn, BookingRequest, CustomerDetails, LineItemIn

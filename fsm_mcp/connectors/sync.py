@@ -26,8 +26,8 @@ from typing import Any
 
 import anyio
 
+from fsm_mcp.connectors.http.concurrently import concurrently
 from fsm_mcp.connectors.http.paging import in_order
-from fsm_mcp.connectors.http.together import together
 from fsm_mcp.directory import identity_model
 from fsm_mcp.directory.customers import rebuild_index
 from fsm_mcp.store import Store, sync_state
@@ -88,7 +88,7 @@ class DirectorySync:
                     report.full = True
 
             for stage in self.stages:
-                await together(*(partial(one, feed) for feed in stage))
+                await concurrently(*(partial(one, feed) for feed in stage))
             if report.full:  # the first sync loaded records without indexing them: index them all at once
                 await self.db.awrite(rebuild_index, self.tenant)
                 await self.db.awrite(identity_model.train, self.tenant, self.db.clock.now())

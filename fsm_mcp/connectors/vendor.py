@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import httpx2 as httpx
 
 from fsm_mcp.connectors.booking import BookingSteps, book
-from fsm_mcp.connectors.http.together import together
+from fsm_mcp.connectors.http.concurrently import concurrently
 from fsm_mcp.connectors.sync import DirectorySync
 from fsm_mcp.directory import customers, duplicates
 from fsm_mcp.errors import InvalidInput
@@ -91,7 +91,7 @@ class VendorBackend:
         if customer.merged_into:
             customer = await self.db.asnapshot(customers.load_customer, self.tenant, customer.merged_into)
         cid = customer.customer_id
-        recent, owed = await together(lambda: self.recent_jobs(cid, jobs), lambda: self.balance(cid))  # one round trip
+        recent, owed = await concurrently(lambda: self.recent_jobs(cid, jobs), lambda: self.balance(cid))  # one round trip
         recent = sorted(recent, key=lambda j: j.window_start, reverse=True)
         return CustomerProfile(customer=customer, recent_jobs=[RecentJob.of(j) for j in recent], open_balance=owed)
 

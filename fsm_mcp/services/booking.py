@@ -6,7 +6,7 @@ vendor has answered."""
 
 from __future__ import annotations
 
-from fsm_mcp.app import ServedBusiness
+from fsm_mcp.businesses import ServedBusiness
 from fsm_mcp.events import changes
 from fsm_mcp.inputs import BookingRequest
 from fsm_mcp.results import Booking

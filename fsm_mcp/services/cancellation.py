@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from fsm_mcp.app import ServedBusiness
+from fsm_mcp.businesses import ServedBusiness
 from fsm_mcp.errors import VendorRejected
 from fsm_mcp.events import changes
 from fsm_mcp.models import Job, JobStatus, readable

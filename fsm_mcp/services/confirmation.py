@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from fsm_mcp.app import ServedBusiness
+from fsm_mcp.businesses import ServedBusiness
 from fsm_mcp.errors import FsmError, WriteUncertain
 from fsm_mcp.services.requests import Request
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fsm_mcp.app import ServedBusiness
+from fsm_mcp.businesses import ServedBusiness
 from fsm_mcp.events import changes
 from fsm_mcp.models import Job
 from fsm_mcp.services.requests import Request

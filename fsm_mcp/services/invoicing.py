@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from fsm_mcp.app import ServedBusiness
+from fsm_mcp.businesses import ServedBusiness
 from fsm_mcp.events import changes
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.results import Billed

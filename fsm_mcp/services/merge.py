@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from fsm_mcp.app import ServedBusiness
+from fsm_mcp.businesses import ServedBusiness
 from fsm_mcp.events import changes
 from fsm_mcp.models import readable
 from fsm_mcp.results import MergePlan

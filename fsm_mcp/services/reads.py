@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from fsm_mcp.app import ServedBusiness
+from fsm_mcp.businesses import ServedBusiness
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.events import outbox
 from fsm_mcp.events.outbox import Page

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from fsm_mcp.app import ServedBusiness
+from fsm_mcp.businesses import ServedBusiness
 from fsm_mcp.errors import InvalidInput
 from fsm_mcp.events import automations, changes
 from fsm_mcp.inputs import LineItemIn

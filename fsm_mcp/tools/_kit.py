@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from fsm_mcp.access import callers
 from fsm_mcp.access.pii import masked
-from fsm_mcp.app import ServedBusiness, ServedBusinesses
+from fsm_mcp.businesses import ServedBusiness, ServedBusinesses
 from fsm_mcp.errors import FsmError
 from fsm_mcp.models import readable, untrusted
 from fsm_mcp.services.confirmation import Pending

@@ -18,8 +18,8 @@ from fsm_mcp.connectors.fieldpulse.config import FieldPulseSettings
 from fsm_mcp.connectors.fieldpulse.jobs import Jobs
 from fsm_mcp.connectors.fieldpulse.sync import directory_sync
 from fsm_mcp.connectors.http.client import Policy, http_client
+from fsm_mcp.connectors.http.concurrently import concurrently
 from fsm_mcp.connectors.http.lanes import Lanes
-from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.vendor import VendorBackend
 from fsm_mcp.events.vendor_hooks import Inbound
 from fsm_mcp.events.vendor_poll import JobChangePoll
@@ -87,7 +87,7 @@ class FieldPulseBackend(VendorBackend):
 
     async def check(self) -> dict[str, Any]:
         """What the connector resolved from FieldPulse, for `fsm-mcp check`; writes nothing."""
-        version, techs = await together(lambda: self.api.client.get("/version"), self.technicians.all)
+        version, techs = await concurrently(lambda: self.api.client.get("/version"), self.technicians.all)
         unskilled = sorted(t.name for t in techs.values() if t.active and not t.skills)
         return {
             "api_url": self.api.settings.api_url,

@@ -17,7 +17,7 @@ from typing import Any
 from fsm_mcp.connectors.fieldpulse import mapping
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi, where
 from fsm_mcp.connectors.fieldpulse.catalog import Technicians
-from fsm_mcp.connectors.http.together import together
+from fsm_mcp.connectors.http.concurrently import concurrently
 from fsm_mcp.directory import mirror
 from fsm_mcp.errors import InvalidInput, NotFound, VendorRejected
 from fsm_mcp.inputs import JobFilter
@@ -74,7 +74,7 @@ class Jobs:
         """Jobs in the project's terms; with `comments`, their status history (one read per job, together)."""
         if not jobs:
             return []
-        remarks = await together(*(lambda j=j: self.api.all("/comments", {"object_type": "job", "object_id": j["id"]})
+        remarks = await concurrently(*(lambda j=j: self.api.all("/comments", {"object_type": "job", "object_id": j["id"]})
                                    for j in jobs)) if comments else [[] for _ in jobs]
         names, addresses = await self.db.aread(_places, self.business.tenant_id, jobs)
         return [self._view(j, mapping.marks(c), names, addresses) for j, c in zip(jobs, remarks, strict=True)]

@@ -18,8 +18,8 @@ from fsm_mcp.connectors.housecallpro.config import HousecallProSettings
 from fsm_mcp.connectors.housecallpro.jobs import Jobs, cannot_set
 from fsm_mcp.connectors.housecallpro.sync import directory_sync
 from fsm_mcp.connectors.http.client import Policy, http_client
+from fsm_mcp.connectors.http.concurrently import concurrently
 from fsm_mcp.connectors.http.lanes import Lanes
-from fsm_mcp.connectors.http.together import together
 from fsm_mcp.connectors.vendor import VendorBackend
 from fsm_mcp.events.vendor_poll import JobChangePoll
 from fsm_mcp.identity.text import fold
@@ -91,7 +91,7 @@ class HousecallProBackend(VendorBackend):
 
     async def check(self) -> dict[str, Any]:
         """What the connector resolved from Housecall Pro, for `fsm-mcp check`; writes nothing."""
-        company, techs, types = await together(lambda: self.api.get("/company"), self.technicians.all, self.job_types.all)
+        company, techs, types = await concurrently(lambda: self.api.get("/company"), self.technicians.all, self.job_types.all)
         zone = str(company.get("time_zone") or "")
         return {
             "api_url": self.api.settings.api_url,

@@ -10,7 +10,7 @@ import anyio
 from fsm_mcp.errors import FsmError
 
 
-async def together(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+async def concurrently(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
     """Run the calls concurrently and return their results in order. If any fails, the rest are
     cancelled and the failure is raised as itself (an agent-facing error first), not as a group."""
     results: list[Any] = [None] * len(calls)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import anyio
 
 from fsm_mcp.connectors.http.client import VendorClient
-from fsm_mcp.connectors.http.together import first_failure
+from fsm_mcp.connectors.http.concurrently import first_failure
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 
-from fsm_mcp.connectors.http.together import together
+from fsm_mcp.connectors.http.concurrently import concurrently
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.errors import InvalidInput, NotFound
 from fsm_mcp.identity.text import fold
@@ -49,7 +49,7 @@ class Settings:
 
     async def _load(self) -> Catalog:
         api = self.api
-        job_types, units, techs, cancel, hold = await together(  # independent lists: one round trip, not five
+        job_types, units, techs, cancel, hold = await concurrently(  # independent lists: one round trip, not five
             lambda: api.all("jpm", "job-types"), lambda: api.all("settings", "business-units"),
             lambda: api.all("settings", "technicians", {"active": "Any"}), lambda: api.all("jpm", "job-cancel-reasons"),
             lambda: api.all("jpm", "job-hold-reasons"),

@@ -11,7 +11,7 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
-from fsm_mcp.connectors.http.together import together
+from fsm_mcp.connectors.http.concurrently import concurrently
 from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.catalog import Settings
@@ -87,7 +87,7 @@ class Jobs:
         async def visits_of() -> list[Json]:
             return first_visits if first_visits is not None else await api.ids("jpm", "appointments", first)
 
-        visits, assignments, catalog, *job_notes = await together(
+        visits, assignments, catalog, *job_notes = await concurrently(
             visits_of, lambda: self.assignments(first), self.settings.catalog,
             *((lambda job_id=j["id"]: api.all("jpm", f"jobs/{job_id}/notes")) for j in jobs if notes),
         )
