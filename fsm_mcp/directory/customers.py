@@ -7,12 +7,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from fsm_mcp.directory import identity_model
-from fsm_mcp.directory.profiles import all_profiles, load_profiles
+from fsm_mcp.directory.profiles import all_profiles, load_profiles, load_profiles_and_people, parse_name
 from fsm_mcp.identity.keys import MAX_WIDE_BLOCK, WIDE, Profile, query_keys, record_keys
 from fsm_mcp.identity.model import Model
-from fsm_mcp.identity.names import parse_name
 from fsm_mcp.identity.scoring import Scored, score, settle
-from fsm_mcp.store import contacts
 from fsm_mcp.store import directory as store
 from fsm_mcp.store.directory import (
     NewCustomer,
@@ -91,8 +89,7 @@ def lookup(conn: Any, tenant: str, query: Profile, limit: int) -> list[Scored]:
             continue
         ids = _candidates(conn, tenant, tier, owners) - seen
         seen |= ids
-        profiles = load_profiles(conn, tenant, sorted(ids), query)
-        people = contacts.contact_names(conn, tenant, sorted(profiles)) if query.name is not None else {}
+        profiles, people = load_profiles_and_people(conn, tenant, sorted(ids), query)
         scored += [found for cid, profile in profiles.items()
                    if (found := _best_person(query, profile, cid, owners, model, people.get(cid, ()))) is not None]
     return settle(scored)[:limit]

@@ -183,11 +183,13 @@ def names_and_addresses(conn: Any, tenant: str, customer_ids: Iterable[str],
 # --- what identity reads of a customer ---------------------------------------------------------------------
 
 PARTS = ("phones", "emails", "addresses")
-_PARTS = {  # the parts of a profile beyond the name, each gathered by one subquery
+_PARTS = {  # the parts of a profile beyond the name, each gathered by one subquery (people: see profile_rows)
     "phones": "(SELECT json_group_array(p.e164) FROM customer_phones p WHERE p.tenant_id=c.tenant_id AND p.customer_id=c.id)",
     "emails": "(SELECT json_group_array(e.email) FROM customer_emails e WHERE e.tenant_id=c.tenant_id AND e.customer_id=c.id)",
     "addresses": "(SELECT json_group_array(json_array(l.street, l.unit, l.postal_code, l.city, l.state)) FROM locations l "
                  "WHERE l.tenant_id=c.tenant_id AND l.customer_id=c.id)",
+    "people": "(SELECT json_group_array(k.name) FROM contacts k WHERE k.tenant_id=c.tenant_id AND k.customer_id=c.id "
+              "AND k.name <> c.name)",
 }
 
 Place = tuple[str, str | None, str | None, str | None, str | None]  # street, unit, postal code, city, state
@@ -196,7 +198,11 @@ Place = tuple[str, str | None, str | None, str | None, str | None]  # street, un
 def profile_rows(conn: Any, tenant: str, ids: Sequence[str], parts: Sequence[str] = PARTS,
                  ) -> Iterator[tuple[str, str, list[Any]]]:
     """(id, name, [each of `parts` as a list]) of the live (not merged) customers among `ids`, one statement per
-    CHUNK; only the parts asked for are read (a caller ID alone needs its candidates' numbers, not their places)."""
+    CHUNK; only the parts asked for are read (a caller ID alone needs its candidates' numbers, not their places).
+
+    The part "people" is the names of the account's contacts other than its billing name, read in the same
+    statement from the contacts index (a statement of its own per lookup, with its own IN list, cost a named
+    lookup about a tenth of its time at 100,000 customers)."""
     columns = "".join(f", {_PARTS[part]}" for part in parts)
     for start in range(0, len(ids), CHUNK):
         chunk = list(ids[start : start + CHUNK])
