@@ -18,8 +18,6 @@ from fsm_mcp.results import (
     Billed,
     Booking,
     CustomerProfile,
-    DuplicateGroup,
-    DuplicateMember,
     DuplicateReport,
     MergePlan,
     Progress,
@@ -28,10 +26,6 @@ from fsm_mcp.results import (
 from fsm_mcp.scheduling import Slot
 from fsm_mcp.settings import Business
 from fsm_mcp.store.idempotency import NO_KEY, Attempt
-
-# Besides Backend, these four are exported only for directory/duplicates.py as last committed, until its owner's
-# rework (which imports them from fsm_mcp.results) lands; then drop them, DuplicateGroup and DuplicateMember.
-__all__ = ["Backend", "DuplicateGroup", "DuplicateMember", "DuplicateReport", "Progress"]
 
 
 class Backend(Protocol):
