@@ -115,3 +115,12 @@ def test_the_log_level_setting_quiets_the_servers_own_messages(tmp_path: Path) -
                           capture_output=True, text=True, env={**env, "FSM_MCP_LOG_LEVEL": "INFO"}, timeout=60)
     assert "serving business" in loud.stderr and "serving business" not in quiet.stderr
     assert quiet.stdout == "" and loud.stdout == ""  # stdio servers never print to stdout
+
+
+def test_the_readme_layout_names_every_package_and_module_at_the_top() -> None:
+    readme = (ROOT / "README.md").read_text()
+    (layout,) = [body for lang, body in re.findall(r"```(\w+)\n(.*?)```", readme, re.S) if body.startswith("fsm_mcp/")]
+    code = ROOT / "fsm_mcp"
+    packages = {f"{p.name}/" for p in code.iterdir() if (p / "__init__.py").exists()}
+    modules = {p.name for p in code.glob("*.py")} - {"__init__.py", "__main__.py"}
+    assert {name for name in packages | modules if name not in layout} == set()
