@@ -7,7 +7,8 @@
 `--over` seconds, each job is invoiced in the app (two lines) and paid there in one or two payments (on
 ServiceTitan one payment in five is split over two jobs' invoices). The poll runs every `--interval` seconds
 through it all, with `--p429` of the fake's answers 429 and `--p503` 503 (a poll that fails is tried again next
-interval), and is restarted once midway (a new backend over the same store: the cursors are read back). After
+interval), and is cut off once midway, at a random moment of a poll, and restarted (a new backend over the same
+store: the cursors are read back). After
 the last change, polls run until nothing new comes for three intervals.
 
 Printed: invoice.created per job (exactly one each, of the invoice's total), payment.received per payment
@@ -140,11 +141,17 @@ async def run(vendor_name: str, jobs: int, over: float, interval: float, p429: f
             target = Path(tmp) / "bench.db"
         db = open_store(target)
         backends = [vendor.backend(db, url)]
-        state = {"done": False, "last_new": time.monotonic()}
+        state: dict[str, Any] = {"done": False, "restart": False, "last_new": time.monotonic()}
         await backends[0].changes.run()  # the jobs become known
 
         async def poll_loop() -> None:
             while True:
+                if state["restart"]:  # a crash in the middle of a poll, then a new process over the same store
+                    state["restart"] = False
+                    with anyio.move_on_after(rng.uniform(0.0, 0.3)):
+                        await backends[-1].changes.run()
+                    await backends[-1].aclose()
+                    backends.append(vendor.backend(db, url))
                 before = len(vendor.fake.door.log)
                 try:
                     await backends[-1].changes.run()
@@ -168,10 +175,7 @@ async def run(vendor_name: str, jobs: int, over: float, interval: float, p429: f
             for at, kind, what in plan:
                 await anyio.sleep(max(0.0, start + at - time.monotonic()))
                 if not restarted and at > over / 2:
-                    restarted = True
-                    old = backends[-1]
-                    backends.append(vendor.backend(db, url))  # a restart: the cursors come from the store
-                    await old.aclose()
+                    restarted = state["restart"] = True
                 now = time.monotonic()
                 if kind == "invoice":
                     total = vendor.invoice(what)
