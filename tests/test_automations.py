@@ -363,3 +363,32 @@ async def test_over_a_vendor_completions_are_billed_side_by_side_and_one_that_fa
     for job_id in jobs:
         made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job_id]
         assert len(made) == 1 and Decimal(str(made[0]["total"])) == Decimal("240.00"), job_id
+
+
+async def test_a_completion_whose_event_names_the_job_type_is_priced_without_reading_the_job_back(
+    fp: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.vendor_rig import fp_job
+
+    settings, clock = priced(fp.settings, price_list=PRICE_LIST), Clock()
+    tenant = settings.business.tenant_id
+    db = open_store(settings.db_path, clock)
+    try:
+        async with open_businesses({tenant: settings}, db, fp.transport, background=False) as every:
+            automations = Automations(every)
+            await automations.start()
+            job_id = fp_job(fp.fake, fp.tech)
+            fp.fake.jobs[int(job_id)]["status"] = 4
+            await outbox.record(db, tenant, "job.completed", "job", job_id,
+                                {"job_id": job_id, "job_type": "Furnace repair", "status": "completed"})
+            backend = every.by_id[tenant].backend
+
+            async def no_read(_: str) -> Any:
+                raise AssertionError("the automation read the job back for its type")
+
+            monkeypatch.setattr(backend, "get_job", no_read)
+            assert await automations.step() == 1
+    finally:
+        db.close()
+    made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job_id]
+    assert len(made) == 1 and Decimal(str(made[0]["total"])) == Decimal("240.00")
