@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 import tempfile
 from datetime import date, datetime, timedelta
@@ -21,7 +20,8 @@ from fsm_mcp.identity.phones import parse_phone
 from fsm_mcp.inputs import AddressIn
 from fsm_mcp.models import Equipment, JobStatus
 from fsm_mcp.settings import Business
-from fsm_mcp.store.db import Database, new_id, to_db
+from fsm_mcp.store import jobs
+from fsm_mcp.store.db import Database
 
 DEMO_ENV = {"FSM_MCP_NAME": "Prairie Comfort Heating & Plumbing", "FSM_MCP_TIMEZONE": "America/Chicago"}
 
@@ -29,7 +29,7 @@ DEMO_ENV = {"FSM_MCP_NAME": "Prairie Comfort Heating & Plumbing", "FSM_MCP_TIMEZ
 def seed(db: Database, business: Business) -> None:
     """Technicians and returning customers with service history."""
 
-    def write(conn: sqlite3.Connection) -> None:
+    def write(conn: Any) -> None:
         tenant, now = business.tenant_id, db.clock.now()
         technicians.insert(conn, tenant, "Maria Lopez", ["hvac", "plumbing"], "+12175550101")
         technicians.insert(conn, tenant, "Dev Patel", ["hvac", "electrical"], "+12175550102")
@@ -46,17 +46,9 @@ def seed(db: Database, business: Business) -> None:
                                                                  postal_code="62702"), now)
         customers.reindex(conn, tenant, [william, linda])
         october = datetime(now.year if now.month > 10 else now.year - 1, 10, 14, 15, tzinfo=business.zone)
-        job_id = new_id("job")
-        conn.execute(
-            "INSERT INTO jobs (tenant_id, id, customer_id, location_id, job_type, skill, summary, priority, window_start, "
-            "window_end, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (tenant, job_id, william, oak, "hvac", "hvac", "Annual furnace tune-up; replaced the flame sensor", "normal",
-             to_db(october), to_db(october + timedelta(hours=2)), "completed", to_db(october), to_db(october)),
-        )
-        conn.execute(
-            "INSERT INTO job_events (tenant_id, job_id, seq, at, status, note) VALUES (?,?,?,?,?,?)",
-            (tenant, job_id, 1, to_db(october + timedelta(hours=2)), JobStatus.completed.value, "Flame sensor replaced"),
-        )
+        jobs.insert_past_job(conn, tenant, william, oak, "hvac", "hvac", "Annual furnace tune-up; replaced the flame sensor",
+                             "normal", (october, october + timedelta(hours=2)), JobStatus.completed,
+                             "Flame sensor replaced")
 
     db.write(write)
 

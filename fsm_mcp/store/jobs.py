@@ -131,6 +131,24 @@ def insert_job(conn: Any, tenant: str, customer_id: str, place_id: str, job_type
     return job_id
 
 
+def insert_past_job(conn: Any, tenant: str, customer_id: str, place_id: str, job_type: str, skill: str | None,
+                    summary: str, priority: str, window: tuple[datetime, datetime], status: JobStatus,
+                    note: str | None) -> str:
+    """A job from before, made at its window's start and ending in `status` at its end (one history entry, as
+    the demo's service history has it); its id."""
+    job_id = new_id("job")
+    start, end = window
+    conn.execute(
+        "INSERT INTO jobs (tenant_id, id, customer_id, location_id, job_type, skill, summary, priority, "
+        "window_start, window_end, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (tenant, job_id, customer_id, place_id, job_type, skill, summary, priority, to_db(start), to_db(end),
+         status.value, to_db(start), to_db(start)),
+    )
+    conn.execute("INSERT INTO job_events (tenant_id, job_id, seq, at, status, note) VALUES (?,?,?,?,?,?)",
+                 (tenant, job_id, 1, to_db(end), status.value, note))
+    return job_id
+
+
 def record_status(conn: Any, tenant: str, job_id: str, status: JobStatus, at: datetime, note: str | None) -> None:
     seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM job_events WHERE tenant_id=? AND job_id=?", (tenant, job_id)).fetchone()[0]
     conn.execute(
