@@ -244,6 +244,12 @@ def test_a_small_base_keeps_the_reviewed_weights() -> None:
     assert estimate_u(default_model(), base) == default_model()
 
 
+def test_both_names_different_on_a_street_with_no_house_number_to_agree_stay_possible() -> None:
+    found = score(_caller("joe clarke", "crowder circuit, the mall, springwood, qld, 4127"),
+                  _caller("harriet cachia", "172 crowder circuit, the mall, springwood, qld, 4127"), "c1", {})
+    assert found is None or found.confidence == "possible"
+
+
 def test_a_neighbour_with_the_same_surname_and_a_phone_of_their_own_is_not_a_match() -> None:
     found = score(_with_phone(_caller("Mary Jenkins", "14 Oak Street, Springfield, IL 62704"), "217-555-0101"),
                   _with_phone(_caller("William Jenkins", "12 Oak Street, Springfield, IL 62704"), "217-555-0199"),

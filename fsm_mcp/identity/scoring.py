@@ -99,7 +99,7 @@ def _confidence(model: Model, weight: float, found: Comparison) -> Verdict | Non
 
     against = contacts_differ(levels)
     if not any(agree) and any(unsure):
-        if place and not against:
+        if place and levels.get("house") == "exact" and not against:  # the house itself, not a street
             verdict.level, verdict.caveat = "account", (
                 "neither name agrees, at the same house and with no phone or e-mail against it: perhaps another "
                 "member of the household, a tenant or a new owner; confirm they call for this account")
