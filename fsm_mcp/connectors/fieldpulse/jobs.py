@@ -10,7 +10,6 @@ times and tells arrived from working, both one "in progress" at FieldPulse.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -166,6 +165,6 @@ def _same(field: str, have: Any, want: Any) -> bool:
     return str(have) == str(want)
 
 
-def _places(conn: sqlite3.Connection, tenant: str, jobs: list[Json]) -> tuple[dict[str, str], dict[str, str]]:
+def _places(conn: Any, tenant: str, jobs: list[Json]) -> tuple[dict[str, str], dict[str, str]]:
     return mirror.names_and_addresses(conn, tenant, (str(j["customer_id"]) for j in jobs),
                                       (str(j.get("location_id") or "") for j in jobs))

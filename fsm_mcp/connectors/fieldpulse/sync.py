@@ -9,7 +9,6 @@ published rate), so the sync leaves them out; the ones fsm-mcp adds are written 
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from fsm_mcp.connectors.fieldpulse import mapping
@@ -34,7 +33,7 @@ def directory_sync(api: FieldPulseApi, db: Store, business: Business, in_flight:
             got = body["response"]
             return Page(got, len(got) >= size, body.get("total_results"))
 
-        def store(conn: sqlite3.Connection, got: list[Json], index: bool) -> None:
+        def store(conn: Any, got: list[Json], index: bool) -> None:
             mirror.upsert(conn, tenant, db.clock.now(), index=index, **rows(got))
 
         def since(cursor: str) -> Json:

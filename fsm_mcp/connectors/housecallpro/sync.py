@@ -11,7 +11,6 @@ the time the walk began).
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from fsm_mcp.connectors.housecallpro import mapping
@@ -41,7 +40,7 @@ def directory_sync(api: HousecallProApi, db: Store, business: Business, page_siz
             return Page(fresh, more and len(fresh) == len(rows))
         return Page(rows, more, body.get("total_items"))
 
-    def store(conn: sqlite3.Connection, got: list[Json], index: bool) -> None:
+    def store(conn: Any, got: list[Json], index: bool) -> None:
         mirror.upsert(conn, tenant, db.clock.now(), index=index,
                       customers=[mapping.customer(r, zone) for r in got],
                       locations=[loc for r in got for loc in mapping.locations(r, zone)],

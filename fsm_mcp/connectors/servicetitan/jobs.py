@@ -7,7 +7,6 @@ Reads that do not depend on each other go out together.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -204,7 +203,7 @@ class Jobs:
         await self.api.write("POST", "jpm", f"jobs/{job_id}/notes", {"text": text}, check=there, what="the job note")
 
 
-def _places(conn: sqlite3.Connection, tenant: str, jobs: list[Json]) -> dict[str, tuple[str, str | None]]:
+def _places(conn: Any, tenant: str, jobs: list[Json]) -> dict[str, tuple[str, str | None]]:
     """Each job's customer name and service address, from the directory."""
     names, addresses = mirror.names_and_addresses(conn, tenant, (str(j["customerId"]) for j in jobs),
                                                   (str(j["locationId"]) for j in jobs))

@@ -10,7 +10,6 @@ so their full walk asks for everything modified since `EVERYTHING_SINCE`.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from fsm_mcp.connectors.servicetitan import mapping
@@ -36,7 +35,7 @@ def directory_sync(api: ServiceTitanApi, db: Store, business: Business, page_siz
                                                 **({"includeTotal": True} if count else {})}, budget=BUDGET)
             return Page(body["data"], bool(body["hasMore"]), body.get("totalCount"))
 
-        def store(conn: sqlite3.Connection, got: list[Json], index: bool) -> None:
+        def store(conn: Any, got: list[Json], index: bool) -> None:
             mirror.upsert(conn, tenant, db.clock.now(), index=index, **rows(got))
 
         return Feed(
