@@ -56,3 +56,31 @@ def test_a_base_grown_by_the_tools_gets_statistics_without_a_restart(tmp_path: P
     assert steps <= fresh.snapshot(work, customer_id) + 1
     served.close()
     fresh.close()
+
+
+def test_reindexing_one_customer_reads_its_own_keys_not_the_whole_index(tmp_path: Path) -> None:
+    """Every booking re-indexes its customer; its old keys were found by a scan of the business's whole index
+    (1 s at 100,000 customers), now through the index on (tenant_id, customer_id)."""
+    from fsm_mcp.directory.customers import reindex
+    from fsm_mcp.importer import import_customers
+    from fsm_mcp.settings import Business
+
+    csv = tmp_path / "customers.csv"
+    write_customers(csv, 2000)
+    db = Database(tmp_path / "store.db")
+    import_customers(db, Business(), csv)
+    customer_id = db.read(lambda c: c.execute("SELECT id FROM customers ORDER BY id LIMIT 1 OFFSET 1000").fetchone()[0])
+    steps = [0]
+
+    def counted(conn: sqlite3.Connection) -> None:
+        conn.set_progress_handler(lambda: steps.__setitem__(0, steps[0] + 1), 100)
+        try:
+            reindex(conn, "default", [customer_id])
+        finally:
+            conn.set_progress_handler(None, 100)
+
+    db.write(counted)
+    keys = db.read(lambda c: c.execute("SELECT count(*) FROM match_keys").fetchone()[0])
+    db.close()
+    assert keys > 20_000
+    assert steps[0] < 60, f"{steps[0]} hundred steps to re-index one customer of 2,000"

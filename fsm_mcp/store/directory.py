@@ -267,8 +267,11 @@ def add_keys(conn: Any, tenant: str, keys: Iterable[tuple[str, str]], new: bool 
                          rows)
 
 
+DROP_KEYS = "DELETE FROM match_keys WHERE tenant_id=? AND customer_id=?"  # by the index match_keys_customer
+
+
 def drop_keys(conn: Any, tenant: str, customer_ids: Sequence[str]) -> None:
-    conn.executemany("DELETE FROM match_keys WHERE tenant_id=? AND customer_id=?", [(tenant, c) for c in customer_ids])
+    conn.executemany(DROP_KEYS, [(tenant, c) for c in customer_ids])
 
 
 def replace_all_keys(conn: Any, tenant: str, batches: Iterable[list[tuple[str, str]]]) -> None:
