@@ -17,7 +17,7 @@ from fsm_mcp.settings import Business, Settings
 from fsm_mcp.store import Store, open_store
 from tests import stores
 from tests.fakes.serve import serving
-from tests.fakes.servicetitan import FakeServiceTitan
+from tests.fakes.servicetitan import FakeServiceTitan, stamp
 from tests.st_rig import BUSINESS, st_settings
 from tests.vendor_rig import st_complete, st_job
 
@@ -129,6 +129,24 @@ async def test_an_invoice_committed_late_inside_the_overlap_is_still_read(st: An
     fake.invoices[two]["modifiedOn"] = fake.invoices[one]["modifiedOn"]  # committed with an earlier time
     await poll(backend)
     assert sorted(s for s, _ in await feed(backend.db, "invoice.created")) == sorted([str(one), str(two)])
+
+
+async def test_a_late_or_out_of_order_reading_of_an_invoice_changes_nothing(st: Any, backend: ServiceTitanBackend) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    fake, _, tech = st
+    await poll(backend)
+    job_id = st_job(fake, tech)
+    invoice_id = fake.bill_in_app(job_id, ("Igniter", "1", "10.00"))
+    await poll(backend)
+    invoice = fake.invoices[invoice_id]
+    billed = dict(invoice)
+    # A list served by a lagging replica: the invoice as it was, empty, at an earlier time inside the window
+    invoice.update(items=[], total="0.00", balance="0.00", modifiedOn=stamp(datetime.now(UTC) - timedelta(seconds=30)))
+    await poll(backend)
+    invoice.update(billed)  # and as it is again
+    await poll(backend)
+    assert [(s, d["total"]) for s, d in await feed(backend.db, "invoice.created")] == [(str(invoice_id), "10.00")]
 
 
 async def test_an_invoice_read_while_fsm_mcp_fills_one_waits_and_is_read_again(
