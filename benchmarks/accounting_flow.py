@@ -74,7 +74,6 @@ async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None
         customer_of: dict[str, str] = {}
         rng = random.Random(5)
         failures: dict[str, int] = {}
-        shown = [0]
 
         async def arrive() -> None:
             for n in range(jobs):
@@ -90,6 +89,16 @@ async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None
                 created[invoice_id] = time.monotonic()
                 await anyio.sleep(1 / arrivals)
 
+        post = sink.post_invoice
+
+        async def timed(invoice_id: str, wait: float = 30.0) -> Any:
+            """The moment each invoice's link is recorded (posting returns right after): its landing."""
+            posted = await post(invoice_id, wait)
+            landed.setdefault(invoice_id, time.monotonic())
+            return posted
+
+        sink.post_invoice = timed  # type: ignore[method-assign]
+
         async def work(done: anyio.Event) -> None:
             while not (done.is_set() and len(landed) >= jobs):
                 try:
@@ -98,21 +107,22 @@ async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None
                     if str(exc) not in failures:
                         failures[str(exc)] = 1
                         print(f"  ({provider}: a round stopped: {type(exc).__name__}: {str(exc)[:200]})", flush=True)
-                now = time.monotonic()
-                for invoice_id in created:
-                    if invoice_id not in landed and db.read(sql.linked, TENANT, "invoice", invoice_id, provider):
-                        landed[invoice_id] = now
-                if int(now) % 10 == 0 and int(now) != shown[0]:
-                    shown[0] = int(now)
-                    print(f"  ({provider}: {len(landed)} of {len(created)} created in the books)", flush=True)
                 await anyio.sleep(0.05)
+
+        async def show() -> None:
+            while True:
+                await anyio.sleep(10)
+                print(f"  ({provider}: {len(landed)} of {len(created)} created in the books)", flush=True)
 
         started = time.monotonic()
         done = anyio.Event()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(work, done)
-            await arrive()
-            done.set()
+            tg.start_soon(show)
+            async with anyio.create_task_group() as posting_tg:
+                posting_tg.start_soon(work, done)
+                await arrive()
+                done.set()
+            tg.cancel_scope.cancel()
         posting = time.monotonic() - started
         posting_requests = len(rig.fake.door.log)
 
