@@ -123,6 +123,7 @@ class Grant:
         self._token: str | None = None
         self._until: datetime | None = None
         self._version = 0
+        self._refused: tuple[int, VendorRejected] | None = None  # (the grant's version, the vendor's refusal of it)
         self.refreshes = 0  # done by this process, for tests and benchmarks
 
     def __repr__(self) -> str:
@@ -154,6 +155,9 @@ class Grant:
                 if row.access_token and row.access_until and row.access_until > now and (not force or newer):
                     self._take(row.access_token, row.access_until, row.version)
                     return
+                if self._refused is not None and self._refused[0] == row.version:
+                    # Asked once already: only a new grant (connect again) can change the answer.
+                    raise VendorRejected(str(self._refused[1]), status=self._refused[1].status)
                 if row.claimed_by not in (None, self._holder) and row.claimed_until and row.claimed_until > now:
                     await anyio.sleep(0.2)  # another replica is refreshing: its tokens will be in the row
                     continue
@@ -167,9 +171,11 @@ class Grant:
             answer = await token_request(self.vendor, self._http, self._url, self._client_id, self._secret,
                                          {"grant_type": "refresh_token",
                                           "refresh_token": self._sealer.open(row.refresh_token)})
-        except BaseException:
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self.db.awrite(sql.release_claim, self.tenant, self.provider, self._holder)
+            if isinstance(exc, VendorRejected) and exc.status in (400, 401):  # invalid_grant: not asked again
+                self._refused = (row.version, exc)
             raise
         now = self.db.clock.now()
         until = now + renew_after(answer)
