@@ -219,3 +219,36 @@ async def test_a_customer_with_many_jobs_is_looked_up_with_one_page_of_them(rig:
         card = (await call(client, "lookup_customer", phone="2175550143"))["customer"]
     assert [j["summary"] for j in card["recent_jobs"]] == [f"visit {d}" for d in range(11, 6, -1)]
     assert sum(x.path.endswith("/jpm/v2/tenant/1001/jobs") for x in rig.fake.door.log) == 1
+
+
+async def test_an_invoice_left_part_filled_is_finished_by_the_retry_not_reported_as_billed(rig: Rig) -> None:
+    """A call cut off after its first line (a crash between two PATCHes) left the invoice short: the retry adds
+    the lines still missing and the tax, once, instead of taking the part-filled invoice as already billed."""
+    lines = [{"description": "Igniter", "kind": "material", "quantity": "1", "unit_price": "89.50"},
+             {"description": "Labor", "kind": "labor", "quantity": "2", "unit_price": "60"}]
+    async with rig.client() as client:
+        booked = await call(client, "create_job", job_type="Furnace repair", summary="No heat", idempotency_key="k1",
+                            customer=NEW_CALLER, address="5 Elm St, Springfield, IL 62704", **WINDOW)
+        job_id = booked["job_id"]
+        await call(client, "dispatch_technician", job_id=job_id, technician_id=rig.tech, idempotency_key="d1")
+        for status in ("arrived", "working", "completed"):
+            await call(client, "update_job_status", job_id=job_id, status=status)
+        [invoice] = [i for i in rig.fake.invoices.values() if i["job"]["id"] == int(job_id)]
+        rig.fake.add_item(_Path(invoice["id"]), {"description": "Igniter", "quantity": 1, "unitPrice": 89.5})
+        billed = await call(client, "create_invoice", job_id=job_id, line_items=lines, tax_rate="0.08",
+                            idempotency_key="i1")
+        again = await call(client, "create_invoice", job_id=job_id, line_items=lines, tax_rate="0.08",
+                           idempotency_key="i2")
+        office = [{"description": "Filter", "kind": "material", "quantity": "1", "unit_price": "20"}]
+        other = await call(client, "create_invoice", job_id=job_id, line_items=office, idempotency_key="i3")
+    assert [i["description"] for i in invoice["items"]] == ["Igniter", "Labor"]
+    assert billed["total"] == "226.26" and billed["tax"] == "16.76" and not billed["already_invoiced"]
+    assert again["already_invoiced"] and again["total"] == "226.26"  # all there, tax set: nothing sent again
+    assert other["already_invoiced"] and len(invoice["items"]) == 2  # other lines: billed already, untouched
+
+
+class _Path:
+    """What the fake's handlers read of a request: the id in its path."""
+
+    def __init__(self, path_id: int) -> None:
+        self.path_id = path_id

@@ -30,17 +30,27 @@ async def bill(api: ServiceTitanApi, jobs: Jobs, job_id: str, lines: list[LineIt
     priced = [Line(x.description, x.kind, x.quantity, x.unit_price) for x in lines]
     sums = totals(priced, tax_rate, discount)  # refuses bad lines before anything is sent
     invoice = await _invoice(api, job_id)
-    if invoice.get("items") and not allow_additional:
-        return Billed(invoice=to_model(invoice, job_id, tax_rate), already_invoiced=True)
     kinds = {x.description: x.kind for x in lines}
     items: list[Json] = [{"description": x.description, "quantity": mapping.number(x.quantity),
                           "unitPrice": mapping.number(x.unit_price)} for x in priced]
     if sums.discount:
         items.append({"description": DISCOUNT, "quantity": 1, "unitPrice": mapping.number(-sums.discount)})
+    tax = cents(mapping.money(invoice.get("salesTax")) + sums.tax)
+    present = invoice.get("items") or []
+    if present and not allow_additional:
+        missing = _still_to_add(present, items)
+        if missing is None:  # it holds lines this call does not: billed already, by another call or in the office
+            return Billed(invoice=to_model(invoice, job_id, tax_rate), already_invoiced=True)
+        # Every line on it is one of this call's: a call cut off part-way (a crash, a lost answer) is finished,
+        # never repeated and never left short. The tax is set after the last line, on an invoice ServiceTitan
+        # opened empty, so it is this call's tax alone.
+        tax = sums.tax
+        if not missing and mapping.money(invoice.get("salesTax")) == tax:
+            return Billed(invoice=to_model(invoice, job_id, tax_rate, kinds), already_invoiced=True)
+        items = missing
     for item in items:
         await _add(api, invoice, item)
-    tax = cents(mapping.money(invoice.get("salesTax")) + sums.tax)
-    if sums.tax:
+    if sums.tax and mapping.money(invoice.get("salesTax")) != tax:
         invoice_id = invoice["id"]
 
         async def taxed() -> Json | None:
@@ -49,6 +59,23 @@ async def bill(api: ServiceTitanApi, jobs: Jobs, job_id: str, lines: list[LineIt
         await api.write("PATCH", "accounting", f"invoices/{invoice_id}", {"tax": mapping.number(tax)}, check=taxed,
                         what="the invoice's tax")
     return Billed(invoice=to_model(await _invoice(api, job_id), job_id, tax_rate, kinds), already_invoiced=False)
+
+
+def _still_to_add(present: list[Json], items: list[Json]) -> list[Json] | None:
+    """The items of `items` not yet on the invoice, when everything on it is one of them; None when it holds
+    something else."""
+    def key(description: Any, quantity: Any, price: Any) -> tuple[str, Decimal, Decimal]:
+        return str(description or ""), mapping.money(quantity), mapping.money(price)
+
+    left = [key(i.get("description"), i.get("quantity"), i.get("price")) for i in present]
+    missing = []
+    for item in items:
+        wanted = key(item["description"], item["quantity"], item["unitPrice"])
+        if wanted in left:
+            left.remove(wanted)
+        else:
+            missing.append(item)
+    return None if left else missing
 
 
 async def _invoice(api: ServiceTitanApi, job_id: str) -> Json:
