@@ -49,16 +49,28 @@ def give(conn: sqlite3.Connection, tenant: str, customer_id: str, contact_id: st
 
 def load_contacts(conn: sqlite3.Connection, tenant: str, customer_id: str) -> list[Contact]:
     """The account's contacts, oldest first, each with its numbers and e-mails (point reads on the keys)."""
+    held = {
+        part: [(r[0], r[1]) for r in conn.execute(
+            f"SELECT {column}, contact_id FROM {table} WHERE tenant_id=? AND customer_id=? AND contact_id IS NOT NULL",
+            (tenant, customer_id))]
+        for table, column, part in (("customer_phones", "e164", "phones"), ("customer_emails", "email", "emails"))
+    }
+    return contacts_holding(conn, tenant, customer_id, held["phones"], held["emails"])
+
+
+def contacts_holding(conn: sqlite3.Connection, tenant: str, customer_id: str,
+                     phones: Iterable[tuple[str, str | None]], emails: Iterable[tuple[str, str | None]]) -> list[Contact]:
+    """The account's contacts, oldest first, given its (number, contact id) and (e-mail, contact id) pairs as the
+    caller read them already (a lookup's answer reads the customer's numbers once, not once more per contact)."""
     found = {
         r["id"]: Contact(contact_id=r["id"], name=r["name"], role=r["role"])
         for r in conn.execute("SELECT id, name, role FROM contacts WHERE tenant_id=? AND customer_id=? "
                               "ORDER BY created_at, id", (tenant, customer_id))
     }
-    for table, column, part in (("customer_phones", "e164", "phones"), ("customer_emails", "email", "emails")):
-        for r in conn.execute(f"SELECT contact_id, {column} FROM {table} WHERE tenant_id=? AND customer_id=? "
-                              f"AND contact_id IS NOT NULL ORDER BY {column}", (tenant, customer_id)):
-            if (owner := found.get(r[0])) is not None:
-                getattr(owner, part).append(r[1])
+    for part, pairs in (("phones", phones), ("emails", emails)):
+        for value, owner_id in sorted((v, o) for v, o in pairs if o is not None):
+            if (owner := found.get(owner_id)) is not None:
+                getattr(owner, part).append(value)
     return list(found.values())
 
 

@@ -110,20 +110,23 @@ def insert_location(conn: Any, tenant: str, customer_id: str, address: AddressIn
 
 def load_customer(conn: Any, tenant: str, customer_id: str, field: str = "customer_id") -> Customer:
     row = conn.execute(
-        "SELECT c.*, (SELECT json_group_array(json_array(p.e164, p.extension)) FROM customer_phones p "
-        "WHERE p.tenant_id=c.tenant_id AND p.customer_id=c.id) AS phone_list, (SELECT json_group_array(e.email) "
+        "SELECT c.*, (SELECT json_group_array(json_array(p.e164, p.extension, p.contact_id)) FROM customer_phones p "
+        "WHERE p.tenant_id=c.tenant_id AND p.customer_id=c.id) AS phone_list, "
+        "(SELECT json_group_array(json_array(e.email, e.contact_id)) "
         "FROM customer_emails e WHERE e.tenant_id=c.tenant_id AND e.customer_id=c.id) AS email_list "
         "FROM customers c WHERE c.tenant_id=? AND c.id=?",
         (tenant, customer_id),
     ).fetchone()
     if row is None:
         raise NotFound("customer", customer_id, field, "Find the customer with lookup_customer first.")
+    phones, emails = json.loads(row["phone_list"]), json.loads(row["email_list"])
     return Customer(
         customer_id=row["id"], external_id=row["external_id"], name=row["name"],
-        phones=[Phone(number=number, extension=ext) for number, ext in json.loads(row["phone_list"])],
-        emails=json.loads(row["email_list"]), notes=row["notes"], tags=json.loads(row["tags"]),
+        phones=[Phone(number=number, extension=ext) for number, ext, _ in phones],
+        emails=[email for email, _ in emails], notes=row["notes"], tags=json.loads(row["tags"]),
         locations=load_locations(conn, tenant, customer_id), merged_into=row["merged_into"],
-        contacts=contacts.load_contacts(conn, tenant, customer_id),
+        contacts=contacts.contacts_holding(conn, tenant, customer_id, [(p[0], p[2]) for p in phones],
+                                           [(e[0], e[1]) for e in emails]),
     )
 
 
