@@ -180,9 +180,14 @@ async def test_merging_records_that_already_point_to_the_kept_one_changes_nothin
     assert "confirmation_token" not in again
 
 
-def test_a_rebuild_after_a_bulk_import_puts_back_missing_keys_and_drops_stale_ones(settings: Settings,
-                                                                                   tmp_path: Path) -> None:
-    """300 customers: enough that on PostgreSQL the import and the rebuild stream their rows by COPY."""
+def test_a_rebuild_after_a_bulk_import_puts_back_missing_keys_and_drops_stale_ones(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """300 customers: enough that on PostgreSQL the import and the rebuild stream their rows by COPY; the
+    rebuild sends its keys 64 customers at a time, between reads of the scan that is still open."""
+    from fsm_mcp.directory import customers
+
+    monkeypatch.setattr(customers, "REBUILD_BATCH", 64)
     csv = tmp_path / "many.csv"
     csv.write_text("external_id,name,phone,email,street,city,state,postal_code\n" + "".join(
         f"x{i},Ann{i} Fam{i % 7},(217) 555-{i:04d},ann{i}@example.com,{i + 1} Oak Street,Springfield,IL,62704\n"
