@@ -184,10 +184,10 @@ def test_a_rebuild_after_a_bulk_import_puts_back_missing_keys_and_drops_stale_on
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """300 customers: enough that on PostgreSQL the import and the rebuild stream their rows by COPY; the
-    rebuild sends its keys 64 customers at a time, between reads of the scan that is still open."""
-    from fsm_mcp.directory import customers
+    rebuild writes its changes 64 entries at a time, between reads of the scans that are still open."""
+    from fsm_mcp.store import directory
 
-    monkeypatch.setattr(customers, "REBUILD_BATCH", 64)
+    monkeypatch.setattr(directory, "REWRITE_BATCH", 64)
     csv = tmp_path / "many.csv"
     csv.write_text("external_id,name,phone,email,street,city,state,postal_code\n" + "".join(
         f"x{i},Ann{i} Fam{i % 7},(217) 555-{i:04d},ann{i}@example.com,{i + 1} Oak Street,Springfield,IL,62704\n"
@@ -199,8 +199,9 @@ def test_a_rebuild_after_a_bulk_import_puts_back_missing_keys_and_drops_stale_on
     before = [tuple(r) for r in db.read(lambda c: c.execute(keys).fetchall())]
     some = before[0][2]
     db.write(lambda c: c.execute("DELETE FROM match_keys WHERE key LIKE 'p:%'"))
-    db.write(lambda c: c.execute("INSERT INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)",
-                                 (tenant, "n:stale|key", some)))
+    for holder in (some, "cus_0", "cus_~"):  # a live customer's stale key; keys of no live customer, first and last
+        db.write(lambda c, holder=holder: c.execute(
+            "INSERT INTO match_keys (tenant_id, key, customer_id) VALUES (?,?,?)", (tenant, "n:stale|key", holder)))
     assert db.write(rebuild_index, tenant) == 300
     after = [tuple(r) for r in db.read(lambda c: c.execute(keys).fetchall())]
     assert db.read(lambda c: c.execute("SELECT count(*) FROM contacts").fetchone()[0]) == 300

@@ -26,7 +26,7 @@ __all__ = ["NewCustomer", "insert_customer", "insert_customers", "insert_locatio
            "load_locations", "load_profiles", "lookup", "rebuild_index", "reindex"]
 
 MAX_PER_KEY = 500  # a key shared by more customers than this says too little to be worth scoring
-REBUILD_BATCH = 20_000  # customers whose keys go to the store at a time in a rebuild
+PROGRESS_EVERY = 20_000  # customers between a rebuild's progress reports
 
 
 def reindex(conn: Any, tenant: str, customer_ids: Iterable[str]) -> None:
@@ -44,22 +44,15 @@ def rebuild_index(conn: Any, tenant: str, progress: Callable[[int, int], None] |
     total = store.count_customers(conn, tenant)
     done = 0
 
-    def batches() -> Iterator[list[tuple[str, str]]]:
+    def wanted() -> Iterator[tuple[str, set[str]]]:
         nonlocal done
-        batch: list[tuple[str, str]] = []
         for cid, profile in all_profiles(conn, tenant):
-            batch.extend([(key, cid) for key in record_keys(profile)])
+            yield cid, record_keys(profile)
             done += 1
-            if done % REBUILD_BATCH == 0:
-                yield batch
-                batch = []
-                if progress:
-                    progress(done, total)
-        yield batch
-        if progress:
-            progress(done, total)
+            if progress and (done % PROGRESS_EVERY == 0 or done == total):
+                progress(done, total)
 
-    store.replace_all_keys(conn, tenant, batches())
+    store.replace_all_keys(conn, tenant, wanted())
     return done
 
 

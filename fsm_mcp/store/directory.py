@@ -277,35 +277,57 @@ def drop_keys(conn: Any, tenant: str, customer_ids: Sequence[str]) -> None:
     conn.executemany(DROP_KEYS, [(tenant, c) for c in customer_ids])
 
 
-def replace_all_keys(conn: Any, tenant: str, batches: Iterable[list[tuple[str, str]]]) -> None:
-    """Make the business's index exactly these (key, customer id) entries, in the caller's transaction.
+def keys_by_customer(conn: Any, tenant: str) -> Iterator[tuple[str, set[str]]]:
+    """Each customer's keys in the index, in customer order: one walk of the index by customer (which holds the
+    key too, so the table itself is not read)."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    rows = cursor.execute("SELECT customer_id, key FROM match_keys WHERE tenant_id=? ORDER BY customer_id", (tenant,))
+    for cid, group in itertools.groupby(rows, key=lambda r: r[0]):
+        yield cid, {r[1] for r in group}
 
-    The entries are gathered in a scratch table first, then the index is changed by what differs: a rebuild
-    after a change of the rules touches the keys it changes, and a rebuild that changes nothing writes nothing
-    (rewriting a million customers' fourteen million entries took most of the rebuild). On PostgreSQL the
-    scratch table is filled by COPY."""
-    if getattr(conn, "dialect", "sqlite") == "postgresql":
-        conn.execute('CREATE TEMP TABLE IF NOT EXISTS new_keys (key TEXT COLLATE "C" NOT NULL, '
-                     'customer_id TEXT COLLATE "C" NOT NULL)')
-        conn.execute("TRUNCATE new_keys")
-        for batch in batches:
-            conn.copy_rows("new_keys", ("key", "customer_id"), batch)
-        conn.execute("SET LOCAL work_mem = '256MB'")  # the two anti-joins hash in memory, not in batches on disk
-        conn.execute("ANALYZE new_keys")
-    else:
-        conn.execute("DROP TABLE IF EXISTS temp.new_keys")
-        conn.execute("CREATE TEMP TABLE new_keys (key TEXT NOT NULL, customer_id TEXT NOT NULL)")
-        for batch in batches:
-            conn.executemany("INSERT INTO new_keys (key, customer_id) VALUES (?,?)", batch)
-        conn.execute("CREATE INDEX temp.new_keys_entry ON new_keys (key, customer_id)")  # built by one sort
-    conn.execute("DELETE FROM match_keys WHERE tenant_id=? AND NOT EXISTS (SELECT 1 FROM new_keys n "
-                 "WHERE n.key=match_keys.key AND n.customer_id=match_keys.customer_id)", (tenant,))
-    conn.execute(  # WHERE ... AND true: SQLite's parser needs a WHERE before ON CONFLICT
-        "INSERT INTO match_keys (tenant_id, key, customer_id) SELECT ?, n.key, n.customer_id FROM new_keys n "
-        "WHERE NOT EXISTS (SELECT 1 FROM match_keys m WHERE m.tenant_id=? AND m.key=n.key "
-        "AND m.customer_id=n.customer_id) AND true ORDER BY n.key, n.customer_id ON CONFLICT DO NOTHING",
-        (tenant, tenant))
-    conn.execute("DROP TABLE new_keys" if getattr(conn, "dialect", "sqlite") == "sqlite" else "TRUNCATE new_keys")
+
+REWRITE_BATCH = 20_000  # index entries changed at a time
+
+
+def replace_all_keys(conn: Any, tenant: str, wanted: Iterable[tuple[str, set[str]]]) -> None:
+    """Make the business's index hold exactly these keys, given for every live customer in id order, and none
+    of any other customer's, in the caller's transaction.
+
+    The index is walked by customer beside `wanted` and changed by what differs: a rebuild after a change of
+    the rules writes the keys it changes, and one that changes nothing writes nothing (deleting and rewriting
+    a million customers' fourteen million entries took most of the rebuild, and on SQLite grew the WAL by
+    as much). Changes go behind both walks (to customers already passed); new entries go by COPY on
+    PostgreSQL."""
+    existing = keys_by_customer(conn, tenant)
+    head = next(existing, None)
+    drop: list[tuple[str, str, str]] = []
+    add: list[tuple[str, str, str]] = []
+
+    def flush() -> None:
+        if drop:
+            conn.executemany("DELETE FROM match_keys WHERE tenant_id=? AND key=? AND customer_id=?", drop)
+            drop.clear()
+        if add:
+            insert_rows(conn, "match_keys", ("tenant_id", "key", "customer_id"), sorted(add))
+            add.clear()
+
+    for cid, keys in wanted:
+        while head is not None and head[0] < cid:  # a customer no longer live (merged): its keys go
+            drop.extend((tenant, key, head[0]) for key in head[1])
+            head = next(existing, None)
+        old: set[str] = set()
+        if head is not None and head[0] == cid:
+            old, head = head[1], next(existing, None)
+        if keys != old:
+            drop.extend((tenant, key, cid) for key in old - keys)
+            add.extend((tenant, key, cid) for key in keys - old)
+            if len(drop) + len(add) >= REWRITE_BATCH:
+                flush()
+    while head is not None:
+        drop.extend((tenant, key, head[0]) for key in head[1])
+        head = next(existing, None)
+    flush()
 
 
 def shared_keys(conn: Any, tenant: str) -> Iterator[tuple[str, list[str]]]:
