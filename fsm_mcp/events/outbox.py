@@ -43,7 +43,7 @@ class Event(BaseModel):
     subject_type: SubjectType
     subject_id: str
     at: datetime
-    data: dict[str, Any] = Field(description="The subject's ids and statuses after the change; no personal data")
+    data: dict[str, Any] = Field(description="The subject's ids, statuses, job type and amounts after the change; no names, phones, e-mails or addresses")
 
 
 class Page(BaseModel):

@@ -22,6 +22,6 @@ def register(mcp: MCPServer) -> None:
     ) -> Page:
         """What changed in the business since your last look: jobs created, moved, completed or canceled,
         technicians assigned, invoices created, payments received, customers created or merged, oldest first,
-        each with the ids and statuses of what it changed. Keep the `cursor` of each answer and pass it as
+        each with the ids, statuses, job types and amounts of what it changed. Keep the `cursor` of each answer and pass it as
         `since` next time; while `more` is true, call again at once. Use get_job for a job's full record."""
         return await reads.changes(business(ctx), since, limit)
