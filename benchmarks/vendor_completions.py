@@ -13,7 +13,8 @@ per job expected, none missing, none twice) and the latency from the completion 
 being in the store (watched every 50 ms): p50, p95, max. The server runs its automations (as `fsm-mcp serve`
 does) with a price list for the jobs' type, so each completion is invoiced at the vendor by system:automation:
 printed too are invoices per job at the fake (exactly one each, of the price list's total) and the latency from
-the completion in the fake to its invoice.created event.
+the completion in the fake to its invoice.created event, and the requests the fake answered from the first
+completion on: in all, per completion, and by kind (429s counted apart).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import logging
 import random
+import re
 import sys
 import tempfile
 import time
@@ -76,6 +78,7 @@ class Vendor:
             tech = str(self.fake.add_technician("Dana Reyes"))
             self.fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=("(217) 555-0143",))
             self.ids = [fp_job(self.fake, tech, hour=8 + n % 8) for n in range(jobs)]
+        self.fake.door.keep_bodies = False
 
     def settings(self, db: Path, url: str, interval: float) -> Settings:
         if self.name == "servicetitan":
@@ -94,6 +97,10 @@ class Vendor:
             if job is not None and total:
                 found.setdefault(str(job), []).append(total)
         return found
+
+    def requests(self) -> list[tuple[float, str, int]]:
+        """(when, "METHOD /path" with ids as {id}, status) of each request the fake answered."""
+        return [(x.at, f"{x.method} {re.sub(r'/[0-9]+', '/{id}', x.path)}", x.status) for x in self.fake.door.log]
 
     def complete(self, job_id: str) -> None:
         (st_complete if self.name == "servicetitan" else fp_complete)(self.fake, job_id)
@@ -181,6 +188,9 @@ async def run(vendor_name: str, jobs: int, over: float, interval: float, lost: f
     latencies = [seen_at[j] - done_at[j] for j in seen_at if j in done_at]
     billing = [billed_at[j] - done_at[j] for j in billed_at if j in done_at]
     invoices = vendor_of.invoices()
+    first = min(done_at.values(), default=started)
+    asked = [(kind, status) for at, kind, status in vendor_of.requests() if at >= first]
+    kinds = Counter(kind if status != 429 else "429" for kind, status in asked)
     return {"vendor": vendor_name, "mode": "webhooks + poll" if webhooks else "poll only", "jobs": jobs,
             "completions seen": len(seen_at), "missing": jobs - len(total), "seen twice": sum(1 for c in total.values() if c > 1),
             "p50 s": round(percentile(latencies, 50), 2), "p95 s": round(percentile(latencies, 95), 2),
@@ -191,7 +201,9 @@ async def run(vendor_name: str, jobs: int, over: float, interval: float, lost: f
             "wrong totals": sum(1 for totals in invoices.values() for t in totals if t != PRICE),
             "to invoice p50 s": round(percentile(billing, 50), 2), "to invoice p95 s": round(percentile(billing, 95), 2),
             "to invoice max s": round(max(billing, default=float("nan")), 2),
-            "wall s": round(time.monotonic() - started, 1), "webhook answers": dict(deliveries)}
+            "wall s": round(time.monotonic() - started, 1), "webhook answers": dict(deliveries),
+            "vendor requests": len(asked), "requests per completion": round(len(asked) / max(1, jobs), 2),
+            "requests by kind": dict(kinds.most_common())}
 
 
 def main() -> None:

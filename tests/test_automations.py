@@ -392,3 +392,30 @@ async def test_a_completion_whose_event_names_the_job_type_is_priced_without_rea
         db.close()
     made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job_id]
     assert len(made) == 1 and Decimal(str(made[0]["total"])) == Decimal("240.00")
+
+
+async def test_a_completion_seen_at_fieldpulse_is_invoiced_with_one_read_of_its_invoices_and_the_post(fp: Any) -> None:
+    from tests.vendor_rig import fp_complete, fp_job
+
+    settings, clock = priced(fp.settings, price_list=PRICE_LIST), Clock()
+    tenant = settings.business.tenant_id
+    db = open_store(settings.db_path, clock)
+    try:
+        async with open_businesses({tenant: settings}, db, fp.transport, background=False) as every:
+            automations = Automations(every)
+            await automations.start()
+            poll = every.by_id[tenant].backend.changes
+            job_id = fp_job(fp.fake, fp.tech)
+            await poll.run()
+            fp_complete(fp.fake, job_id)
+            await poll.run()  # the completion, as the poll records it (its state: the status and the customer)
+            assert [r[0] for r in events(settings, "job.completed")] == [job_id]
+            before = len(fp.fake.door.log)
+            assert await automations.step() == 1
+            asked = [(x.method, x.path) for x in fp.fake.door.log[before:]]
+    finally:
+        db.close()
+    # What the completion already told (completed, whose customer) is not read again: neither the job nor its comments.
+    assert asked == [("GET", "/invoices"), ("POST", "/invoices")]
+    made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job_id]
+    assert len(made) == 1 and Decimal(str(made[0]["total"])) == Decimal("240.00")

@@ -25,6 +25,7 @@ from fsm_mcp.store import open_store
 from tests import stores
 from tests.fakes.fieldpulse import FakeFieldPulse
 from tests.fakes.fieldpulse import connector_settings as fp_connector
+from tests.fakes.fieldpulse import stamp as fp_stamp
 from tests.fakes.serve import serving
 from tests.fakes.servicetitan import FakeServiceTitan
 from tests.st_rig import BUSINESS, st_settings
@@ -133,3 +134,39 @@ def test_a_fieldpulse_webhook_is_a_hint_the_job_is_read_again_before_anything_is
         assert httpx.post(f"{app}/webhooks/fieldpulse/{TENANT}/{SECRET}", content=body).status_code == 200
         assert httpx.post(f"{app}/webhooks/fieldpulse/{TENANT}/{SECRET}", content=body).status_code == 200
     assert types_of(settings, job_id) == ["job.created", "technician.assigned", "job.completed"]
+
+
+def test_the_copies_of_a_fieldpulse_delivery_after_a_read_that_showed_its_change_cost_no_read(fp: Any) -> None:
+    fake, settings, tech = fp
+    job_id = fp_job(fake, tech)
+    hook = f"/webhooks/fieldpulse/{TENANT}/{SECRET}"
+
+    def status(old: int, new: int) -> bytes:
+        return json.dumps({"trigger": "Job Custom Status Update", "message": "UPDATE ON JOBS FOR status_id",
+                           "data": {"old_value": old, "new_value": new, "object": {"id": int(job_id)}}}).encode()
+
+    def reads() -> int:
+        return sum(1 for x in fake.door.log if x.method == "GET" and x.path == f"/jobs/{job_id}")
+
+    async def copies(app: str, body: bytes, n: int) -> list[int]:
+        async with httpx.AsyncClient(base_url=app) as http:
+            answers: list[int] = []
+
+            async def one() -> None:
+                answers.append((await http.post(hook, content=body)).status_code)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(n):
+                    tg.start_soon(one)
+        return answers
+
+    with app_over(settings) as app:
+        fp_complete(fake, job_id)
+        assert anyio.run(copies, app, status(1, 4), 3) == [200, 200, 200]  # at once: one read serves them
+        assert reads() == 1
+        assert anyio.run(copies, app, status(1, 4), 2) == [200, 200]  # later: the last read showed it already
+        assert reads() == 1
+        fake.jobs[int(job_id)].update(status=5, updated_at=fp_stamp())  # canceled after all: announced next, and read
+        assert anyio.run(copies, app, status(4, 5), 1) == [200]
+        assert reads() == 2
+    assert types_of(settings, job_id) == ["job.created", "technician.assigned", "job.completed", "job.cancelled"]

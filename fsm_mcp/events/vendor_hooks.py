@@ -12,6 +12,11 @@ Every delivery is a hint: the jobs it names are read afresh from the vendor and 
 (`vendor_poll.JobChangePoll.hint`), so a forged, repeated, late or out-of-order delivery changes nothing
 that the vendor does not say, and a lost one is read by the next poll. A vendor answered 503 (the job could
 not be read now) delivers again, as both retry a delivery not answered 2xx.
+
+The copies of one delivery (a vendor sends some twice or three times) need not each cost a read: deliveries for
+one job are served one at a time (in this process), and one the job as last read and applied already answers
+(`Inbound.covered`, where the vendor's delivery says enough to tell) is answered 200 without a read. Whatever
+the last read did not show is read.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
@@ -48,6 +54,31 @@ class Inbound:
     key: SecretStr | None = None  # signs the body
     header: str = ""
     encoding: str = "base64"  # or "hex"
+    # (a delivery's JSON, a job it names) -> whether the job as last read and applied shows what it announces
+    covered: Callable[[Any, str], Awaitable[bool]] | None = None
+    flights: dict[str, _Flight] = field(default_factory=dict)  # jobs being served, one delivery at a time
+
+    async def serve(self, payload: Any, job_id: str) -> None:
+        """Read the job a delivery names, unless the last read (perhaps for another copy, served meanwhile) answers it."""
+        if self.covered is None:  # nothing tells: the poll's own coalescing of concurrent deliveries is all there is
+            await self.poll.hint(job_id)
+            return
+        flight = self.flights.setdefault(job_id, _Flight())
+        flight.waiting += 1
+        try:
+            async with flight.lock:
+                if not await self.covered(payload, job_id):
+                    await self.poll.hint(job_id)
+        finally:
+            flight.waiting -= 1
+            if not flight.waiting and self.flights.get(job_id) is flight:
+                del self.flights[job_id]
+
+
+@dataclass
+class _Flight:
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    waiting: int = 0
 
 
 def signature(body: bytes, key: str, encoding: str) -> str:
@@ -90,12 +121,13 @@ def routes(find: Find) -> list[Route]:
         if len(body) > MOST or not authentic(inbound, request, body, secret):
             return Response(status_code=401)
         try:
-            jobs = inbound.hinted(json.loads(body))
+            payload = json.loads(body)
+            jobs = inbound.hinted(payload)
         except ValueError:
             return Response(status_code=400)
         try:
             for job_id in jobs:
-                await inbound.poll.hint(job_id)
+                await inbound.serve(payload, job_id)
         except FsmError as exc:  # the vendor delivers again; the poll catches up meanwhile
             log.warning("%s webhook for a job not applied yet: %s", vendor, type(exc).__name__)
             return Response(status_code=503)

@@ -83,6 +83,21 @@ def _apply(conn: Any, tenant: str, now: datetime, sighting: Sighting) -> int:
     return len(found)
 
 
+async def last_known(db: Store, tenant: str, job_id: str) -> dict[str, Any] | None:
+    """The job as fsm-mcp last knew it (`changes.job_state`): its latest event that carries its state, else the
+    state last seen at the vendor; None if it knows nothing of it."""
+
+    def read(conn: Any) -> dict[str, Any] | None:
+        row = events_sql.last_of_subject(conn, tenant, "job", job_id)
+        told = json.loads(row["data"]) if row is not None else None
+        if isinstance(told, dict) and "status" in told:
+            return told
+        seen = sql.seen(conn, tenant, job_id)
+        return json.loads(seen["state"]) if seen is not None else None
+
+    return await db.aread(read)
+
+
 async def noted(db: Store, tenant: str, job_ids: list[str]) -> set[str]:
     """Of these jobs, those last known en route, arrived or working: the statuses fsm-mcp notes on a vendor's job
     (its services recorded them), which a vendor read without the notes cannot tell. Only these need them."""
@@ -100,6 +115,12 @@ async def applied(db: Store, tenant: str, versions: dict[str, datetime]) -> set[
     poll need not read them again."""
     known = await db.aread(sql.seen_many, tenant, list(versions)) if versions else {}
     return {j for j, at in versions.items() if j in known and unstamp(known[j][0]) == at}
+
+
+async def versions(db: Store, tenant: str, job_ids: list[str]) -> dict[str, datetime]:
+    """Job id -> the vendor's time of the version last applied, for those of these jobs applied at all."""
+    known = await db.aread(sql.seen_many, tenant, job_ids) if job_ids else {}
+    return {j: unstamp(k[0]) for j, k in known.items()}
 
 
 async def position(db: Store, tenant: str) -> int:

@@ -42,9 +42,10 @@ class FieldPulseBackend(VendorBackend):
         self.jobs = Jobs(self.api, self.technicians, db, business)
         self.steps = FieldPulseSteps(self.api, self.jobs, db, business)
         self.sync = directory_sync(self.api, db, business)
-        self.changes = JobChangePoll(db, self.tenant, FieldPulseChanges(self.api, self.jobs, db))
+        feed = FieldPulseChanges(self.api, self.jobs, db)
+        self.changes = JobChangePoll(db, self.tenant, feed)
         if config.webhook_secret is not None:
-            self.inbound = Inbound(self.changes, hinted, secret=config.webhook_secret)
+            self.inbound = Inbound(self.changes, hinted, secret=config.webhook_secret, covered=feed.covered)
 
     @classmethod
     def open(cls, db: Store, business: Business, config: FieldPulseSettings,
