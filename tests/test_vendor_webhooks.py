@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
 from fsm_mcp.store import open_store
 from tests import stores
-from tests.fakes.fieldpulse import FakeFieldPulse
+from tests.fakes.fieldpulse import FakeFieldPulse, parse_time
 from tests.fakes.fieldpulse import connector_settings as fp_connector
 from tests.fakes.fieldpulse import stamp as fp_stamp
 from tests.fakes.serve import serving
@@ -170,3 +171,32 @@ def test_the_copies_of_a_fieldpulse_delivery_after_a_read_that_showed_its_change
         assert anyio.run(copies, app, status(4, 5), 1) == [200]
         assert reads() == 2
     assert types_of(settings, job_id) == ["job.created", "technician.assigned", "job.completed", "job.cancelled"]
+
+
+def test_a_fieldpulse_delivery_carrying_a_version_older_than_the_one_applied_costs_no_read(fp: Any) -> None:
+    fake, settings, tech = fp
+    job_id = fp_job(fake, tech)
+    created = fake.jobs[int(job_id)]["updated_at"]
+    hook = f"/webhooks/fieldpulse/{TENANT}/{SECRET}"
+
+    def creation(updated_at: str) -> bytes:
+        return json.dumps({"trigger": "Job Created", "message": "CREATE ON JOBS",
+                           "data": {"id": int(job_id), "status": 1, "updated_at": updated_at}}).encode()
+
+    def reads() -> int:
+        return sum(1 for x in fake.door.log if x.method == "GET" and x.path == f"/jobs/{job_id}")
+
+    with app_over(settings) as app:
+        assert httpx.post(f"{app}{hook}", content=creation(created)).status_code == 200
+        assert reads() == 1
+        later = fp_stamp(parse_time(created, "updated_at") + timedelta(minutes=5))
+        fake.jobs[int(job_id)].update(status=4, updated_at=later)  # completed; its delivery is read
+        assert httpx.post(f"{app}{hook}", content=creation(later)).status_code == 200
+        assert reads() == 2
+        # The creation's copy, late: the version it carries is older than the one applied.
+        assert httpx.post(f"{app}{hook}", content=creation(created)).status_code == 200
+        assert reads() == 2
+        # Same version as applied: FieldPulse's times are to the second, so that is read.
+        assert httpx.post(f"{app}{hook}", content=creation(later)).status_code == 200
+        assert reads() == 3
+    assert types_of(settings, job_id) == ["job.created", "technician.assigned", "job.completed"]
