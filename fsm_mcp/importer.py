@@ -29,10 +29,10 @@ from pydantic import ValidationError
 
 from fsm_mcp.connectors.local import technicians
 from fsm_mcp.directory import customers, identity_model
+from fsm_mcp.directory.profiles import parse_name  # parsed once per distinct name: a base repeats its names
 from fsm_mcp.identity.addresses import address_entry
 from fsm_mcp.identity.emails import InvalidEmail, normalize_email
 from fsm_mcp.identity.keys import Profile, record_keys
-from fsm_mcp.identity.names import parse_name
 from fsm_mcp.identity.phones import InvalidPhone, parse_phone
 from fsm_mcp.import_keys import RowKeys, repeated_external_ids
 from fsm_mcp.inputs import AddressIn

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from rapidfuzz import fuzz
 
@@ -86,6 +86,7 @@ _RUN_IN_FORM = {"street": "st", "avenue": "ave", "road": "rd", "drive": "dr", "p
                 "circuit": "cct", "court": "ct", "lane": "ln", "close": "cl", "terrace": "ter", "boulevard": "blvd"}
 
 
+@lru_cache(maxsize=1 << 18)
 def split_street(street: str) -> tuple[str, str]:
     """"alabaste rstreet" -> ("alabaster", "st"): the street's name without spaces, and its suffix, even
     when the suffix ran into the name."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from rapidfuzz.distance import OSA, JaroWinkler
 
@@ -46,6 +47,13 @@ class Comparison:
     values: dict[str, str] = field(default_factory=dict)  # field -> the value both agree on exactly, for its frequency
 
 
+# The string comparisons below are pure and a base repeats their arguments (its given names, surnames, streets
+# and towns), so each pair is worked out once while it is in use: a duplicate search compares the same few
+# thousand values across hundreds of thousands of pairs. Bounded, so a million-customer base cannot grow them.
+_PAIRS = 1 << 18
+
+
+@lru_cache(maxsize=_PAIRS)
 def closeness(a: str, b: str) -> str:
     """exact, close (a slip: one or two edits, or Jaro-Winkler >= 0.92), similar (sounds alike) or different."""
     if a == b or a.replace(" ", "") == b.replace(" ", ""):
@@ -62,6 +70,7 @@ def closeness(a: str, b: str) -> str:
     return "different"
 
 
+@lru_cache(maxsize=_PAIRS)
 def _given_level(a: str, b: str) -> str:
     if a == b:
         return "exact"
@@ -110,6 +119,7 @@ def compare_names(q: PersonName, r: PersonName, out: Comparison) -> None:
             out.values[part] = value
 
 
+@lru_cache(maxsize=_PAIRS)
 def _line(a: str, b: str) -> str:
     level = closeness(a, b)
     if level != "exact":
@@ -121,7 +131,9 @@ def _line(a: str, b: str) -> str:
     return "close" if level == "similar" else level
 
 
+@lru_cache(maxsize=_PAIRS)
 def _address_levels(q: StreetAddress, r: StreetAddress) -> dict[str, str]:
+    """The levels of two addresses (shared between calls: read it, never change it)."""
     levels: dict[str, str] = {}
     if q.house and r.house:
         levels["house"] = "exact" if q.house == r.house else "different"
@@ -146,6 +158,7 @@ def _address_levels(q: StreetAddress, r: StreetAddress) -> dict[str, str]:
     return levels
 
 
+@lru_cache(maxsize=_PAIRS)
 def _postal(a: str, b: str) -> str:
     a, b = a[:5], b[:5]
     if a == b:
@@ -171,12 +184,16 @@ def compare(
     if query.name and record.name:
         compare_names(query.name, record.name, out)
     best: tuple[float, dict[str, str], str, str, StreetAddress] | None = None
-    for q_addr, q_raw in query.addresses:
-        for r_addr, r_raw in record.addresses:
-            levels = _address_levels(q_addr, r_addr)
-            rated = weight(levels)
-            if best is None or rated > best[0]:
-                best = (rated, levels, q_raw, r_raw, r_addr)
+    if len(query.addresses) == 1 and len(record.addresses) == 1:  # the one pair is the best: no need to weigh it
+        (q_addr, q_raw), (r_addr, r_raw) = query.addresses[0], record.addresses[0]
+        best = (0.0, _address_levels(q_addr, r_addr), q_raw, r_raw, r_addr)
+    else:
+        for q_addr, q_raw in query.addresses:
+            for r_addr, r_raw in record.addresses:
+                levels = _address_levels(q_addr, r_addr)
+                rated = weight(levels)
+                if best is None or rated > best[0]:
+                    best = (rated, levels, q_raw, r_raw, r_addr)
     if best is not None:
         out.levels.update(best[1])
         out.said["address"] = f"{best[2]} / {best[3]}"

@@ -81,14 +81,22 @@ def link(
     floor = RANK[min_confidence]
     people = people or {}
     links = []
+    persons: dict[str, list[Profile]] = {}  # each record as its people, made once: a record is in many pairs
+
+    def as_its_people(cid: str, profile: Profile) -> list[Profile]:
+        found = persons.get(cid)
+        if found is None:
+            found = persons[cid] = as_people(profile, people.get(cid, ()))
+        return found
+
     for a, b in pairs:
         on_pair()
         first, second = profiles.get(a), profiles.get(b)
         if first is None or second is None:
             continue
         found = None
-        for query in as_people(first, people.get(a, ())):
-            for record in as_people(second, people.get(b, ())):
+        for query in as_its_people(a, first):
+            for record in as_its_people(b, second):
                 scored = score(query, record, b, others, model)
                 if scored is not None and (found is None or _fit(scored) > _fit(found)):
                     found = scored

@@ -44,6 +44,11 @@ class Model:
     tf: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     customers: int = 0  # the base's size when trained; 0: not trained (the bands of the file's reference size)
     fitted_pairs: int = 0  # candidate pairs m was fitted on by EM; 0: the file's m
+    # Each (field, level, owners, value)'s weight once computed: a duplicate search weighs the same few hundred
+    # levels millions of times. Not an init field, so `replace` gives a new model a cache of its own; a model
+    # is read-only once made (its m, u and tf are never changed in place).
+    _weights: dict[tuple[str, str, int, str | None], float] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def bands_for(self, customers: int | None = None) -> dict[str, float]:
         """The bands for a base of this many customers. A pair of records, or a caller and a record,
@@ -55,6 +60,13 @@ class Model:
         return {band: value + rise for band, value in self.bands.items()}
 
     def weight(self, field: str, level: str, owners: int = 1, value: str | None = None) -> float:
+        key = (field, level, owners, value)
+        found = self._weights.get(key)
+        if found is None:
+            found = self._weights[key] = self._weight(field, level, owners, value)
+        return found
+
+    def _weight(self, field: str, level: str, owners: int, value: str | None) -> float:
         u = self.u[field][level]
         if field in ("phone", "email") and level == "exact" and self.customers > REFERENCE_CUSTOMERS:
             # Two strangers share a number or an address by chance about 1 in N times (a number is held by
@@ -68,7 +80,13 @@ class Model:
 
     def total(self, levels: dict[str, str], owners: int = 1, values: dict[str, str] | None = None) -> float:
         values = values or {}
-        return sum(self.weight(f, level, owners, values.get(f)) for f, level in levels.items())
+        weights, weight = self._weights, self.weight
+        total = 0.0
+        for f, level in levels.items():
+            value = values.get(f)
+            found = weights.get((f, level, owners, value))
+            total += found if found is not None else weight(f, level, owners, value)
+        return total
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "m": self.m, "u": self.u, "bands": self.bands,

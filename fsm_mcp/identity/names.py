@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import jellyfish
 from nicknames import NickNamer
@@ -55,6 +55,7 @@ def given_forms(given: str) -> frozenset[str]:
 _OCR = str.maketrans({"0": "o", "1": "l", "5": "s", "8": "b"})
 
 
+@lru_cache(maxsize=1 << 16)
 def ocr_form(word: str) -> str:
     """The letters a scan or a hurried typist confuses, read one way: rn/m, vv/w, cl/d, 0/o, 1/l."""
     return word.replace("rn", "m").replace("vv", "w").replace("cl", "d").translate(_OCR)
