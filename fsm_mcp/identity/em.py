@@ -97,14 +97,19 @@ def _em(model: Model, rows: list[dict[str, str]], iterations: int) -> tuple[dict
     m = {f: dict(model.m[f]) for f in fields}
     share = 0.2
     total = 0.0
+    keyed = [tuple(row.items()) for row in rows]  # a row's levels in its own order: the rows repeat a few patterns
     for _ in range(iterations):
         counts = {f: dict.fromkeys(LEVELS[f], 0.0) for f in fields}
         total = 0.0
-        for row in rows:
-            odds = math.log(share / (1 - share)) + sum(math.log(m[f][lv] / model.u[f][lv]) for f, lv in row.items())
-            p = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, odds))))
-            total += p
-            for f, lv in row.items():
+        prior = math.log(share / (1 - share))
+        chance: dict[tuple[tuple[str, str], ...], float] = {}  # each pattern's p, worked out once per iteration
+        for items in keyed:
+            p = chance.get(items)
+            if p is None:
+                odds = prior + sum(math.log(m[f][lv] / model.u[f][lv]) for f, lv in items)
+                p = chance[items] = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, odds))))
+            total += p  # added row by row, in order, as before: the same sums to the last bit
+            for f, lv in items:
                 counts[f][lv] += p
         share = min(0.999, max(0.001, total / len(rows)))
         for f in fields:
