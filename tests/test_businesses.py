@@ -54,7 +54,7 @@ def test_each_business_table_is_one_business_and_commands_must_name_one(tmp_path
 
 def test_the_readmes_two_businesses_are_what_the_server_reads(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[businesses." in b]
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if re.search(r"^\[businesses\.", b, re.M)]
     config = tmp_path / "fsm.toml"
     config.write_text(block)
     every = load_businesses(env={"FSM_MCP_CONFIG": str(config), "FSM_MCP_BOLT_SERVICETITAN_CLIENT_SECRET": "s",

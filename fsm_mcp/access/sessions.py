@@ -56,19 +56,29 @@ class SessionCaps:
             await _too_many(refusal)(scope, receive, send)
             return
         self._opening[owner] += 1
+        opening = True
+
+        def opened() -> None:
+            nonlocal opening
+            if opening:
+                opening = False
+                self._opening[owner] -= 1
+                if not self._opening[owner]:
+                    del self._opening[owner]
 
         async def keep_its_id(message: Message) -> None:
             if (message["type"] == "http.response.start" and message["status"] < 400
                     and (session_id := Headers(raw=message.get("headers", [])).get(MCP_SESSION_ID_HEADER))):
+                # Held as the session from here on, no longer as a request opening one: counted once, not twice
+                # while the answer's stream finishes (a client's next request may arrive before it has).
                 self._owners[session_id] = owner
+                opened()
             await send(message)
 
         try:
             await self.app(scope, receive, keep_its_id)
         finally:
-            self._opening[owner] -= 1
-            if not self._opening[owner]:
-                del self._opening[owner]
+            opened()
 
     def _opens_a_session(self, scope: Scope) -> bool:
         if scope["type"] != "http" or scope["path"].rstrip("/") != self.path:
