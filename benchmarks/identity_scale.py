@@ -95,14 +95,16 @@ def measure(args: argparse.Namespace, csv_path: Path, db_path: Path | str, fresh
     print(f"store: {'PostgreSQL' if is_postgres(db_path) else 'SQLite'}", flush=True)
     if fresh:
         db = open_store(db_path)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         report = import_customers(db, business, csv_path)
-        print(f"import: {report.imported} customers in {time.perf_counter() - start:.1f} s (goal <= 300 s)", flush=True)
+        print(f"import: {report.imported} customers in {time.perf_counter() - start:.1f} s (goal <= 300 s; "
+              f"{time.process_time() - cpu:.1f} s CPU in this process: the figure a shared machine moves least)", flush=True)
         db.close()
     db = open_store(db_path)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     indexed = reindex_customers(db, business.tenant_id)
-    print(f"index rebuild: {indexed} customers in {time.perf_counter() - start:.1f} s (goal <= 60 s)", flush=True)
+    print(f"index rebuild: {indexed} customers in {time.perf_counter() - start:.1f} s (goal <= 60 s; "
+          f"{time.process_time() - cpu:.1f} s CPU)", flush=True)
     db.close()
     start = time.perf_counter()
     db = open_store(db_path)
