@@ -102,7 +102,7 @@ async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None
         async def work(done: anyio.Event) -> None:
             while not (done.is_set() and len(landed) >= jobs):
                 try:
-                    await feed.drain(sink, limit=50, at_once=8)
+                    await feed.drain(sink, limit=50)  # the provider's concurrency
                 except FsmError as exc:  # retried next round; shown once each, for the reader
                     if str(exc) not in failures:
                         failures[str(exc)] = 1

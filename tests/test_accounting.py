@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -259,6 +260,40 @@ def test_signatures_are_the_base64_hmac_of_the_body() -> None:
     assert not xero_signed(body, None, "k")
 
 
+@pytest.mark.parametrize("backend", ["servicetitan", "fieldpulse", "housecallpro"])
+def test_books_over_a_vendor_backend_are_refused_at_load_naming_the_table_and_why(
+        backend: str, tmp_path: Path) -> None:
+    """The vendor keeps the invoices (ours would not find them) and posts them to the books itself: posting
+    from here too would bill each one twice. The table is refused, by name, before anything is sent."""
+    config = tmp_path / "fsm.toml"
+    config.write_text(f'[businesses.acme]\nname = "Acme"\nbackend = "{backend}"\n[businesses.acme.accounting]\n'
+                      'provider = "quickbooks"\nclient_id = "abc"\ncompany = "9341"\n'
+                      '[businesses.local]\nname = "Local"\n[businesses.local.accounting]\n'
+                      'provider = "xero"\nclient_id = "abc"\ncompany = "t-1"\n')
+    env = {"FSM_MCP_CONFIG": str(config), "FSM_MCP_ACME_ACCOUNTING_TOKEN_KEY": KEY,
+           "FSM_MCP_ACME_ACCOUNTING_CLIENT_SECRET": "s3cret", "FSM_MCP_LOCAL_ACCOUNTING_TOKEN_KEY": KEY,
+           "FSM_MCP_LOCAL_ACCOUNTING_CLIENT_SECRET": "s3cret"}
+    with pytest.raises(SettingsError) as exc:
+        load_for("acme", env)
+    said = str(exc.value)
+    assert said.startswith(f"[businesses.acme.accounting]: provider = 'quickbooks' cannot be used with backend = "
+                           f"'{backend}'") and "bill each one twice" in said and "FSM_MCP_ACME_ACCOUNTING_PROVIDER" \
+        in said and "s3cret" not in said
+    got = load_for("local", env)  # the other business, on the local backend, keeps its books
+    assert got is not None and got.provider == "xero"
+    assert load_for("acme", env | {"FSM_MCP_ACME_ACCOUNTING_PROVIDER": "none"}) is None
+    with pytest.raises(SettingsError, match=r"^\[businesses.acme.accounting\]: provider = 'xero'"):
+        load_for("acme", env | {"FSM_MCP_ACME_ACCOUNTING_PROVIDER": "xero"})
+    # The backend set from the environment counts as well; a file of one business names [accounting].
+    one = tmp_path / "one.toml"
+    one.write_text('[business]\nname = "Solo"\n[accounting]\nprovider = "xero"\nclient_id = "abc"\n'
+                   'company = "t-1"\n')
+    solo = {"FSM_MCP_CONFIG": str(one), "FSM_MCP_ACCOUNTING_TOKEN_KEY": KEY, "FSM_MCP_ACCOUNTING_CLIENT_SECRET": "x"}
+    assert load_for(None, solo) is not None
+    with pytest.raises(SettingsError, match=r"^\[accounting\]: provider = 'xero' cannot be used with backend"):
+        load_for(None, solo | {"FSM_MCP_BACKEND": backend})
+
+
 async def test_the_lane_is_shared_by_every_sink_of_a_company(db: Store) -> None:
     lanes = LocalLanes()
     with books("xero", db) as rig:
@@ -294,6 +329,53 @@ async def test_invoice_created_on_the_outbox_posts_once_and_a_payment_goes_out_a
     received = [e for e in (await outbox.read(db, TENANT, None, 500)).events if e.type == "payment.received"]
     assert len(rig.invoices()) == 2 and len(received) == 1
     assert received[0].data["invoice_id"] == ids[0] and ours(db, ids[0]).status == "paid"
+
+
+async def test_a_slow_invoice_holds_no_other_and_the_cursor_waits_just_before_it(db: Store) -> None:
+    """The outbox is posted as a sliding window, not a page at a time: while the first invoice waits (a 429 hold,
+    say) the ones after it, pages further on or created meanwhile, go to the books; the cursor stays just before
+    the slow one, so a crash would post again only it; a failure leaves the cursor before it and the next round
+    posts it alone."""
+    ids = [invoiced_job(db, f"Ana Silva{n}", f"(217) 555-04{n:02d}") for n in range(7)]
+    for invoice_id in ids[:5]:
+        await _created(db, invoice_id)
+    with books("quickbooks", db) as rig:
+        await rig.connect()
+        sink = rig.sink()
+        assert sink.at_once == 10
+        post, gate, landed = sink.post_invoice, anyio.Event(), []
+        cursors: list[str | None] = []
+
+        async def slow_first(invoice_id: str, wait: float = 30.0) -> Any:
+            if invoice_id == ids[0]:
+                with anyio.fail_after(10):  # paged, the pages after the first never start: this fails
+                    await gate.wait()
+                cursors.append(db.read(sql.get_cursor, TENANT, "quickbooks", "outbox"))
+                raise VendorUnavailable("the books are down", status=503)
+            done = await post(invoice_id, wait)
+            landed.append(invoice_id)
+            if invoice_id == ids[4]:  # two more are created while the first still waits
+                for later in ids[5:]:
+                    await _created(db, later)
+            if len(landed) == len(ids) - 1:
+                gate.set()
+            return done
+
+        sink.post_invoice = slow_first  # type: ignore[method-assign]
+        with pytest.raises(VendorUnavailable):
+            await feed.drain(sink, limit=2, at_once=3)  # 2 a page: the next four are on two more pages
+        assert sorted(landed) == sorted(ids[1:])
+        events = [e.id for e in (await outbox.read(db, TENANT, None, 500)).events if e.type == "invoice.created"]
+        # Just before the slow one, while it waited and after it failed: the six after it are done, not passed.
+        before = cursors[0]
+        assert db.read(sql.get_cursor, TENANT, "quickbooks", "outbox") == before
+        after = [e.id for e in (await outbox.read(db, TENANT, before, 500)).events if e.type == "invoice.created"]
+        assert after == events
+        sink.post_invoice = post  # type: ignore[method-assign]
+        requests = len(rig.fake.door.log)
+        assert await feed.drain(sink) == 7  # all seven seen again: six found linked (no request), one posted
+        assert rig.fake.door.log[requests:] and len(rig.invoices()) == 7
+        await rig.aclose()
 
 
 def test_the_commands_connect_check_and_sync_the_books(settings: Settings, tmp_path: Path) -> None:

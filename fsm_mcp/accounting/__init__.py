@@ -31,4 +31,5 @@ def open_books(db: Store, tenant: str, settings: AccountingSettings, transport: 
 def open_sink(db: Store, tenant: str, settings: AccountingSettings, transport: httpx.AsyncBaseTransport | None = None,
               lanes: Lanes | None = None, region: str = "US", replicas: int = 1) -> Sink:
     return Sink(db, tenant, open_books(db, tenant, settings, transport, lanes, replicas), region,
-                settings.email_invoices, webhook_key=settings.webhook_key, lease=timedelta(seconds=settings.lease_seconds))
+                settings.email_invoices, webhook_key=settings.webhook_key, lease=timedelta(seconds=settings.lease_seconds),
+                at_once=settings.at_once)

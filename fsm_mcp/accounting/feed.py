@@ -3,18 +3,21 @@ payment seen in the books for the first time goes out as `payment.received`, in 
 its application to our invoice.
 
 One worker at a time per business and provider reads the outbox (a store lease), from its own cursor
-(`accounting_cursors`, name `outbox`), advanced past a page of events once every invoice in it is posted.
-A failure (the books down, throttling past the budget) stops the round with the cursor before that page;
-the next round posts the page again. Posting
-is idempotent (links, the vendors' keys, read-backs), so an event done twice after a crash does nothing
-more.
+(`accounting_cursors`, name `outbox`), and posts its invoices as a sliding window: up to the provider's
+concurrency (QuickBooks 10, Xero 5) in flight, the next starting as soon as any finishes, so that one waiting
+out a 429 hold delays no other. The cursor stands just before the first invoice not yet done. A failure (the
+books down, throttling past the budget) stops new starts and the round, the cursor before the invoice that
+failed; the next round posts it and whatever after it was not done. Posting is idempotent (links, the
+vendors' keys, read-backs), so an invoice done twice after a crash does nothing more.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
+from collections import deque
 from decimal import Decimal
+from typing import Any
 
 import anyio
 
@@ -38,50 +41,95 @@ def announce(sink: Sink) -> None:
     sink.on_payment = received
 
 
-async def together(sink: Sink, invoice_ids: list[str], at_once: int) -> None:
-    """Post these invoices, `at_once` at a time (the company's lane paces them); the first failure is raised."""
-    slots = anyio.CapacityLimiter(at_once)
-    failures: list[BaseException] = []
-
-    async def one(invoice_id: str) -> None:
-        async with slots:
-            try:
-                await sink.post_invoice(invoice_id)
-            except FsmError as exc:
-                failures.append(exc)
-
-    async with anyio.create_task_group() as tg:
-        for invoice_id in invoice_ids:
-            tg.start_soon(one, invoice_id)
-    if failures:
-        raise failures[0]
-
-
-async def drain(sink: Sink, limit: int = 100, at_once: int = 8) -> int:
-    """Post every invoice created since this sink's cursor, a page at a time, several at once; the number posted
-    (or found posted already) this round."""
+async def drain(sink: Sink, limit: int = 100, at_once: int | None = None, poll: float = 0.1,
+                longest: float = 60.0) -> int:
+    """Post every invoice created since this sink's cursor, `at_once` at a time (by default the provider's
+    published concurrency, `sink.at_once`) as a sliding window: a new invoice starts as soon as any finishes, so
+    one waiting out a hold keeps only its own slot, and while any is under way the outbox is read again every
+    `poll` seconds, so one created meanwhile starts at once. The cursor moves to just before the first invoice
+    not done yet. The first failure stops new starts; those already started finish; it is raised. The round ends
+    when nothing is left to post, or (those under way finished) after `longest` seconds of reading, so that the
+    worker's other work is not starved; the number posted (or found posted already) in it."""
     lease = Lease(sink.db, f"accounting:{sink.tenant}:{sink.provider}:outbox", sink.lease)
     if not await lease.take():
         return 0
-    posted = 0
     try:
         async with renewing(lease):
-            while True:
-                cursor = await sink.db.aread(sql.get_cursor, sink.tenant, sink.provider, "outbox")
-                try:
-                    page = await outbox.read(sink.db, sink.tenant, cursor, limit)
-                except InvalidInput:  # the cursor's event was pruned: start again (posting twice does nothing)
-                    page = await outbox.read(sink.db, sink.tenant, None, limit)
-                wanted = [e.subject_id for e in page.events if e.type == "invoice.created"]
-                await together(sink, wanted, at_once)  # raises (the cursor unmoved) if any failed: retried next round
-                posted += len(wanted)
-                if page.events:
-                    await sink.db.awrite(sql.set_cursor, sink.tenant, sink.provider, "outbox", page.events[-1].id)
-                if not page.more:
-                    return posted
+            return await _window(sink, limit, max(1, at_once or sink.at_once), poll, longest)
     finally:
         with anyio.CancelScope(shield=True):
             await lease.release()
+
+
+async def _window(sink: Sink, limit: int, at_once: int, poll: float, longest: float) -> int:
+    slots = anyio.Semaphore(at_once)
+    ahead = max(limit, 10 * at_once)  # events read past the first one not done, at most (a page's worth more)
+    order: deque[list[Any]] = deque()  # [event id, done], in outbox order, from the first not done
+    room = anyio.Event()  # set when the window's head has moved (the reader may read on)
+    moving = anyio.Lock()  # cursor writes in outbox order
+    finished = anyio.Event()  # set when an invoice is done or failed (the reader, polling, may look again)
+    failures: list[BaseException] = []
+    posted, under_way = 0, 0
+
+    async def settle() -> None:
+        async with moving:
+            last = None
+            while order and order[0][1]:
+                last = order.popleft()[0]
+            if last is not None:
+                await sink.db.awrite(sql.set_cursor, sink.tenant, sink.provider, "outbox", last)
+                room.set()
+
+    async def one(entry: list[Any], invoice_id: str) -> None:
+        nonlocal posted, under_way
+        try:
+            await sink.post_invoice(invoice_id)
+        except FsmError as exc:
+            failures.append(exc)
+            room.set()  # the reader, if waiting for room, stops
+            return
+        finally:
+            slots.release()
+            under_way -= 1
+            finished.set()
+        posted += 1
+        entry[1] = True
+        await settle()
+
+    async with anyio.create_task_group() as tg:
+        read_from = await sink.db.aread(sql.get_cursor, sink.tenant, sink.provider, "outbox")
+        until = anyio.current_time() + longest
+        while not failures and anyio.current_time() < until:
+            try:
+                page = await outbox.read(sink.db, sink.tenant, read_from, limit)
+            except InvalidInput:  # the cursor's event was pruned: start again (posting twice does nothing)
+                page = await outbox.read(sink.db, sink.tenant, None, limit)
+            for event in page.events:
+                entry = [event.id, event.type != "invoice.created"]
+                order.append(entry)
+                if not entry[1]:
+                    await slots.acquire()
+                    if failures:
+                        slots.release()
+                        break
+                    under_way += 1
+                    tg.start_soon(one, entry, event.subject_id)
+                read_from = event.id
+            else:
+                await settle()  # a page of other events only moves the cursor too
+                while len(order) > ahead and not failures:
+                    room = anyio.Event()
+                    await room.wait()
+                if page.more:
+                    continue
+                if not under_way:
+                    break
+                finished = anyio.Event()  # caught up: look again at the next finish, or in `poll` seconds
+                with anyio.move_on_after(poll):
+                    await finished.wait()
+    if failures:
+        raise failures[0]
+    return posted
 
 
 async def run(sink: Sink, interval: float = 2.0, catch_up_every: float = 900.0) -> None:

@@ -1,6 +1,10 @@
 """A business's books: `[businesses.<id>.accounting]` in the TOML file (or `[accounting]` for a file of one
 business), `FSM_MCP_<ID>_ACCOUNTING_*` (or `FSM_MCP_ACCOUNTING_*`) in the environment, which wins.
 
+Books are kept only over the local backend: ServiceTitan, FieldPulse and Housecall Pro keep the invoices
+and send them to the books through their own accounting integrations, so a business on one of them with an
+accounting table is refused at load (posting from here too would bill each invoice twice).
+
 Secrets (the client secret, the webhook key, the key that encrypts the stored tokens) come from the
 environment or from a file the setting `<name>_file` points to, never from the table itself, and a
 message names the setting, never its value.
@@ -64,8 +68,13 @@ class AccountingSettings(BaseModel):
         return self.per_minute / 60
 
 
-def load(table: dict[str, Any], env: dict[str, str], business: str | None = None) -> AccountingSettings | None:
-    """The books of one business; None when it keeps none (no table, no provider, or provider 'none')."""
+VENDOR_NAMES = {"servicetitan": "ServiceTitan", "fieldpulse": "FieldPulse", "housecallpro": "Housecall Pro"}
+
+
+def load(table: dict[str, Any], env: dict[str, str], business: str | None = None,
+         backend: str = "local") -> AccountingSettings | None:
+    """The books of one business (whose `backend` is given); None when it keeps none (no table, no provider, or
+    provider 'none')."""
     values = dict(table)
     for name in SECRETS:
         if name in values:
@@ -80,6 +89,15 @@ def load(table: dict[str, Any], env: dict[str, str], business: str | None = None
     provider = env.get("FSM_MCP_ACCOUNTING_PROVIDER", values.get("provider"))
     if not provider or provider == "none":
         return None
+    if backend != "local":
+        where = f"[businesses.{business}.accounting]" if business else "[accounting]"
+        env_name = f"FSM_MCP_{re.sub(r'[^A-Z0-9]', '_', business.upper())}_" if business else "FSM_MCP_"
+        vendor = VENDOR_NAMES.get(backend, backend)
+        raise SettingsError(
+            f"{where}: provider = {provider!r} cannot be used with backend = {backend!r}: {vendor} keeps the "
+            f"invoices and sends them to the books through its own accounting integration, and posting them "
+            f"from here as well would bill each one twice. Connect the books in {vendor}, and remove {where} (or set "
+            f"provider = \"none\" there, or {env_name}ACCOUNTING_PROVIDER=none)")
     try:
         return vendor_settings.load(AccountingSettings, "accounting", "accounting", values, env)
     except SettingsError as exc:
@@ -99,8 +117,9 @@ def load_for(business: str | None = None, env: dict[str, str] | None = None) -> 
             data = tomllib.load(fh)
     tables = data.get("businesses") or {}
     if not tables:
-        return load(data.get("accounting", {}), env)
+        return load(data.get("accounting", {}), env, backend=env.get("FSM_MCP_BACKEND") or data.get("backend") or "local")
     ident = business or env.get("FSM_MCP_TENANT") or next(iter(tables))
     prefix = f"FSM_MCP_{re.sub(r'[^A-Z0-9]', '_', ident.upper())}_"
     own = {"FSM_MCP_" + k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}
-    return load((tables.get(ident) or {}).get("accounting", {}), own, ident)
+    table = tables.get(ident) or {}
+    return load(table.get("accounting", {}), own, ident, own.get("FSM_MCP_BACKEND") or table.get("backend") or "local")

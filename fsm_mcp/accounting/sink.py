@@ -142,6 +142,7 @@ class Sink:
     on_payment: PaymentSeen | None = None  # the seam for `payment.received` on the events outbox
     webhook_key: SecretStr | None = None  # QuickBooks' verifier token, Xero's webhook key
     lease: timedelta = LEASE  # how long a killed process's hold on an invoice (or the outbox) outlives it
+    at_once: int = 5  # invoices posted at once from the outbox (the provider's published concurrency)
     _customers: dict[str, anyio.Lock] = field(default_factory=dict)
 
     @property
