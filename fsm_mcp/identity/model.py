@@ -49,15 +49,20 @@ class Model:
     # is read-only once made (its m, u and tf are never changed in place).
     _weights: dict[tuple[str, str, int, str | None], float] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False)
+    _bands: dict[int, dict[str, float]] = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
     def bands_for(self, customers: int | None = None) -> dict[str, float]:
         """The bands for a base of this many customers. A pair of records, or a caller and a record,
         is one customer with prior odds of about 1 in N, so the match weight that makes a pair as sure
         grows by log2 N: one bit for each doubling of the base beyond the size the file's bands were
-        reviewed at. Smaller bases keep the file's bands (their weights are the reviewed defaults)."""
+        reviewed at. Smaller bases keep the file's bands (their weights are the reviewed defaults).
+        Worked out once per size (every pair scored asks): read the answer, never change it."""
         n = customers if customers is not None else self.customers
-        rise = max(0.0, math.log2(max(1, n) / REFERENCE_CUSTOMERS))
-        return {band: value + rise for band, value in self.bands.items()}
+        found = self._bands.get(n)
+        if found is None:
+            rise = max(0.0, math.log2(max(1, n) / REFERENCE_CUSTOMERS))
+            found = self._bands[n] = {band: value + rise for band, value in self.bands.items()}
+        return found
 
     def weight(self, field: str, level: str, owners: int = 1, value: str | None = None) -> float:
         key = (field, level, owners, value)
