@@ -86,7 +86,7 @@ _RUN_IN_FORM = {"street": "st", "avenue": "ave", "road": "rd", "drive": "dr", "p
                 "circuit": "cct", "court": "ct", "lane": "ln", "close": "cl", "terrace": "ter", "boulevard": "blvd"}
 
 
-@lru_cache(maxsize=1 << 18)
+@lru_cache(maxsize=1 << 16)
 def split_street(street: str) -> tuple[str, str]:
     """"alabaste rstreet" -> ("alabaster", "st"): the street's name without spaces, and its suffix, even
     when the suffix ran into the name."""

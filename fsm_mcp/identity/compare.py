@@ -49,8 +49,9 @@ class Comparison:
 
 # The string comparisons below are pure and a base repeats their arguments (its given names, surnames, streets
 # and towns), so each pair is worked out once while it is in use: a duplicate search compares the same few
-# thousand values across hundreds of thousands of pairs. Bounded, so a million-customer base cannot grow them.
-_PAIRS = 1 << 18
+# thousand values across hundreds of thousands of pairs. Bounded (a few MB each), so a million-customer base or
+# a long-running server cannot grow them; addresses repeat least and weigh most, so theirs is smaller.
+_PAIRS = 1 << 16
 
 
 @lru_cache(maxsize=_PAIRS)
@@ -131,7 +132,7 @@ def _line(a: str, b: str) -> str:
     return "close" if level == "similar" else level
 
 
-@lru_cache(maxsize=_PAIRS)
+@lru_cache(maxsize=1 << 14)
 def _address_levels(q: StreetAddress, r: StreetAddress) -> dict[str, str]:
     """The levels of two addresses (shared between calls: read it, never change it)."""
     levels: dict[str, str] = {}
