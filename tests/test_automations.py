@@ -419,3 +419,31 @@ async def test_a_completion_seen_at_fieldpulse_is_invoiced_with_one_read_of_its_
     assert asked == [("GET", "/invoices"), ("POST", "/invoices")]
     made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job_id]
     assert len(made) == 1 and Decimal(str(made[0]["total"])) == Decimal("240.00")
+
+
+async def test_a_completion_seen_at_servicetitan_is_invoiced_without_reading_the_job_again(rig: Any) -> None:
+    from tests.vendor_rig import st_complete, st_job
+
+    settings, clock = priced(rig.settings, price_list=PRICE_LIST), Clock()
+    tenant = settings.business.tenant_id
+    db = open_store(settings.db_path, clock)
+    try:
+        async with open_businesses({tenant: settings}, db, rig.transport, background=False) as every:
+            automations = Automations(every)
+            await automations.start()
+            poll = every.by_id[tenant].backend.changes
+            job_id = st_job(rig.fake, rig.tech)
+            await poll.run()
+            st_complete(rig.fake, job_id)
+            await poll.run()  # the completion, as the poll records it
+            assert [r[0] for r in events(settings, "job.completed")] == [job_id]
+            before = len(rig.fake.door.log)
+            assert await automations.step() == 1
+            asked = [(x.method, x.path) for x in rig.fake.door.log[before:]]
+    finally:
+        db.close()
+    # The completion the poll recorded is not read back (the job, its appointments, their technicians, its notes):
+    # only the job's invoice is read and filled.
+    assert not [path for _, path in asked if "/jpm/" in path or "/dispatch/" in path], asked
+    [made] = [i for i in rig.fake.invoices.values() if str(i["job"]["id"]) == job_id]
+    assert Decimal(made["total"]) == Decimal("240.00")

@@ -14,8 +14,9 @@ from fsm_mcp.connectors.servicetitan import mapping
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.connectors.servicetitan.jobs import Jobs
 from fsm_mcp.errors import InvalidTransition
+from fsm_mcp.events.vendor_jobs import last_known
 from fsm_mcp.inputs import LineItemIn
-from fsm_mcp.models import Invoice, LineItem
+from fsm_mcp.models import Invoice, JobStatus, LineItem
 from fsm_mcp.results import Billed
 from fsm_mcp.scheduling import check_invoiceable
 
@@ -26,7 +27,7 @@ KINDS = {"Material": "material", "Equipment": "material", "Service": "service"}
 
 async def bill(api: ServiceTitanApi, jobs: Jobs, job_id: str, lines: list[LineItemIn], tax_rate: Decimal,
                discount: Decimal, allow_additional: bool) -> Billed:
-    check_invoiceable(await jobs.get(job_id))
+    await _completed(jobs, job_id)
     priced = [Line(x.description, x.kind, x.quantity, x.unit_price) for x in lines]
     sums = totals(priced, tax_rate, discount)  # refuses bad lines before anything is sent
     invoice = await _invoice(api, job_id)
@@ -76,6 +77,15 @@ def _still_to_add(present: list[Json], items: list[Json]) -> list[Json] | None:
         else:
             missing.append(item)
     return None if left else missing
+
+
+async def _completed(jobs: Jobs, job_id: str) -> None:
+    """Refuses a job not completed: as last known here (the completion the automation acts on, or one a tool or
+    the poll recorded), else as ServiceTitan says. The read of a job is four requests (the job, its appointments,
+    their technicians and its notes), most of a completion's cost at the vendor's rate."""
+    known = await last_known(jobs.db, jobs.business.tenant_id, job_id) if job_id.isdigit() else None
+    if known is None or known.get("status") != JobStatus.completed.value:
+        check_invoiceable(await jobs.get(job_id))
 
 
 async def _invoice(api: ServiceTitanApi, job_id: str) -> Json:
