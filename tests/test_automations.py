@@ -394,27 +394,33 @@ async def test_a_completion_whose_event_names_the_job_type_is_priced_without_rea
     assert len(made) == 1 and Decimal(str(made[0]["total"])) == Decimal("240.00")
 
 
-async def test_a_completion_seen_at_fieldpulse_is_invoiced_with_one_read_of_its_invoices_and_the_post(fp: Any) -> None:
-    from tests.vendor_rig import fp_complete, fp_job
-
-    settings, clock = priced(fp.settings, price_list=PRICE_LIST), Clock()
+async def _billed_from_a_vendor_completion(rig: Any, book: Any, complete: Any) -> tuple[str, list[tuple[str, str]]]:
+    """A job booked and completed in the vendor's app, the completion recorded by the poll, then one automation
+    step: the job's id and the requests that step sent to the vendor."""
+    settings, clock = priced(rig.settings, price_list=PRICE_LIST), Clock()
     tenant = settings.business.tenant_id
     db = open_store(settings.db_path, clock)
     try:
-        async with open_businesses({tenant: settings}, db, fp.transport, background=False) as every:
+        async with open_businesses({tenant: settings}, db, rig.transport, background=False) as every:
             automations = Automations(every)
             await automations.start()
             poll = every.by_id[tenant].backend.changes
-            job_id = fp_job(fp.fake, fp.tech)
+            job_id = book(rig.fake, rig.tech)
             await poll.run()
-            fp_complete(fp.fake, job_id)
+            complete(rig.fake, job_id)
             await poll.run()  # the completion, as the poll records it (its state: the status and the customer)
             assert [r[0] for r in events(settings, "job.completed")] == [job_id]
-            before = len(fp.fake.door.log)
+            before = len(rig.fake.door.log)
             assert await automations.step() == 1
-            asked = [(x.method, x.path) for x in fp.fake.door.log[before:]]
+            return job_id, [(x.method, x.path) for x in rig.fake.door.log[before:]]
     finally:
         db.close()
+
+
+async def test_a_completion_seen_at_fieldpulse_is_invoiced_with_one_read_of_its_invoices_and_the_post(fp: Any) -> None:
+    from tests.vendor_rig import fp_complete, fp_job
+
+    job_id, asked = await _billed_from_a_vendor_completion(fp, fp_job, fp_complete)
     # What the completion already told (completed, whose customer) is not read again: neither the job nor its comments.
     assert asked == [("GET", "/invoices"), ("POST", "/invoices")]
     made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job_id]
@@ -424,24 +430,7 @@ async def test_a_completion_seen_at_fieldpulse_is_invoiced_with_one_read_of_its_
 async def test_a_completion_seen_at_servicetitan_is_invoiced_without_reading_the_job_again(rig: Any) -> None:
     from tests.vendor_rig import st_complete, st_job
 
-    settings, clock = priced(rig.settings, price_list=PRICE_LIST), Clock()
-    tenant = settings.business.tenant_id
-    db = open_store(settings.db_path, clock)
-    try:
-        async with open_businesses({tenant: settings}, db, rig.transport, background=False) as every:
-            automations = Automations(every)
-            await automations.start()
-            poll = every.by_id[tenant].backend.changes
-            job_id = st_job(rig.fake, rig.tech)
-            await poll.run()
-            st_complete(rig.fake, job_id)
-            await poll.run()  # the completion, as the poll records it
-            assert [r[0] for r in events(settings, "job.completed")] == [job_id]
-            before = len(rig.fake.door.log)
-            assert await automations.step() == 1
-            asked = [(x.method, x.path) for x in rig.fake.door.log[before:]]
-    finally:
-        db.close()
+    job_id, asked = await _billed_from_a_vendor_completion(rig, st_job, st_complete)
     # The completion the poll recorded is not read back (the job, its appointments, their technicians, its notes):
     # only the job's invoice is read and filled.
     assert not [path for _, path in asked if "/jpm/" in path or "/dispatch/" in path], asked
