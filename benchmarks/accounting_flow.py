@@ -55,7 +55,7 @@ def people(n: int) -> list[tuple[str, str, str | None]]:
 
 
 async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None, access_ttl: int,
-               clean: bool = False, payments: bool = True) -> dict[str, Any]:
+               clean: bool = False, payments: bool = True, breakdown: bool = False) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="fsm-acct-"))
     db: Store = open_store(folder / "fsm.db")
     chaos = Chaos() if clean else Chaos(p429=0.2, p503=0.05, p_lost=0.02, retry_after="1", seed=3)
@@ -69,6 +69,11 @@ async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None
         await rig.connect()
         sink = rig.sink(**({"per_minute": per_minute} if per_minute else {}))
         feed.announce(sink)
+        if breakdown:
+            from benchmarks import accounting_breakdown as parts
+
+            parts.install()
+            sink._customers = parts.TimedLocks()
         created: dict[str, float] = {}
         landed: dict[str, float] = {}
         customer_of: dict[str, str] = {}
@@ -93,7 +98,12 @@ async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None
 
         async def timed(invoice_id: str, wait: float = 30.0) -> Any:
             """The moment each invoice's link is recorded (posting returns right after): its landing."""
-            posted = await post(invoice_id, wait)
+            mark = parts.begin(invoice_id) if breakdown else None
+            try:
+                posted = await post(invoice_id, wait)
+            finally:
+                if mark is not None:
+                    parts.end(mark)
             landed.setdefault(invoice_id, time.monotonic())
             return posted
 
@@ -124,6 +134,8 @@ async def flow(provider: str, jobs: int, arrivals: float, per_minute: int | None
                 done.set()
             tg.cancel_scope.cancel()
         posting = time.monotonic() - started
+        if breakdown:
+            print(parts.report(created, landed), flush=True)
         posting_requests = len(rig.fake.door.log)
 
         # Payments made in the books for about two invoices in three (some in two parts), announced by webhook.
@@ -189,13 +201,15 @@ def main() -> None:
     parser.add_argument("--access-ttl", type=int, default=60, help="seconds an access token lives at the fakes")
     parser.add_argument("--clean", action="store_true", help="no 429s, 503s or lost answers (latency at the rate)")
     parser.add_argument("--no-payments", action="store_true", help="invoices only: no payments, no webhooks")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="print where each invoice's time went (benchmarks/accounting_breakdown.py)")
     args = parser.parse_args()
     for provider in args.providers:
         per_minute = args.quickbooks_per_minute if provider == "quickbooks" else args.xero_per_minute
         rate = (per_minute or (500 if provider == "quickbooks" else 60)) / 60
         arrivals = args.arrivals or round(0.8 * rate / 3.5, 2)
         result = anyio.run(flow, provider, args.jobs, arrivals, per_minute, args.access_ttl, args.clean,
-                           not args.no_payments)
+                           not args.no_payments, args.breakdown)
         print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
 
 
