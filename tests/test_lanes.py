@@ -3,16 +3,21 @@ Redis) in every replica; the fakes count any request that arrives inside a hold.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import anyio
 import httpx2 as httpx
 import pytest
+from redis import asyncio as aioredis
 
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi
 from fsm_mcp.connectors.http.client import Policy, http_client
-from fsm_mcp.connectors.http.lanes import Held, Lanes, LocalLanes, open_lanes
+from fsm_mcp.connectors.http.lanes import Held, Lane, Lanes, LocalLanes, open_lanes
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.errors import VendorUnavailable
 from tests.fakes import fieldpulse, servicetitan
@@ -184,3 +189,83 @@ async def test_an_unreachable_redis_sends_nothing_and_says_so() -> None:
     with pytest.raises(VendorUnavailable, match="shared rate limiter"):
         await lanes.lane("ServiceTitan", "1001", 60).turn()
     await lanes.aclose()
+
+
+class VirtualTime:
+    """A clock for tasks that also wait on Redis: it moves only when every task is asleep on it, to the
+    earliest wake-up, so a test of the pace takes no real time and a late wake-up is exactly as late as asked."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._live = 0
+        self._idle = anyio.Event()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep_until(self, at: float) -> None:
+        woken = anyio.Event()
+        heapq.heappush(self._sleepers, (max(at, self.now), len(self._sleepers) + id(woken), woken))
+        self._check()
+        await woken.wait()
+
+    async def run(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
+        async def one(job: Callable[[], Awaitable[None]]) -> None:
+            try:
+                await job()
+            finally:
+                self._live -= 1
+                self._check()
+
+        async with anyio.create_task_group() as tg:
+            self._live = len(jobs)
+            for job in jobs:
+                tg.start_soon(one, job)
+            while self._live:
+                await self._idle.wait()
+                self._idle = anyio.Event()
+                if self._sleepers:
+                    self.now, _, woken = heapq.heappop(self._sleepers)
+                    woken.set()
+
+    def _check(self) -> None:
+        if len(self._sleepers) == self._live:
+            self._idle.set()
+
+
+@needs_redis
+async def test_over_redis_a_replica_that_wakes_late_never_bunches_the_lanes_requests_past_the_limit(
+        redis_prefix: str) -> None:
+    from fsm_mcp.connectors.http.redis_lanes import RedisLanes
+
+    time_ = VirtualTime()
+
+    async def starved(seconds: float) -> None:  # a replica short of CPU: whoever should wake in a stall wakes at its end
+        at = time_.now + seconds
+        if 0.5 <= at % 1.2 < 0.9:
+            at += 0.9 - at % 1.2
+        await time_.sleep_until(at)
+
+    async def fine(seconds: float) -> None:
+        await time_.sleep_until(time_.now + seconds)
+
+    replicas = [RedisLanes(aioredis.Redis.from_url(REDIS_URL), redis_prefix, time_.clock, sleep)
+                for sleep in (starved, fine, fine)]
+    lanes = [r.lane("ServiceTitan", "1001", 20) for r in replicas]
+    sent: list[float] = []
+
+    async def send(lane: Lane) -> None:
+        await lane.turn()
+        sent.append(time_.now)
+
+    try:
+        with anyio.fail_after(30):
+            await time_.run([partial(send, lanes[0 if n % 2 else 1 + n % 4 // 2]) for n in range(120)])
+    finally:
+        for r in replicas:
+            await r.aclose()
+    sent.sort()
+    busiest = max(bisect.bisect_left(sent, t + 1.0) - i for i, t in enumerate(sent))
+    assert busiest <= 20  # in any second, sliding or by the calendar
+    assert (len(sent) - 1) / (sent[-1] - sent[0]) >= 0.9 * 20  # and not by going slowly: 90 % of the limit or more

@@ -1,11 +1,26 @@
 """Lanes kept in Redis: one pace and one hold per (vendor, tenant) for every replica.
 
-Each lane is three keys under one hash tag (so a Redis Cluster keeps them in one slot):
-`hold` (when the hold ends), `next` (the next free slot of the pace) and `era` (counts
-holds). Times are Redis's own clock (`TIME`), in milliseconds, so replicas whose clocks
-disagree still share one schedule. Taking a slot and recording a hold are each one Lua
-script, atomic across replicas; after sleeping to its slot a request checks that no hold
-came meanwhile (the era is unchanged) before it goes.
+A vendor counts the requests that reach it in a window of a second (which one, calendar or
+sliding, ServiceTitan does not say), so what must hold is: in any window, no more than the
+limit, whichever replica sent them and however late each woke. A slot reserved ahead and
+slept to does not: a replica starved of CPU wakes late and its requests land in a later
+second on top of that second's own. So a request is admitted only at the moment it is sent:
+
+- `sent`, a sorted set of the times requests were admitted, keeps at most `count` in any
+  window of `window` ms (a sliding log): the limit a second, in a window longer than a second
+  by the margin (`limits.MARGIN`), so a request that takes up to that much longer on its way
+  than another cannot bunch them into a 429 at the vendor;
+- `queue` is the next free place of an even schedule, one `interval` (the window's share of
+  one request) after the last: a newcomer goes at once only when it has come, else takes a
+  place and sleeps to it, so requests go evenly spaced, not in bursts, and waiters wake one at
+  a time. A place is only advice: at it the request still asks the log, so one that woke late
+  is admitted late and catches up only as far as the log has room, never on top of later ones;
+- `hold` is when a 429's wait ends. Nothing is admitted before; waiters get new places after
+  it, one interval apart, so the lane resumes at the published rate rather than all at once.
+
+Each script is atomic across replicas. Times are Redis's own clock (`TIME`), in milliseconds, so
+replicas whose clocks disagree share one log; a test may inject a clock instead. The keys are
+under one hash tag, so a Redis Cluster keeps a lane in one slot.
 
 When Redis cannot be reached, no request is sent: replicas that each went their own way
 would together exceed the vendor's limit. The call says so and asks to try again.
@@ -15,7 +30,9 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -23,36 +40,70 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from fsm_mcp.connectors.http.lanes import Held
-from fsm_mcp.connectors.http.limits import MARGIN
+from fsm_mcp.connectors.http.limits import MARGIN, Clock
 from fsm_mcp.errors import VendorUnavailable
 
 log = logging.getLogger("fsm_mcp")
+Sleep = Callable[[float], Awaitable[None]]
 
-# KEYS: hold, next, era. ARGV: the pace's interval (ms). -> {0, ms left of the hold, era} or {1, ms to the slot, era}
-TURN = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local era = redis.call('GET', KEYS[3]) or '0'
-local hold = tonumber(redis.call('GET', KEYS[1]) or '0')
-if hold > now then return {0, tostring(hold - now), era} end
-local slot = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
-local interval = tonumber(ARGV[1])
-redis.call('SET', KEYS[2], tostring(slot + interval), 'PX', math.ceil(slot + interval - now) + 60000)
-return {1, tostring(slot - now), era}
+# The time: the injected clock's (ARGV[1], ms) or Redis's.
+NOW = """
+local now = tonumber(ARGV[1])
+if not now then local t = redis.call('TIME'); now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 end
 """
 
-# KEYS: hold, next, era. ARGV: the hold (ms). A shorter hold than the one in force changes nothing.
-HOLD = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local ends = now + tonumber(ARGV[1])
+# KEYS: hold, sent, queue. ARGV: now or '', count, window (ms), interval (ms), 1 if the caller has a place in the
+# queue, a name for its entry in the log, ms the caller can wait for a hold to pass (or '' for no limit).
+# -> {1, 0}: go now; {2, ms}: ask again then; {0, ms, ms left of the hold}: held, ask again then (after the hold).
+TURN = NOW + """
+local count, window, interval = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local queue = tonumber(redis.call('GET', KEYS[3]) or '0')
+local function place(at)  -- the next place in the queue at `at` or later
+  local p = math.max(at, queue)
+  redis.call('SET', KEYS[3], tostring(p + interval), 'PX', math.ceil(p + interval - now) + 60000)
+  return p
+end
+local hold = tonumber(redis.call('GET', KEYS[1]) or '0')
+if hold > now then
+  local patience = tonumber(ARGV[7])
+  if patience and hold - now > patience then return {0, '0', tostring(hold - now)} end
+  return {0, tostring(place(hold) - now), tostring(hold - now)}
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+local n = redis.call('ZCARD', KEYS[2])
+if n < count and (ARGV[5] == '1' or queue <= now) then
+  redis.call('ZADD', KEYS[2], now, ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], math.ceil(window) + 60000)
+  if queue < now + interval then  -- nobody waits: the next newcomer one interval on
+    redis.call('SET', KEYS[3], tostring(now + interval), 'PX', math.ceil(interval) + 60000)
+  end
+  return {1, '0'}
+end
+local room = now  -- when the log next has room: the oldest entry that keeps it full leaves the window
+if n >= count then  -- (a millisecond at least, or a rounding error could have a waiter ask again at once)
+  room = math.max(now + 1, tonumber(redis.call('ZRANGE', KEYS[2], n - count, n - count, 'WITHSCORES')[2]) + window)
+end
+if ARGV[5] == '1' then return {2, tostring(room - now)} end
+return {2, tostring(place(room) - now)}
+"""
+
+# KEYS: hold, sent, queue. ARGV: now or '', the hold (ms). A shorter hold than the one in force changes nothing;
+# the queue begins again at the hold's end.
+HOLD = NOW + """
+local ends = now + tonumber(ARGV[2])
 if ends <= tonumber(redis.call('GET', KEYS[1]) or '0') then return 0 end
 local ttl = math.ceil(ends - now) + 60000
 redis.call('SET', KEYS[1], tostring(ends), 'PX', ttl)
-redis.call('SET', KEYS[2], tostring(ends), 'PX', ttl)
-redis.call('INCR', KEYS[3])
+redis.call('SET', KEYS[3], tostring(ends), 'PX', ttl)
 return 1
 """
+
+
+def window_of(rate: float) -> tuple[int, float]:
+    """(requests, ms) the log allows: the rate's requests a second (at least one) in a window longer than their
+    share of a second by the margin, so on average `rate * MARGIN` a second."""
+    count = max(1, math.floor(rate))
+    return count, 1000 * count / (rate * MARGIN)
 
 
 class RedisLane:
@@ -60,32 +111,29 @@ class RedisLane:
         self.vendor = vendor
         self._lanes = lanes
         base = f"{lanes.prefix}{{{vendor}:{tenant}}}:"
-        self._keys = [base + "hold", base + "next", base + "era"]
-        self._interval_ms = 1000 / (rate * MARGIN)
+        self._keys = [base + "hold", base + "sent", base + "queue"]
+        self._count, self._window_ms = window_of(rate)
+        self._interval_ms = self._window_ms / self._count
 
     async def turn(self, deadline: float = math.inf) -> None:
+        lanes, entry, queued = self._lanes, secrets.token_hex(8), "0"
         while True:
-            free, wait_ms, era = await self._run(self._lanes.turn_script, self._interval_ms)
-            wait = float(wait_ms) / 1000
-            if not int(free):
-                if time.monotonic() + wait > deadline:
-                    raise Held(wait)
-                await anyio.sleep(wait)
-                continue
-            if wait <= 0:
-                return  # the script saw no hold and gave a slot now: nothing can have come between
-            await anyio.sleep(wait)
-            if (await self._call(self._lanes.redis.get, self._keys[2]) or b"0") == era:
-                return  # no hold came while this request slept to its slot
+            patience = "" if deadline == math.inf else max(0.0, (deadline - lanes.clock()) * 1000)
+            answer = await self._call(lanes.turn_script, keys=self._keys, args=[
+                lanes.now_ms(), self._count, self._window_ms, self._interval_ms, queued, entry, patience])
+            if int(answer[0]) == 1:
+                return
+            wait = float(answer[1]) / 1000
+            if int(answer[0]) == 0 and lanes.clock() + (left := float(answer[2]) / 1000) > deadline:
+                raise Held(left)
+            queued = "1"
+            await lanes.sleep(wait)
 
     async def hold(self, seconds: float) -> None:
         try:
-            await self._lanes.hold_script(keys=self._keys, args=[seconds * 1000])
+            await self._lanes.hold_script(keys=self._keys, args=[self._lanes.now_ms(), seconds * 1000])
         except RedisError as exc:  # the next turn fails for the same reason and sends nothing
             log.warning("could not record %s's hold in Redis (%s)", self.vendor, type(exc).__name__)
-
-    async def _run(self, script: Any, *args: Any) -> Any:
-        return await self._call(script, keys=self._keys, args=list(args))
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -98,11 +146,16 @@ class RedisLane:
 
 
 class RedisLanes:
-    """Lanes in the Redis at `redis`; `prefix` keeps them apart from anything else stored there."""
+    """Lanes in the Redis at `redis`; `prefix` keeps them apart from anything else stored there. `clock` (seconds)
+    and `sleep` are for tests: given a clock, the scripts take its time instead of Redis's."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str = "fsm-mcp:lane:") -> None:
+    def __init__(self, redis: aioredis.Redis, prefix: str = "fsm-mcp:lane:", clock: Clock | None = None,
+                 sleep: Sleep = anyio.sleep) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.clock: Clock = clock or time.monotonic
+        self._injected = clock is not None
+        self.sleep = sleep
         self.turn_script = redis.register_script(TURN)
         self.hold_script = redis.register_script(HOLD)
         self._lanes: dict[tuple[str, str], RedisLane] = {}
@@ -111,6 +164,9 @@ class RedisLanes:
     def from_url(cls, url: str, prefix: str = "fsm-mcp:lane:") -> RedisLanes:
         # Short timeouts: a request waits on Redis before every send, and a voice caller is waiting on the request.
         return cls(aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0), prefix)
+
+    def now_ms(self) -> str:
+        return repr(self.clock() * 1000) if self._injected else ""
 
     def lane(self, vendor: str, tenant: str, rate: float) -> RedisLane:
         key = (vendor, tenant)
