@@ -142,6 +142,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--db", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    ap.add_argument("--redis-numbers", default="1-15", help="Redis database numbers the run may take one of (a-b)")
+    ap.add_argument("--db-prefix", default="fsm_bench_", help="the scratch PostgreSQL database's name begins so")
     ap.add_argument("--replicas", type=int, default=3)
     ap.add_argument("--rate", type=float, default=20.0, help="the fake's published limit, requests/s")
     ap.add_argument("--customers", type=int, default=6000)
@@ -162,8 +164,9 @@ def main() -> None:
         vendor.customer(person, street, f"627{n % 100:02d}", f"2{n:09d}"[-10:], f"c{n}@example.com" if n % 3 == 0 else None)
     door = fake.door
     with ExitStack() as stack:
-        db = stack.enter_context(postgres_database(args.db, "replica_load"))
-        redis_url = stack.enter_context(redis_database(args.redis))
+        low, _, high = args.redis_numbers.partition("-")
+        db = stack.enter_context(postgres_database(args.db, "replica_load", args.db_prefix))
+        redis_url = stack.enter_context(redis_database(args.redis, range(int(low), int(high or low) + 1)))
         url = stack.enter_context(vendor_serving(fake.app))
         env = {**ENV, **servicetitan.connector_env(url), "FSM_MCP_SERVICETITAN_RATE": str(args.rate),
                "FSM_MCP_SERVICETITAN_SYNC_PAGE_SIZE": str(args.page_size),

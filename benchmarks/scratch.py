@@ -16,12 +16,12 @@ from urllib.parse import urlparse, urlunparse
 
 
 @contextmanager
-def postgres_database(server: str, label: str) -> Iterator[str]:
-    """A fresh database on the server `server` names (any database of it: the URL's path is replaced);
-    its URL while the run lasts. Dropped at the end, its open connections cut."""
+def postgres_database(server: str, label: str, prefix: str = "fsm_bench_") -> Iterator[str]:
+    """A fresh database on the server `server` names (any database of it: the URL's path is replaced), named
+    `prefix`, `label` and a random part; its URL while the run lasts. Dropped at the end, its open connections cut."""
     import psycopg
 
-    name = f"fsm_bench_{label}_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}{label}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\'')
     url = urlunparse(urlparse(server)._replace(path=f"/{name}"))
@@ -33,13 +33,13 @@ def postgres_database(server: str, label: str) -> Iterator[str]:
 
 
 @contextmanager
-def redis_database(url: str) -> Iterator[str]:
-    """An empty Redis database on the server `url` names (its /db is replaced by a free one from 1 to 15);
-    its URL while the run lasts, emptied of this run's keys at the end."""
+def redis_database(url: str, numbers: range = range(1, 16)) -> Iterator[str]:
+    """An empty Redis database on the server `url` names (its /db is replaced by a free one of `numbers`, 1 to 15
+    unless told); its URL while the run lasts, emptied of this run's keys at the end."""
     import redis
 
     where = urlparse(url)
-    for db in random.sample(range(1, 16), 15):
+    for db in random.sample(numbers, len(numbers)):
         mine = urlunparse(where._replace(path=f"/{db}"))
         client = redis.Redis.from_url(mine)
         if client.dbsize() == 0:
@@ -47,7 +47,7 @@ def redis_database(url: str) -> Iterator[str]:
             break
         client.close()
     else:
-        raise RuntimeError(f"no empty Redis database from 1 to 15 at {url}")
+        raise RuntimeError(f"no empty Redis database among {list(numbers)} at {url}")
     try:
         yield mine
     finally:
