@@ -11,6 +11,9 @@ The store is a SQLite file or a PostgreSQL URL. With `replicas` > 1, that many s
 (PostgreSQL, or one SQLite file); each call goes to a random live one, a call cut off by a kill is
 retried at once with the same key on another live one, and each round kills one replica at random and
 starts it again.
+
+What is served and how it is audited is a `Target`: `Bookings` (the local backend, audited from the store)
+is the one `run` uses; `benchmarks/crash_vendor.py` streams over a vendor with the same `stream`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from anyio.abc import Process
@@ -39,6 +42,24 @@ CALLER = {"name": "Crash Tester", "phone": "(312) 555-0101", "address": "1 Test 
 
 class ServerGone(Exception):
     """The server process ended (we killed it) before answering."""
+
+
+class Server(Protocol):
+    """One server (a process the stream may kill) and a conversation with it."""
+
+    async def pump(self) -> None:
+        """Until the server has gone: whatever keeps its answers coming."""
+        ...
+
+    async def handshake(self) -> None: ...
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The call's result; ServerGone if the server went before answering."""
+        ...
+
+    def kill(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class Wire:
@@ -126,14 +147,16 @@ class Outcome:
     keys: int = 0
     sent: int = 0
     acknowledged: dict[str, str] = field(default_factory=dict)  # key -> job id the server answered with
+    replies: dict[str, str] = field(default_factory=dict)  # key -> the first answer's structured content, as JSON
     busy: int = 0
     other_errors: list[str] = field(default_factory=list)
     streaming_seconds: float = 0.0
     final_busy: int = 0
-    replay_mismatches: list[str] = field(default_factory=list)  # acked job id differs from the final answer
+    replay_mismatches: list[str] = field(default_factory=list)  # a later answer to a key differs from its first
     moved_retries: int = 0  # calls cut off by a kill and sent again at once to another replica
     jobs_per_key: Counter[str] = field(default_factory=Counter)
     integrity: str = ""
+    checks: dict[str, list[str]] = field(default_factory=dict)  # a target's own audit: what failed -> the keys
 
     @property
     def duplicated(self) -> list[str]:
@@ -156,26 +179,76 @@ def _job_id(result: dict[str, Any]) -> str | None:
     return None if result.get("isError") else str(result["structuredContent"]["job_id"])
 
 
+class Target(Protocol):
+    """What a stream runs against: how a server is started, the one call each key stands for (the same
+    tool and arguments on every send), and the audit once the last pass is over."""
+
+    async def start(self) -> Server: ...
+
+    async def setup(self, server: Server) -> None:
+        """Once, on the first server, before any key is sent."""
+        ...
+
+    def call(self, key: str) -> tuple[str, dict[str, Any]]: ...
+
+    async def audit(self, out: Outcome, keys: list[str]) -> None:
+        """Fill `jobs_per_key` (every key, 0 for none), `integrity` and any `checks` of the target's own."""
+        ...
+
+
+class Bookings:
+    """The local backend: every call books a job for one customer (made by `setup`), `allow_duplicate=true`;
+    the audit counts each key's jobs in the store by the summary naming it."""
+
+    def __init__(self, db: Path | str, log: Path | None = None) -> None:
+        self.db, self.log = db, log
+        self.customer_id: str | None = None
+
+    async def start(self) -> Server:
+        return await Wire.start(self.db, self.log)
+
+    async def setup(self, server: Server) -> None:
+        first = await server.call_tool("create_job", {**_booking(None, "setup"), "customer": CALLER})
+        self.customer_id = first["structuredContent"]["customer_id"]
+
+    def call(self, key: str) -> tuple[str, dict[str, Any]]:
+        return "create_job", _booking(self.customer_id, key)
+
+    async def audit(self, out: Outcome, keys: list[str]) -> None:
+        conn = stores.connect(self.db)
+        try:
+            out.integrity = integrity(conn)
+            for (summary,) in conn.execute("SELECT summary FROM jobs WHERE summary LIKE ?", ("crash k%",)):
+                out.jobs_per_key[summary.removeprefix("crash ")] += 1
+        finally:
+            conn.close()
+        for key in keys:
+            out.jobs_per_key.setdefault(key, 0)
+
+
 async def run(db: Path | str, *, kills: int, in_flight: int = 12, retry_share: float = 0.2, max_alive: float = 1.0,
               patience: float = 30.0, seed: int = 1, replicas: int = 1, log: Path | None = None) -> Outcome:
-    """Stream bookings, SIGKILL the server `kills` times at random moments, restart it each time;
-    then on a fresh server resend every key (waiting out "still running" answers for up to
-    `patience` seconds) and count the jobs each key left in the store. `db`: a SQLite file or a
-    postgresql:// URL; `log`: where the servers' stderr goes (default: beside a SQLite file)."""
+    """`stream` over the local backend (`Bookings`). `db`: a SQLite file or a postgresql:// URL; `log`: where
+    the servers' stderr goes (default: beside a SQLite file)."""
+    return await stream(Bookings(db, log), kills=kills, in_flight=in_flight, retry_share=retry_share,
+                        max_alive=max_alive, patience=patience, seed=seed, replicas=replicas)
+
+
+async def stream(target: Target, *, kills: int, in_flight: int = 12, retry_share: float = 0.2, max_alive: float = 1.0,
+                 patience: float = 30.0, seed: int = 1, replicas: int = 1) -> Outcome:
+    """Stream the target's calls, SIGKILL the server `kills` times at random moments, restart it each time;
+    then on a fresh server resend every key (waiting out "still running" answers for up to `patience`
+    seconds), compare every answer with the key's first, and let the target audit what each key left."""
     rng = random.Random(seed)
     out = Outcome()
     sent_keys: list[str] = []
 
-    async def start() -> Wire:
-        return await Wire.start(db, log)
-
-    wire = await start()
+    server = await target.start()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(wire.pump)
-        await wire.handshake()
-        first = await wire.call_tool("create_job", {**_booking(None, "setup"), "customer": CALLER})
-        customer_id = first["structuredContent"]["customer_id"]
-        await wire.close()
+        tg.start_soon(server.pump)
+        await server.handshake()
+        await target.setup(server)
+        await server.close()
 
     def next_key() -> str:
         if sent_keys and rng.random() < retry_share:
@@ -184,29 +257,39 @@ async def run(db: Path | str, *, kills: int, in_flight: int = 12, retry_share: f
         sent_keys.append(key)
         return key
 
+    def replayed(key: str, result: dict[str, Any], streaming: bool = True) -> bool:
+        """Whether an answer is the one the key got first; the first, while streaming, is kept (acknowledged)."""
+        reply = json.dumps(result["structuredContent"], sort_keys=True)
+        if streaming:
+            out.acknowledged.setdefault(key, str(_job_id(result)))
+            out.replies.setdefault(key, reply)
+        return out.replies.get(key, reply) == reply
+
     def answered(key: str, result: dict[str, Any]) -> None:
-        job_id = _job_id(result)
-        if job_id is not None:
-            if out.acknowledged.setdefault(key, job_id) != job_id:
+        if _job_id(result) is not None:
+            if not replayed(key, result):
                 out.replay_mismatches.append(key)
         elif "still running" in json.dumps(result):
             out.busy += 1
         else:
             out.other_errors.append(json.dumps(result)[:300])
 
-    async def worker(w: Wire) -> None:
+    async def send(w: Server, key: str) -> dict[str, Any]:
+        out.sent += 1
+        return await w.call_tool(*target.call(key))
+
+    async def worker(w: Server) -> None:
         while True:
             key = next_key()
-            out.sent += 1
             try:
-                result = await w.call_tool("create_job", _booking(customer_id, key))
+                result = await send(w, key)
             except ServerGone:
                 return
             answered(key, result)
 
     if replicas == 1:
         for _ in range(kills):
-            w = await start()
+            w = await target.start()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(w.pump)
                 await w.handshake()
@@ -219,20 +302,19 @@ async def run(db: Path | str, *, kills: int, in_flight: int = 12, retry_share: f
             await w.close()
             out.kills += 1
     else:
-        await _replicated(start, rng, out, kills, in_flight, max_alive, replicas, next_key, answered, customer_id)
+        await _replicated(target.start, rng, out, kills, in_flight, max_alive, replicas, next_key, send, answered)
 
     out.keys = len(sent_keys)
-    w = await start()
+    w = await target.start()
     async with anyio.create_task_group() as tg:
         tg.start_soon(w.pump)
         await w.handshake()
         deadline = time.monotonic() + patience
         for key in sent_keys:
             while True:
-                result = await w.call_tool("create_job", _booking(customer_id, key))
-                job_id = _job_id(result)
-                if job_id is not None:
-                    if key in out.acknowledged and out.acknowledged[key] != job_id:
+                result = await send(w, key)
+                if _job_id(result) is not None:
+                    if not replayed(key, result, streaming=False):
                         out.replay_mismatches.append(key)
                     break
                 if "still running" not in json.dumps(result) or time.monotonic() > deadline:
@@ -241,24 +323,16 @@ async def run(db: Path | str, *, kills: int, in_flight: int = 12, retry_share: f
                 out.final_busy += 1
                 await anyio.sleep(1)
         await w.close()
-
-    conn = stores.connect(db)
-    try:
-        out.integrity = _integrity(conn)
-        for (summary,) in conn.execute("SELECT summary FROM jobs WHERE summary LIKE ?", ("crash k%",)):
-            out.jobs_per_key[summary.removeprefix("crash ")] += 1
-    finally:
-        conn.close()
-    for key in sent_keys:
-        out.jobs_per_key.setdefault(key, 0)
+        tg.cancel_scope.cancel()
+    await target.audit(out, sent_keys)
     return out
 
 
 async def _replicated(start: Any, rng: random.Random, out: Outcome, kills: int, in_flight: int, max_alive: float,
-                      replicas: int, next_key: Any, answered: Any, customer_id: str) -> None:
+                      replicas: int, next_key: Any, send: Any, answered: Any) -> None:
     """`replicas` servers on one store; each round one of them, at random, is killed and started again. A call
     cut off by the kill is sent again at once, with its key, to another live replica."""
-    live: list[Wire] = []
+    live: list[Server] = []
     async with anyio.create_task_group() as pumps:
 
         async def up() -> None:
@@ -274,9 +348,8 @@ async def _replicated(start: Any, rng: random.Random, out: Outcome, kills: int, 
             key = next_key()
             while True:
                 w = rng.choice(live)
-                out.sent += 1
                 try:
-                    result = await w.call_tool("create_job", _booking(customer_id, key))
+                    result = await send(w, key)
                 except ServerGone:
                     out.moved_retries += 1  # the same key again, on whichever replica is live now
                     await anyio.sleep(0)
@@ -305,7 +378,7 @@ async def _replicated(start: Any, rng: random.Random, out: Outcome, kills: int, 
         pumps.cancel_scope.cancel()
 
 
-def _integrity(conn: Any) -> str:
+def integrity(conn: Any) -> str:
     """SQLite's integrity_check; on PostgreSQL, amcheck's check of every B-tree index of the store's tables
     ('ok' when none is corrupt), where the extension can be had."""
     if not getattr(conn, "postgres", False):

@@ -715,9 +715,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--customers", type=int, default=3, help="customers to seed, each with a location and a phone")
+    parser.add_argument("--technicians", type=int, default=1, help="technicians to seed (Dana Reyes, then Tech 2, ...)")
     args = parser.parse_args()
     fake = FakeServiceTitan(Chaos(latency=args.latency))
     fake.add_technician("Dana Reyes", "hvac; plumbing")
+    for n in range(2, args.technicians + 1):
+        fake.add_technician(f"Tech {n}", "hvac; plumbing")
     for n in range(args.customers):
         name, street = seed_person(n)
         fake.add_customer(name, street, "Springfield", f"627{n % 100:02d}", phones=[f"217555{n:04d}"])
