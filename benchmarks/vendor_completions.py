@@ -2,7 +2,7 @@
 loopback HTTP: the fake on one port, `fsm-mcp`'s HTTP app (its background poll running) on another.
 
     python benchmarks/vendor_completions.py [--vendor servicetitan|fieldpulse] [--jobs 200] [--over 20]
-        [--interval 5] [--lost 0.1] [--mode both]
+        [--interval 5] [--lost 0.1] [--mode both] [--p429 0.01] [--lost-answers 0.02] [--rate published]
 
 `--jobs` jobs are booked in the fake before the server starts, then completed there at random over `--over`
 seconds. With webhooks, each completion is delivered 1 to 3 times (signed for ServiceTitan; for FieldPulse,
@@ -15,6 +15,11 @@ does) with a price list for the jobs' type, so each completion is invoiced at th
 printed too are invoices per job at the fake (exactly one each, of the price list's total) and the latency from
 the completion in the fake to its invoice.created event, and the requests the fake answered from the first
 completion on: in all, per completion, and by kind (429s counted apart).
+
+The fake throttles at the vendor's published rate (ServiceTitan 60 requests a second, FieldPulse 50; `--rate 0`
+for none), answers `--p429` of all requests 429 besides (Retry-After 1 s: the vendor then refuses the whole
+tenant for that second, and a request inside it is counted), and loses `--lost-answers` of the write answers
+after doing the write (504), as the issue's chaos asks. Printed too: 429s, and requests inside a hold (0 expected).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Settings
 from fsm_mcp.store import open_store
+from tests.fakes.chaos import Chaos
 from tests.fakes.fieldpulse import FakeFieldPulse
 from tests.fakes.fieldpulse import connector_settings as fp_connector
 from tests.fakes.serve import serving
@@ -66,15 +72,15 @@ def percentile(values: list[float], p: float) -> float:
 class Vendor:
     """The fake, its jobs, and what a webhook from it looks like."""
 
-    def __init__(self, name: str, jobs: int) -> None:
+    def __init__(self, name: str, jobs: int, chaos: Chaos) -> None:
         self.name = name
         if name == "servicetitan":
-            self.fake: Any = FakeServiceTitan()
+            self.fake: Any = FakeServiceTitan(chaos)
             tech = str(self.fake.add_technician("Dana Reyes", "HVAC; plumbing"))
             self.fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=["(217) 555-0143"])
             self.ids = [st_job(self.fake, tech, hour=8 + n % 8) for n in range(jobs)]
         else:
-            self.fake = FakeFieldPulse()
+            self.fake = FakeFieldPulse(chaos)
             tech = str(self.fake.add_technician("Dana Reyes"))
             self.fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=("(217) 555-0143",))
             self.ids = [fp_job(self.fake, tech, hour=8 + n % 8) for n in range(jobs)]
@@ -116,10 +122,13 @@ class Vendor:
         return f"{app}/webhooks/fieldpulse/{TENANT}/{KEY}", body, {}
 
 
+PUBLISHED = {"servicetitan": 60.0, "fieldpulse": 50.0}  # requests a second (../shared/specs/README.md)
+
+
 async def run(vendor_name: str, jobs: int, over: float, interval: float, lost: float, webhooks: bool,
-              seed: int) -> dict[str, Any]:
+              seed: int, chaos: Chaos) -> dict[str, Any]:
     rng = random.Random(seed)
-    vendor_of = Vendor(vendor_name, jobs)
+    vendor_of = Vendor(vendor_name, jobs, chaos)
     fake, ids = vendor_of.fake, vendor_of.ids
     done_at: dict[str, float] = {}
     seen_at: dict[str, float] = {}
@@ -202,6 +211,8 @@ async def run(vendor_name: str, jobs: int, over: float, interval: float, lost: f
             "to invoice p50 s": round(percentile(billing, 50), 2), "to invoice p95 s": round(percentile(billing, 95), 2),
             "to invoice max s": round(max(billing, default=float("nan")), 2),
             "wall s": round(time.monotonic() - started, 1), "webhook answers": dict(deliveries),
+            "answered 429": sum(1 for _, status in asked if status == 429), "inside a hold": fake.door.inside_hold,
+            "lost answers (504)": sum(1 for _, status in asked if status == 504),
             "vendor requests": len(asked), "requests per completion": round(len(asked) / max(1, jobs), 2),
             "requests by kind": dict(kinds.most_common())}
 
@@ -215,12 +226,18 @@ def main() -> None:
     parser.add_argument("--mode", choices=("both", "webhooks", "poll"), default="both")
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--vendor", choices=("servicetitan", "fieldpulse"), default="servicetitan")
+    parser.add_argument("--p429", type=float, default=0.01, help="share of requests answered 429 besides the rate")
+    parser.add_argument("--lost-answers", type=float, default=0.02, help="share of write answers lost after the write")
+    parser.add_argument("--rate", type=float, default=None, help="requests a second the fake allows (default: published)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for name in ("httpx", "httpx2", "fsm_mcp", "mcp"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for webhooks in {"both": (True, False), "webhooks": (True,), "poll": (False,)}[args.mode]:
-        print(json.dumps(anyio.run(run, args.vendor, args.jobs, args.over, args.interval, args.lost, webhooks, args.seed)))
+        rate = PUBLISHED[args.vendor] if args.rate is None else args.rate or None
+        chaos = Chaos(rate=rate, p429=args.p429, p_lost=args.lost_answers, retry_after="1", seed=args.seed)
+        print(json.dumps(anyio.run(run, args.vendor, args.jobs, args.over, args.interval, args.lost, webhooks,
+                                   args.seed, chaos)))
 
 
 if __name__ == "__main__":

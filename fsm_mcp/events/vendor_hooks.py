@@ -13,10 +13,18 @@ Every delivery is a hint: the jobs it names are read afresh from the vendor and 
 that the vendor does not say, and a lost one is read by the next poll. A vendor answered 503 (the job could
 not be read now) delivers again, as both retry a delivery not answered 2xx.
 
-The copies of one delivery (a vendor sends some twice or three times) need not each cost a read: deliveries for
-one job are served one at a time (in this process), and one the job as last read and applied already answers
-(`Inbound.covered`, where the vendor's delivery says enough to tell) is answered 200 without a read. Whatever
-the last read did not show is read.
+The copies of one delivery (a vendor sends some twice or three times) need not each cost a read:
+- where a delivery does not say what changed (ServiceTitan's body is not in its published spec), a copy of a
+  delivery (the same body, byte for byte) is answered 200 without a read within `RECENT` of a read,
+  begun after the delivery arrived, that applied a newer version of the job than was applied when it arrived:
+  that read showed the change announced (one that showed nothing new, as for a delivery sent before the change
+  could be read, or a job not known here before, serves no copy). Two distinct changes whose
+  deliveries are byte-identical (a vendor whose body names neither an event nor a time, and a job completed,
+  reopened and completed again within the minute) are served by the first's read; the poll reads the second;
+- deliveries for one job are served one at a time (in this process), and one the job as last read and applied
+  already answers (`Inbound.covered`, where the vendor's delivery says enough to tell) needs no read either;
+- deliveries arriving while a read is under way are read together by the next (`JobChangePoll.hint`).
+Whatever the last read did not show is read.
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ import hashlib
 import hmac
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -37,11 +47,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fsm_mcp.errors import FsmError
+from fsm_mcp.events.vendor_jobs import versions
 from fsm_mcp.events.vendor_poll import JobChangePoll
 
 log = logging.getLogger("fsm_mcp")
 VENDORS = ("servicetitan", "fieldpulse")
 MOST = 1_000_000  # bytes a delivery may have
+RECENT = timedelta(minutes=1)  # how long a read serves the later copies of a delivery (they come seconds apart)
+REMEMBERED = 10_000  # deliveries served, kept for their copies (the oldest forgotten first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +70,38 @@ class Inbound:
     # (a delivery's JSON, a job it names) -> whether the job as last read and applied shows what it announces
     covered: Callable[[Any, str], Awaitable[bool]] | None = None
     flights: dict[str, _Flight] = field(default_factory=dict)  # jobs being served, one delivery at a time
+    # (the digest of a delivery's body, a job it names) -> when a read begun after it arrived was applied
+    served: OrderedDict[tuple[bytes, str], datetime] = field(default_factory=OrderedDict)
 
-    async def serve(self, payload: Any, job_id: str) -> None:
-        """Read the job a delivery names, unless the last read (perhaps for another copy, served meanwhile) answers it."""
-        if self.covered is None:  # nothing tells: the poll's own coalescing of concurrent deliveries is all there is
-            await self.poll.hint(job_id)
+    async def serve(self, body: bytes, payload: Any, job_id: str) -> None:
+        """Read the job a delivery names, unless a read begun after a copy of it arrived, or the last read (perhaps
+        for another delivery, served meanwhile), answers it."""
+        if self.covered is None:  # the delivery does not say what changed: a copy is known by its bytes
+            await self._unless_copy(body, job_id)
+        else:
+            await self._unless_covered(self.covered, payload, job_id)
+
+    async def _unless_copy(self, body: bytes, job_id: str) -> None:
+        db = self.poll.db
+        key = (hashlib.sha256(body).digest(), job_id)
+        if (at := self.served.get(key)) is not None and db.clock.now() - at <= RECENT:
             return
+        before = (await versions(db, self.poll.tenant, [job_id])).get(job_id)
+        await self.poll.hint(job_id)  # deliveries arriving meanwhile are gathered into one read
+        after = (await versions(db, self.poll.tenant, [job_id])).get(job_id)
+        if before is None or after is None or after <= before:
+            return  # nothing newer shown (sent before the change could be read, forged, a job new here): read copies
+        self.served[key] = db.clock.now()
+        self.served.move_to_end(key)
+        while len(self.served) > REMEMBERED:
+            self.served.popitem(last=False)
+
+    async def _unless_covered(self, covered: Callable[[Any, str], Awaitable[bool]], payload: Any, job_id: str) -> None:
         flight = self.flights.setdefault(job_id, _Flight())
         flight.waiting += 1
         try:
             async with flight.lock:
-                if not await self.covered(payload, job_id):
+                if not await covered(payload, job_id):
                     await self.poll.hint(job_id)
         finally:
             flight.waiting -= 1
@@ -127,7 +161,7 @@ def routes(find: Find) -> list[Route]:
             return Response(status_code=400)
         try:
             for job_id in jobs:
-                await inbound.serve(payload, job_id)
+                await inbound.serve(body, payload, job_id)
         except FsmError as exc:  # the vendor delivers again; the poll catches up meanwhile
             log.warning("%s webhook for a job not applied yet: %s", vendor, type(exc).__name__)
             return Response(status_code=503)

@@ -45,19 +45,26 @@ class ChangeFeed(Protocol):
         """The job read whole now; None if the vendor has no such job."""
         ...
 
+    async def sightings(self, job_ids: list[str]) -> list[Sighting]:
+        """The jobs read whole now, together where the API reads several at once; those it has not, left out."""
+        ...
+
 
 @dataclass
-class _Hints:
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
-    asked: int = 0  # deliveries that arrived
-    done: int = 0  # deliveries served by a read that has been applied
+class _Batch:
+    """Jobs webhooks named, gathered while the read before them was under way, to be read together."""
+
+    jobs: set[str] = field(default_factory=set)
+    read: bool = False  # read and applied
+    failed: Exception | None = None  # why its read stopped: each delivery waiting on it is told
 
 
 class JobChangePoll:
     def __init__(self, db: Store, tenant: str, feed: ChangeFeed, overlap: timedelta = OVERLAP) -> None:
         self.db, self.tenant, self.feed, self.overlap = db, tenant, feed, overlap
         self._lock = anyio.Lock()  # one poll at a time in a process (the background loop, a command)
-        self._hints: dict[str, _Hints] = {}  # jobs a webhook named, being read
+        self._gathering = _Batch()  # jobs webhooks named since the read under way began
+        self._reading = anyio.Lock()  # one webhook read at a time; deliveries queue in arrival order
         self.money = None if feed.money is None else MoneyChangePoll(db, tenant, feed.money, overlap)
 
     async def run(self) -> int:
@@ -75,28 +82,31 @@ class JobChangePoll:
         return recorded + (await self.money.run() if self.money is not None else 0)
 
     async def hint(self, job_id: str) -> int:
-        """A webhook said the job changed: read it and record what changed; the number of events. Deliveries for
-        one job that arrive while it is being read wait for that read, then one more read serves them all: a
-        read begun after a delivery arrived shows at least what it announced."""
-        waiting = self._hints.setdefault(job_id, _Hints())
-        waiting.asked += 1
-        mine = waiting.asked
-        try:
-            async with waiting.lock:
-                if waiting.done >= mine:
-                    return 0
-                began = waiting.asked
-                sighting = await self.feed.sighting(job_id)
-                recorded = 0 if sighting is None else await self._apply([sighting])
-                waiting.done = began
-                return recorded
-        finally:
-            if waiting.done == waiting.asked and self._hints.get(job_id) is waiting:
-                del self._hints[job_id]
+        """A webhook said the job changed: read it and record what changed; the number of events recorded by the
+        read that served it. Deliveries that arrive while a read is under way are gathered, and the next read serves
+        them all at once (`ChangeFeed.sightings`: ServiceTitan reads 50 jobs in the requests one takes), so copies
+        and bursts cost a read per batch, not per delivery. A read begun after a delivery arrived shows at least
+        what it announced. A read that fails fails every delivery it was to serve (the vendor delivers again)."""
+        batch = self._gathering
+        batch.jobs.add(job_id)
+        async with self._reading:
+            if batch.failed is not None:
+                raise batch.failed
+            if batch.read:
+                return 0
+            if self._gathering is batch:  # from here on, deliveries gather for the next read
+                self._gathering = _Batch()
+            try:
+                recorded = await self._apply(await self.feed.sightings(sorted(batch.jobs)))
+            except Exception as exc:
+                batch.failed = exc
+                raise
+            batch.read = True
+            return recorded
 
     async def _apply(self, sightings: list[Sighting]) -> int:
         recorded, again = await apply(self.db, self.tenant, sightings)
         if again:  # read once more; if fsm-mcp moves them again meanwhile, the next poll's window has them
-            fresh = [s for job_id in again if (s := await self.feed.sighting(job_id)) is not None]
+            fresh = await self.feed.sightings(sorted(again))
             recorded += (await apply(self.db, self.tenant, fresh))[0]
         return recorded

@@ -89,6 +89,10 @@ class FieldPulseChanges:
             return None
         return (await self._sightings([raw], after))[0]
 
+    async def sightings(self, job_ids: list[str]) -> list[Sighting]:
+        """The jobs read whole now, one after another (the API reads a job by its id alone)."""
+        return [s for job_id in dict.fromkeys(job_ids) if (s := await self.sighting(job_id)) is not None]
+
     async def _sightings(self, raws: list[Json], after: int) -> list[Sighting]:
         self._remember(raws)
         views = await self.jobs.views(raws, comments=False)

@@ -64,6 +64,10 @@ class HousecallProChanges:
             return None
         return Sighting(job=self.jobs.view(raw), modified=_version(raw), after=after)
 
+    async def sightings(self, job_ids: list[str]) -> list[Sighting]:
+        """The jobs read whole now, one after another (the API reads a job by its id alone)."""
+        return [s for job_id in dict.fromkeys(job_ids) if (s := await self.sighting(job_id)) is not None]
+
 
 FAILED = {"failed", "canceled", "cancelled", "voided", "refunded", "declined"}  # a payment that paid nothing
 

@@ -62,6 +62,13 @@ class ServiceTitanChanges:
             return None
         return (await self._sightings([raw], after))[0]
 
+    async def sightings(self, job_ids: list[str]) -> list[Sighting]:
+        """The jobs read whole now, together: three requests for up to 50 jobs (the job list by `ids`, their
+        first appointments, those appointments' assignments)."""
+        after = await position(self.db, self.tenant)
+        raws = await self.api.ids("jpm", "jobs", sorted({int(i) for i in job_ids if i.isdigit()}))
+        return await self._sightings(raws, after)
+
     async def _all(self, module: str, path: str, params: Json) -> list[Json]:
         return await _pages(self.api, module, path, params)
 
