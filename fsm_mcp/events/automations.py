@@ -35,6 +35,7 @@ import anyio
 from fsm_mcp.businesses import ServedBusiness, ServedBusinesses
 from fsm_mcp.errors import Busy, FsmError, VendorUnavailable, WriteUncertain
 from fsm_mcp.events import outbox
+from fsm_mcp.events.window import Page, slide
 from fsm_mcp.inputs import LineItemIn
 from fsm_mcp.services import invoicing
 from fsm_mcp.services.actors import system_actor
@@ -58,6 +59,7 @@ class Policy:
     batch: int = 200  # events read per business per pass
     unit: int = 20  # events acted on in one transaction, on the local store
     parallel: int = 8  # completions acted on at once over a vendor, whose every step waits on the vendor
+    longest: float = 20.0  # seconds a business's window reads the feed in one pass over a vendor
     lease: timedelta = timedelta(seconds=30)
 
 
@@ -92,13 +94,30 @@ class Automations:
             await self.db.awrite(place)
 
     async def step(self, renew: Callable[[], Awaitable[Any]] | None = None) -> int:
-        """One pass over every business: its new events, then its follow-ups due. Returns what it acted on."""
+        """One pass over every business, side by side (each waits on its own vendor): its new events, then its
+        follow-ups due. `renew` (the lease) is called a third of the lease's life at a time meanwhile. Returns
+        what it acted on."""
         done = 0
-        for business in self.served.by_id.values():
+
+        async def one(business: ServedBusiness) -> None:
+            nonlocal done
             done += await self.completions(business)
             done += await self.follow_ups(business)
-            if renew is not None:
+
+        async def renewing() -> None:
+            while renew is not None:
+                await anyio.sleep(self.policy.lease.total_seconds() / 3)
                 await renew()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(renewing)
+                async with anyio.create_task_group() as businesses:
+                    for business in self.served.by_id.values():
+                        businesses.start_soon(one, business)
+                tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # a business's own failure, as one at a time raises it
+            raise _first(group) from None
         return done
 
     async def completions(self, business: ServedBusiness) -> int:
@@ -107,9 +126,9 @@ class Automations:
         if seq is None:
             await self.start()
             seq = await db.aread(sql.cursor, tenant, CURSOR) or 0
-        rows = await db.aread(feed.after, tenant, seq, self.policy.batch)
         if not business.writer.in_transaction and self.policy.parallel > 1:
-            return await self._side_by_side(business, rows)
+            return await self._side_by_side(business, seq)
+        rows = await db.aread(feed.after, tenant, seq, self.policy.batch)
         acted, unit = 0, self.policy.unit if business.writer.in_transaction else 1
         for first in range(0, len(rows), unit):
             # On the local store `unit` events' steps share a transaction: one wait for the store's write lock
@@ -140,33 +159,27 @@ class Automations:
             await db.awrite(sql.advance, tenant, CURSOR, passed)
         return acted, True
 
-    async def _side_by_side(self, business: ServedBusiness, rows: list[Any]) -> int:
-        """Over a vendor: up to `parallel` completions' steps at once (one after another, 1,000 completions in
-        100 s at FieldPulse were invoiced a minute late). The cursor then moves past the events before the first
-        that failed transiently (past all of them if none did): the steps done after that one are recorded as
-        billed, so their repeat next pass only moves the cursor."""
-        outcome: dict[int, bool] = {}
-        limiter = anyio.CapacityLimiter(self.policy.parallel)
+    async def _side_by_side(self, business: ServedBusiness, seq: int) -> int:
+        """Over a vendor, whose every step waits on it: up to `parallel` completions' steps at once, as a sliding
+        window over the feed (`events/window.py`), for up to `longest` seconds. One after another, 1,000
+        completions in 100 s at FieldPulse were invoiced a minute late; in batches, each batch waited for its
+        slowest step (a 429's hold, a lost answer read back). The cursor moves to just before the first event not
+        done (a step that failed transiently is tried again next pass; the steps done after it are recorded as
+        billed, so their repeat only moves the cursor)."""
+        db, tenant = business.db, business.tenant
+        batch = self.policy.batch
 
-        async def one(n: int, row: Any) -> None:
-            async with limiter:
-                outcome[n] = await self.completed(business, row, advance=False)
+        async def read(after: int | None) -> Page[int, Any]:
+            rows = await db.aread(feed.after, tenant, seq if after is None else after, batch)
+            return Page([(int(r["seq"]), r if r["type"] == "job.completed" else None) for r in rows], len(rows) == batch)
 
-        try:
-            async with anyio.create_task_group() as tg:
-                for n, row in enumerate(rows):
-                    if row["type"] == "job.completed":
-                        tg.start_soon(one, n, row)
-        except BaseExceptionGroup as group:  # a step's own failure (the store busy, a bug), as one at a time raises
-            raise group.exceptions[0] from None
-        passed = None
-        for n, row in enumerate(rows):
-            if not outcome.get(n, True):
-                break
-            passed = int(row["seq"])
-        if passed is not None:
-            await business.db.awrite(sql.advance, business.tenant, CURSOR, passed)
-        return sum(outcome.values())
+        async def act(row: Any) -> bool:
+            return await self.completed(business, row, advance=False)
+
+        async def settle(at: int) -> None:
+            await db.awrite(sql.advance, tenant, CURSOR, at)
+
+        return (await slide(read, act, settle, None, self.policy.parallel, longest=self.policy.longest)).acted
 
     async def completed(self, business: ServedBusiness, event: Any, advance: bool = True) -> bool:
         """Bill the job of one `job.completed` and schedule its follow-up; False on a transient failure.
@@ -259,6 +272,11 @@ class Automations:
         finally:
             with anyio.CancelScope(shield=True), suppress(FsmError):
                 await lease.release()
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 @asynccontextmanager
