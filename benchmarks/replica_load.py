@@ -5,16 +5,18 @@ at its published rate limit: a directory sync, normal load, then chaos.
                                       [--redis redis://127.0.0.1:6379/0] [--replicas 3] [--rate 20]
                                       [--customers 6000] [--scenarios 36] [--concurrent 16]
 
-The fake ServiceTitan (tests/fakes) serves over real HTTP on loopback, allows `--rate` requests a second
-(a 429 beyond, and every request inside a 429's wait is refused again and counted), and holds
-`--customers` customers. `--replicas` real `fsm-mcp serve --transport http --stateless` processes share a
+The fake ServiceTitan (tests/fakes) runs in a process of its own (benchmarks/vendor_process.py: apart from
+the agents and the balancer, whose loop would otherwise delay its count), serves over real HTTP on loopback,
+allows `--rate` requests in any sliding second of arrival (a 429 beyond, every request counted, refused or
+not, and every request inside a 429's wait refused again and counted), and holds `--customers` customers. `--replicas` real `fsm-mcp serve --transport http --stateless` processes share a
 scratch PostgreSQL database (made on the server `--db` names, dropped after) and a Redis database of the
 run's own (emptied after), each configured to the vendor's rate; a round-robin TCP balancer
 (benchmarks/balancer.py) stands in front, and the agents open a connection per request, so requests are
 spread over the replicas one by one.
 
 1. Sync: every replica starts its background directory sync; the store's lease lets one of them run it.
-   Printed: requests, 429s, rate from the first request to the last as a share of the limit (goal >= 90 %).
+   Printed: requests, 429s, rate from the first request to the last as a share of the limit (goal >= 90 %),
+   and the same without the requests the other replicas send as they start (the sync's own).
 2. Normal load: `--scenarios` scenarios of vendor_chaos (lookup, slots, booking a new caller, dispatch,
    three status moves, invoice), `--concurrent` at once, through the balancer. Printed: the combined rate
    at the fake (mean, and the most requests in any one-second window, against the limit) and its 429s
@@ -36,7 +38,6 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2 as httpx
@@ -47,12 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.balancer import balancing
 from benchmarks.scratch import postgres_database, redis_database
 from benchmarks.vendor_chaos import Tally, scenario
+from benchmarks.vendor_process import Seen, fake_process
 from benchmarks.vendors import Vendor
 from fsm_mcp.access.callers import SCOPES
 from tests.fakes import servicetitan
-from tests.fakes.chaos import GRACE, Chaos
-from tests.fakes.serve import serving as vendor_serving
-from tests.fakes.servicetitan import new_caller, seed_person
+from tests.fakes.chaos import GRACE
 from tests.http_rig import ENV, free_port, new_key
 
 
@@ -85,11 +85,12 @@ def replica(db: str, env: dict[str, str], log: Path) -> Iterator[str]:
             proc.wait()
 
 
-def rate_figures(log: list[Any], limit: float) -> str:
-    """The combined rate a slice of the fake's log shows: mean, the busiest one-second window, 429s."""
+def rate_figures(log: list[Seen], limit: float) -> str:
+    """The combined rate a slice of the fake's log shows, by arrival (as the fake counts): mean, the busiest
+    one-second window, 429s."""
     if len(log) < 2:
         return f"{len(log)} requests"
-    times = [x.at for x in log]
+    times = sorted(x.arrived for x in log)
     wall = times[-1] - times[0]
     busiest, j = 0, 0
     for i, t in enumerate(times):
@@ -153,21 +154,15 @@ def main() -> None:
     args = ap.parse_args()
     assert 2 * args.scenarios <= 72, "new_caller has 72 distinct callers"
 
-    chaos = Chaos(rate=args.rate, seed=11)
-    vendor = Vendor.make("servicetitan", chaos)
-    fake = vendor.fake
-    techs = [vendor.technician(f"Tech {n}") for n in range(20)]
-    for n in range(args.customers):
-        person, street = seed_person(n)
-        # every third with an e-mail, as in vendor_sync: on PostgreSQL a directory with no e-mail at all fails
-        # the sync's index rebuild (DuplicateCursor, see the report of #22)
-        vendor.customer(person, street, f"627{n % 100:02d}", f"2{n:09d}"[-10:], f"c{n}@example.com" if n % 3 == 0 else None)
-    door = fake.door
+    vendor = Vendor("servicetitan", None)  # what the scenarios ask of it (nothing, for ServiceTitan)
+    logs = Path(tempfile.mkdtemp(prefix="replica-load-"))
     with ExitStack() as stack:
+        fake = stack.enter_context(fake_process(args.rate, args.customers, 20, logs / "vendor.log"))
+        techs = fake.technicians()
+        url = fake.url
         low, _, high = args.redis_numbers.partition("-")
         db = stack.enter_context(postgres_database(args.db, "replica_load", args.db_prefix))
         redis_url = stack.enter_context(redis_database(args.redis, range(int(low), int(high or low) + 1)))
-        url = stack.enter_context(vendor_serving(fake.app))
         env = {**ENV, **servicetitan.connector_env(url), "FSM_MCP_SERVICETITAN_RATE": str(args.rate),
                "FSM_MCP_SERVICETITAN_SYNC_PAGE_SIZE": str(args.page_size),
                "FSM_MCP_SERVICETITAN_SYNC_INTERVAL": "3600", "FSM_MCP_REDIS_URL": redis_url,
@@ -183,17 +178,17 @@ def main() -> None:
               f"fake ServiceTitan at {args.rate:g} requests/s with {args.customers} customers")
 
         # 1. the sync: each replica starts one at launch, the lease lets one through
-        first = len(door.log)
-        logs = Path(tempfile.mkdtemp(prefix="replica-load-"))
-        print(f"  replicas' logs in {logs}")
+        first, _ = fake.count()
+        print(f"  logs (the replicas', the fake's) in {logs}")
         bases = [stack.enter_context(replica(db, env, logs / f"replica{n}.log")) for n in range(args.replicas)]
-        quiet_since, seen = time.monotonic(), len(door.log)
+        quiet_since, (seen, _) = time.monotonic(), fake.count()
         deadline = time.monotonic() + 600
         while time.monotonic() - quiet_since < 3.0 and time.monotonic() < deadline:
             time.sleep(0.25)
-            if len(door.log) != seen:
-                seen, quiet_since = len(door.log), time.monotonic()
-        sync = door.log[first:]
+            if (now := fake.count()[0]) != seen:
+                seen, quiet_since = now, time.monotonic()
+        sync = fake.log(first)
+        lists = [x for x in sync if x.path.rsplit("/", 1)[-1] in ("customers", "locations", "contacts")]
         import psycopg
 
         with psycopg.connect(db) as conn:
@@ -201,37 +196,35 @@ def main() -> None:
             holders = conn.execute("SELECT name, holder FROM leases WHERE name LIKE %s", ("sync:%",)).fetchall()
         print(f"1. sync at start: {rate_figures(sync, args.rate)}; {stored} customers stored; "
               f"sync lease held by {holders}")
+        print(f"   its lists' requests alone: {rate_figures(lists, args.rate)}")
 
         async def phases() -> None:
             backends = [b.removeprefix("http://") for b in bases]
             async with balancing(backends) as (lb, counts):
-                start = len(door.log)
+                start, _ = fake.count()
                 tally, elapsed = await play(lb, key, 0, args.scenarios, args.concurrent, techs, vendor)
                 print(f"2. normal load: {args.scenarios} scenarios, {args.concurrent} at once: "
-                      f"{rate_figures(door.log[start:], args.rate)}")
+                      f"{rate_figures(fake.log(start), args.rate)}")
                 report("normal", tally, elapsed)
-                chaos.p429, chaos.retry_after, chaos.p503, chaos.p_lost = 0.30, "1", 0.05, 0.02
-                start, early = len(door.log), len(door.too_early)
+                fake.chaos(p429=0.30, retry_after="1", p503=0.05, p_lost=0.02)
+                start, early = fake.count()
                 tally, elapsed = await play(lb, key, args.scenarios, args.scenarios, args.concurrent, techs, vendor)
-                log = door.log[start:]
-                print(f"3. chaos: {args.scenarios} scenarios, {args.concurrent} at once: {rate_figures(log, args.rate)}")
+                print(f"3. chaos: {args.scenarios} scenarios, {args.concurrent} at once: "
+                      f"{rate_figures(fake.log(start), args.rate)}")
                 report("chaos", tally, elapsed)
+                inside = fake.too_early(early)
                 print(f"  requests arriving inside a hold the fake had given the tenant (over {GRACE * 1000:.0f} ms "
-                      f"after its 429 left): {len(door.too_early) - early}")
-                for left, method, where in door.too_early[early:early + 5]:
+                      f"after its 429 left): {len(inside)}")
+                for left, method, where in inside[:5]:
                     print(f"    {left:.3f} s of the hold left: {method} {where}")
                 print(f"  connections per replica through the balancer: {dict(counts)}")
 
         anyio.run(phases)
+        audit = fake.audit(2 * args.scenarios)
 
-    names = {cid: c["name"] for cid, c in fake.customers.items()}
-    callers = {new_caller(i)[0] for i in range(2 * args.scenarios)}
-    per_caller = collections.Counter(n for n in names.values() if n in callers)
-    bookings = collections.Counter(e["value"] for ext in fake.external.values() for d in ext.values() for e in d)
-    jobs_per_caller = collections.Counter(names[j["customerId"]] for j in fake.jobs.values() if names[j["customerId"]] in callers)
-    print(f"audit at the vendor: jobs per booking key: {dict(collections.Counter(bookings.values()))} (count of keys "
-          f"by jobs); customers per new caller: {dict(collections.Counter(per_caller.values()))}; jobs per new "
-          f"caller: {dict(collections.Counter(jobs_per_caller.values()))}; {vendor.audit()}")
+    print(f"audit at the vendor: jobs per booking key: {audit['jobs per booking key']} (count of keys by jobs); "
+          f"customers per new caller: {audit['customers per new caller']}; jobs per new caller: "
+          f"{audit['jobs per new caller']}; {audit['vendor']}")
 
 
 if __name__ == "__main__":

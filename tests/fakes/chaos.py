@@ -2,6 +2,12 @@
 vendor's own 429 headers, injected failures, and a record of every exchange (for the
 contract test and the benchmarks).
 
+The rate (`Chaos.rate`) is counted as strictly as a published "N requests a second" can be read:
+over every sliding second of arrival times (which holds any calendar second too), and every
+request that reaches the tenant counts, the ones refused included. ServiceTitan publishes
+about 60 a second per app per tenant and says no more of how it counts; a fake serves one
+tenant to one app key (others are refused 401 before the door), so the door is that count.
+
 Given `holds`, a door throttles the tenant as ServiceTitan and FieldPulse do, not the request:
 after a 429, every request that arrives before its wait has passed is refused again, counts
 against the rate, and is counted in `holds.inside` (`too_early` lists them)."""
@@ -42,13 +48,14 @@ class Chaos:
 
 @dataclass
 class Exchange:
-    at: float
+    at: float  # when answered
     method: str
     path: str
     query: dict[str, str]
     body: Any
     status: int
     answer: Any
+    arrived: float = 0.0  # when the door saw it: the time the rate is counted by
 
 
 class Door:
@@ -76,6 +83,7 @@ class Door:
     async def before(self, request: Request, write: bool) -> Response | None:
         chaos = self.chaos
         now = time.monotonic()
+        request.state.arrived = now
         counted = self.holds.inside[TENANT]
         left = self.holds.arrived(TENANT)
         if self.holds.inside[TENANT] > counted:
@@ -85,9 +93,10 @@ class Door:
         if chaos.rate is not None:
             while self.recent and self.recent[0] <= now - 1.0:
                 self.recent.popleft()
-            if len(self.recent) >= chaos.rate:
+            over = len(self.recent) >= chaos.rate
+            self.recent.append(now)  # a request refused, for the rate or inside a hold, counts against the rate too
+            if over:
                 return self._throttle(1.0)
-            self.recent.append(now)  # a request refused inside a hold counts against the rate too
         if self.hold_tenant and left > 0:
             self.count_429 += 1
             return self.throttled(left)  # type: ignore[no-any-return]
@@ -108,8 +117,9 @@ class Door:
     async def record(self, request: Request, response: Response) -> None:
         body = await request.body() if self.keep_bodies else b""
         answer = getattr(response, "body", b"") if self.keep_bodies else b""
+        at = time.monotonic()
         self.log.append(Exchange(
-            at=time.monotonic(), method=request.method, path=request.url.path, query=dict(request.query_params),
+            at=at, method=request.method, path=request.url.path, query=dict(request.query_params),
             body=json.loads(body) if body else None, status=response.status_code,
-            answer=json.loads(answer) if answer else None,
+            answer=json.loads(answer) if answer else None, arrived=getattr(request.state, "arrived", at),
         ))
