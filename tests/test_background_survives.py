@@ -34,3 +34,31 @@ async def test_a_crashing_sync_is_logged_and_tried_again(shared: Path | str, mon
         db.close()
     assert len(passes) >= 3  # the loop went on after each crash
     assert "RuntimeError" in caplog.text and "Jane Doe" not in caplog.text
+
+
+async def test_the_rounds_start_every_interval_not_every_interval_plus_their_own_time(
+        shared: Path | str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job-change poll is the webhooks' catch-up: a round of 3 s at an interval of 5 s waits 2 s, not 5."""
+    db = open_store(shared)
+    now = [100.0]
+    slept: list[float] = []
+
+    async def sync(backend: Any, lease: Any) -> None:
+        now[0] += 3.0 if len(slept) == 0 else 7.0  # the second round outlasts the interval
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+        if len(slept) == 2:
+            raise anyio.get_cancelled_exc_class()
+
+    monkeypatch.setattr(connectors, "sync_if_ours", sync)
+    monkeypatch.setattr(connectors.anyio, "current_time", lambda: now[0])
+    monkeypatch.setattr(connectors.anyio, "sleep", sleep)
+    backend = SimpleNamespace(db=db, tenant="t", vendor="servicetitan")
+    try:
+        with pytest.raises(anyio.get_cancelled_exc_class()):
+            await connectors._keep_synced(backend, 5.0)  # type: ignore[arg-type]
+    finally:
+        db.close()
+    assert slept == [2.0, 0.0]

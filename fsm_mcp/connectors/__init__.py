@@ -109,9 +109,13 @@ async def sync_if_ours(backend: VendorBackend, lease: Lease) -> SyncReport | Non
 
 
 async def _keep_synced(backend: VendorBackend, interval: float) -> None:
+    """Every `interval` seconds from the start of the last round (a round that took longer starts the next at once):
+    the poll of job changes is the webhooks' catch-up, so its period is the interval, not the interval plus the
+    round's own time."""
     lease = sync_lease(backend, interval)
     try:
         while True:
+            began = anyio.current_time()
             try:
                 if report := await sync_if_ours(backend, lease):
                     log.info("directory sync from %s: %s", backend.vendor, report.stored)
@@ -121,7 +125,7 @@ async def _keep_synced(backend: VendorBackend, interval: float) -> None:
                 log.error("directory sync from %s crashed (%s); trying again in %.0f s\n%s", backend.vendor,
                           type(exc).__name__, interval, "\n".join(f"  {f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)))
                 # where it happened, not the message: a driver's error may quote a record
-            await anyio.sleep(interval)
+            await anyio.sleep(max(0.0, began + interval - anyio.current_time()))
     finally:
         with anyio.CancelScope(shield=True):
             await lease.release()  # a clean stop hands the work on at once
