@@ -10,7 +10,8 @@ unsigned, to the business's secret path), `--lost` of them never, each copy afte
 3 s (so deliveries arrive late and out of order). The poll runs every
 `--interval` seconds either way (the catch-up). Printed per mode: completions seen (one job.completed event
 per job expected, none missing, none twice) and the latency from the completion in the fake to its event
-being in the store (watched every 50 ms): p50, p95, max. The server runs its automations (as `fsm-mcp serve`
+being in the store (watched every 50 ms): p50, p95, max; and of the time from the event to its invoice, how much
+passed before billing began (the first read of the job's invoices at the fake) and how long billing took. The server runs its automations (as `fsm-mcp serve`
 does) with a price list for the jobs' type, so each completion is invoiced at the vendor by system:automation:
 printed too are invoices per job at the fake (exactly one each, of the price list's total) and the latency from
 the completion in the fake to its invoice.created event, and the requests the fake answered from the first
@@ -29,6 +30,7 @@ import json
 import logging
 import random
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -108,6 +110,21 @@ class Vendor:
         """(when, "METHOD /path" with ids as {id}, status) of each request the fake answered."""
         return [(x.at, f"{x.method} {re.sub(r'/[0-9]+', '/{id}', x.path)}", x.status) for x in self.fake.door.log]
 
+    def billing_began(self) -> dict[str, float]:
+        """Job id -> when the fake answered the first request of its billing (the read of the job's invoices)."""
+        began: dict[str, float] = {}
+        for x in self.fake.door.log:
+            if x.method != "GET" or not x.path.endswith("/invoices"):
+                continue
+            if self.name == "servicetitan":
+                job = x.query.get("jobId")
+            else:
+                found = re.search(r"job_id.{0,12}?(\d+)", x.query.get("filter", ""))
+                job = found.group(1) if found else None
+            if job:
+                began.setdefault(job, x.at)
+        return began
+
     def complete(self, job_id: str) -> None:
         (st_complete if self.name == "servicetitan" else fp_complete)(self.fake, job_id)
 
@@ -178,12 +195,14 @@ async def run(vendor_name: str, jobs: int, over: float, interval: float, lost: f
                     if not page.more:
                         await anyio.sleep(0.05)
 
-            started = time.monotonic()
+            started, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
             async with httpx.AsyncClient(timeout=30) as http:
                 with anyio.move_on_after(over + 3 * interval + 60):
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(watch)
                         await complete_all(http)
+            busy = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_share = (busy.ru_utime + busy.ru_stime - cpu.ru_utime - cpu.ru_stime) / (time.monotonic() - started)
             await anyio.sleep(interval + 1)  # anything recorded twice, late, shows now
             total: Counter[str] = Counter()
             cursor = None
@@ -195,8 +214,11 @@ async def run(vendor_name: str, jobs: int, over: float, interval: float, lost: f
                     break
         db.close()
     latencies = [seen_at[j] - done_at[j] for j in seen_at if j in done_at]
-    billing = [billed_at[j] - done_at[j] for j in billed_at if j in done_at]
+    to_invoice = [billed_at[j] - done_at[j] for j in billed_at if j in done_at]
     invoices = vendor_of.invoices()
+    began = vendor_of.billing_began()
+    to_billing = [began[j] - seen_at[j] for j in seen_at if j in began]
+    billing = [billed_at[j] - began[j] for j in billed_at if j in began]
     first = min(done_at.values(), default=started)
     asked = [(kind, status) for at, kind, status in vendor_of.requests() if at >= first]
     kinds = Counter(kind if status != 429 else "429" for kind, status in asked)
@@ -208,9 +230,11 @@ async def run(vendor_name: str, jobs: int, over: float, interval: float, lost: f
             "jobs with none": sum(1 for j in ids if j not in invoices),
             "jobs with more": sum(1 for j in ids if len(invoices.get(j, [])) > 1),
             "wrong totals": sum(1 for totals in invoices.values() for t in totals if t != PRICE),
-            "to invoice p50 s": round(percentile(billing, 50), 2), "to invoice p95 s": round(percentile(billing, 95), 2),
-            "to invoice max s": round(max(billing, default=float("nan")), 2),
-            "wall s": round(time.monotonic() - started, 1), "webhook answers": dict(deliveries),
+            "to invoice p50 s": round(percentile(to_invoice, 50), 2), "to invoice p95 s": round(percentile(to_invoice, 95), 2),
+            "to invoice max s": round(max(to_invoice, default=float("nan")), 2),
+            "seen to billing begun p50/p95 s": [round(percentile(to_billing, p), 2) for p in (50, 95)],
+            "billing p50/p95 s": [round(percentile(billing, p), 2) for p in (50, 95)],
+            "wall s": round(time.monotonic() - started, 1), "process CPU share": round(cpu_share, 2), "webhook answers": dict(deliveries),
             "answered 429": sum(1 for _, status in asked if status == 429), "inside a hold": fake.door.inside_hold,
             "lost answers (504)": sum(1 for _, status in asked if status == 504),
             "vendor requests": len(asked), "requests per completion": round(len(asked) / max(1, jobs), 2),
@@ -226,7 +250,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("both", "webhooks", "poll"), default="both")
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--vendor", choices=("servicetitan", "fieldpulse"), default="servicetitan")
-    parser.add_argument("--p429", type=float, default=0.01, help="share of requests answered 429 besides the rate")
+    parser.add_argument("--p429", type=float, default=0.005, help="share of requests answered 429 besides the rate")
     parser.add_argument("--lost-answers", type=float, default=0.02, help="share of write answers lost after the write")
     parser.add_argument("--rate", type=float, default=None, help="requests a second the fake allows (default: published)")
     args = parser.parse_args()
