@@ -7,6 +7,7 @@ import bisect
 import time
 from collections.abc import Callable
 from email.utils import formatdate
+from itertools import pairwise
 
 import anyio
 import httpx2 as httpx
@@ -227,3 +228,20 @@ async def test_a_429_holds_every_request_of_the_tenant_not_only_the_one_it_answe
     assert all(at - first >= 1.0 for at, _ in seen[1:])  # none of the 30 left inside the hold
     times = sorted(at for at, _ in seen[1:])
     assert times[-1] - times[0] >= 29 / (200 * 0.95) - 0.01  # after it, they resume at the pace, not all at once
+
+
+async def test_a_429_is_retried_when_its_retry_after_has_passed_not_a_backoff_later() -> None:
+    answers = iter([httpx.Response(429, headers={"Retry-After": "0.3"})] * 3)
+    client, seen = kit(lambda r: next(answers, httpx.Response(200, json={})),
+                       policy=Policy(attempts=6, budget=20, base=1.0, cap=8.0))
+    await client.get("/a")
+    gaps = [b - a for a, b in pairwise(at for at, _ in seen)]
+    assert len(gaps) == 3 and all(0.3 <= gap < 0.8 for gap in gaps)  # a backoff would be 1-2, 2-3, 4-5 s
+
+
+async def test_the_backoff_after_a_5xx_is_jittered_by_a_base_at_most() -> None:
+    failures = iter([503, 503, 503])
+    client, seen = kit(lambda r: httpx.Response(next(failures, 200), json={}),
+                       policy=Policy(attempts=6, budget=20, base=0.05, cap=4.0))
+    await client.get("/a")
+    assert seen[-1][0] - seen[0][0] < 0.9  # 0.05-0.1, 0.1-0.15 and 0.2-0.25 s; not up to a second more each
