@@ -96,10 +96,11 @@ class LocalLanes:
         self._share = 1 / replicas  # of each lane's published rate, for this process
         self._lanes: dict[tuple[str, str], LocalLane] = {}
 
-    def lane(self, vendor: str, tenant: str, rate: float) -> LocalLane:
+    def lane(self, vendor: str, tenant: str, rate: float, window: float | None = None, gap: float = 0.0) -> LocalLane:
+        """`window`, `gap`: a vendor that counts its limit over `window` seconds (see `Pace`)."""
         key = (vendor, tenant)
         if key not in self._lanes:
-            self._lanes[key] = LocalLane(Pace(rate * self._share, self._clock), self._clock)
+            self._lanes[key] = LocalLane(Pace(rate * self._share, self._clock, window, gap), self._clock)
         return self._lanes[key]
 
     async def aclose(self) -> None:

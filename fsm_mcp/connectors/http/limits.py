@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 import anyio
@@ -23,33 +24,53 @@ MARGIN = 0.95  # of the published rate: jitter on the way cannot bunch evenly sp
 
 
 class Pace:
-    """At most `rate` requests a second (less a small margin), evenly spaced.
+    """At most `rate` requests a second (less a small margin), evenly spaced; or, given `window`, at most
+    the rate's requests in any `window` seconds, as close together as `gap`.
 
-    Each request takes the next free slot on a fixed schedule, 1/rate apart, and waits for
-    it. The schedule never banks idle time, so no burst can break a per-second limit
-    whichever way the vendor counts its window; and a wake-up a little late does not push
-    every later slot back, as a one-request leaky bucket does (aiolimiter at capacity 1
-    reached 44.4 of 47.5 requests/s this way; the schedule 47.5, never more than 48 in a
-    second). A slot taken by a caller that is then cancelled goes unused. (A 429's
-    Retry-After holds the whole lane, in `lanes`.)
+    Each request takes the next free slot and waits for it. Evenly spaced, the slots are 1/rate apart on
+    a fixed schedule that never banks idle time, so no burst can break a per-second limit whichever way
+    the vendor counts its window; and a wake-up a little late does not push every later slot back, as a
+    one-request leaky bucket does (aiolimiter at capacity 1 reached 44.4 of 47.5 requests/s this way; the
+    schedule 47.5, never more than 48 in a second). A vendor that publishes only a limit a minute (the
+    books: QuickBooks 500, Xero 60) is paced by the minute (`window` 60): a slot is free when fewer than
+    the minute's share were taken in the `window` before it, so requests that queued behind a hold, or a
+    few that come together, go together instead of 0.13 s (QuickBooks) or 1.05 s (Xero) apart. A slot taken
+    by a caller that is then cancelled goes unused. (A 429's Retry-After holds the whole lane, in `lanes`.)
     """
 
-    def __init__(self, rate: float, clock: Clock = time.monotonic) -> None:
+    def __init__(self, rate: float, clock: Clock = time.monotonic, window: float | None = None,
+                 gap: float = 0.0) -> None:
         self.rate = rate * MARGIN
-        self._interval = 1 / self.rate
+        if window is None:
+            self._count, self._span = 1, 1 / self.rate
+        else:
+            self._count, self._span = max(1, math.floor(self.rate * window)), window
+        self._gap = gap
         self._clock = clock
-        self._next = -math.inf
+        self._taken: deque[float] = deque()  # the slots taken in the last `_span` seconds and ahead, in order
+        self._floor = -math.inf  # no slot before this (a hold's end)
 
     def reserve(self) -> float:
         """Take the next free slot; seconds until it comes."""
         now = self._clock()
-        slot = max(now, self._next)
-        self._next = slot + self._interval
+        taken = self._taken
+        while taken and taken[0] <= now - self._span:
+            taken.popleft()
+        slot = max(now, self._floor)
+        if taken:
+            slot = max(slot, taken[-1] + self._gap)
+        if len(taken) >= self._count:
+            slot = max(slot, taken[len(taken) - self._count] + self._span)
+        taken.append(slot)
         return slot - now
 
     def restart(self, at: float) -> None:
-        """Begin the schedule again at `at` (a hold's end): slots taken before are void."""
-        self._next = at
+        """Begin the schedule again at `at` (a hold's end): slots taken before and still to come are void (their
+        callers take new ones); those already come stay counted in the window."""
+        now = self._clock()
+        while self._taken and self._taken[-1] > now:
+            self._taken.pop()
+        self._floor = at
 
     async def __aenter__(self) -> None:
         if (wait := self.reserve()) > 0:
