@@ -272,3 +272,67 @@ async def test_over_redis_a_replica_that_wakes_late_never_bunches_the_lanes_requ
     # more (a stall a third of the time costs the slots the stalled replica could not catch up within the window).
     first = sent[:80]
     assert (len(first) - 1) / (first[-1] - first[0]) >= 0.8 * 20
+
+
+@needs_redis
+async def test_over_redis_a_lane_told_of_its_answers_keeps_the_limit_however_late_its_requests_reach_the_vendor(
+        redis_prefix: str) -> None:
+    from fsm_mcp.connectors.http.redis_lanes import RedisLanes
+
+    time_ = VirtualTime()
+
+    def stalled(at: float, start: float, end: float) -> float:  # what falls in a stall (each 1.2 s) waits out its end
+        return at + end - at % 1.2 if start <= at % 1.2 < end else at
+
+    async def sleep(seconds: float) -> None:
+        await time_.sleep_until(time_.now + seconds)
+
+    replicas = [RedisLanes(aioredis.Redis.from_url(REDIS_URL), redis_prefix, time_.clock, sleep) for _ in range(3)]
+    lanes = [r.lane("ServiceTitan", "1001", 20) for r in replicas]
+    for lane in lanes:
+        lane.watch(httpx.AsyncClient())
+    arrived: list[float] = []
+
+    async def send(n: int) -> None:
+        lane = lanes[n % 3]
+        await lane.turn()
+        # admitted, then held up on the way out (replica 0 is short of CPU a third of the time), and counted late by
+        # a vendor busy answering (now and then for 0.1 s)
+        on_its_way = time_.now + 0.002
+        await time_.sleep_until(stalled(stalled(on_its_way, 0.5, 0.9) if n % 3 == 0 else on_its_way, 1.0, 1.1))
+        arrived.append(time_.now)
+        await time_.sleep_until(time_.now + 0.005)  # the answer's way back
+        await lane.answered()
+
+    try:
+        with anyio.fail_after(30):
+            await time_.run([partial(send, n) for n in range(120)])
+    finally:
+        for r in replicas:
+            await r.aclose()
+    arrived.sort()
+    assert max(bisect.bisect_left(arrived, t + 1.0) - i for i, t in enumerate(arrived)) <= 20
+    first = arrived[:80]
+    assert (len(first) - 1) / (first[-1] - first[0]) >= 0.8 * 20
+
+
+@needs_redis
+async def test_over_redis_a_servicetitan_lane_counts_each_request_from_its_answer(redis_prefix: str) -> None:
+    fake = servicetitan.FakeServiceTitan(Chaos(latency=0.3))  # each answer 0.3 s after its request
+    lanes = redis_lanes(redis_prefix)
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        with serving(fake.app) as url:
+            api = ServiceTitanApi(servicetitan.connector_settings(url), http_client(url), PATIENT, lanes)
+            await api.client.auth.headers()  # the token first: its exchange is not a request to the tenant
+            seconds, micro = await redis.time()
+            with anyio.fail_after(10):
+                await many_reads([api], 3)
+            await api.client.http.aclose()
+        counted = await redis.zrange(f"{redis_prefix}{{ServiceTitan:1001}}:sent", 0, -1, withscores=True)
+    finally:
+        await redis.aclose()
+        await lanes.aclose()
+    before = seconds * 1000 + micro / 1000
+    assert len(counted) == 3
+    assert all(300 <= score - before < 5000 for _, score in counted)  # from its answer: not its admission, not pending

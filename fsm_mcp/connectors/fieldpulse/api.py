@@ -55,6 +55,8 @@ class FieldPulseApi:
                  lanes: Lanes | None = None) -> None:
         self.settings = settings
         lane = (lanes or LocalLanes()).lane(VENDOR, key_tenant(settings), settings.rate)
+        if (watch := getattr(lane, "watch", None)) is not None:  # a Redis lane counts by its answers
+            watch(http)
         self.client = VendorClient(VENDOR, http, ApiKey("x-api-key", settings.api_key), lane, Breaker(VENDOR), policy,
                                    describe)
 

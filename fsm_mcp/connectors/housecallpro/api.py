@@ -61,6 +61,8 @@ class HousecallProApi:
                  lanes: Lanes | None = None) -> None:
         self.settings = settings
         lane = (lanes or LocalLanes()).lane(VENDOR, key_tenant(settings), settings.rate)
+        if (watch := getattr(lane, "watch", None)) is not None:  # a Redis lane counts by its answers
+            watch(http)
         token = ApiKey("Authorization", SecretStr(f"Token {settings.api_key.get_secret_value()}"))
         self.client = VendorClient(VENDOR, http, token, lane, Breaker(VENDOR), policy, describe)
 

@@ -18,6 +18,16 @@ second on top of that second's own. So a request is admitted only at the moment 
 - `hold` is when a 429's wait ends. Nothing is admitted before; waiters get new places after
   it, one interval apart, so the lane resumes at the published rate rather than all at once.
 
+The time a request was admitted is not when it reaches the vendor: a replica busy with other work
+(or a vendor's own counter, busy answering) can let more than the margin pass between them, and then
+even a log of admissions bunches at the vendor. So a lane that is told when each of its requests was
+answered (`watch`: the vendor client's answers, or the same task's next turn if none came) counts by
+causality instead: an entry counts from its admission until `window` after its answer, which came after
+the vendor saw the request. A request is admitted only while fewer than `count` entries count, so no
+`count` + 1 requests can reach the vendor within `window` of each other, however late each was sent or
+seen; the window is then the limit's own (count / rate, a second at 20 a second), the margin being given
+by the round trip. An entry never answered (a replica killed mid-request) counts `PENDING` seconds.
+
 Each script is atomic across replicas. Times are Redis's own clock (`TIME`), in milliseconds, so
 replicas whose clocks disagree share one log; a test may inject a clock instead. The keys are
 under one hash tag, so a Redis Cluster keeps a lane in one slot.
@@ -33,9 +43,11 @@ import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
+import httpx2 as httpx
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -53,7 +65,8 @@ if not now then local t = redis.call('TIME'); now = tonumber(t[1]) * 1000 + tonu
 """
 
 # KEYS: hold, sent, queue. ARGV: now or '', count, window (ms), interval (ms), 1 if the caller has a place in the
-# queue, a name for its entry in the log, ms the caller can wait for a hold to pass (or '' for no limit).
+# queue, a name for its entry in the log, ms the caller can wait for a hold to pass (or '' for no limit), ms an
+# entry counts until its answer is told (or '': it counts from its admission).
 # -> {1, 0}: go now; {2, ms}: ask again then; {0, ms, ms left of the hold}: held, ask again then (after the hold).
 TURN = NOW + """
 local count, window, interval = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -72,8 +85,9 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 local n = redis.call('ZCARD', KEYS[2])
 if n < count and (ARGV[5] == '1' or queue <= now) then
-  redis.call('ZADD', KEYS[2], now, ARGV[6])
-  redis.call('PEXPIRE', KEYS[2], math.ceil(window) + 60000)
+  local pending = tonumber(ARGV[8]) or 0
+  redis.call('ZADD', KEYS[2], now + pending, ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], math.ceil(window + pending) + 60000)
   if queue < now + interval then  -- nobody waits: the next newcomer one interval on
     redis.call('SET', KEYS[3], tostring(now + interval), 'PX', math.ceil(interval) + 60000)
   end
@@ -81,10 +95,21 @@ if n < count and (ARGV[5] == '1' or queue <= now) then
 end
 local room = now  -- when the log next has room: the oldest entry that keeps it full leaves the window
 if n >= count then  -- (a millisecond at least, or a rounding error could have a waiter ask again at once)
-  room = math.max(now + 1, tonumber(redis.call('ZRANGE', KEYS[2], n - count, n - count, 'WITHSCORES')[2]) + window)
+  local oldest = tonumber(redis.call('ZRANGE', KEYS[2], n - count, n - count, 'WITHSCORES')[2])
+  if oldest > now then  -- still waiting for its answer: ask again a little later
+    room = now + math.max(1, interval / 4)
+  else
+    room = math.max(now + 1, oldest + window)
+  end
 end
 if ARGV[5] == '1' then return {2, tostring(room - now)} end
 return {2, tostring(place(room) - now)}
+"""
+
+# KEYS: sent. ARGV: now or '', the entry whose request was answered: it counts from now until the window has passed.
+ANSWERED = NOW + """
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) then redis.call('ZADD', KEYS[1], 'XX', now, ARGV[2]) end
+return 1
 """
 
 # KEYS: hold, sent, queue. ARGV: now or '', the hold (ms). A shorter hold than the one in force changes nothing;
@@ -99,29 +124,66 @@ return 1
 """
 
 
-def window_of(rate: float) -> tuple[int, float]:
+PENDING = 20.0  # seconds an entry whose answer is never told counts: past any request's timeouts
+
+
+def window_of(rate: float, margin: float = MARGIN) -> tuple[int, float]:
     """(requests, ms) the log allows: the rate's requests a second (at least one) in a window longer than their
-    share of a second by the margin, so on average `rate * MARGIN` a second."""
+    share of a second by the margin, so on average `rate * margin` a second."""
     count = max(1, math.floor(rate))
-    return count, 1000 * count / (rate * MARGIN)
+    return count, 1000 * count / (rate * margin)
 
 
 class RedisLane:
     def __init__(self, lanes: RedisLanes, vendor: str, tenant: str, rate: float) -> None:
         self.vendor = vendor
         self._lanes = lanes
+        self._rate = rate
         base = f"{lanes.prefix}{{{vendor}:{tenant}}}:"
         self._keys = [base + "hold", base + "sent", base + "queue"]
         self._count, self._window_ms = window_of(rate)
         self._interval_ms = self._window_ms / self._count
+        self._pending: float | None = None  # watched: ms an entry counts until its answer is told
+        # this task's request through the lane whose answer is not told yet (a one-item list: tasks started
+        # meanwhile share it, and whichever tells first tells for all)
+        self._unanswered: ContextVar[list[str] | None] = ContextVar(f"unanswered:{base}", default=None)
+
+    def watch(self, http: httpx.AsyncClient) -> None:
+        """Count by causality (see the module's note): `http` is the client this lane's requests go out on, and
+        its answers tell the lane when each request was over."""
+        if self._pending is None:
+            self._pending = PENDING * 1000
+            self._count, self._window_ms = window_of(self._rate, margin=1.0)
+            self._interval_ms = self._window_ms / self._count
+
+        async def answered(_: httpx.Response) -> None:
+            await self.answered()
+
+        http.event_hooks["response"] = [*http.event_hooks.get("response", []), answered]
+
+    async def answered(self) -> None:
+        """The request this task's last turn let through has its answer, or never will."""
+        unanswered = self._unanswered.get()
+        if not unanswered:
+            return
+        entry = unanswered.pop()
+        with anyio.CancelScope(shield=True):  # an entry left pending keeps its slot for PENDING seconds
+            try:
+                await self._lanes.answered_script(keys=self._keys[1:2], args=[self._lanes.now_ms(), entry])
+            except RedisError as exc:
+                log.warning("could not tell Redis of %s's answer (%s)", self.vendor, type(exc).__name__)
 
     async def turn(self, deadline: float = math.inf) -> None:
+        await self.answered()  # this task's request before, if no answer came (a lost connection): it is over now
         lanes, entry, queued = self._lanes, secrets.token_hex(8), "0"
+        pending = "" if self._pending is None else self._pending
         while True:
             patience = "" if deadline == math.inf else max(0.0, (deadline - lanes.clock()) * 1000)
             answer = await self._call(lanes.turn_script, keys=self._keys, args=[
-                lanes.now_ms(), self._count, self._window_ms, self._interval_ms, queued, entry, patience])
+                lanes.now_ms(), self._count, self._window_ms, self._interval_ms, queued, entry, patience, pending])
             if int(answer[0]) == 1:
+                if self._pending is not None:
+                    self._unanswered.set([entry])
                 return
             wait = float(answer[1]) / 1000
             if int(answer[0]) == 0 and lanes.clock() + (left := float(answer[2]) / 1000) > deadline:
@@ -158,6 +220,7 @@ class RedisLanes:
         self.sleep = sleep
         self.turn_script = redis.register_script(TURN)
         self.hold_script = redis.register_script(HOLD)
+        self.answered_script = redis.register_script(ANSWERED)
         self._lanes: dict[tuple[str, str], RedisLane] = {}
 
     @classmethod

@@ -47,6 +47,8 @@ class ServiceTitanApi:
                                  settings.client_secret, extra={"ST-App-Key": settings.app_key.get_secret_value()})
         # ServiceTitan limits each app per tenant: one lane per tenant, whichever business or replica sends.
         lane = (lanes or LocalLanes()).lane(VENDOR, self.tenant, settings.rate)
+        if (watch := getattr(lane, "watch", None)) is not None:  # a Redis lane counts by its answers
+            watch(http)
         self.client = VendorClient(VENDOR, http, auth, lane, Breaker(VENDOR), policy, describe)
 
     def path(self, module: str, rest: str) -> str:
