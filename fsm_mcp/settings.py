@@ -53,6 +53,9 @@ class Business(BaseModel):
                                                     "carries none")
     follow_up_days: float = Field(default=3, ge=0, le=365, description="a follow_up.due event this long after a "
                                   "job's completion; 0: none")
+    invoice_delay_minutes: float = Field(default=0, ge=0, le=1440, description="minutes after a job's completion "
+                                         "before the automation invoices it: time for a technician who invoices in "
+                                         "the vendor's own app to do so (that invoice is then the job's one); 0: at once")
     tax_rate: Decimal = Field(default=Decimal("0"), ge=0, le=Decimal("0.30"), description="the sales tax, a fraction "
                               "(0.0825 for 8.25 %), of the invoices the automation makes")
 
@@ -113,7 +116,7 @@ VENDORS = {"servicetitan": servicetitan_config.load, "fieldpulse": fieldpulse_co
 GLOBAL_ENV = frozenset({"FSM_MCP_CONFIG", "FSM_MCP_DB", "FSM_MCP_LOG_LEVEL", "FSM_MCP_TENANT", "FSM_MCP_REDIS_URL",
                         "FSM_MCP_REPLICAS"})
 BUSINESS_KEYS = ("name", "timezone", "country", "working_hours", "job_types", "event_retention_days", "price_list",
-                 "follow_up_days", "tax_rate")
+                 "follow_up_days", "invoice_delay_minutes", "tax_rate")
 BUSINESS_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
@@ -176,7 +179,8 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
     tables = data.get("businesses")
     if not tables:
         business: dict[str, Any] = dict(data.get("business", {}))
-        for key in ("tenant_id", "name", "timezone", "country", "event_retention_days", "follow_up_days", "tax_rate"):
+        for key in ("tenant_id", "name", "timezone", "country", "event_retention_days", "follow_up_days",
+                    "invoice_delay_minutes", "tax_rate"):
             if value := env.get(f"FSM_MCP_{key.upper()}"):
                 business[key] = value
         if tenant := env.get("FSM_MCP_TENANT"):
@@ -194,7 +198,8 @@ def load_businesses(db: str | os.PathLike[str] | None = None, env: dict[str, str
         own = {k: v for k, v in env.items() if k in GLOBAL_ENV or not k.startswith("FSM_MCP_")}
         own |= {"FSM_MCP_" + k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}
         business = {k: v for k, v in table.items() if k in BUSINESS_KEYS}
-        for key in ("name", "timezone", "country", "event_retention_days", "follow_up_days", "tax_rate"):
+        for key in ("name", "timezone", "country", "event_retention_days", "follow_up_days", "invoice_delay_minutes",
+                    "tax_rate"):
             if value := own.get(f"FSM_MCP_{key.upper()}"):
                 business[key] = value
         business["tenant_id"] = ident

@@ -436,3 +436,44 @@ async def test_a_completion_seen_at_servicetitan_is_invoiced_without_reading_the
     assert not [path for _, path in asked if "/jpm/" in path or "/dispatch/" in path], asked
     [made] = [i for i in rig.fake.invoices.values() if str(i["job"]["id"]) == job_id]
     assert Decimal(made["total"]) == Decimal("240.00")
+
+
+async def test_with_a_delay_a_completion_is_invoiced_only_once_the_delay_has_passed(
+    settings: Settings, add_technician: Callable[..., str]
+) -> None:
+    settings = priced(settings, price_list=PRICE_LIST, invoice_delay_minutes=10)
+    tech = add_technician("Sam Tech", ["hvac"])
+    clock = Clock()
+    async with served(settings, clock) as (client, automations):
+        job_id = await completed(client, tech, "a", job_type="furnace repair")
+        await automations.step()
+        clock.advance(timedelta(minutes=9))
+        await automations.step()
+        assert invoices(settings) == []  # a technician may still invoice it in the vendor's app
+        clock.advance(timedelta(minutes=2))
+        await automations.step()
+        await automations.step()
+    assert [(r[0], Decimal(r[1])) for r in invoices(settings)] == [(job_id, Decimal("240.00"))]
+
+
+async def test_with_a_delay_a_vendor_invoice_made_meanwhile_is_the_jobs_one(fp: Any) -> None:
+    settings, clock = priced(fp.settings, price_list=PRICE_LIST, invoice_delay_minutes=10), Clock()
+    db = open_store(settings.db_path, clock)
+    try:
+        async with Client(build_server(settings, fp.transport, clock=clock)) as client, \
+                open_businesses({settings.business.tenant_id: settings}, db, fp.transport, background=False) as every:
+            automations = Automations(every)
+            await automations.start()
+            job = await call(client, "create_job", customer=NEW_CALLER, job_type="Furnace repair", summary="no heat",
+                             idempotency_key="a", **MONDAY_9)
+            fp.fake.jobs[int(job["job_id"])]["status"] = 4  # completed in FieldPulse's own app
+            await outbox.record(db, settings.business.tenant_id, "job.completed", "job", job["job_id"],
+                                {"job_id": job["job_id"], "customer_id": job["customer_id"], "status": "completed"})
+            assert await automations.step() == 0
+            fp.fake.invoice_in_app(job["job_id"], ("Repair", "1", "310.00"))  # the technician, meanwhile
+            clock.advance(timedelta(minutes=11))
+            assert await automations.step() == 1
+    finally:
+        db.close()
+    made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job["job_id"]]
+    assert [Decimal(str(i["total"])) for i in made] == [Decimal("310.00")]

@@ -8,6 +8,8 @@ acting as the system actor `system:automation` (the audit log shows it).
   (`billed` = existing). Nothing to bill, or a refusal from the backend, is an `invoice.needs_review` event for
   a person, never a zero invoice.
 - **Follow-up due.** `follow_up_days` (3 by default; 0: none) after the completion, a `follow_up.due` event.
+- **A delay, where technicians invoice in the vendor's app.** `invoice_delay_minutes` (0 by default) after a
+  completion the automation looks: an invoice the technician made meanwhile is the job's one (`existing`).
 
 Each step is repeatable: the lines are chosen once and recorded before the invoice (so a repeat sends the same
 request under the same key, which replays), and what billing came to, the review event and the cursor's move
@@ -131,7 +133,7 @@ class Automations:
             seq = await db.aread(sql.cursor, tenant, CURSOR) or 0
         if not business.writer.in_transaction and self.policy.parallel > 1:
             return await self._side_by_side(business, seq)
-        rows = await db.aread(feed.after, tenant, seq, self.policy.batch)
+        rows = _due(business, await db.aread(feed.after, tenant, seq, self.policy.batch))
         acted, unit = 0, self.policy.unit if business.writer.in_transaction else 1
         for first in range(0, len(rows), unit):
             # On the local store `unit` events' steps share a transaction: one wait for the store's write lock
@@ -174,7 +176,9 @@ class Automations:
 
         async def read(after: int | None) -> Page[int, Any]:
             rows = await db.aread(feed.after, tenant, seq if after is None else after, batch)
-            return Page([(int(r["seq"]), r if r["type"] == "job.completed" else None) for r in rows], len(rows) == batch)
+            due = _due(business, rows)
+            return Page([(int(r["seq"]), r if r["type"] == "job.completed" else None) for r in due],
+                        len(due) == batch)
 
         async def act(row: Any) -> bool:
             return await self.completed(business, row, advance=False)
@@ -275,6 +279,19 @@ class Automations:
         finally:
             with anyio.CancelScope(shield=True), suppress(FsmError):
                 await lease.release()
+
+
+def _due(business: ServedBusiness, rows: list[Any]) -> list[Any]:
+    """The events to act on now: those up to the first recorded less than the business's `invoice_delay_minutes`
+    ago (the feed is acted on in order; the rest wait for a later pass)."""
+    delay = business.settings.business.invoice_delay_minutes
+    if not delay:
+        return rows
+    cutoff = business.db.clock.now() - timedelta(minutes=delay)
+    for n, row in enumerate(rows):
+        if from_db(row["at"]) > cutoff:
+            return rows[:n]
+    return rows
 
 
 def _first(group: BaseExceptionGroup[Any]) -> BaseException:
