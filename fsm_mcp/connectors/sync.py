@@ -43,6 +43,7 @@ class Page:
     rows: list[Json]
     more: bool
     total: int | None = None  # records in the whole list, when the vendor was asked and said
+    prepared: Any = None  # the rows as the feed's `store` takes them (`Feed.prepare`), once fetched
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +56,12 @@ class Feed:
     everything: Json  # parameters of a full walk, in a stable order
     since: Callable[[str], Json]  # cursor (a stored time) -> parameters asking for what changed since
     by_change: bool  # changes come sorted by modification time, not in id order
-    store: Callable[[Any, list[Json], bool], None]  # (connection, rows, index them now)
+    store: Callable[[Any, Any, bool], None]  # (connection, the rows as `prepare` made them, index them now)
     modified: Callable[[Json], datetime | None]
+    # The rows mapped for `store` as soon as a page arrives, while the other pages in flight wait for the vendor:
+    # the pages are stored one at a time, behind one write lock for every replica, and mapping inside that turn
+    # (phone numbers parsed, for one) kept the vendor's rate waiting on it.
+    prepare: Callable[[list[Json]], Any] = lambda rows: rows
 
 
 @dataclass
@@ -97,7 +102,7 @@ class DirectorySync:
     async def _full(self, feed: Feed, state: Json, progress: Progress | None) -> int:
         started = state["started_at"] or to_db(self.db.clock.now())
         page = int(state["next_page"])
-        first = await feed.fetch(feed.everything, page, True)
+        first = await _fetched(feed, feed.everything, page, True)
         total = first.total
         # The page the count says is the last ends the walk, even when it is full (a vendor that says nothing of a
         # next page would otherwise cost one more request, sent alone). Records added meanwhile are changes since
@@ -108,7 +113,7 @@ class DirectorySync:
 
         async def store(n: int, got: Page) -> bool:  # in page order, each with the page reached: a restart resumes here
             nonlocal newest, stored, finished
-            newest = await self.db.awrite(self._store, feed, got.rows, newest, {"started_at": started, "next_page": n + 1}, False)
+            newest = await self.db.awrite(self._store, feed, got, newest, {"started_at": started, "next_page": n + 1}, False)
             stored += len(got.rows)
             if progress:
                 progress(feed.name, stored, total)
@@ -119,11 +124,12 @@ class DirectorySync:
             return not finished
 
         if await store(page, first) and last is not None:  # the page count is known: many pages in flight
-            await in_order(lambda n: feed.fetch(feed.everything, n, False), range(page + 1, last + 1), self.in_flight, store)
+            await in_order(lambda n: _fetched(feed, feed.everything, n, False), range(page + 1, last + 1), self.in_flight,
+                           store)
             page = max(page, last)
         while not finished:  # no count given, or records added meanwhile: one page after another
             page += 1
-            await store(page, await feed.fetch(feed.everything, page, False))
+            await store(page, await _fetched(feed, feed.everything, page, False))
         return stored
 
     async def _changes(self, feed: Feed, state: Json, progress: Progress | None) -> int:
@@ -131,8 +137,8 @@ class DirectorySync:
         cursor, page, stored = state["cursor"], 1, 0
         newest = cursor
         while True:
-            got = await feed.fetch(feed.since(cursor), page, False)
-            newest = await self.db.awrite(self._store, feed, got.rows, newest, {}, True)
+            got = await _fetched(feed, feed.since(cursor), page, False)
+            newest = await self.db.awrite(self._store, feed, got, newest, {}, True)
             stored += len(got.rows)
             if progress:
                 progress(feed.name, stored, None)
@@ -147,13 +153,17 @@ class DirectorySync:
                 cursor, page = newest, 1
                 await self.db.awrite(sync_state.save, self.tenant, feed.name, {"cursor": cursor})
 
-    def _store(self, conn: Any, feed: Feed, rows: list[Json], newest: str | None, state: Json,
+    def _store(self, conn: Any, feed: Feed, got: Page, newest: str | None, state: Json,
                index: bool) -> str | None:
         """Upsert one page and record how far the sync got."""
-        feed.store(conn, rows, index)
-        for r in rows:
+        feed.store(conn, got.prepared, index)
+        for r in got.rows:
             if (at := feed.modified(r)) and (newest is None or to_db(at) > newest):
                 newest = to_db(at)
         sync_state.save(conn, self.tenant, feed.name, {**state, "newest": newest} if state else {})
         return newest
 
+
+async def _fetched(feed: Feed, params: Json, page: int, count: bool) -> Page:
+    got = await feed.fetch(params, page, count)
+    return Page(got.rows, got.more, got.total, feed.prepare(got.rows))

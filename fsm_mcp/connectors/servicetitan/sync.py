@@ -35,14 +35,14 @@ def directory_sync(api: ServiceTitanApi, db: Store, business: Business, page_siz
                                                 **({"includeTotal": True} if count else {})}, budget=BUDGET)
             return Page(body["data"], bool(body["hasMore"]), body.get("totalCount"))
 
-        def store(conn: Any, got: list[Json], index: bool) -> None:
-            mirror.upsert(conn, tenant, db.clock.now(), index=index, **rows(got))
+        def store(conn: Any, mapped: Json, index: bool) -> None:
+            mirror.upsert(conn, tenant, db.clock.now(), index=index, **mapped)
 
         return Feed(
             name, fetch, page_size,
             everything={"sort": "+Id", "active": "Any"} if sortable else {"modifiedOnOrAfter": EVERYTHING_SINCE},
             since=lambda cursor: {"modifiedOnOrAfter": cursor, **({"sort": "+ModifiedOn"} if sortable else {})},
-            by_change=sortable, store=store, modified=lambda r: mapping.when(r.get("modifiedOn")),
+            by_change=sortable, store=store, modified=lambda r: mapping.when(r.get("modifiedOn")), prepare=rows,
         )
 
     def contacts(owner: str, key: str) -> Any:
