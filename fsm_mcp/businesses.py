@@ -20,6 +20,7 @@ from fsm_mcp.connectors.http.lanes import open_lanes
 from fsm_mcp.settings import Settings
 from fsm_mcp.store import Store
 from fsm_mcp.store.idempotency import IdempotentWriter
+from fsm_mcp.store.repositories import Idempotency
 
 log = logging.getLogger("fsm_mcp")
 
@@ -32,7 +33,7 @@ class ServedBusiness:
     db: Store
     backend: Backend
     clock: Clock
-    writer: IdempotentWriter
+    writer: Idempotency
     confirmations: Confirmations
 
     @property

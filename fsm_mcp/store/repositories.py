@@ -15,22 +15,31 @@ in-memory double, an async driver) would implement the same Protocol.
     KeyRows           store/keys.py           the HTTP server's API keys
     ConfirmationRows  store/confirmations.py  confirmation tokens
 
-The idempotency keys' rows are private to `IdempotentWriter` (store/idempotency.py), their one user; the
-customer directory's are the directory's (directory/, store/contacts.py).
+    Idempotency       store/idempotency.py    a write at most once per key: its lease, recovery points, replay
+
+The idempotency keys' rows are private to `IdempotentWriter` (store/idempotency.py), their one user, so
+its Protocol is the writer's own (async: it owns its transactions, leases and waits); the customer
+directory's rows are the directory's (directory/, store/contacts.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from fsm_mcp.billing import Line, Totals
 from fsm_mcp.inputs import JobFilter
 from fsm_mcp.models import Invoice, Job, JobStatus, Technician
 
+if TYPE_CHECKING:
+    from fsm_mcp.store.idempotency import Attempt
+
 Busy = dict[str, list[tuple[datetime, datetime, str]]]  # technician id -> (start, end, job id)
+M = TypeVar("M", bound=BaseModel)
 
 
 class JobRows(Protocol):
@@ -99,6 +108,14 @@ class ConfirmationRows(Protocol):
     def mark_used(self, conn: Any, tenant: str, digest: str, at: str | None) -> None: ...
 
 
+class Idempotency(Protocol):
+    in_transaction: bool  # the write joins the store's transaction (the local backend) or waits on a vendor
+
+    async def run(self, *, tenant: str, actor: str, tool: str, key: str | None, request: BaseModel,
+                  result_type: type[M], result_id: Callable[[M], str],
+                  write: Callable[[Attempt], Awaitable[M]]) -> M: ...
+
+
 if TYPE_CHECKING:  # each module implements its Protocol (mypy checks a module against a Protocol)
     from fsm_mcp.store import audit, confirmations, invoices, jobs, keys, merges, sync_state, technicians
 
@@ -110,3 +127,8 @@ if TYPE_CHECKING:  # each module implements its Protocol (mypy checks a module a
     _audit: AuditRows = audit
     _keys: KeyRows = keys
     _confirmations: ConfirmationRows = confirmations
+
+    from fsm_mcp.store.idempotency import IdempotentWriter
+
+    def _writer(writer: IdempotentWriter) -> Idempotency:
+        return writer
