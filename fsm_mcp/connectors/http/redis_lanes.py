@@ -51,6 +51,7 @@ import httpx2 as httpx
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from fsm_mcp.connectors.http.client import retry_after
 from fsm_mcp.connectors.http.lanes import Held
 from fsm_mcp.connectors.http.limits import MARGIN, Clock
 from fsm_mcp.errors import VendorUnavailable
@@ -156,7 +157,9 @@ class RedisLane:
             self._count, self._window_ms = window_of(self._rate, margin=1.0)
             self._interval_ms = self._window_ms / self._count
 
-        async def answered(_: httpx.Response) -> None:
+        async def answered(response: httpx.Response) -> None:
+            if response.status_code == 429 and (asked := retry_after(response)):
+                await self.hold(asked)  # first: every replica is to hold before this one spends a round trip
             await self.answered()
 
         http.event_hooks["response"] = [*http.event_hooks.get("response", []), answered]
