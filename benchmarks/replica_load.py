@@ -14,7 +14,8 @@ run's own (emptied after), each configured to the vendor's rate; a round-robin T
 (benchmarks/balancer.py) stands in front, and the agents open a connection per request, so requests are
 spread over the replicas one by one.
 
-1. Sync: every replica starts its background directory sync; the store's lease lets one of them run it.
+1. Sync: the replicas start together, each starting its background directory sync; the store's lease lets
+   one of them run it.
    Printed: requests, 429s, rate from the first request to the last as a share of the limit (goal >= 90 %),
    and the same without the requests the other replicas send as they start (the sync's own).
 2. Normal load: `--scenarios` scenarios of vendor_chaos (lookup, slots, booking a new caller, dispatch,
@@ -57,32 +58,39 @@ from tests.http_rig import ENV, free_port, new_key
 
 
 @contextmanager
-def replica(db: str, env: dict[str, str], log: Path) -> Iterator[str]:
-    """One `fsm-mcp serve --transport http --stateless` process, its stderr in `log` (a pipe nobody reads would
-    fill and stall it); its base URL while it runs."""
-    port = free_port()
-    with log.open("ab") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "fsm_mcp", "serve", "--transport", "http", "--port", str(port),
-                                 "--db", db, "--stateless"], env=env, stdout=subprocess.DEVNULL, stderr=err)
-    base = f"http://127.0.0.1:{port}"
+def replicas(db: str, env: dict[str, str], logs: Path, count: int) -> Iterator[list[str]]:
+    """`count` `fsm-mcp serve --transport http --stateless` processes, started together as a deployment starts
+    them (one after another, the first one's sync ran beside the others' start-up), each's stderr in `logs` (a
+    pipe nobody reads would fill and stall it); their base URLs once all answer."""
+    procs, bases = [], []
+    for n in range(count):
+        port = free_port()
+        with (logs / f"replica{n}.log").open("ab") as err:
+            procs.append(subprocess.Popen([sys.executable, "-m", "fsm_mcp", "serve", "--transport", "http", "--port",
+                                           str(port), "--db", db, "--stateless"], env=env, stdout=subprocess.DEVNULL,
+                                          stderr=err))
+        bases.append(f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(base + "/", timeout=0.5)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"a replica did not start: see {log}") from None
-                time.sleep(0.05)
-        yield base
+        for proc, base in zip(procs, bases, strict=True):
+            while True:
+                try:
+                    httpx.get(base + "/", timeout=0.5)
+                    break
+                except httpx.TransportError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"a replica did not start: see {logs}") from None
+                    time.sleep(0.05)
+        yield bases
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def rate_figures(log: list[Seen], limit: float) -> str:
@@ -180,7 +188,7 @@ def main() -> None:
         # 1. the sync: each replica starts one at launch, the lease lets one through
         first, _ = fake.count()
         print(f"  logs (the replicas', the fake's) in {logs}")
-        bases = [stack.enter_context(replica(db, env, logs / f"replica{n}.log")) for n in range(args.replicas)]
+        bases = stack.enter_context(replicas(db, env, logs, args.replicas))
         quiet_since, (seen, _) = time.monotonic(), fake.count()
         deadline = time.monotonic() + 600
         while time.monotonic() - quiet_since < 3.0 and time.monotonic() < deadline:
