@@ -1,10 +1,12 @@
+import phonenumbers
 import pytest
+from phonenumbers import PhoneNumber
 
 from fsm_mcp.identity.addresses import compare_addresses, parse_street
 from fsm_mcp.identity.compare import Comparison, compare_names
 from fsm_mcp.identity.keys import Profile, query_keys, record_keys
 from fsm_mcp.identity.names import parse_name
-from fsm_mcp.identity.phones import InvalidPhone, parse_phone, parse_phone_in_general
+from fsm_mcp.identity.phones import InvalidPhone, _valid_in, parse_phone, parse_phone_in_general
 from fsm_mcp.identity.query import caller_profile
 from fsm_mcp.identity.scoring import score, settle
 from fsm_mcp.inputs import parse_address
@@ -36,12 +38,14 @@ def test_an_invalid_plus_one_number_outside_the_us_is_refused_not_retried_foreve
         parse_phone("+1 555 555 0143", "CA")
 
 
-@pytest.mark.parametrize("region", ["US", "CA", "PR", "GB"])
+@pytest.mark.parametrize("region", ["US", "CA", "PR", "JM", "GB"])
 def test_the_north_american_shortcut_answers_as_the_general_parser_does(region: str) -> None:
     import random
 
     rng = random.Random(region)
-    layouts = ["{a}{b}{c}", "({a}) {b}-{c}", "{a}.{b}.{c}", "+1 {a} {b} {c}", "1{a}{b}{c}", "1-{a}-{b}-{c}", "+1{a}{b}{c}"]
+    layouts = ["{a}{b}{c}", "({a}) {b}-{c}", "{a}.{b}.{c}", "+1 {a} {b} {c}", "1{a}{b}{c}", "1-{a}-{b}-{c}", "+1{a}{b}{c}",
+               "({a}){b}{c}", "{a} {b} {c}", "+1 ({a}) {b}-{c}", "1 ({a}) {b}.{c}", "{a}-{b}{c}", " {a}{b}{c} ",
+               "+1-{a}-{b}-{c}", "1.{a}.{b}.{c}", "{a}{b}-{c}", "1 {a}-{b}-{c}", "+1.{a}.{b}.{c}"]
     area_codes = ["217", "416", "787", "555", "800", "911", "236", "290", *(f"{rng.randint(200, 999)}" for _ in range(40))]
     checked = 0
     for area in area_codes:
@@ -56,6 +60,26 @@ def test_the_north_american_shortcut_answers_as_the_general_parser_does(region: 
             assert outcomes[0] == outcomes[1], (raw, region)
             checked += outcomes[0] != "invalid"
     assert checked > 100  # most of them are real numbers, not only refusals
+
+
+@pytest.mark.parametrize("region", sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1]))
+def test_the_shortcuts_validity_check_is_the_librarys_for_every_area_code(region: str) -> None:
+    import random
+
+    rng = random.Random(region)
+    valid_in, valid = _valid_in(region), 0
+    examples = [str(e.national_number) for kind in phonenumbers.PhoneNumberType.values()
+                if (e := phonenumbers.example_number_for_type(region, kind)) is not None]
+    near_examples = [f"{e[:digits]}{rng.randrange(10 ** (10 - digits)):0{10 - digits}d}"
+                     for e in examples for digits in (3, 6) for _ in range(100)]  # the region's own area codes
+    everywhere = [f"{area}{exchange}{rng.randint(0, 9999):04d}" for area in range(200, 1000)
+                  for exchange in (f"{rng.randint(200, 999)}", f"{rng.randint(0, 199):03d}", f"{area % 8 + 2}11", "555")]
+    for national in examples + near_examples + everywhere:
+        expected = phonenumbers.is_valid_number_for_region(PhoneNumber(country_code=1, national_number=int(national)),
+                                                            region)
+        assert valid_in(national) is expected, (region, national)
+        valid += expected
+    assert valid > 200  # the region's own numbers were among them, not only refusals
 
 
 def _names(a: str, b: str) -> tuple[str | None, str | None, bool]:
