@@ -6,7 +6,8 @@ whose external_id or import key (`import_keys.py`: its cells and its place among
 rows) was imported before is skipped, so an interrupted import can simply be run again. A
 file that names one external_id on two rows is refused before anything is written. A row
 with no name is rejected; an unreadable phone or e-mail is dropped from an otherwise good
-row, with a warning.
+row, with a warning. The rows' identity keys are held back until the import's end and merged into the index
+in one sorted pass (`store/directory.py`): its customers are found by lookups once it has finished.
 
 A file that cannot be read as CSV in its encoding, or holds a cell over the csv module's
 128 KiB limit, is refused whole before anything is written, naming the line and the field:
@@ -41,7 +42,7 @@ from fsm_mcp.store import Store, directory, imports
 
 CUSTOMER_COLUMNS = ("external_id", "name", "phone", "email", "street", "unit", "city", "state", "postal_code", "notes")
 TECHNICIAN_COLUMNS = ("external_id", "name", "phone", "skills")
-BATCH = 2000
+BATCH = 10_000  # rows a transaction: each commit writes every page it dirtied of the random-order indexes
 
 
 @dataclass
@@ -186,6 +187,7 @@ def import_customers(
         if batch:
             db.write(_customer_batch, business, batch, report, db.clock.now())
             progress(len(batch))
+        db.write(directory.merge_pending_keys, business.tenant_id)  # this import's keys, and a cut-off one's
     db.analyze()
     db.write(identity_model.train, business.tenant_id, db.clock.now())  # what agreement means in this base
     return report
@@ -194,6 +196,7 @@ def import_customers(
 def reindex_customers(db: Store, tenant: str, progress: Callable[[int, int], None] | None = None) -> int:
     """Rebuild the matching index as a bulk load: large page cache, then fresh planner statistics."""
     with db.bulk():
+        db.write(directory.merge_pending_keys, tenant)  # a cut-off import's
         count = db.write(customers.rebuild_index, tenant, progress)
     db.analyze()
     db.write(identity_model.train, tenant, db.clock.now())
@@ -258,8 +261,7 @@ def _customer_batch(conn: Any, business: Business, batch: list[tuple[int, dict[s
         profiles.append(profile)
     ids = customers.insert_customers(conn, tenant, now, new)
     customers.insert_locations(conn, tenant, now, [(cid, a, None, ()) for cid, a in zip(ids, addresses, strict=True) if a])
-    directory.add_keys(conn, tenant, [(key, cid) for cid, profile in zip(ids, profiles, strict=True)
-                                      for key in record_keys(profile)], new=True)
+    directory.add_pending_keys(conn, tenant, [(cid, record_keys(profile)) for cid, profile in zip(ids, profiles, strict=True)])
     report.imported += len(ids)
 
 

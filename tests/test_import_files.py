@@ -189,6 +189,42 @@ def test_an_import_interrupted_between_batches_and_run_again_imports_every_row_o
     assert names_in(settings.db_path) == EVERY_ROW_ONCE
 
 
+def holders(db: Path | str, key: str) -> list[str]:
+    conn = stores.connect(db)
+    try:
+        return sorted(r[0] for r in conn.execute(
+            "SELECT c.name FROM match_keys m JOIN customers c ON c.tenant_id=m.tenant_id AND c.id=m.customer_id "
+            "WHERE m.key=?", (key,)))
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("then", ["run again", "reindex"])
+def test_the_customers_of_a_cut_off_import_are_found_once_it_is_run_again_or_the_index_rebuilt(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str) -> None:
+    csv = tmp_path / "c.csv"
+    csv.write_text(HEADER + "".join(r + "\n" for r in NO_IDS))
+    monkeypatch.setattr(importer, "BATCH", 3)
+
+    def interrupted(done: int) -> None:
+        raise KeyboardInterrupt
+
+    db = open_store(settings.db_path)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            importer.import_customers(db, BUSINESS, csv, interrupted)
+        assert holders(settings.db_path, "e:bo@example.com") == []  # its keys wait for the import's end
+        if then == "run again":
+            importer.import_customers(db, BUSINESS, csv)
+        else:
+            importer.reindex_customers(db, BUSINESS.tenant_id)
+        assert db.read(lambda c: c.execute("SELECT count(*) FROM match_keys_pending").fetchone()[0]) == 0
+    finally:
+        db.close()
+    assert holders(settings.db_path, "e:bo@example.com") == ["Bo Chan"]
+    assert holders(settings.db_path, "p:+12175550101") == (["Ana Ruiz", "Ana Ruiz"] if then == "run again" else ["Ana Ruiz"])
+
+
 @pytest.mark.parametrize(("kind", "header", "rows"), [
     ("customers", HEADER, ["c1,Ana Ruiz,,,1 Elm St,,,,,", "c2,Bo Chan,,,,,,,,", "c1,Ana Ruiz-Lee,,,9 Oak St,,,,,"]),
     ("technicians", "external_id,name,phone,skills\n", ["t1,Maria Lopez,,hvac", "t2,Dev Patel,,hvac", "t1,Maria L.,,hvac"]),

@@ -274,7 +274,56 @@ DROP_KEYS = "DELETE FROM match_keys WHERE tenant_id=? AND customer_id=?"  # by t
 
 
 def drop_keys(conn: Any, tenant: str, customer_ids: Sequence[str]) -> None:
-    conn.executemany(DROP_KEYS, [(tenant, c) for c in customer_ids])
+    """Remove these customers' keys, from the index and from an import's pending ones."""
+    rows = [(tenant, c) for c in customer_ids]
+    conn.executemany(DROP_KEYS, rows)
+    conn.executemany("DELETE FROM match_keys_pending WHERE tenant_id=? AND customer_id=?", rows)
+
+
+# --- an import's keys, held back and merged in key order --------------------------------------------------
+#
+# Keys arrive from an import in file order, which is random order in the index: on SQLite each batch's
+# entries dirtied as many pages of the growing index, and every commit wrote them all again (at 300,000
+# customers the index and the commits took two thirds of the import, and their share grew with the base). So
+# an import's batches append each new customer's keys, as one JSON list, to match_keys_pending (by customer,
+# whose ids grow with time), in the transaction that writes the customer, and the import ends by merging them
+# into the index in one sorted pass. A cut-off import leaves its committed batches' keys pending: running it
+# again (or a reindex) merges them.
+
+
+def add_pending_keys(conn: Any, tenant: str, keys: Iterable[tuple[str, Iterable[str]]]) -> None:
+    """Hold (customer id, its keys) of new customers until `merge_pending_keys`."""
+    insert_rows(conn, "match_keys_pending", ("tenant_id", "customer_id", "keys"),
+                [(tenant, cid, json.dumps(sorted(held))) for cid, held in keys])
+
+
+_PENDING = {  # each pending key with its customer, as rows
+    "sqlite": "SELECT p.tenant_id, j.value, p.customer_id FROM match_keys_pending p, json_each(p.keys) j",
+    "postgresql": "SELECT p.tenant_id, j.value, p.customer_id FROM match_keys_pending p, "
+                  "json_array_elements_text(p.keys::json) AS j(value)",
+}
+
+
+def merge_pending_keys(conn: Any, tenant: str) -> int:
+    """Move the business's pending keys into the index, in key order; returns how many customers' were pending.
+
+    When most customers are the pending ones (a first import), the index by customer is built again after the
+    move instead of taking the keys one by one in key order, which is random order for it. Only on SQLite:
+    there a rebuilt index is one sort, and readers go on reading the last commit; PostgreSQL would hold every
+    lookup on the table while it ran."""
+    pending = int(conn.execute("SELECT count(*) FROM match_keys_pending WHERE tenant_id=?", (tenant,)).fetchone()[0])
+    if not pending:
+        return 0
+    dialect = getattr(conn, "dialect", "sqlite")
+    rebuild = dialect == "sqlite" and 2 * pending > int(conn.execute("SELECT count(*) FROM customers").fetchone()[0])
+    if rebuild:
+        conn.execute("DROP INDEX match_keys_customer")
+    conn.execute(f"INSERT INTO match_keys (tenant_id, key, customer_id) {_PENDING[dialect]} WHERE p.tenant_id=? "
+                 "ORDER BY j.value, p.customer_id ON CONFLICT DO NOTHING", (tenant,))
+    if rebuild:
+        conn.execute("CREATE INDEX match_keys_customer ON match_keys (tenant_id, customer_id)")
+    conn.execute("DELETE FROM match_keys_pending WHERE tenant_id=?", (tenant,))
+    return pending
 
 
 def keys_by_customer(conn: Any, tenant: str) -> Iterator[tuple[str, set[str]]]:

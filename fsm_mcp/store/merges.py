@@ -44,7 +44,7 @@ def apply(
             f"contact_id = COALESCE({table}.contact_id, excluded.contact_id)",
             (keep_id, *scope),
         )
-    for table in ("customer_phones", "customer_emails", "match_keys"):
+    for table in ("customer_phones", "customer_emails", "match_keys", "match_keys_pending"):
         conn.execute(f"DELETE FROM {table} WHERE tenant_id=? AND customer_id IN ({marks})", scope)
     contacts.fold(conn, tenant, keep_id, ids)
     conn.execute("UPDATE customers SET notes=?, tags=?, updated_at=? WHERE tenant_id=? AND id=?",

@@ -271,4 +271,12 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX match_keys_customer ON match_keys (tenant_id, customer_id);
     """,
+    # An import's match keys until its end, a JSON list per new customer (ids grow with time: batches append),
+    # then merged into match_keys in key order (store/directory.py, merge_pending_keys).
+    """
+    CREATE TABLE match_keys_pending (
+        tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, keys TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, customer_id)
+    ) WITHOUT ROWID;
+    """,
 ]
