@@ -23,7 +23,7 @@ from fsm_mcp.connectors.http.auth import ApiKey
 from fsm_mcp.connectors.http.client import Check, Policy, VendorClient
 from fsm_mcp.connectors.http.lanes import Lanes, LocalLanes
 from fsm_mcp.connectors.http.limits import Breaker
-from fsm_mcp.connectors.http.paging import FIELDPULSE, collect
+from fsm_mcp.connectors.http.paging import FIELDPULSE, collect, in_order
 
 VENDOR = "FieldPulse"
 Json = dict[str, Any]
@@ -69,6 +69,30 @@ class FieldPulseApi:
 
     async def all(self, path: str, params: Json | None = None, size: int | None = None) -> list[Json]:
         return await collect(self.client, path, params or {}, FIELDPULSE, size)
+
+    async def counted(self, path: str, params: Json, window: int = 4) -> list[Json]:
+        """Every record of a list, its pages `window` at a time: the first page asks `calculate_count`, the pages
+        its total implies are fetched side by side (and taken in order), and a full last page (records added
+        meanwhile) is followed one page at a time. For the change polls, where a window of changes spans pages
+        and each page waited for the one before it."""
+        size = FIELDPULSE.most
+        first = await self.page(path, {**params, "page": 1, "limit": size, "calculate_count": "true"})
+        rows, got = list(first["response"]), list(first["response"])
+        pages = max(1, -(-int(first.get("total_results") or 0) // size))
+
+        async def take(_: int, body: Json) -> bool:
+            nonlocal got
+            got = list(body["response"])
+            rows.extend(got)
+            return True
+
+        await in_order(lambda n: self.page(path, {**params, "page": n, "limit": size}), range(2, pages + 1), window,
+                       take)
+        page = pages
+        while len(got) >= size:
+            page += 1
+            await take(page, await self.page(path, {**params, "page": page, "limit": size}))
+        return rows
 
     async def write(self, method: str, path: str, body: Any = None, *, check: Check | None = None,
                     what: str = "the change") -> Any:

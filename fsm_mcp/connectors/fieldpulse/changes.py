@@ -2,7 +2,8 @@
 
 A job holds its window, status and technicians (assignments) itself, so its `updated_at` is its version; the
 list takes `filter` on updated_at and is paged in creation order, where a change moves nothing (paged by
-updated_at, a record changed meanwhile would move behind the pages read and push another past them). The
+updated_at, a record changed meanwhile would move behind the pages read and push another past them); its
+pages are read side by side once the first has said how many there are (`FieldPulseApi.counted`). The
 statuses fsm-mcp noted as comments (arrived or working) count only with the comments, read for the jobs in
 progress that fsm-mcp last knew arrived or working.
 
@@ -77,8 +78,8 @@ class FieldPulseChanges:
 
     async def since(self, moment: datetime) -> list[Sighting]:
         after = await position(self.db, self.tenant)
-        raws = await self.api.all("/jobs", {"filter": where(("updated_at", ">=", mapping.stamp(moment))),
-                                            "sort_by": "created_at", "sort_dir": "asc"})
+        raws = await self.api.counted("/jobs", {"filter": where(("updated_at", ">=", mapping.stamp(moment))),
+                                                "sort_by": "created_at", "sort_dir": "asc"})
         return await self._sightings(raws, after)
 
     async def sighting(self, job_id: str) -> Sighting | None:
