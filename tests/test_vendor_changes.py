@@ -132,11 +132,12 @@ async def test_the_background_loop_polls_job_changes_under_the_sync_lease(st: An
     assert [t for t, _ in await events_of(backend.db, job_id)][-1] == "job.completed"
 
 
-async def test_a_job_completed_in_fieldpulse_is_seen_once_by_the_poll(tmp_path: Any, store_kind: str) -> None:
+@pytest.fixture
+async def fp(tmp_path: Any, store_kind: str) -> AsyncIterator[Any]:
+    """The fake FieldPulse with a technician and a customer, served, and a FieldPulse backend over it."""
     from fsm_mcp.connectors.fieldpulse.backend import FieldPulseBackend
     from tests.fakes.fieldpulse import FakeFieldPulse
     from tests.fakes.fieldpulse import connector_settings as fp_connector
-    from tests.vendor_rig import fp_complete, fp_job
 
     fake = FakeFieldPulse()
     tech = str(fake.add_technician("Dana Reyes"))
@@ -146,54 +147,47 @@ async def test_a_job_completed_in_fieldpulse_is_seen_once_by_the_poll(tmp_path: 
         backend = FieldPulseBackend.open(db, BUSINESS, fp_connector(url))
         try:
             assert backend.changes is not None
-            await backend.changes.run()
-            job_id = fp_job(fake, tech)
-            await backend.changes.run()
-            fp_complete(fake, job_id)
-            for _ in range(2):
-                await backend.changes.run()
-            assert [t for t, _ in await events_of(db, job_id)] == ["job.created", "technician.assigned", "job.completed"]
+            yield fake, tech, backend
         finally:
             await backend.aclose()
             db.close()
 
 
-async def test_fieldpulse_changes_spanning_pages_are_all_read_with_the_pages_side_by_side(tmp_path: Any,
-                                                                                          store_kind: str) -> None:
-    from fsm_mcp.connectors.fieldpulse.backend import FieldPulseBackend
-    from tests.fakes.fieldpulse import FakeFieldPulse
-    from tests.fakes.fieldpulse import connector_settings as fp_connector
+async def test_a_job_completed_in_fieldpulse_is_seen_once_by_the_poll(fp: Any) -> None:
     from tests.vendor_rig import fp_complete, fp_job
 
-    fake = FakeFieldPulse()
-    tech = str(fake.add_technician("Dana Reyes"))
-    fake.add_customer("William Carter", "12 Oak St", "Springfield", "62701", phones=("(217) 555-0143",))
-    db = open_store(stores.target(store_kind, tmp_path, "fp.db"))
-    with serving(fake.app) as url:
-        backend = FieldPulseBackend.open(db, BUSINESS, fp_connector(url))
-        try:
-            assert backend.changes is not None
-            await backend.changes.run()
-            jobs = [fp_job(fake, tech) for _ in range(230)]  # three pages of 100
-            await backend.changes.run()
-            for job_id in jobs:
-                fp_complete(fake, job_id)
-            asked = len(fake.door.log)
-            await backend.changes.run()
-            lists = [x for x in fake.door.log[asked:] if x.method == "GET" and x.path == "/jobs"]
-            assert sorted(int(x.query["page"]) for x in lists) == [1, 2, 3]
-            assert lists[0].query.get("calculate_count") == "true"
-            completed, cursor = set(), None
-            while True:  # more events than one page of the feed
-                page = await outbox.read(db, BUSINESS.tenant_id, cursor, limit=500)
-                completed |= {e.subject_id for e in page.events if e.type == "job.completed"}
-                cursor = page.cursor
-                if not page.more:
-                    break
-            assert completed == set(jobs)
-        finally:
-            await backend.aclose()
-            db.close()
+    fake, tech, backend = fp
+    await backend.changes.run()
+    job_id = fp_job(fake, tech)
+    await backend.changes.run()
+    fp_complete(fake, job_id)
+    for _ in range(2):
+        await backend.changes.run()
+    assert [t for t, _ in await events_of(backend.db, job_id)] == ["job.created", "technician.assigned", "job.completed"]
+
+
+async def test_fieldpulse_changes_spanning_pages_are_all_read_with_the_pages_side_by_side(fp: Any) -> None:
+    from tests.vendor_rig import fp_complete, fp_job
+
+    fake, tech, backend = fp
+    await backend.changes.run()
+    jobs = [fp_job(fake, tech) for _ in range(230)]  # three pages of 100
+    await backend.changes.run()
+    for job_id in jobs:
+        fp_complete(fake, job_id)
+    asked = len(fake.door.log)
+    await backend.changes.run()
+    lists = [x for x in fake.door.log[asked:] if x.method == "GET" and x.path == "/jobs"]
+    assert sorted(int(x.query["page"]) for x in lists) == [1, 2, 3]
+    assert lists[0].query.get("calculate_count") == "true"
+    completed, cursor = set(), None
+    while True:  # more events than one page of the feed
+        page = await outbox.read(backend.db, BUSINESS.tenant_id, cursor, limit=500)
+        completed |= {e.subject_id for e in page.events if e.type == "job.completed"}
+        cursor = page.cursor
+        if not page.more:
+            break
+    assert completed == set(jobs)
 
 
 async def test_a_job_completed_in_housecall_pro_is_seen_once_by_the_poll(tmp_path: Any, store_kind: str) -> None:
