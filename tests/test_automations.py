@@ -292,8 +292,10 @@ async def test_only_the_holder_of_the_lease_runs_them_and_another_takes_over_whe
     assert [r[0] for r in invoices(settings)] == [job_id]
 
 
-async def test_a_completion_seen_at_fieldpulse_is_billed_there_from_the_price_list(fp: Any) -> None:
-    settings, clock = priced(fp.settings, price_list=PRICE_LIST), Clock()
+@asynccontextmanager
+async def completed_in_fieldpulse(fp: Any, settings: Settings, clock: Clock) -> AsyncIterator[tuple[Any, Automations]]:
+    """A job booked through the tools, completed in FieldPulse's own app and seen by the poll (which records the
+    completion as the services do); (the job, the automations) while the server serves."""
     db = open_store(settings.db_path, clock)
     try:
         async with Client(build_server(settings, fp.transport, clock=clock)) as client, \
@@ -302,14 +304,19 @@ async def test_a_completion_seen_at_fieldpulse_is_billed_there_from_the_price_li
             await automations.start()
             job = await call(client, "create_job", customer=NEW_CALLER, job_type="Furnace repair", summary="no heat",
                              idempotency_key="a", **MONDAY_9)
-            fp.fake.jobs[int(job["job_id"])]["status"] = 4  # completed in FieldPulse's own app
-            # ...and seen by the poll, which records the completion as the services do
+            fp.fake.jobs[int(job["job_id"])]["status"] = 4
             await outbox.record(db, settings.business.tenant_id, "job.completed", "job", job["job_id"],
                                 {"job_id": job["job_id"], "customer_id": job["customer_id"], "status": "completed"})
-            assert await automations.step() == 1
-            await automations.step()
+            yield job, automations
     finally:
         db.close()
+
+
+async def test_a_completion_seen_at_fieldpulse_is_billed_there_from_the_price_list(fp: Any) -> None:
+    settings = priced(fp.settings, price_list=PRICE_LIST)
+    async with completed_in_fieldpulse(fp, settings, Clock()) as (job, automations):
+        assert await automations.step() == 1
+        await automations.step()
     made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job["job_id"]]
     assert len(made) == 1 and Decimal(str(made[0]["total"])) == Decimal("240.00")
     assert actors(settings, "create_invoice") == ["system:automation"]
@@ -458,22 +465,10 @@ async def test_with_a_delay_a_completion_is_invoiced_only_once_the_delay_has_pas
 
 async def test_with_a_delay_a_vendor_invoice_made_meanwhile_is_the_jobs_one(fp: Any) -> None:
     settings, clock = priced(fp.settings, price_list=PRICE_LIST, invoice_delay_minutes=10), Clock()
-    db = open_store(settings.db_path, clock)
-    try:
-        async with Client(build_server(settings, fp.transport, clock=clock)) as client, \
-                open_businesses({settings.business.tenant_id: settings}, db, fp.transport, background=False) as every:
-            automations = Automations(every)
-            await automations.start()
-            job = await call(client, "create_job", customer=NEW_CALLER, job_type="Furnace repair", summary="no heat",
-                             idempotency_key="a", **MONDAY_9)
-            fp.fake.jobs[int(job["job_id"])]["status"] = 4  # completed in FieldPulse's own app
-            await outbox.record(db, settings.business.tenant_id, "job.completed", "job", job["job_id"],
-                                {"job_id": job["job_id"], "customer_id": job["customer_id"], "status": "completed"})
-            assert await automations.step() == 0
-            fp.fake.invoice_in_app(job["job_id"], ("Repair", "1", "310.00"))  # the technician, meanwhile
-            clock.advance(timedelta(minutes=11))
-            assert await automations.step() == 1
-    finally:
-        db.close()
+    async with completed_in_fieldpulse(fp, settings, clock) as (job, automations):
+        assert await automations.step() == 0
+        fp.fake.invoice_in_app(job["job_id"], ("Repair", "1", "310.00"))  # the technician, meanwhile
+        clock.advance(timedelta(minutes=11))
+        assert await automations.step() == 1
     made = [i for i in fp.fake.invoices.values() if str(i["job_id"]) == job["job_id"]]
     assert [Decimal(str(i["total"])) for i in made] == [Decimal("310.00")]
