@@ -8,6 +8,7 @@ from `invoice.created` to the link being recorded is put in one bucket:
 - `hold`: asleep inside a 429's hold, in the lane or in the retry that got the 429 (no client may shorten it);
 - `after_hold`: a 429's retry asleep past the hold's end (its backoff was longer than the hold);
 - `pace`: asleep in the lane for a slot of the published rate;
+- `lane_queue`: in an ordered lane, behind an older invoice's request taking its turn (outside a hold);
 - `backoff_503`, `backoff_lost`: a retry asleep after a 503, or after a write's answer was lost (504);
 - `cap`: waiting for one of the requests-in-flight slots (QuickBooks 10, Xero 5 at once);
 - `http:<what>`: on the wire, by what the request was (the customer lookup, its creation, the invoice, a
@@ -65,6 +66,8 @@ def install() -> None:
             top = phase[0] if phase else None
             if top == "lane":
                 spent[invoice]["hold" if held > 0 else "pace"] += took
+                phase[2][0] += took
+                phase[2][1] += took if held > 0 else 0.0
             elif top == "retrying":
                 last = status.get(invoice)
                 if last == 429:
@@ -88,11 +91,18 @@ def install() -> None:
     real_turn = lanes.LocalLane.turn
 
     async def turn(self: lanes.LocalLane, deadline: float = float("inf")) -> None:
-        token = _phase.set(("lane", self))
+        slept = [0.0, 0.0]  # asleep in this turn: all, inside the hold
+        token = _phase.set(("lane", self, slept))
+        t0, held0 = time.monotonic(), self.held()
         try:
             await real_turn(self, deadline)
         finally:
             _phase.reset(token)
+            if (invoice := _mine()) is not None:  # the rest: behind another request's turn (an ordered lane)
+                behind = max(0.0, time.monotonic() - t0 - slept[0])
+                inside = min(behind, max(0.0, held0 - slept[1]))
+                spent[invoice]["hold"] += inside
+                spent[invoice]["lane_queue"] += behind - inside
 
     lanes.LocalLane.turn = turn  # type: ignore[method-assign]
 

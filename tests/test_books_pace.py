@@ -5,6 +5,7 @@ sent inside a 429's hold."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import AsyncIterator
 from itertools import pairwise
 
@@ -12,6 +13,7 @@ import anyio
 import pytest
 
 from fsm_mcp.accounting.http import GAP
+from fsm_mcp.connectors.http.lanes import Held, LocalLanes, since
 from fsm_mcp.connectors.http.limits import Pace
 from fsm_mcp.settings import Settings
 from fsm_mcp.store import Store, open_store
@@ -69,6 +71,46 @@ def test_evenly_spaced_by_default_as_the_field_service_vendors_need() -> None:
     now = [0.0]
     pace = Pace(100, lambda: now[0])
     assert [pace.reserve() for _ in range(3)] == pytest.approx([0.0, 1 / 95, 2 / 95])
+
+
+async def test_an_ordered_lane_lets_the_oldest_work_go_first_after_a_hold_and_a_cancelled_waiter_stops_none() -> None:
+    lane = LocalLanes().lane("Books", "realm", 1000, window=60.0, ordered=True)
+    await lane.hold(0.3)
+    went: list[float] = []
+
+    async def request(began: float) -> None:
+        since.set(began)
+        await lane.turn()
+        went.append(began)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for began in (5.0, 3.0, 4.0, 1.0, 2.0):
+                tg.start_soon(request, began)
+            async with anyio.create_task_group() as gone:
+                gone.start_soon(request, 0.0)  # the oldest of all, given up while it waits
+                await anyio.sleep(0.1)
+                gone.cancel_scope.cancel()
+            with pytest.raises(Held):  # a caller whose budget ends inside the hold is told at once
+                await lane.turn(deadline=anyio.current_time() + 0.05)
+    assert went == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+async def test_an_ordered_lane_sends_the_next_request_when_the_answer_is_in_or_an_even_slot_later() -> None:
+    lane = LocalLanes().lane("Books", "org", 1.0, window=60.0, ordered=True)  # Xero: an even slot is 1.05 s
+    await lane.turn()  # sent; its answer not in yet
+
+    async def answer_soon() -> None:
+        await anyio.sleep(0.1)
+        lane.got_answer()
+
+    started = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(answer_soon)
+        await lane.turn()
+    assert 0.09 <= time.monotonic() - started < 0.6  # when the answer came
+    await lane.turn()  # the second's answer never comes: the third goes a slot after it
+    assert 1.0 <= time.monotonic() - started - 0.1 < 1.6
 
 
 @pytest.mark.parametrize("provider", ["quickbooks", "xero"])

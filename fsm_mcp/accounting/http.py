@@ -70,8 +70,13 @@ class DailyLane:
         await self.inner.turn(deadline)
         now = self.db.clock.now().timestamp()
         hour = int(now // 3600)
-        used = await self.db.awrite(sql.take_call, self.provider, self.company, hour, hour - 24, self.per_day)
+        try:
+            used = await self.db.awrite(sql.take_call, self.provider, self.company, hour, hour - 24, self.per_day)
+        except BaseException:
+            self.got_answer()  # nothing goes
+            raise
         if used >= self.per_day:
+            self.got_answer()
             seconds = await self._until_free(now, hour)
             raise DayLimitReached(
                 f"{self.vendor}'s limit of {self.per_day:,} requests a day for this organisation is used up; "
@@ -89,6 +94,10 @@ class DailyLane:
 
     async def hold(self, seconds: float) -> None:
         await self.inner.hold(seconds)
+
+    def got_answer(self) -> None:
+        if (inner := getattr(self.inner, "got_answer", None)) is not None:
+            inner()
 
 
 def _span(seconds: float) -> str:
@@ -123,10 +132,10 @@ def open_client(vendor: str, provider: str, db: Store, tenant: str, settings: Ac
 
 def company_lane(lanes: Lanes | None, vendor: str, company: str, rate: float) -> Lane:
     """The company's lane. Both vendors publish a limit a minute and none a second, so this process's lanes pace
-    by the minute, sends at least GAP apart. Redis's lanes (several replicas) keep their even schedule, one slot
+    by the minute, sends at least GAP apart, the oldest invoice's requests first. Redis's lanes (several replicas) keep their even schedule, one slot
     every 1/rate s: stricter than the vendors ask, never more."""
     if lanes is None or isinstance(lanes, LocalLanes):
-        return (lanes or LocalLanes()).lane(vendor, company, rate, window=60.0, gap=GAP)
+        return (lanes or LocalLanes()).lane(vendor, company, rate, window=60.0, gap=GAP, ordered=True)
     return lanes.lane(vendor, company, rate)
 
 

@@ -23,6 +23,7 @@ a payment seen for the first time).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import Protocol
 import anyio
 from pydantic import SecretStr
 
+from fsm_mcp.connectors.http.lanes import since
 from fsm_mcp.connectors.local import invoices as local_invoices
 from fsm_mcp.directory.customers import load_customer
 from fsm_mcp.errors import Busy, VendorRejected
@@ -165,8 +167,17 @@ class Sink:
                 await lease.release()
 
     async def _post(self, invoice_id: str) -> Posted:
-        tenant, provider = self.tenant, self.provider
-        invoice = await self.db.aread(local_invoices.load, tenant, invoice_id)
+        invoice = await self.db.aread(local_invoices.load, self.tenant, invoice_id)
+        # In the company's lane its requests go before a younger invoice's, a retry's too (on the lane's clock).
+        age = max(0.0, (self.db.clock.now() - invoice.created_at).total_seconds())
+        began = since.set(time.monotonic() - age)
+        try:
+            return await self._send(invoice)
+        finally:
+            since.reset(began)
+
+    async def _send(self, invoice: Invoice) -> Posted:
+        tenant, provider, invoice_id = self.tenant, self.provider, invoice.invoice_id
         done = await self.db.aread(sql.linked, tenant, "invoice", invoice_id, provider)
         customer = await self.db.aread(load_customer, tenant, invoice.customer_id)
         theirs = await self.customer(customer)

@@ -221,20 +221,24 @@ class VendorClient:
                 await self.lane.turn(deadline)
             except Held as held:  # the tenant is held past this call's budget: say when, send nothing
                 raise _Transient("rate limiting", sent=False, retry_after=held.seconds, held=True) from None
+            got_answer = getattr(self.lane, "got_answer", None)  # a lane that waits for answers before the next send
             try:
                 # Once sent, a request is seen through even if its caller is cancelled (a sibling read failed):
                 # its answer may be a 429 whose hold every other request of the lane must honour.
                 with anyio.CancelScope(shield=True):
                     response = await self.http.request(method, path, params=_clean(params), json=body,
                                                        headers=sent, timeout=self.policy.timeout)
+                if response.status_code == 429 and (asked := retry_after(response)):
+                    await self.lane.hold(asked)  # before this task yields: the lane is held before anyone else goes
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 self.breaker.failed()
                 raise _Transient(f"unreachable ({type(exc).__name__})", sent=False) from None
             except httpx.TransportError as exc:  # the request left; whether it arrived is unknown
                 self.breaker.failed()
                 raise _Transient(f"not answering ({type(exc).__name__})", sent=True) from None
-            if response.status_code == 429 and (asked := retry_after(response)):
-                await self.lane.hold(asked)  # before this task yields: the lane is held before anyone else goes
+            finally:
+                if got_answer is not None:
+                    got_answer()
             if response.status_code != 401 or renewed or not await self.auth.renew(headers):
                 return response
             renewed = True
