@@ -308,15 +308,18 @@ def merge_pending_keys(conn: Any, tenant: str) -> int:
     """Move the business's pending keys into the index, in key order; returns how many customers' were pending.
 
     When most customers are the pending ones (a first import), the index by customer is built again after the
-    move instead of taking the keys one by one in key order, which is random order for it. Only on SQLite:
-    there a rebuilt index is one sort, and readers go on reading the last commit; PostgreSQL would hold every
-    lookup on the table while it ran."""
+    move, one sort, instead of taking the keys one by one in key order, which is random order for it (on
+    PostgreSQL at 100,000 customers the merge took 11.5 s so, 16.6 s without). SQLite's readers go on reading
+    the last commit meanwhile; PostgreSQL's lookups wait for the merge's commit, in a base that was nearly
+    empty before this import."""
     pending = int(conn.execute("SELECT count(*) FROM match_keys_pending WHERE tenant_id=?", (tenant,)).fetchone()[0])
     if not pending:
         return 0
     dialect = getattr(conn, "dialect", "sqlite")
-    rebuild = dialect == "sqlite" and 2 * pending > int(conn.execute("SELECT count(*) FROM customers").fetchone()[0])
+    rebuild = 2 * pending > int(conn.execute("SELECT count(*) FROM customers").fetchone()[0])
     if rebuild:
+        if dialect == "postgresql":
+            conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
         conn.execute("DROP INDEX match_keys_customer")
     conn.execute(f"INSERT INTO match_keys (tenant_id, key, customer_id) {_PENDING[dialect]} WHERE p.tenant_id=? "
                  "ORDER BY j.value, p.customer_id ON CONFLICT DO NOTHING", (tenant,))
