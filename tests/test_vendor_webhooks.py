@@ -5,6 +5,7 @@ the job is read from the vendor before anything is recorded."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -94,6 +95,25 @@ def test_a_signed_servicetitan_webhook_is_read_back_and_a_bad_signature_refused(
         for _ in range(3):  # ServiceTitan retries; each is the same job read again
             assert httpx.post(url, content=body, headers={header: signature(body, KEY, encoding)}).status_code == 200
     assert types_of(settings, job_id) == ["job.created", "technician.assigned", "job.completed"]
+
+
+@pytest.mark.parametrize("st", [{"sync_interval": 60}], indirect=True)
+def test_a_delivery_lost_while_others_arrive_is_caught_up_by_a_quick_poll_long_before_the_next_full_one(
+        st: Any) -> None:
+    fake, settings, tech = st
+    with app_over(settings) as app:
+        time.sleep(1.0)  # the first full poll is done: the next is a minute away
+        heard, lost = st_job(fake, tech), st_job(fake, tech)
+        st_complete(fake, heard)
+        st_complete(fake, lost)  # its delivery never comes
+        body = json.dumps({"eventType": "JobCompleted", "data": {"jobId": int(heard)}}).encode()
+        headers = {"X-ServiceTitan-Signature": signature(body, KEY, "base64")}
+        assert httpx.post(f"{app}/webhooks/servicetitan/{TENANT}", content=body, headers=headers).status_code == 200
+        deadline = time.monotonic() + 15
+        while "job.completed" not in types_of(settings, lost) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "job.completed" in types_of(settings, lost)
+    assert types_of(settings, heard)[-1] == "job.completed"
 
 
 def test_a_webhook_needs_no_api_key_and_an_unknown_business_or_vendor_is_not_found(st: Any) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from fsm_mcp.settings import Settings
 
 log = logging.getLogger("fsm_mcp")
+QUICK_GAP = 1.0  # seconds at least between quick polls (a webhook's catch-up), and a burst's time to gather
 
 
 @asynccontextmanager
@@ -125,7 +126,30 @@ async def _keep_synced(backend: VendorBackend, interval: float) -> None:
                 log.error("directory sync from %s crashed (%s); trying again in %.0f s\n%s", backend.vendor,
                           type(exc).__name__, interval, "\n".join(f"  {f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)))
                 # where it happened, not the message: a driver's error may quote a record
-            await anyio.sleep(max(0.0, began + interval - anyio.current_time()))
+            await _between(backend, lease, began + interval)
     finally:
         with anyio.CancelScope(shield=True):
             await lease.release()  # a clean stop hands the work on at once
+
+
+async def _between(backend: VendorBackend, lease: Lease, until: float) -> None:
+    """Until the next full round (`until`, on anyio's clock): after a webhook, a quick poll of the jobs alone
+    (`JobChangePoll.run(quick=True)`), at most one every `QUICK_GAP` seconds, so that a delivery lost while the
+    vendor is busy sending others is caught up within seconds rather than at the next full round."""
+    changes = getattr(backend, "changes", None)
+    while (left := until - anyio.current_time()) > 0:
+        if changes is None:
+            await anyio.sleep(left)
+            return
+        with anyio.move_on_after(left):
+            await changes.nudged.wait()
+        if not changes.nudged.is_set():
+            return
+        await anyio.sleep(min(QUICK_GAP, max(0.0, until - anyio.current_time())))  # the burst's deliveries gather
+        changes.nudged = anyio.Event()
+        if until <= anyio.current_time() or not await lease.take():
+            continue
+        try:
+            await changes.run(quick=True)
+        except FsmError as exc:
+            log.warning("quick job-change poll of %s failed: %s", backend.vendor, exc)

@@ -25,6 +25,10 @@ The copies of one delivery (a vendor sends some twice or three times) need not e
   already answers (`Inbound.covered`, where the vendor's delivery says enough to tell) needs no read either;
 - deliveries arriving while a read is under way are read together by the next (`JobChangePoll.hint`).
 Whatever the last read did not show is read.
+
+A delivery also nudges the background loop (`JobChangePoll.nudge`): a quick poll of the jobs changed in the last
+seconds follows within about a second (at most one a second), so a delivery lost while the vendor is sending
+others is caught up then, not only at the next full poll.
 """
 
 from __future__ import annotations
@@ -165,6 +169,7 @@ def routes(find: Find) -> list[Route]:
         except FsmError as exc:  # the vendor delivers again; the poll catches up meanwhile
             log.warning("%s webhook for a job not applied yet: %s", vendor, type(exc).__name__)
             return Response(status_code=503)
+        inbound.poll.nudge()  # the vendor is sending: one lost meanwhile is polled for soon
         return Response(status_code=200)
 
     return [Route(path, receive, methods=["POST"]) for vendor in VENDORS

@@ -29,6 +29,7 @@ from fsm_mcp.store import Store
 from fsm_mcp.store import vendor_changes as sql
 
 OVERLAP = timedelta(minutes=2)
+QUICK = timedelta(seconds=10)  # how far before its cursor a quick poll reads (`run(quick=True)`)
 
 
 class ChangeFeed(Protocol):
@@ -65,21 +66,29 @@ class JobChangePoll:
         self._lock = anyio.Lock()  # one poll at a time in a process (the background loop, a command)
         self._gathering = _Batch()  # jobs webhooks named since the read under way began
         self._reading = anyio.Lock()  # one webhook read at a time; deliveries queue in arrival order
+        self.nudged = anyio.Event()  # set by a webhook: a quick poll is due (`nudge`)
         self.money = None if feed.money is None else MoneyChangePoll(db, tenant, feed.money, overlap)
 
-    async def run(self) -> int:
-        """One poll; the number of events it recorded."""
+    def nudge(self) -> None:
+        """A webhook came: the vendor is busy, and a delivery lost meanwhile is caught up by a quick poll soon
+        (the background loop's, `connectors._keep_synced`), not only by the next full one."""
+        self.nudged.set()
+
+    async def run(self, quick: bool = False) -> int:
+        """One poll; the number of events it recorded. `quick`: the jobs alone, over the last `QUICK` before the
+        cursor instead of the full overlap (the full polls still go back that far, so nothing committed late is
+        missed): the catch-up, between full polls, of a webhook lost while others arrive."""
         async with self._lock:
             cursor = await self.db.aread(sql.cursor, self.tenant, self.feed.name)
             began = self.db.clock.now()
-            start = (cursor if cursor is not None else began) - self.overlap
+            start = (cursor if cursor is not None else began) - (QUICK if quick else self.overlap)
             sightings = await self.feed.since(start)
             recorded = await self._apply(sightings)
             # Not past the time this poll began: a record changed while the list was paged may have moved
             # behind the pages already read, and the next window must still reach it.
             newest = min(max((s.modified for s in sightings), default=cursor or start), began)
             await self.db.awrite(sql.save_cursor, self.tenant, self.feed.name, newest, self.db.clock.now())
-        return recorded + (await self.money.run() if self.money is not None else 0)
+        return recorded + (await self.money.run() if self.money is not None and not quick else 0)
 
     async def hint(self, job_id: str) -> int:
         """A webhook said the job changed: read it and record what changed; the number of events recorded by the
