@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections import deque
 from decimal import Decimal
-from typing import Any
 
 import anyio
 
@@ -25,6 +23,7 @@ from fsm_mcp.accounting.http import DayLimitReached
 from fsm_mcp.accounting.sink import Sink, renewing
 from fsm_mcp.errors import FsmError, InvalidInput
 from fsm_mcp.events import outbox
+from fsm_mcp.events.window import Page, slide
 from fsm_mcp.store import accounting as sql
 from fsm_mcp.store.leases import Lease
 
@@ -62,74 +61,25 @@ async def drain(sink: Sink, limit: int = 100, at_once: int | None = None, poll: 
 
 
 async def _window(sink: Sink, limit: int, at_once: int, poll: float, longest: float) -> int:
-    slots = anyio.Semaphore(at_once)
-    ahead = max(limit, 10 * at_once)  # events read past the first one not done, at most (a page's worth more)
-    order: deque[list[Any]] = deque()  # [event id, done], in outbox order, from the first not done
-    room = anyio.Event()  # set when the window's head has moved (the reader may read on)
-    moving = anyio.Lock()  # cursor writes in outbox order
-    finished = anyio.Event()  # set when an invoice is done or failed (the reader, polling, may look again)
-    failures: list[BaseException] = []
-    posted, under_way = 0, 0
+    """The outbox's `invoice.created` events posted through the window (`events/window.py`); the number posted."""
 
-    async def settle() -> None:
-        async with moving:
-            last = None
-            while order and order[0][1]:
-                last = order.popleft()[0]
-            if last is not None:
-                await sink.db.awrite(sql.set_cursor, sink.tenant, sink.provider, "outbox", last)
-                room.set()
-
-    async def one(entry: list[Any], invoice_id: str) -> None:
-        nonlocal posted, under_way
+    async def read(after: str | None) -> Page[str, str]:
         try:
-            await sink.post_invoice(invoice_id)
-        except FsmError as exc:
-            failures.append(exc)
-            room.set()  # the reader, if waiting for room, stops
-            return
-        finally:
-            slots.release()
-            under_way -= 1
-            finished.set()
-        posted += 1
-        entry[1] = True
-        await settle()
+            page = await outbox.read(sink.db, sink.tenant, after, limit)
+        except InvalidInput:  # the cursor's event was pruned: start again (posting twice does nothing)
+            page = await outbox.read(sink.db, sink.tenant, None, limit)
+        return Page([(e.id, e.subject_id if e.type == "invoice.created" else None) for e in page.events], page.more)
 
-    async with anyio.create_task_group() as tg:
-        read_from = await sink.db.aread(sql.get_cursor, sink.tenant, sink.provider, "outbox")
-        until = anyio.current_time() + longest
-        while not failures and anyio.current_time() < until:
-            try:
-                page = await outbox.read(sink.db, sink.tenant, read_from, limit)
-            except InvalidInput:  # the cursor's event was pruned: start again (posting twice does nothing)
-                page = await outbox.read(sink.db, sink.tenant, None, limit)
-            for event in page.events:
-                entry = [event.id, event.type != "invoice.created"]
-                order.append(entry)
-                if not entry[1]:
-                    await slots.acquire()
-                    if failures:
-                        slots.release()
-                        break
-                    under_way += 1
-                    tg.start_soon(one, entry, event.subject_id)
-                read_from = event.id
-            else:
-                await settle()  # a page of other events only moves the cursor too
-                while len(order) > ahead and not failures:
-                    room = anyio.Event()
-                    await room.wait()
-                if page.more:
-                    continue
-                if not under_way:
-                    break
-                finished = anyio.Event()  # caught up: look again at the next finish, or in `poll` seconds
-                with anyio.move_on_after(poll):
-                    await finished.wait()
-    if failures:
-        raise failures[0]
-    return posted
+    async def post(invoice_id: str) -> bool:
+        await sink.post_invoice(invoice_id)
+        return True
+
+    async def settle(event_id: str) -> None:
+        await sink.db.awrite(sql.set_cursor, sink.tenant, sink.provider, "outbox", event_id)
+
+    start = await sink.db.aread(sql.get_cursor, sink.tenant, sink.provider, "outbox")
+    slid = await slide(read, post, settle, start, at_once, poll=poll, longest=longest, ahead=max(limit, 10 * at_once))
+    return slid.acted
 
 
 async def run(sink: Sink, interval: float = 2.0, catch_up_every: float = 900.0) -> None:
