@@ -26,7 +26,7 @@ async def test_a_crashing_sync_is_logged_and_tried_again(shared: Path | str, mon
         raise RuntimeError("Jane Doe at 12 Elm St")  # as a driver error may quote a record
 
     monkeypatch.setattr(connectors, "sync_if_ours", sync)
-    backend = SimpleNamespace(db=db, tenant="t", vendor="servicetitan")
+    backend = SimpleNamespace(db=db, tenant="t", vendor="servicetitan", changes=None)
     try:
         with caplog.at_level(logging.ERROR, logger="fsm_mcp"), anyio.move_on_after(2):
             await connectors._keep_synced(backend, 0.05)  # type: ignore[arg-type]
@@ -56,7 +56,7 @@ async def test_the_rounds_start_every_interval_not_every_interval_plus_their_own
     monkeypatch.setattr(connectors, "sync_if_ours", sync)
     monkeypatch.setattr(connectors.anyio, "current_time", lambda: now[0])
     monkeypatch.setattr(connectors.anyio, "sleep", sleep)
-    backend = SimpleNamespace(db=db, tenant="t", vendor="servicetitan")
+    backend = SimpleNamespace(db=db, tenant="t", vendor="servicetitan", changes=None)
     try:
         with pytest.raises(anyio.get_cancelled_exc_class()):
             await connectors._keep_synced(backend, 5.0)  # type: ignore[arg-type]

@@ -136,7 +136,7 @@ async def _between(backend: VendorBackend, lease: Lease, until: float) -> None:
     """Until the next full round (`until`, on anyio's clock): after a webhook, a quick poll of the jobs alone
     (`JobChangePoll.run(quick=True)`), at most one every `QUICK_GAP` seconds, so that a delivery lost while the
     vendor is busy sending others is caught up within seconds rather than at the next full round."""
-    changes = getattr(backend, "changes", None)
+    changes = backend.changes
     while (left := until - anyio.current_time()) > 0:
         if changes is None:
             await anyio.sleep(left)
