@@ -178,8 +178,8 @@ async def test_fieldpulse_changes_spanning_pages_are_all_read_with_the_pages_sid
     asked = len(fake.door.log)
     await backend.changes.run()
     lists = [x for x in fake.door.log[asked:] if x.method == "GET" and x.path == "/jobs"]
-    assert sorted(int(x.query["page"]) for x in lists) == [1, 2, 3]
-    assert lists[0].query.get("calculate_count") == "true"
+    pages = sorted(int(x.query["page"]) for x in lists)
+    assert pages[:3] == [1, 2, 3] and len(pages) <= 3 + 3  # asked ahead, at most three past the short last page
     completed, cursor = set(), None
     while True:  # more events than one page of the feed
         page = await outbox.read(backend.db, BUSINESS.tenant_id, cursor, limit=500)

@@ -70,28 +70,31 @@ class FieldPulseApi:
     async def all(self, path: str, params: Json | None = None, size: int | None = None) -> list[Json]:
         return await collect(self.client, path, params or {}, FIELDPULSE, size)
 
-    async def counted(self, path: str, params: Json, window: int = 4) -> list[Json]:
-        """Every record of a list, its pages `window` at a time: the first page asks `calculate_count`, the pages
-        its total implies are fetched side by side (and taken in order), and a full last page (records added
-        meanwhile) is followed one page at a time. For the change polls, where a window of changes spans pages
-        and each page waited for the one before it."""
+    async def ahead(self, path: str, params: Json, window: int = 4) -> list[Json]:
+        """Every record of a list, the pages after a full first one asked `window` at a time (taken in order) until
+        one comes back short: for the change polls, where a window of changes spans pages and each waited for the
+        one before it. `/jobs` declares no `calculate_count`, so the pages are asked ahead, and up to `window` - 1
+        past the end are asked for nothing; a list that fits one page costs one request, as before."""
         size = FIELDPULSE.most
-        first = await self.page(path, {**params, "page": 1, "limit": size, "calculate_count": "true"})
-        rows, got = list(first["response"]), list(first["response"])
-        pages = max(1, -(-int(first.get("total_results") or 0) // size))
+        first = await self.get(path, {**params, "page": 1, "limit": size})
+        rows = list(first)
+        if len(first) < size:
+            return rows
 
-        async def take(_: int, body: Json) -> bool:
-            nonlocal got
-            got = list(body["response"])
-            rows.extend(got)
-            return True
+        last = first
 
-        await in_order(lambda n: self.page(path, {**params, "page": n, "limit": size}), range(2, pages + 1), window,
-                       take)
-        page = pages
-        while len(got) >= size:
+        async def take(_: int, page: list[Json]) -> bool:
+            nonlocal last
+            rows.extend(page)
+            last = page
+            return len(page) >= size
+
+        ahead = range(2, 102)  # past these, one page after another
+        await in_order(lambda n: self.get(path, {**params, "page": n, "limit": size}), ahead, window, take)
+        page = ahead[-1]
+        while len(last) >= size:
             page += 1
-            await take(page, await self.page(path, {**params, "page": page, "limit": size}))
+            await take(page, await self.get(path, {**params, "page": page, "limit": size}))
         return rows
 
     async def write(self, method: str, path: str, body: Any = None, *, check: Check | None = None,

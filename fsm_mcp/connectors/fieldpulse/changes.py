@@ -3,7 +3,7 @@
 A job holds its window, status and technicians (assignments) itself, so its `updated_at` is its version; the
 list takes `filter` on updated_at and is paged in creation order, where a change moves nothing (paged by
 updated_at, a record changed meanwhile would move behind the pages read and push another past them); its
-pages are read side by side once the first has said how many there are (`FieldPulseApi.counted`). The
+pages after a full first one are asked several at a time (`FieldPulseApi.ahead`). The
 statuses fsm-mcp noted as comments (arrived or working) count only with the comments, read for the jobs in
 progress that fsm-mcp last knew arrived or working.
 
@@ -78,7 +78,7 @@ class FieldPulseChanges:
 
     async def since(self, moment: datetime) -> list[Sighting]:
         after = await position(self.db, self.tenant)
-        raws = await self.api.counted("/jobs", {"filter": where(("updated_at", ">=", mapping.stamp(moment))),
+        raws = await self.api.ahead("/jobs", {"filter": where(("updated_at", ">=", mapping.stamp(moment))),
                                                 "sort_by": "created_at", "sort_dir": "asc"})
         return await self._sightings(raws, after)
 
