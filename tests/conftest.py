@@ -11,7 +11,7 @@ from mcp import Client
 from fsm_mcp.connectors.local import technicians
 from fsm_mcp.server import build_server
 from fsm_mcp.settings import Business, Settings
-from fsm_mcp.store import open_store
+from fsm_mcp.store import Store, open_store
 from tests import stores
 from tests.fp_rig import fp  # noqa: F401  (the fake FieldPulse and a server over it)
 from tests.st_rig import rig  # noqa: F401  (the fake ServiceTitan and a server over it)
@@ -45,6 +45,14 @@ def shared(tmp_path: Path, store_kind: str) -> Path | str:
 @pytest.fixture
 def settings(tmp_path: Path, store_kind: str) -> Settings:
     return Settings(db_path=stores.target(store_kind, tmp_path), business=BUSINESS)
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Store]:
+    """The test's store, opened on the settings' database (a test that needs its own clock defines its own)."""
+    store = open_store(settings.db_path)
+    yield store
+    store.close()
 
 
 @pytest.fixture

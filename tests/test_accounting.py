@@ -4,7 +4,6 @@ loopback HTTP (tests/accounting_rig.py)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -35,13 +34,6 @@ from tests.fakes.signed_hooks import sign
 
 pytestmark = pytest.mark.anyio
 PROVIDERS = ["quickbooks", "xero"]
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Store]:
-    store = open_store(settings.db_path)
-    yield store
-    store.close()
 
 
 def ours(db: Store, invoice_id: str) -> Invoice:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ import httpx2 as httpx
 import pytest
 
 from fsm_mcp.accounting import feed, open_sink
-from fsm_mcp.settings import Settings
-from fsm_mcp.store import Store, open_store
+from fsm_mcp.store import Store
 from tests.accounting_rig import TENANT, books, invoiced_job
 from tests.fakes.chaos import Chaos
 
@@ -148,13 +146,6 @@ def problems(spec: Spec, provider: str, x: Sent) -> list[str]:
             except AssertionError as exc:
                 wrong.append(str(exc))
     return wrong
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Store]:
-    store = open_store(settings.db_path)
-    yield store
-    store.close()
 
 
 @pytest.mark.parametrize("provider", ["quickbooks", "xero"])

@@ -4,25 +4,16 @@ thirds of its requests re-reading payments already recorded)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from fsm_mcp.connectors.local import invoices
-from fsm_mcp.settings import Settings
-from fsm_mcp.store import Store, open_store
+from fsm_mcp.store import Store
 from tests.accounting_rig import TENANT, books, invoiced_job
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Store]:
-    store = open_store(settings.db_path)
-    yield store
-    store.close()
 
 
 def payment_reads(fake: Any) -> int:

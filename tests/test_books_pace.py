@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator
 from itertools import pairwise
 
 import anyio
@@ -15,19 +14,11 @@ import pytest
 from fsm_mcp.accounting.http import GAP
 from fsm_mcp.connectors.http.lanes import Held, LocalLanes, since
 from fsm_mcp.connectors.http.limits import Pace
-from fsm_mcp.settings import Settings
-from fsm_mcp.store import Store, open_store
+from fsm_mcp.store import Store
 from tests.accounting_rig import books, invoiced_job
 from tests.fakes.chaos import Chaos
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Store]:
-    store = open_store(settings.db_path)
-    yield store
-    store.close()
 
 
 def test_a_pace_by_the_minute_lets_the_minutes_share_go_together_and_then_waits_for_the_window() -> None:

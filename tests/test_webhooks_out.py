@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,13 +40,6 @@ class Receivers:
         if response.is_success:
             self.taken[request.url.host].append(json.loads(request.content))
         return response
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Store]:
-    store = open_store(settings.db_path)
-    yield store
-    store.close()
 
 
 async def rounds(deliverer: Deliverer, n: int = 1, step: timedelta = timedelta(0)) -> None:
