@@ -35,6 +35,7 @@ from typing import Any
 import anyio
 
 from fsm_mcp.businesses import ServedBusiness, ServedBusinesses
+from fsm_mcp.connectors.http.concurrently import first_failure
 from fsm_mcp.errors import Busy, FsmError, VendorUnavailable, WriteUncertain
 from fsm_mcp.events import outbox
 from fsm_mcp.events.window import Page, slide
@@ -122,7 +123,7 @@ class Automations:
                         businesses.start_soon(one, business)
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:  # a business's own failure, as one at a time raises it
-            raise _first(group) from None
+            raise first_failure(group) from None
         return done
 
     async def completions(self, business: ServedBusiness) -> int:
@@ -292,11 +293,6 @@ def _due(business: ServedBusiness, rows: list[Any]) -> list[Any]:
         if from_db(row["at"]) > cutoff:
             return rows[:n]
     return rows
-
-
-def _first(group: BaseExceptionGroup[Any]) -> BaseException:
-    first = group.exceptions[0]
-    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 @asynccontextmanager
