@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -13,16 +14,20 @@ from functools import partial
 import anyio
 import httpx2 as httpx
 import pytest
+from pydantic import SecretStr
 from redis import asyncio as aioredis
 
 from fsm_mcp.connectors.fieldpulse.api import FieldPulseApi
-from fsm_mcp.connectors.http.client import Policy, http_client
+from fsm_mcp.connectors.http.auth import ApiKey
+from fsm_mcp.connectors.http.client import Policy, VendorClient, http_client
 from fsm_mcp.connectors.http.lanes import Held, Lane, Lanes, LocalLanes, open_lanes
+from fsm_mcp.connectors.http.limits import Breaker
 from fsm_mcp.connectors.servicetitan.api import ServiceTitanApi
 from fsm_mcp.errors import VendorUnavailable
 from tests.fakes import fieldpulse, servicetitan
 from tests.fakes.chaos import Chaos
 from tests.fakes.serve import serving
+from tests.fakes.tenant_limits import GRACE, Holds
 from tests.redis_rig import REDIS_URL, closed_port, needs_redis
 
 pytestmark = pytest.mark.anyio
@@ -336,3 +341,108 @@ async def test_over_redis_a_servicetitan_lane_counts_each_request_from_its_answe
     before = seconds * 1000 + micro / 1000
     assert len(counted) == 3
     assert all(300 <= score - before < 5000 for _, score in counted)  # from its answer: not its admission, not pending
+
+
+@needs_redis
+async def test_over_redis_a_request_slow_to_leave_after_its_turn_looks_again_and_arrives_inside_no_hold(
+        redis_prefix: str) -> None:
+    from fsm_mcp.connectors.http.redis_lanes import RedisLanes
+
+    time_ = VirtualTime()
+
+    async def sleep(seconds: float) -> None:
+        await time_.sleep_until(time_.now + seconds)
+
+    holds, rng = Holds(time_.clock), random.Random(5)  # the vendor's: it forgives what was on its way (GRACE)
+    refused: list[float] = []
+
+    async def vendor(_: httpx.Request) -> httpx.Response:
+        holds.arrived("")
+        await sleep(0.005)  # answering; 3 answers in 10 are a 429, and the way back takes 2 ms
+        if rng.random() < 0.3:
+            holds.hold("", 0.2)
+            refused.append(time_.now)
+            answer = httpx.Response(429, headers={"Retry-After": "0.2"})
+        else:
+            answer = httpx.Response(200)
+        await sleep(0.002)
+        return answer
+
+    replicas = [RedisLanes(aioredis.Redis.from_url(REDIS_URL), redis_prefix, time_.clock, sleep) for _ in range(3)]
+    lanes = [r.lane("ServiceTitan", "1001", 20) for r in replicas]
+    clients = [httpx.AsyncClient(base_url="http://st.test", transport=httpx.MockTransport(vendor)) for _ in lanes]
+    for lane, http in zip(lanes, clients, strict=True):
+        lane.watch(http)
+    not_sent: list[float] = []
+
+    async def send(n: int) -> None:
+        lane, http = lanes[n % 3], clients[n % 3]
+        while True:
+            await lane.turn()
+            if n % 3 == 0:
+                await sleep(GRACE)  # replica 0, short of CPU, gets round to its admitted requests a GRACE late
+            try:
+                answer = await http.get("/jobs")
+            except Held as held:
+                not_sent.append(held.seconds)
+                await sleep(held.seconds)
+                continue
+            if answer.status_code != 429:
+                return
+            await sleep(0.2)
+
+    try:
+        with anyio.fail_after(30):
+            await time_.run([partial(send, n) for n in range(60)])
+    finally:
+        for r, http in zip(replicas, clients, strict=True):
+            await http.aclose()
+            await r.aclose()
+    assert len(refused) >= 10 and holds.inside[""] == 0
+    assert not_sent  # the last look found holds begun since the turn (else no request was late into one)
+
+
+@needs_redis
+async def test_a_vendor_client_sends_nothing_into_a_hold_begun_after_its_turn_and_sends_it_after(
+        redis_prefix: str) -> None:
+    from fsm_mcp.connectors.http.redis_lanes import RedisLane, RedisLanes
+
+    behind = [0.0]  # how far this replica's reading of the clock lags: it was busy after its turn
+    replicas = [RedisLanes(aioredis.Redis.from_url(REDIS_URL), redis_prefix, lambda: time.monotonic() + behind[0])
+                for _ in range(2)]
+    mine, other = (r.lane("ServiceTitan", "1001", 20) for r in replicas)
+    arrived: list[float] = []
+
+    def vendor(_: httpx.Request) -> httpx.Response:
+        arrived.append(replicas[0].clock())
+        return httpx.Response(200, json={"ok": True})
+
+    class BusyAfterItsFirstTurn:
+        """`mine`, in a replica that takes 20 ms to send its first admitted request, while the other's 429 comes."""
+
+        def __init__(self, lane: RedisLane) -> None:
+            self.lane = lane
+            self.ends: float | None = None
+
+        async def turn(self, deadline: float = math.inf) -> None:
+            await self.lane.turn(deadline)
+            if self.ends is None:
+                self.ends = replicas[0].clock() + 0.1
+                await other.hold(0.1)
+                behind[0] += 0.02
+
+        async def hold(self, seconds: float) -> None:
+            await self.lane.hold(seconds)
+
+    http = httpx.AsyncClient(base_url="http://st.test", transport=httpx.MockTransport(vendor))
+    mine.watch(http)
+    lane = BusyAfterItsFirstTurn(mine)
+    client = VendorClient("ServiceTitan", http, ApiKey("ST-App-Key", SecretStr("k")), lane, Breaker("ServiceTitan"))
+    try:
+        with anyio.fail_after(5):
+            assert await client.get("/jobs") == {"ok": True}
+    finally:
+        await http.aclose()
+        for r in replicas:
+            await r.aclose()
+    assert lane.ends is not None and len(arrived) == 1 and arrived[0] >= lane.ends

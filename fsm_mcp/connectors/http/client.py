@@ -230,6 +230,8 @@ class VendorClient:
                                                        headers=sent, timeout=self.policy.timeout)
                 if response.status_code == 429 and (asked := retry_after(response)):
                     await self.lane.hold(asked)  # before this task yields: the lane is held before anyone else goes
+            except Held as held:  # a lane's last look before the request left found a hold begun since its turn
+                raise _Transient("rate limiting", sent=False, retry_after=held.seconds, held=True) from None
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 self.breaker.failed()
                 raise _Transient(f"unreachable ({type(exc).__name__})", sent=False) from None

@@ -28,6 +28,14 @@ the vendor saw the request. A request is admitted only while fewer than `count` 
 seen; the window is then the limit's own (count / rate, a second at 20 a second), the margin being given
 by the round trip. An entry never answered (a replica killed mid-request) counts `PENDING` seconds.
 
+Admitted is not yet sent: a request that reaches the vendor after another replica's 429 has had time to
+reach that replica is refused and counted as inside the hold, though the hold was recorded after its admission.
+A replica short of CPU can take tens of ms to read its admission (the fakes forgive 50 ms on the way, their
+GRACE). So a watched lane looks again just before the request leaves (`leaving`, the client's request hook),
+when more than `FRESH` has passed since its admission was asked: under a hold nothing is sent and the caller
+waits it out as after a 429; else the request leaves within `FRESH` of a look that saw none. From the hook to
+the socket nothing waits when the pool has a connection (a new one connects first).
+
 Each script is atomic across replicas. Times are Redis's own clock (`TIME`), in milliseconds, so
 replicas whose clocks disagree share one log; a test may inject a clock instead. The keys are
 under one hash tag, so a Redis Cluster keeps a lane in one slot.
@@ -124,8 +132,19 @@ redis.call('SET', KEYS[3], tostring(ends), 'PX', ttl)
 return 1
 """
 
+# KEYS: hold, sent. ARGV: now or '', the entry admitted. -> ms left of the hold (0 if none); held, the entry leaves
+# the log, its request not being sent.
+LOOK = NOW + """
+local hold = tonumber(redis.call('GET', KEYS[1]) or '0')
+if hold <= now then return '0' end
+redis.call('ZREM', KEYS[2], ARGV[2])
+return tostring(hold - now)
+"""
+
 
 PENDING = 20.0  # seconds an entry whose answer is never told counts: past any request's timeouts
+FRESH = 0.005  # seconds since its admission was asked within which a request leaves without looking again
+LOOKS = 3  # looks at most: one answered later than FRESH asks again, and after the last the request goes
 
 
 def window_of(rate: float, margin: float = MARGIN) -> tuple[int, float]:
@@ -148,6 +167,8 @@ class RedisLane:
         # this task's request through the lane whose answer is not told yet (a one-item list: tasks started
         # meanwhile share it, and whichever tells first tells for all)
         self._unanswered: ContextVar[list[str] | None] = ContextVar(f"unanswered:{base}", default=None)
+        # and when the call that admitted it was sent (`lanes.clock()`), until the request leaves (shared alike)
+        self._admitted: ContextVar[list[tuple[str, float]] | None] = ContextVar(f"admitted:{base}", default=None)
 
     def watch(self, http: httpx.AsyncClient) -> None:
         """Count by causality (see the module's note): `http` is the client this lane's requests go out on, and
@@ -157,12 +178,34 @@ class RedisLane:
             self._count, self._window_ms = window_of(self._rate, margin=1.0)
             self._interval_ms = self._window_ms / self._count
 
+        async def leaving(_: httpx.Request) -> None:
+            await self.leaving()
+
         async def answered(response: httpx.Response) -> None:
             if response.status_code == 429 and (asked := retry_after(response)):
                 await self.hold(asked)  # first: every replica is to hold before this one spends a round trip
             await self.answered()
 
+        http.event_hooks["request"] = [*http.event_hooks.get("request", []), leaving]
         http.event_hooks["response"] = [*http.event_hooks.get("response", []), answered]
+
+    async def leaving(self) -> None:
+        """The request this task's last turn let through is about to leave: if its admission is older than
+        `FRESH`, look again, and raise `Held` (nothing is sent) if a hold has been recorded since."""
+        admitted = self._admitted.get()
+        if not admitted:
+            return  # no turn of this lane before it (a token's exchange), or it has looked already
+        entry, asked = admitted.pop()
+        lanes = self._lanes
+        for _ in range(LOOKS):
+            if lanes.clock() - asked <= FRESH:
+                return
+            asked = lanes.clock()
+            left = float(await self._call(lanes.look_script, keys=self._keys[:2], args=[lanes.now_ms(), entry]))
+            if left > 0:
+                if unanswered := self._unanswered.get():
+                    unanswered.clear()  # never sent: no answer to tell
+                raise Held(left / 1000)
 
     async def answered(self) -> None:
         """The request this task's last turn let through has its answer, or never will."""
@@ -182,11 +225,13 @@ class RedisLane:
         pending = "" if self._pending is None else self._pending
         while True:
             patience = "" if deadline == math.inf else max(0.0, (deadline - lanes.clock()) * 1000)
+            asked = lanes.clock()
             answer = await self._call(lanes.turn_script, keys=self._keys, args=[
                 lanes.now_ms(), self._count, self._window_ms, self._interval_ms, queued, entry, patience, pending])
             if int(answer[0]) == 1:
                 if self._pending is not None:
                     self._unanswered.set([entry])
+                    self._admitted.set([(entry, asked)])
                 return
             wait = float(answer[1]) / 1000
             if int(answer[0]) == 0 and lanes.clock() + (left := float(answer[2]) / 1000) > deadline:
@@ -224,6 +269,7 @@ class RedisLanes:
         self.turn_script = redis.register_script(TURN)
         self.hold_script = redis.register_script(HOLD)
         self.answered_script = redis.register_script(ANSWERED)
+        self.look_script = redis.register_script(LOOK)
         self._lanes: dict[tuple[str, str], RedisLane] = {}
 
     @classmethod
