@@ -11,6 +11,12 @@ Over a vendor each step is followed by a recovery point on the key's row (`Attem
 the customer and place made, the job made). A call that resumes a cut-off one continues from
 the recorded steps with their ids, and looks at the vendor only for the step that was in
 flight, among records created since the last recovery point (`look_back`).
+
+A new customer is also begun on the row before its vendor write (`Attempt.begin`), since the
+choice to create one is not made again the same way: by the time a cut-off call is resumed the
+directory may hold another caller of the same name at the same house, or the customer that call
+made (the sync mirrored it). A call that resumes one cut off while creating the customer asks the
+directory nothing: it takes up the vendor step, which finds what the cut-off call made, or makes it.
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ class BookingSteps(Protocol):
         ...
 
     async def new_customer(self, request: BookingRequest, attempt: Attempt, now: datetime) -> tuple[str, str]:
-        """Create the caller as a customer with the request's address as its place: (customer id, place id)."""
+        """Create the caller as a customer with the request's address as its place: (customer id, place id).
+        When the call this one resumes was cut off creating it (`attempt.in_flight(CUSTOMER)`), first the one
+        that call made, if it was made."""
         ...
 
     async def new_place(self, customer: Customer, address: AddressIn, now: datetime) -> str:
@@ -123,13 +131,15 @@ async def book(steps: BookingSteps, db: Store, business: Business, request: Book
                now: datetime) -> Booking:
     await steps.before(request)
     made = attempt.recorded(CUSTOMER)  # an earlier holder of the key created the caller as a customer
-    found = None if made else (await db.aread(directory.attach, business, request))[0]
+    creating = attempt.in_flight(CUSTOMER)  # or was cut off creating it: the directory chose a new one then
+    found = None if made or creating else (await db.aread(directory.attach, business, request))[0]
     if found is None:
         if made:
             customer_id, place_id = made.split(" ")
         else:
             if request.address is None:
                 raise InvalidInput("address", "a new customer needs the service address; ask the caller for it")
+            await attempt.begin(db, CUSTOMER)
             customer_id, place_id = await steps.new_customer(request, attempt, now)
             await attempt.record(db, CUSTOMER, f"{customer_id} {place_id}")
         earlier = await _earlier_job(steps, request, attempt, customer_id, place_id, now)

@@ -22,20 +22,25 @@ Stripe keeps its keys on PostgreSQL (Brandur Leach, "Implementing Stripe-like id
   makes to the row is conditional on still holding it, and a holder that lost its lease stops.
 - **Recovery points.** After each step of a multi-step vendor booking (customer created, place
   created, job created) the holder records the step and its ids on the row (`Attempt.record`), in
-  the same short transaction as the directory's copy of what the vendor made.
+  the same short transaction as the directory's copy of what the vendor made. Before a step whose
+  choice a resumed call could not make again the same way (a new customer: by the time it resumes,
+  the directory may hold look-alikes, or the customer itself), the holder records the step under
+  way (`Attempt.begin`).
 - **Recovery.** A call that takes a lapsed or given-up lease over is `resumed`: it continues from
-  the recorded steps with the recorded ids (`Attempt.recorded`), and only for the step that was in
-  flight does it look at the vendor, among records created since the last recovery point
-  (`Attempt.since`): by the key where the record carries one (a ServiceTitan job), otherwise by
-  what makes it this booking (see the connectors' booking modules).
+  the recorded steps with the recorded ids (`Attempt.recorded`), a step recorded under way where
+  it was (`Attempt.in_flight`), and only for the step that was in flight does it look at the
+  vendor, among records created since the last recovery point (`Attempt.since`): by the key where
+  the record carries one (a ServiceTitan job), otherwise by what makes it this booking (see the
+  connectors' booking modules).
 
 - **What follows the write.** The events a write reports (the outbox) are staged while it runs (`stage`) and
   commit in the transaction that records its key's result (`_finish_held`): a call cut off after the vendor
   answered has written neither, and the retry that resumes it writes both, once. Never the events without the
   result (a resumed retry would report its change again), nor the result without its events (they would be lost).
 
-A write refused cleanly (nothing sent, or refused by the vendor) before any recovery point gives
-its key back; any other failure lets the lease go but keeps the row, so the retry resumes.
+A write refused cleanly (nothing sent, or refused by the vendor) before any recovery point of a
+step done gives its key back, and with it a step it had begun (its write was refused, so nothing of
+it exists); any other failure lets the lease go but keeps the row, so the retry resumes.
 
 On PostgreSQL the same protocol maps one to one: the claim is `INSERT ... ON CONFLICT DO NOTHING`
 then `SELECT ... FOR UPDATE` of the key row and a conditional `UPDATE`, all in one short
@@ -68,6 +73,7 @@ M = TypeVar("M", bound=BaseModel)
 
 LEASE = timedelta(seconds=30)  # a holder silent this long is taken to have died; it renews every third of it
 WAIT = 30.0  # seconds a call waits for another call with its key before it is told to retry
+UNDER_WAY = ""  # a step's recorded value between `Attempt.begin` and its recovery point
 
 
 Staged = Callable[[Any, datetime], object]  # (conn, now): a write that commits with the key's result
@@ -128,17 +134,35 @@ class Attempt:
     the last recovery point, or the claim). Without a lease (no key, or the local store's one transaction)
     there is nothing to record and `record` only runs its write."""
 
-    __slots__ = ("_held", "key", "progress", "resumed", "since")
+    __slots__ = ("_cut_off", "_held", "key", "progress", "resumed", "since")
 
     def __init__(self, key: str | None, resumed: bool = False, since: datetime | None = None,
                  progress: dict[str, str] | None = None, held: _Held | None = None) -> None:
         self.key, self.resumed, self.since = key, resumed, since
         self.progress = dict(progress or {})
         self._held = held
+        self._cut_off = frozenset(s for s, v in self.progress.items() if v == UNDER_WAY) if resumed else frozenset()
 
     def recorded(self, step: str) -> str | None:
         """What an earlier holder of this key recorded for `step` (its ids), if it got that far."""
-        return self.progress.get(step)
+        return self.progress.get(step) or None
+
+    def in_flight(self, step: str) -> bool:
+        """Whether the call this one resumes was cut off inside `step`: it had begun it (`begin`) and not
+        recorded it done, so the step's vendor write may have been made."""
+        return step in self._cut_off
+
+    @property
+    def made(self) -> bool:
+        """Whether a step of this key's write is recorded done (a step only begun made nothing yet)."""
+        return any(self.progress.values())
+
+    async def begin(self, db: Store, step: str) -> None:
+        """A recovery point before `step`'s vendor write: the step is under way. A call that resumes this one
+        takes the step up where it was (`in_flight`) instead of choosing again. Kept as first recorded, so
+        `since` stays before the write of whichever holder sent it first."""
+        if step not in self.progress:
+            await self.record(db, step, UNDER_WAY)
 
     async def record(self, db: Store, step: str, value: str, write: Callable[..., object] | None = None,
                      *args: object) -> None:
@@ -256,8 +280,9 @@ class IdempotentWriter:
         try:
             result = await self._working(held, attempt, write)
         except FsmError as exc:
-            # Refused cleanly with nothing recorded and no earlier call to account for: the key is given back.
-            forget = not isinstance(exc, WriteUncertain | KeyBusy) and not attempt.resumed and not attempt.progress
+            # Refused cleanly with nothing made and no earlier call to account for: the key is given back, with the
+            # step it had begun (its write was refused), so a fresh call with the key chooses afresh.
+            forget = not isinstance(exc, WriteUncertain | KeyBusy) and not attempt.resumed and not attempt.made
             await self._let_go(held, forget)
             raise
         except BaseException:

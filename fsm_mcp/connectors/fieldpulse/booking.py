@@ -8,8 +8,11 @@ only fields the account has defined, and notes are text the office reads. What a
 made is therefore recognised by what makes it this booking, among records created since the
 key's last recovery point (`connectors.booking.look_back`), and looked for only when the key's
 row says such a call was cut off: a job by its customer, place, job type and start; a customer
-by its name and street. The read-back after a lost answer is the same test. A failure after the
-customer exists and before its recovery point is recorded keeps the key (`connectors.booking.kept_key`).
+by its name and street and the caller's numbers and e-mail on its record (which tell it from
+another caller of that name booked at that house meanwhile), looked for when the row says the
+cut-off call was creating it (`Attempt.in_flight`). The read-back after a lost answer is the same
+test. A failure after the customer exists and before its recovery point is recorded keeps the key
+(`connectors.booking.kept_key`).
 """
 
 from __future__ import annotations
@@ -85,15 +88,16 @@ class FieldPulseSteps:
 
         since = look_back(attempt, now)
 
-        async def created() -> Json | None:  # the same name at the same street, created since the last recovery point
+        async def created() -> Json | None:  # the same name, street and contacts, created since the customer was begun
             for c in await self.api.all("/customers", {"search": name}):
                 if fold(mapping.name_of(c)) == fold(name) and c.get("service_address_1") == place["address_1"] and \
-                        (made_at := mapping.when(c.get("created_at"))) is not None and made_at >= since:
+                        (made_at := mapping.when(c.get("created_at"))) is not None and made_at >= since and \
+                        {*phones, *emails} <= {k.value for k in mapping.customer_contacts(c, self.region)}:
                     return c
             return None
 
-        # A call resuming one cut off before it recorded the customer may find the customer that call created.
-        made = (await created() if attempt.resumed else None) or \
+        # A call resuming one cut off while it created the customer may find the customer that call created.
+        made = (await created() if attempt.in_flight(CUSTOMER) else None) or \
             await self.api.write("POST", "/customers", body, check=created, what="the new customer")
         async with kept_key("FieldPulse", "the new customer"):  # it exists at FieldPulse: the key is not given back
             locations = made.get("locations") or \

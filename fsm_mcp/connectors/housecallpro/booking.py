@@ -6,7 +6,9 @@ followed by the same write to the directory.
 
 Housecall Pro takes no idempotency key. A job is found again by the key's reference in its
 notes (`mapping.ref`); without a key, by what makes it this booking: the customer, the
-place, the job type and the start.
+place, the job type and the start. A new customer carries the reference in its notes too, so
+a call resuming one cut off while it created the customer (`Attempt.in_flight`) finds that
+customer by the key, not by a name and street another caller may share.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from fsm_mcp.connectors.booking import Added
+from fsm_mcp.connectors.booking import CUSTOMER, Added
 from fsm_mcp.connectors.housecallpro import mapping
 from fsm_mcp.connectors.housecallpro.api import HousecallProApi
 from fsm_mcp.connectors.housecallpro.catalog import JobTypes
@@ -89,16 +91,19 @@ class HousecallProSteps:
         name = details.name.strip()
         first, last = mapping.split_name(name)
         body: Json = {"first_name": first, **({"last_name": last} if last else {}), **({"email": emails[0]} if emails else {}),
-                      **dict(zip(mapping.PHONES, phones, strict=False)), "addresses": [place]}
+                      **dict(zip(mapping.PHONES, phones, strict=False)), "addresses": [place],
+                      **({"notes": f"[fsm-mcp ref {mapping.ref(attempt.key)}]"} if attempt.key else {})}
 
-        async def created() -> Json | None:  # the same name at the same street
-            for c in (await self.api.get("/customers", {"q": name, "page": 1, "page_size": RECENT}))["customers"]:
-                if fold(mapping.name_of(c)) == fold(name) and any(a.get("street") == place["street"] for a in c.get("addresses") or []):
+        async def created() -> Json | None:  # the one carrying the key's reference; without a key, the same name at the same street
+            for c in (await self.api.get("/customers", {"q": name, "page": 1, "page_size": RECENT, "sort_by": "created_at",
+                                                        "sort_direction": "desc"}))["customers"]:
+                if (_carries(c, attempt.key) if attempt.key else fold(mapping.name_of(c)) == fold(name) and
+                        any(a.get("street") == place["street"] for a in c.get("addresses") or [])):
                     return c  # type: ignore[no-any-return]
             return None
 
-        # A retry of a call that was cut off may find the customer it already created.
-        made = (await created() if attempt.resumed else None) or \
+        # A call resuming one cut off while it created the customer may find the customer that call created.
+        made = (await created() if attempt.in_flight(CUSTOMER) else None) or \
             await self.api.write("POST", "/customers", body, check=created, what="the new customer")
         places = mapping.locations(made, self.zone)
         await self.db.awrite(partial(mirror.upsert, customers=[mapping.customer(made, self.zone)], locations=places,
@@ -148,6 +153,11 @@ class HousecallProSteps:
         raw = await self.jobs.between(start - DAY_BEFORE, end, customer_id=customer_id,
                                       work_status=list(mapping.OPEN_FILTER))
         return [self.jobs.view(j) for j in raw if mapping.place_of(j) == place_id]
+
+
+def _carries(customer: Json, key: str) -> bool:
+    """Whether the customer's notes end with the reference of this key (the booking that created it)."""
+    return (m := mapping.REF.search(str(customer.get("notes") or ""))) is not None and m["ref"] == mapping.ref(key)
 
 
 def _same(field: str, have: Any, want: str, region: str) -> bool:

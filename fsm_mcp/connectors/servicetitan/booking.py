@@ -4,10 +4,12 @@ externalData, and is read back by it. Each vendor write is followed by the same 
 directory (for a new customer, in one transaction with the key's recovery point).
 
 A customer cannot carry the key: CRM v2 gives customers no externalData, and its customFields
-take only a field type the tenant's office has defined. A call resuming one cut off between
-creating the customer and recording it therefore looks for the same name at the same street
-among customers created since the key's last recovery point (`connectors.booking.look_back`):
-the narrowest test the API allows, asked only when the key's row says such a call was cut off.
+take only a field type the tenant's office has defined. A call resuming one cut off while it
+created the customer (the key's row says so: `Attempt.in_flight`) therefore looks for the same
+name at the same street, holding the caller's numbers and e-mail, among customers created since
+the customer was begun (`connectors.booking.look_back`): the narrowest test the API allows. Its
+contacts tell the cut-off call's customer from another caller of that name booked at that house
+meanwhile.
 """
 
 from __future__ import annotations
@@ -76,14 +78,15 @@ class ServiceTitanSteps:
 
         since = mapping.stamp(look_back(attempt, now))
 
-        async def created() -> Json | None:  # the same name and street, created since the key's last recovery point
+        async def created() -> Json | None:  # the same name, street and contacts, created since the customer was begun
             for c in await self.api.all("crm", "customers", {"name": name, "createdOnOrAfter": since}):
-                if c.get("name") == name and (c.get("address") or {}).get("street") == place["street"]:
+                if c.get("name") == name and (c.get("address") or {}).get("street") == place["street"] and \
+                        phones | emails <= await self._contact_values(str(c["id"])):
                     return c
             return None
 
-        # A call resuming one cut off before it recorded the customer may find the customer that call created.
-        made = (await created() if attempt.resumed else None) or \
+        # A call resuming one cut off while it created the customer may find the customer that call created.
+        made = (await created() if attempt.in_flight(CUSTOMER) else None) or \
             await self.api.write("POST", "crm", "customers", body, check=created, what="the new customer")
         async with kept_key("ServiceTitan", "the new customer"):  # it exists there: the key is not given back
             locations = made.get("locations") or await self.api.all("crm", "locations", {"customerId": made["id"]})
@@ -95,6 +98,11 @@ class ServiceTitanSteps:
             contacts=[k for c in contacts if (k := mapping.contact(c, self.business.country, customer_id=customer_id))],
         ), self.tenant, now)
         return customer_id, place_id
+
+    async def _contact_values(self, customer_id: str) -> set[str]:
+        """The numbers (E.164) and e-mails of the customer's record at ServiceTitan."""
+        return {k.value for c in await self.api.all("crm", f"customers/{customer_id}/contacts")
+                if (k := mapping.contact(c, self.business.country))}
 
     async def new_place(self, customer: Customer, address: AddressIn, now: datetime) -> str:
         place = mapping.address_out(address, self.business.country)
