@@ -21,6 +21,7 @@ import codecs
 import csv
 import itertools
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -173,20 +174,26 @@ def import_customers(
     db: Store, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None,
     encoding: str = "utf-8",
 ) -> ImportReport:
+    """Import a file's customers, BATCH rows a transaction, one batch parsed while the one before it is written.
+
+    A batch's rows are parsed and keyed (names, numbers, addresses, match keys) on this thread while a writer
+    thread writes the batch before, which waits on the database part of the time. What depends on the store
+    (whether a row was imported before) is still decided inside its batch's transaction, so a row parsed for
+    nothing is only skipped. Each batch is reported to `progress` once it is committed, before the next is
+    sent: a progress callback that stops the import leaves no batch half-sent."""
     report = ImportReport()
-    batch: list[tuple[int, dict[str, str], str]] = []
     _no_repeats(path, _rows(path, CUSTOMER_COLUMNS, encoding))  # a file refused is refused before any write
     keys = RowKeys(CUSTOMER_COLUMNS)
-    with db.bulk():
-        for line, row in _rows(path, CUSTOMER_COLUMNS, encoding):
-            batch.append((line, row, keys.key(row)))
-            if len(batch) >= BATCH:
-                db.write(_customer_batch, business, batch, report, db.clock.now())
-                progress(len(batch))
-                batch = []
-        if batch:
-            db.write(_customer_batch, business, batch, report, db.clock.now())
-            progress(len(batch))
+    rows = ((line, row, keys.key(row)) for line, row in _rows(path, CUSTOMER_COLUMNS, encoding))
+    with db.bulk(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer") as writer:
+        written: Future[int] | None = None
+        while batch := list(itertools.islice(rows, BATCH)):
+            parsed = [_parse_customer(business, *row) for row in batch]
+            if written is not None:
+                progress(written.result())
+            written = writer.submit(db.write, _write_customers, business.tenant_id, parsed, report, db.clock.now())
+        if written is not None:
+            progress(written.result())
         db.write(directory.merge_pending_keys, business.tenant_id)  # this import's keys, and a cut-off one's
     db.analyze()
     db.write(identity_model.train, business.tenant_id, db.clock.now())  # what agreement means in this base
@@ -203,66 +210,91 @@ def reindex_customers(db: Store, tenant: str, progress: Callable[[int, int], Non
     return count
 
 
-def _imported_before(conn: Any, table: str, tenant: str, rows: list[tuple[int, dict[str, str], str]],
-                     ) -> set[str]:
-    """The import keys of `rows` whose row is in the table already, by its key or by its external_id."""
-    by_id = imports.seen(conn, table, "external_id", tenant, [r["external_id"] for _, r, _ in rows if r.get("external_id")])
-    by_key = imports.seen(conn, table, "import_key", tenant, [key for _, _, key in rows])
-    return by_key | {key for _, r, key in rows if r.get("external_id") in by_id}
+def _imported_before(conn: Any, table: str, tenant: str, rows: list[tuple[str | None, str]]) -> set[str]:
+    """The import keys of these (external_id, import key) rows whose row is in the table already, by either."""
+    by_id = imports.seen(conn, table, "external_id", tenant, [external_id for external_id, _ in rows if external_id])
+    by_key = imports.seen(conn, table, "import_key", tenant, [key for _, key in rows])
+    return by_key | {key for external_id, key in rows if external_id in by_id}
 
 
-def _customer_batch(conn: Any, business: Business, batch: list[tuple[int, dict[str, str], str]],
-                    report: ImportReport, now: datetime) -> None:
-    tenant = business.tenant_id
-    before = _imported_before(conn, "customers", tenant, batch)
-    new: list[customers.NewCustomer] = []
-    addresses: list[AddressIn | None] = []
-    profiles: list[Profile] = []
-    for line, row, key in batch:
-        name = row.get("name", "")
-        if not name:
-            report.rejected.append((line, "name is empty"))
+@dataclass(slots=True)
+class _ParsedCustomer:
+    """A customer row as read, before its batch's transaction says whether it was imported before."""
+
+    line: int
+    import_key: str
+    external_id: str | None
+    nameless: bool = False  # rejected whether imported before or not
+    warnings: list[str] = field(default_factory=list)
+    invalid: str = ""  # why a named row waits to be fixed; its customer is None then
+    customer: customers.NewCustomer | None = None
+    address: AddressIn | None = None
+    keys: set[str] = field(default_factory=set)
+
+
+def _parse_customer(business: Business, line: int, row: dict[str, str], key: str) -> _ParsedCustomer:
+    parsed = _ParsedCustomer(line, key, row.get("external_id") or None)
+    name = row.get("name", "")
+    if not name:
+        parsed.nameless = True
+        return parsed
+    profile = Profile(name=parse_name(name), name_raw=name)
+    phones = []
+    if raw := row.get("phone"):
+        try:
+            phones.append(parse_phone(raw, business.country))
+            profile.phones.add(phones[0].e164)
+        except InvalidPhone as exc:
+            parsed.warnings.append(f"phone dropped: {exc}")
+    emails = []
+    if raw := row.get("email"):
+        try:
+            emails.append(normalize_email(raw))
+            profile.emails.add(emails[0])
+        except InvalidEmail as exc:
+            parsed.warnings.append(f"email dropped: {exc}")
+    street, unit = row.get("street", "").strip(), row.get("unit", "").strip() or None
+    if not street and unit:  # only a second line ("Shopping Village"): it is where the service goes
+        street, unit = unit, None
+    if street:
+        try:
+            parsed.address = AddressIn(street=street, unit=unit, city=row.get("city") or None,
+                                       state=row.get("state") or None, postal_code=row.get("postal_code") or None)
+        except ValidationError as exc:  # a cell the tools would refuse too: the row waits for it to be fixed
+            parsed.invalid = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                                       for e in exc.errors())
+            return parsed
+        profile.addresses.append(address_entry(street, parsed.address.unit, parsed.address.postal_code,
+                                               parsed.address.city, parsed.address.state))
+    parsed.customer = customers.NewCustomer(name, phones, emails, row.get("notes") or None, parsed.external_id,
+                                            import_key=key)
+    parsed.keys = record_keys(profile)
+    return parsed
+
+
+def _write_customers(conn: Any, tenant: str, batch: list[_ParsedCustomer], report: ImportReport,
+                     now: datetime) -> int:
+    """Write a batch's new customers, report its rows; returns how many rows the batch held."""
+    before = _imported_before(conn, "customers", tenant, [(p.external_id, p.import_key) for p in batch])
+    new: list[tuple[customers.NewCustomer, AddressIn | None, set[str]]] = []
+    for parsed in batch:
+        if parsed.nameless:
+            report.rejected.append((parsed.line, "name is empty"))
             continue
-        if key in before:
+        if parsed.import_key in before:
             report.skipped += 1
             continue
-        profile = Profile(name=parse_name(name), name_raw=name)
-        phones = []
-        if raw := row.get("phone"):
-            try:
-                phones.append(parse_phone(raw, business.country))
-                profile.phones.add(phones[0].e164)
-            except InvalidPhone as exc:
-                report.warnings.append((line, f"phone dropped: {exc}"))
-        emails = []
-        if raw := row.get("email"):
-            try:
-                emails.append(normalize_email(raw))
-                profile.emails.add(emails[0])
-            except InvalidEmail as exc:
-                report.warnings.append((line, f"email dropped: {exc}"))
-        address = None
-        street, unit = row.get("street", "").strip(), row.get("unit", "").strip() or None
-        if not street and unit:  # only a second line ("Shopping Village"): it is where the service goes
-            street, unit = unit, None
-        if street:
-            try:
-                address = AddressIn(street=street, unit=unit, city=row.get("city") or None,
-                                    state=row.get("state") or None, postal_code=row.get("postal_code") or None)
-            except ValidationError as exc:  # a cell the tools would refuse too: the row waits for it to be fixed
-                report.rejected.append((line, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-                                                        for e in exc.errors())))
-                continue
-            profile.addresses.append(
-                address_entry(street, address.unit, address.postal_code, address.city, address.state))
-        new.append(customers.NewCustomer(name, phones, emails, row.get("notes") or None, row.get("external_id") or None,
-                                         import_key=key))
-        addresses.append(address)
-        profiles.append(profile)
-    ids = customers.insert_customers(conn, tenant, now, new)
-    customers.insert_locations(conn, tenant, now, [(cid, a, None, ()) for cid, a in zip(ids, addresses, strict=True) if a])
-    directory.add_pending_keys(conn, tenant, [(cid, record_keys(profile)) for cid, profile in zip(ids, profiles, strict=True)])
+        report.warnings.extend((parsed.line, warning) for warning in parsed.warnings)
+        if parsed.customer is None:
+            report.rejected.append((parsed.line, parsed.invalid))
+            continue
+        new.append((parsed.customer, parsed.address, parsed.keys))
+    ids = customers.insert_customers(conn, tenant, now, [customer for customer, _, _ in new])
+    customers.insert_locations(conn, tenant, now, [(cid, address, None, ()) for cid, (_, address, _)
+                                                   in zip(ids, new, strict=True) if address is not None])
+    directory.add_pending_keys(conn, tenant, [(cid, keys) for cid, (_, _, keys) in zip(ids, new, strict=True)])
     report.imported += len(ids)
+    return len(batch)
 
 
 def import_technicians(db: Store, business: Business, path: Path, progress: Callable[[int], None] = lambda n: None,
@@ -274,7 +306,8 @@ def import_technicians(db: Store, business: Business, path: Path, progress: Call
     rows = [(line, row, keys.key(row)) for line, row in read]
 
     def write(conn: Any) -> None:
-        before = _imported_before(conn, "technicians", business.tenant_id, rows)
+        before = _imported_before(conn, "technicians", business.tenant_id,
+                                  [(row.get("external_id") or None, key) for _, row, key in rows])
         for line, row, key in rows:
             if not row.get("name"):
                 report.rejected.append((line, "name is empty"))

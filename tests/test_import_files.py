@@ -4,14 +4,16 @@ the line and the field. A file run again, whole or after an interruption, import
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from fsm_mcp import importer
 from fsm_mcp.cli import main
+from fsm_mcp.directory import customers
 from fsm_mcp.settings import Settings
-from fsm_mcp.store import open_store
+from fsm_mcp.store import directory, open_store
 from tests import stores
 from tests.conftest import BUSINESS
 
@@ -223,6 +225,33 @@ def test_the_customers_of_a_cut_off_import_are_found_once_it_is_run_again_or_the
         db.close()
     assert holders(settings.db_path, "e:bo@example.com") == ["Bo Chan"]
     assert holders(settings.db_path, "p:+12175550101") == (["Ana Ruiz", "Ana Ruiz"] if then == "run again" else ["Ana Ruiz"])
+
+
+def test_a_cut_off_import_whose_customers_a_sync_indexed_meanwhile_is_merged_once_run_again(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    csv = tmp_path / "c.csv"
+    csv.write_text(HEADER + "".join(r + "\n" for r in NO_IDS))
+    monkeypatch.setattr(importer, "BATCH", 3)
+
+    def interrupted(done: int) -> None:
+        raise KeyboardInterrupt
+
+    db = open_store(settings.db_path)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            importer.import_customers(db, BUSINESS, csv, interrupted)
+        db.write(customers.rebuild_index, BUSINESS.tenant_id)  # a vendor sync's: the pending keys are indexed too
+        importer.import_customers(db, BUSINESS, csv)  # most customers pending: the merge builds the index again
+        bo = holders(settings.db_path, "e:bo@example.com")
+        db.write(lambda conn: directory.add_keys(conn, BUSINESS.tenant_id, [("e:bo@example.com", bo_id(conn))]))
+    finally:
+        db.close()
+    assert bo == ["Bo Chan"]
+    assert holders(settings.db_path, "e:bo@example.com") == ["Bo Chan"]  # the index still holds an entry once
+
+
+def bo_id(conn: Any) -> str:
+    return str(conn.execute("SELECT id FROM customers WHERE name='Bo Chan'").fetchone()[0])
 
 
 @pytest.mark.parametrize(("kind", "header", "rows"), [
