@@ -327,7 +327,7 @@ def merge_pending_keys(conn: Any, tenant: str) -> int:
         conn.execute("SET LOCAL maintenance_work_mem = '1GB'")  # the sorts of 14 M entries at a million customers
         conn.execute("ALTER TABLE match_keys DROP CONSTRAINT match_keys_pkey")
         conn.execute(f"{insert} AND NOT EXISTS (SELECT 1 FROM match_keys m WHERE m.tenant_id=p.tenant_id "
-                     "AND m.key=j.value AND m.customer_id=p.customer_id)", (tenant,))
+                     "AND m.key=j.value AND m.customer_id=p.customer_id) ORDER BY j.value, p.customer_id", (tenant,))
         conn.execute("ALTER TABLE match_keys ADD CONSTRAINT match_keys_pkey PRIMARY KEY (tenant_id, key, customer_id)")
     else:
         conn.execute(f"{insert} ORDER BY j.value, p.customer_id ON CONFLICT DO NOTHING", (tenant,))
