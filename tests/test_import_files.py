@@ -13,7 +13,7 @@ from fsm_mcp import importer
 from fsm_mcp.cli import main
 from fsm_mcp.directory import customers
 from fsm_mcp.settings import Settings
-from fsm_mcp.store import directory, open_store
+from fsm_mcp.store import Store, directory, open_store
 from tests import stores
 from tests.conftest import BUSINESS
 
@@ -201,9 +201,8 @@ def holders(db: Path | str, key: str) -> list[str]:
         conn.close()
 
 
-@pytest.mark.parametrize("then", ["run again", "reindex"])
-def test_the_customers_of_a_cut_off_import_are_found_once_it_is_run_again_or_the_index_rebuilt(
-        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str) -> None:
+def cut_off_import(db: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """NO_IDS's file, imported until its first batch (of three rows) is committed; the file."""
     csv = tmp_path / "c.csv"
     csv.write_text(HEADER + "".join(r + "\n" for r in NO_IDS))
     monkeypatch.setattr(importer, "BATCH", 3)
@@ -211,10 +210,17 @@ def test_the_customers_of_a_cut_off_import_are_found_once_it_is_run_again_or_the
     def interrupted(done: int) -> None:
         raise KeyboardInterrupt
 
+    with pytest.raises(KeyboardInterrupt):
+        importer.import_customers(db, BUSINESS, csv, interrupted)
+    return csv
+
+
+@pytest.mark.parametrize("then", ["run again", "reindex"])
+def test_the_customers_of_a_cut_off_import_are_found_once_it_is_run_again_or_the_index_rebuilt(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str) -> None:
     db = open_store(settings.db_path)
     try:
-        with pytest.raises(KeyboardInterrupt):
-            importer.import_customers(db, BUSINESS, csv, interrupted)
+        csv = cut_off_import(db, tmp_path, monkeypatch)
         assert holders(settings.db_path, "e:bo@example.com") == []  # its keys wait for the import's end
         if then == "run again":
             importer.import_customers(db, BUSINESS, csv)
@@ -229,17 +235,9 @@ def test_the_customers_of_a_cut_off_import_are_found_once_it_is_run_again_or_the
 
 def test_a_cut_off_import_whose_customers_a_sync_indexed_meanwhile_is_merged_once_run_again(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    csv = tmp_path / "c.csv"
-    csv.write_text(HEADER + "".join(r + "\n" for r in NO_IDS))
-    monkeypatch.setattr(importer, "BATCH", 3)
-
-    def interrupted(done: int) -> None:
-        raise KeyboardInterrupt
-
     db = open_store(settings.db_path)
     try:
-        with pytest.raises(KeyboardInterrupt):
-            importer.import_customers(db, BUSINESS, csv, interrupted)
+        csv = cut_off_import(db, tmp_path, monkeypatch)
         db.write(customers.rebuild_index, BUSINESS.tenant_id)  # a vendor sync's: the pending keys are indexed too
         importer.import_customers(db, BUSINESS, csv)  # most customers pending: the merge builds the index again
         bo = holders(settings.db_path, "e:bo@example.com")
