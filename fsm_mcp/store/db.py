@@ -39,12 +39,12 @@ def new_id(prefix: str) -> str:
     landing on random pages (an import of a million customers feels the difference), and
     "oldest first" is simply id order.
     """
-    return f"{prefix}_{time.time_ns() // 1000:013x}{secrets.token_hex(3)}"
+    return new_ids(prefix, 1)[0]
 
 
 def new_ids(prefix: str, n: int) -> list[str]:
-    """n ids as `new_id` makes them, their random bits read from the system at once: an import makes three a
-    customer, and a read each let the import's other thread take the interpreter for up to its switch
+    """n ids as `new_id` describes them, their random bits read from the system at once: an import makes three
+    a customer, and a read each let the import's other thread take the interpreter for up to its switch
     interval (at 100,000 customers the ids were a fifth of the import's writing thread)."""
     bits = secrets.token_hex(3 * n)
     return [f"{prefix}_{time.time_ns() // 1000:013x}{bits[6 * i:6 * i + 6]}" for i in range(n)]
