@@ -13,7 +13,7 @@
         ├── VendorUnavailable  it is down, slow or rate limiting, and retries ran out; try later
         ├── VendorRejected     it refused the request as invalid; says what it objected to
         └── WriteUncertain     a write was sent and its answer lost, and no read-back could
-                               tell whether it was done; says what to check before retrying
+                               tell whether it was done; says what a retry does
 
 Every message is written for the model: what was wrong and what to do next. The tool
 layer turns these into MCP tool errors (`isError: true`); anything else that escapes is
@@ -80,4 +80,8 @@ class VendorRejected(VendorError):
 
 
 class WriteUncertain(VendorError):
-    pass
+    """`happened`: what is known, without the advice (a caller that knows what a retry does adds its own)."""
+
+    def __init__(self, message: str, *, happened: str = "") -> None:
+        super().__init__(message)
+        self.happened = happened or message

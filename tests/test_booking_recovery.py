@@ -181,3 +181,38 @@ async def test_a_booking_cut_off_before_its_customer_left_makes_it_once_without_
         booked = await call(client, "create_job", idempotency_key="k1", **BOOKING)
     assert len(named(vendor)) == 2 and booked["customer_created"] and booked["customer_id"] != other["customer_id"]
     assert [str(j["id"]) for j in jobs_of(vendor, booked["customer_id"])] == [booked["job_id"]]
+
+
+class LostAndUnread(httpx.AsyncBaseTransport):
+    """The first POST of a customer reaches the vendor, which makes the customer, and its answer is lost (a
+    gateway's 504); the read-back of customers that follows is refused, so nothing tells whether it was made."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.lost = self.unread = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.method == "GET" and path.endswith("/customers") and self.lost and not self.unread:
+            self.unread = True
+            return httpx.Response(400, json={"message": "The request could not be served."}, request=request)
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and path.endswith("/customers") and not self.lost:
+            self.lost = True
+            return httpx.Response(504, json={"message": "Endpoint request timed out"}, request=request)
+        return response
+
+
+async def test_a_new_customer_whose_write_is_uncertain_is_retried_under_its_key_and_made_once(any_vendor: Rig) -> None:
+    vendor = any_vendor
+    edge = LostAndUnread(vendor.transport)
+    async with Client(build_server(vendor.settings, edge)) as client:
+        uncertain = await client.call_tool("create_job", {"idempotency_key": "k1", **BOOKING})
+        assert uncertain.is_error and edge.lost and edge.unread and len(named(vendor)) == 1
+        text = uncertain.content[0].text  # type: ignore[union-attr]
+        assert "may or may not have made the new customer" in text and "reading back was refused too" in text
+        assert "Retry with the same idempotency_key and arguments" in text and "Check in" not in text
+        booked = await call(client, "create_job", idempotency_key="k1", **BOOKING)
+    (made,) = named(vendor)
+    assert booked["customer_created"] and booked["customer_id"] == str(made["id"])
+    assert [str(j["id"]) for j in jobs_of(vendor, booked["customer_id"])] == [booked["job_id"]]

@@ -112,6 +112,23 @@ async def kept_key(vendor: str, what: str) -> AsyncIterator[None]:
         raise MadeNotRecorded(vendor, what, exc) from None
 
 
+@asynccontextmanager
+async def resumed_by_retry(attempt: Attempt) -> AsyncIterator[None]:
+    """Around a booking's vendor write of the new customer or of the job: a retry with the key resumes the
+    step and reads back what this call may have made before making anything (the customer by what the call
+    gave, the job by the key it carries), so the agent is told to retry, not to check by hand. Without a
+    key nothing resumes, and the vendor client's advice stands."""
+    try:
+        yield
+    except MadeNotRecorded:
+        raise
+    except WriteUncertain as exc:
+        if not attempt.key:
+            raise
+        raise WriteUncertain(f"{exc.happened} Retry with the same idempotency_key and arguments: the retry looks "
+                             "for it first and makes it only if it is not there.", happened=exc.happened) from None
+
+
 def duplicate_of(jobs: Iterable[Job], request: BookingRequest, skill: str) -> Job | None:
     """The duplicate-job rule: an open job (booked or on hold) of the same skill whose window overlaps
     the request's is the same booking; the first such job is returned instead of a second one."""
@@ -140,7 +157,8 @@ async def book(steps: BookingSteps, db: Store, business: Business, request: Book
             if request.address is None:
                 raise InvalidInput("address", "a new customer needs the service address; ask the caller for it")
             await attempt.begin(db, CUSTOMER)
-            customer_id, place_id = await steps.new_customer(request, attempt, now)
+            async with resumed_by_retry(attempt):
+                customer_id, place_id = await steps.new_customer(request, attempt, now)
             await attempt.record(db, CUSTOMER, f"{customer_id} {place_id}")
         earlier = await _earlier_job(steps, request, attempt, customer_id, place_id, now)
         job = await _job(steps, db, request, attempt, customer_id, place_id, now, earlier)
@@ -180,7 +198,10 @@ async def _job(steps: BookingSteps, db: Store, request: BookingRequest, attempt:
                place_id: str, now: datetime, earlier: Job | None) -> Job:
     """The booking's job (the earlier one, or a new one, recorded on the key's row), then its dispatch, which
     leaves a technician already assigned as it is."""
-    job = earlier or await steps.create_job(customer_id, place_id, request, attempt.key, now)
+    job = earlier
+    if job is None:
+        async with resumed_by_retry(attempt):
+            job = await steps.create_job(customer_id, place_id, request, attempt.key, now)
     await attempt.record(db, JOB, job.model_dump_json())
     if request.technician_id:
         job = await steps.dispatch(job.job_id, request.technician_id, now)

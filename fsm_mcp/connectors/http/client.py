@@ -122,11 +122,10 @@ class VendorClient:
             return await self._retrying(lambda deadline: self._once(method, path, params, json, deadline, headers),
                                         None, check=check, write=True)
         except _Uncertain as exc:
-            raise WriteUncertain(
-                f"{self.vendor} may or may not have made {what}: the request was sent and its answer was lost "
-                f"({exc.reason}). Check in {self.vendor} before trying again with a new idempotency key; "
-                "retrying with the same key replays this answer."
-            ) from None
+            happened = (f"{self.vendor} may or may not have made {what}: the request was sent and its answer was "
+                        f"lost ({exc.reason}).")
+            raise WriteUncertain(f"{happened} Check in {self.vendor} whether it was done before asking for it again.",
+                                 happened=happened) from None
 
     async def _retrying(self, send: Send, budget: float | None, *, check: Check | None, write: bool) -> Any:
         policy = self.policy
@@ -157,8 +156,9 @@ class VendorClient:
                     raise _Uncertain(exc.reason) from None
                 try:
                     done = await self._retrying(lambda _: check(), limit, check=None, write=False)
-                except VendorUnavailable:
-                    raise _Uncertain(f"{exc.reason}, and reading back failed too") from None
+                except (VendorUnavailable, VendorRejected) as failed:  # refused or down: still unknown either way
+                    what = "was refused" if isinstance(failed, VendorRejected) else "failed"
+                    raise _Uncertain(f"{exc.reason}, and reading back {what} too") from None
                 if done is not None:
                     return done
                 raise  # the read-back shows it was not done: sending again cannot duplicate it
